@@ -1,0 +1,146 @@
+{{/*
+Chart name, shortened to the 63 characters a label value may hold.
+*/}}
+{{- define "trackvia-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Prefix of every resource name: the release name, followed by the chart name
+unless the release name already contains it.
+*/}}
+{{- define "trackvia-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "trackvia-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels that select the operator's pods; never change them after the first
+release, Deployment selectors are immutable.
+*/}}
+{{- define "trackvia-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "trackvia-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels on every resource of the release.
+*/}}
+{{- define "trackvia-operator.labels" -}}
+helm.sh/chart: {{ include "trackvia-operator.chart" . }}
+{{ include "trackvia-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: trackvia-operator
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the ServiceAccount the operator runs as.
+*/}}
+{{- define "trackvia-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "trackvia-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image reference: repository, then a digest if one is pinned, else the tag
+(the chart's appVersion by default).
+*/}}
+{{- define "trackvia-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when more than one replica runs, which switches on leader election,
+the Lease permissions and the PodDisruptionBudget.
+*/}}
+{{- define "trackvia-operator.leaderElection" -}}
+{{- if gt (int .Values.replicaCount) 1 }}true{{ end }}
+{{- end }}
+
+{{/*
+Namespace holding the leader-election Lease.
+*/}}
+{{- define "trackvia-operator.leaseNamespace" -}}
+{{- default .Release.Namespace .Values.leaderElection.namespace }}
+{{- end }}
+
+{{/*
+Name of the leader-election Lease.
+*/}}
+{{- define "trackvia-operator.leaseName" -}}
+{{- default (include "trackvia-operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/*
+Directory the extra CA bundle is mounted at, and the file passed to the operator.
+*/}}
+{{- define "trackvia-operator.extraCADir" -}}
+/etc/trackvia-operator/extra-ca
+{{- end }}
+{{- define "trackvia-operator.extraCAFile" -}}
+{{ include "trackvia-operator.extraCADir" . }}/ca.pem
+{{- end }}
+
+{{/*
+The permissions the operator needs wherever it watches TrackViaConnections:
+in one ClusterRole, or repeated in a Role per watched namespace (scoped mode).
+Secrets may be created and patched but never deleted: the operator's own
+Secrets are removed by garbage collection through ownerReferences.
+*/}}
+{{- define "trackvia-operator.rules" -}}
+- apiGroups: ["trackvia.io"]
+  resources: ["trackviaconnections"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["trackvia.io"]
+  resources: ["trackviaconnections/status"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- if .Values.rolloutRestart.enabled }}
+- apiGroups: ["apps"]
+  resources: ["deployments", "statefulsets", "daemonsets"]
+  verbs: ["get", "patch"]
+{{- end }}
+{{- end }}
+
+{{/*
+Refuse combinations the schema cannot express.
+*/}}
+{{- define "trackvia-operator.validate" -}}
+{{- if and .Values.extraCA.secretName .Values.extraCA.configMapName }}
+{{- fail "extraCA: set secretName or configMapName, not both" }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service.enabled) }}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.service.enabled" }}
+{{- end }}
+{{- end }}
