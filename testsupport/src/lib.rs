@@ -1,1 +1,12 @@
+//! Test support for trackvia-operator.
+//!
+//! - [`fake`]: a fake TrackVia API over HTTPS with its own certificate authority.
+//! - [`kube`]: helpers for tests against the real test bed (client, throw-away namespaces,
+//!   waiting with diagnostics, running the operator binary).
 
+pub mod fake;
+pub mod kube;
+mod process;
+
+pub use fake::{Behavior, FakeOptions, FakeTrackVia, RecordedRequest};
+pub use process::{OperatorProcess, free_port};

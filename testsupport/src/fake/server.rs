@@ -1,0 +1,198 @@
+//! The network side of the fake: TLS, HTTP/1.1, and turning [`Action`]s into responses.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use hyper::body::{Body, Frame, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use super::behavior::{Action, Reply};
+use super::{IncomingRequest, State, lock};
+
+type ResponseBody = BoxBody<Bytes, Infallible>;
+
+/// Accepts connections until the task is aborted; aborting also drops every connection.
+pub(crate) async fn serve(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<Mutex<State>>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _peer)) => {
+                    connections.spawn(connection(tcp, acceptor.clone(), state.clone()));
+                }
+                Err(error) => {
+                    // Typically out of file descriptors; back off instead of spinning.
+                    tracing::warn!(%error, "fake TrackVia: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn connection(tcp: TcpStream, acceptor: TlsAcceptor, state: Arc<Mutex<State>>) {
+    let _ = tcp.set_nodelay(true);
+    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        // Handshake failures are expected in tests of clients that do not trust the CA.
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "fake TrackVia: TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let close = Arc::new(Notify::new());
+    let service = {
+        let close = close.clone();
+        service_fn(move |req| respond(req, state.clone(), close.clone()))
+    };
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new());
+    let conn = builder.serve_connection(TokioIo::new(tls), service);
+    tokio::select! {
+        result = conn => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "fake TrackVia: connection ended with an error");
+            }
+        }
+        // Dropping the connection here closes the socket without a response or TLS
+        // close_notify: the client sees the connection die mid-request.
+        () = close.notified() => {}
+    }
+}
+
+async fn respond(
+    req: Request<Incoming>,
+    state: Arc<Mutex<State>>,
+    close: Arc<Notify>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let incoming = describe(&req);
+    let action = lock(&state).handle(incoming);
+    match action {
+        Action::Reply(reply) => Ok(build(reply)),
+        Action::ReplyAfter(delay, reply) => {
+            tokio::time::sleep(delay).await;
+            Ok(build(reply))
+        }
+        Action::Close => {
+            close.notify_one();
+            std::future::pending().await
+        }
+        Action::Filler { bytes } => {
+            let mut response = Response::new(Filler::new(bytes).boxed());
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json;charset=UTF-8"),
+            );
+            Ok(response)
+        }
+    }
+}
+
+fn describe(req: &Request<Incoming>) -> IncomingRequest {
+    let query = req
+        .uri()
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    IncomingRequest {
+        method: req.method().as_str().to_string(),
+        path: req.uri().path().to_string(),
+        query,
+        headers,
+    }
+}
+
+fn build(reply: Reply) -> Response<ResponseBody> {
+    let mut response = Response::new(
+        http_body_util::Full::new(reply.body)
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in reply.headers {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) else {
+            tracing::warn!(header = %name, "fake TrackVia: skipping an invalid header");
+            continue;
+        };
+        response.headers_mut().append(name, value);
+    }
+    response
+}
+
+/// A body of exactly `total` bytes, `[`, spaces, `]` (valid JSON), produced in chunks and of
+/// unknown length up front, so it goes out with chunked transfer encoding.
+struct Filler {
+    total: usize,
+    sent: usize,
+}
+
+const CHUNK: usize = 64 * 1024;
+static SPACES: [u8; CHUNK] = [b' '; CHUNK];
+
+impl Filler {
+    fn new(total: usize) -> Filler {
+        Filler { total, sent: 0 }
+    }
+}
+
+impl Body for Filler {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let len = (self.total - self.sent).min(CHUNK);
+        if len == 0 {
+            return Poll::Ready(None);
+        }
+        let mut chunk = SPACES[..len].to_vec();
+        if self.sent == 0 {
+            chunk[0] = b'[';
+        }
+        self.sent += len;
+        if self.sent == self.total && self.total >= 2 {
+            chunk[len - 1] = b']';
+        }
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.sent == self.total
+    }
+}
