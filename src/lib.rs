@@ -1,1 +1,25 @@
+//! trackvia-operator: keeps TrackVia API credentials verified and published in Kubernetes.
 
+pub mod crd;
+pub mod status;
+pub mod trackvia;
+
+/// Errors of the operator's own paths.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("kubernetes API: {context}: {source}")]
+    Kube {
+        /// What was being done.
+        context: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Configuration given at start-up is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Result with the operator's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

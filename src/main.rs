@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    print!("{}", trackvia_operator::crd::crd_yaml());
+}

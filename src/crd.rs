@@ -1,0 +1,450 @@
+//! The `TrackViaConnection` custom resource: spec, status, schema rules and the
+//! names of its conditions and reasons.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of the custom resource.
+pub const GROUP: &str = "trackvia.io";
+/// Annotation whose new value forces a verification.
+pub const VERIFY_REQUESTED_ANNOTATION: &str = "trackvia.io/verify-requested-at";
+/// Label put on every Secret the operator writes.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`].
+pub const MANAGER_NAME: &str = "trackvia-operator";
+/// Annotation on an output Secret naming the connection that owns it.
+pub const CONNECTION_ANNOTATION: &str = "trackvia.io/connection";
+/// Annotation on an output Secret holding the hash of its content.
+pub const HASH_ANNOTATION: &str = "trackvia.io/content-hash";
+
+/// Regular expression for `spec.host`: a lower-case DNS name with an optional port.
+pub const HOST_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?$";
+/// Regular expression for `spec.tokenExpiresOn`: a calendar date.
+pub const DATE_PATTERN: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$";
+/// Regular expression for durations (`1h`, `90m`, `1h30m`, `0`).
+pub const DURATION_PATTERN: &str = r"^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$";
+/// Regular expression for a Secret data key.
+pub const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
+/// Regular expression for an object name (DNS subdomain).
+pub const NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// Condition types.
+pub mod condition {
+    /// Summary: can applications use the published credentials?
+    pub const READY: &str = "Ready";
+    /// The last answer from TrackVia.
+    pub const VERIFIED: &str = "Verified";
+    /// Whether the output Secret was written.
+    pub const SECRET_SYNCED: &str = "SecretSynced";
+    /// True inside the expiry-warning window.
+    pub const EXPIRING: &str = "Expiring";
+}
+
+/// Condition reasons.
+pub mod reason {
+    /// TrackVia accepted the credentials.
+    pub const VERIFIED: &str = "Verified";
+    /// The token's expiry instant has passed, or TrackVia said it expired.
+    pub const EXPIRED: &str = "Expired";
+    /// TrackVia answered 401.
+    pub const UNAUTHORIZED: &str = "Unauthorized";
+    /// TrackVia answered 403.
+    pub const FORBIDDEN: &str = "Forbidden";
+    /// The source Secret or one of its keys is missing.
+    pub const CREDENTIALS_NOT_FOUND: &str = "CredentialsNotFound";
+    /// The spec is invalid in a way the schema cannot catch.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The host is outside the operator's allow list.
+    pub const HOST_NOT_ALLOWED: &str = "HostNotAllowed";
+    /// A Secret the operator does not own sits at the target name.
+    pub const TARGET_CONFLICT: &str = "TargetConflict";
+    /// TrackVia could not be reached for longer than the grace period.
+    pub const UNREACHABLE: &str = "Unreachable";
+    /// No answer from TrackVia yet.
+    pub const VERIFICATION_PENDING: &str = "VerificationPending";
+    /// The last attempt failed transiently (5xx, timeout, connection, 429).
+    pub const TRANSIENT_FAILURE: &str = "TransientFailure";
+    /// TrackVia rate-limited the request.
+    pub const RATE_LIMITED: &str = "RateLimited";
+    /// The output Secret is written.
+    pub const SYNCED: &str = "Synced";
+    /// The output Secret is not written because the credentials are not verified.
+    pub const NOT_PUBLISHED: &str = "NotPublished";
+    /// Writing the output Secret failed.
+    pub const ERROR: &str = "Error";
+    /// The token expires within the warning window.
+    pub const EXPIRING: &str = "ExpiresSoon";
+    /// The token is outside the warning window.
+    pub const NOT_EXPIRING: &str = "NotExpiring";
+    /// No expiry date is known.
+    pub const NO_EXPIRY_DATE: &str = "NoExpiryDate";
+}
+
+/// A verified TrackVia connection: credentials from a Secret, checked against the
+/// TrackVia API and published as a complete connection Secret.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "trackvia.io",
+    version = "v1alpha1",
+    kind = "TrackViaConnection",
+    plural = "trackviaconnections",
+    shortname = "tvc",
+    category = "trackvia",
+    namespaced,
+    status = "TrackViaConnectionStatus",
+    printcolumn(name = "Host", type_ = "string", json_path = ".spec.host"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(name = "Expires", type_ = "string", json_path = ".spec.tokenExpiresOn"),
+    printcolumn(name = "Last Verified", type_ = "date", json_path = ".status.lastVerifiedTime"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackViaConnectionSpec {
+    /// TrackVia host: the account's subdomain with an optional port, no scheme or path.
+    #[serde(default = "default_host")]
+    #[schemars(extend(
+        "pattern" = HOST_PATTERN,
+        "maxLength" = 253,
+        "x-kubernetes-validations" = [
+            {"rule": "!self.contains('/') && !self.contains('@') && !self.contains('://')",
+             "message": "host must be host[:port] without a scheme, userinfo or path"},
+            {"rule": "self.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?$')",
+             "message": "host must be a lower-case DNS name with an optional :port"}
+        ]
+    ))]
+    pub host: String,
+
+    /// Numeric TrackVia account id, sent as the `account-id` header (sandbox accounts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 1))]
+    pub account_id: Option<u64>,
+
+    /// The Secret, in the same namespace, holding the API key and the auth token.
+    pub credentials_secret_ref: CredentialsSecretRef,
+
+    /// The date chosen in TrackVia when the token was created (YYYY-MM-DD);
+    /// the token stops working at 00:00 UTC on that day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend(
+        "pattern" = DATE_PATTERN,
+        "x-kubernetes-validations" = [
+            {"rule": "self.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$') && timestamp(self + 'T00:00:00Z') >= timestamp('2000-01-01T00:00:00Z')",
+             "message": "tokenExpiresOn must be a calendar date YYYY-MM-DD"}
+        ]
+    ))]
+    pub token_expires_on: Option<String>,
+
+    /// The token's name on TrackVia's API Access page (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxLength" = 256))]
+    pub token_name: Option<String>,
+
+    /// The API user the token belongs to (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxLength" = 256))]
+    pub api_user: Option<String>,
+
+    /// How long before expiry `Expiring` turns True (a duration such as `336h`).
+    #[serde(default = "default_expiry_warning")]
+    #[schemars(extend(
+        "pattern" = DURATION_PATTERN,
+        "maxLength" = 32,
+        "x-kubernetes-validations" = [
+            {"rule": "duration(self == '0' ? '0s' : self) >= duration('0s')",
+             "message": "expiryWarning must be a non-negative duration such as 336h"}
+        ]
+    ))]
+    pub expiry_warning: String,
+
+    /// How often to verify against TrackVia (minimum 1m); `0` turns periodic checks off.
+    #[serde(default = "default_verify_interval")]
+    #[schemars(extend(
+        "pattern" = DURATION_PATTERN,
+        "maxLength" = 32,
+        "x-kubernetes-validations" = [
+            {"rule": "self == '0' || duration(self) >= duration('1m')",
+             "message": "verifyInterval must be at least 1m, or 0 to turn periodic checks off"}
+        ]
+    ))]
+    pub verify_interval: String,
+
+    /// The output Secret.
+    #[serde(default)]
+    pub target: Target,
+
+    /// Which credentials are published: only those TrackVia accepted, or always.
+    #[serde(default)]
+    pub publish: Publish,
+
+    /// Workloads restarted when the published credentials really change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 32))]
+    pub rollout_restart_targets: Vec<RolloutRestartTarget>,
+}
+
+fn default_host() -> String {
+    "go.trackvia.com".to_string()
+}
+fn default_expiry_warning() -> String {
+    "336h".to_string()
+}
+fn default_verify_interval() -> String {
+    "1h".to_string()
+}
+
+/// Where the credentials are read from.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsSecretRef {
+    /// Name of the Secret in the connection's namespace.
+    #[schemars(extend("pattern" = NAME_PATTERN, "maxLength" = 253, "minLength" = 1))]
+    pub name: String,
+    /// Key holding the TrackVia API key (`user_key`).
+    #[serde(default = "default_api_key_key")]
+    #[schemars(extend("pattern" = SECRET_KEY_PATTERN, "maxLength" = 253))]
+    pub api_key_key: String,
+    /// Key holding the TrackVia auth token.
+    #[serde(default = "default_auth_token_key")]
+    #[schemars(extend("pattern" = SECRET_KEY_PATTERN, "maxLength" = 253))]
+    pub auth_token_key: String,
+}
+
+fn default_api_key_key() -> String {
+    "apiKey".to_string()
+}
+fn default_auth_token_key() -> String {
+    "authToken".to_string()
+}
+
+/// The output Secret.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.labels) || !('app.kubernetes.io/managed-by' in self.labels)",
+     "message": "target.labels must not set app.kubernetes.io/managed-by"}
+]))]
+pub struct Target {
+    /// Name of the output Secret (default: the connection's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = NAME_PATTERN, "maxLength" = 253, "minLength" = 1))]
+    pub name: Option<String>,
+    /// Key names in the output Secret.
+    #[serde(default)]
+    pub keys: TargetKeys,
+    /// Extra labels for the output Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Extra annotations for the output Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// What happens to the output Secret when the connection is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// Take over an existing Secret at the target name that the operator did not create.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
+}
+
+/// Key names in the output Secret.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "[self.apiKey, self.authToken, self.host, self.accountId, self.baseUrl].all(k, [self.apiKey, self.authToken, self.host, self.accountId, self.baseUrl].filter(j, j == k).size() == 1)",
+     "message": "target.keys must all be different"}
+]))]
+pub struct TargetKeys {
+    /// Key for the API key.
+    #[serde(default = "default_api_key_key")]
+    #[schemars(extend("pattern" = SECRET_KEY_PATTERN, "maxLength" = 253))]
+    pub api_key: String,
+    /// Key for the auth token.
+    #[serde(default = "default_auth_token_key")]
+    #[schemars(extend("pattern" = SECRET_KEY_PATTERN, "maxLength" = 253))]
+    pub auth_token: String,
+    /// Key for the host.
+    #[serde(default = "default_host_key")]
+    #[schemars(extend("pattern" = SECRET_KEY_PATTERN, "maxLength" = 253))]
+    pub host: String,
+    /// Key for the account id (written only when `accountId` is set).
+    #[serde(default = "default_account_id_key")]
+    #[schemars(extend("pattern" = SECRET_KEY_PATTERN, "maxLength" = 253))]
+    pub account_id: String,
+    /// Key for the base URL (`https://{host}`), the value TrackVia SDKs take.
+    #[serde(default = "default_base_url_key")]
+    #[schemars(extend("pattern" = SECRET_KEY_PATTERN, "maxLength" = 253))]
+    pub base_url: String,
+}
+
+impl Default for TargetKeys {
+    fn default() -> Self {
+        TargetKeys {
+            api_key: default_api_key_key(),
+            auth_token: default_auth_token_key(),
+            host: default_host_key(),
+            account_id: default_account_id_key(),
+            base_url: default_base_url_key(),
+        }
+    }
+}
+
+fn default_host_key() -> String {
+    "host".to_string()
+}
+fn default_account_id_key() -> String {
+    "accountId".to_string()
+}
+fn default_base_url_key() -> String {
+    "baseUrl".to_string()
+}
+
+/// What happens to the output Secret when the connection is deleted.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum DeletionPolicy {
+    /// The Secret carries an ownerReference and is garbage-collected.
+    #[default]
+    Delete,
+    /// The Secret is kept.
+    Retain,
+}
+
+/// Which credentials are published.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum Publish {
+    /// Only credentials TrackVia accepted.
+    #[default]
+    Verified,
+    /// Whatever the source Secret holds.
+    Always,
+}
+
+/// A workload restarted when the published credentials change.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutRestartTarget {
+    /// Kind of the workload.
+    pub kind: WorkloadKind,
+    /// Name of the workload in the connection's namespace.
+    #[schemars(extend("pattern" = NAME_PATTERN, "maxLength" = 253, "minLength" = 1))]
+    pub name: String,
+}
+
+/// Kinds of workload that can be restarted.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum WorkloadKind {
+    /// apps/v1 Deployment.
+    Deployment,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+    /// apps/v1 DaemonSet.
+    DaemonSet,
+}
+
+/// Observed state of a connection.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackViaConnectionStatus {
+    /// The generation the status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Verified, SecretSynced and Expiring.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The instant the token stops working (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<String>,
+    /// The instant `Expiring` turns True (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_warning_at: Option<String>,
+    /// When TrackVia was last asked (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_time: Option<String>,
+    /// When TrackVia last accepted the credentials (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_verification_time: Option<String>,
+    /// When the next check is planned (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_verification_time: Option<String>,
+    /// HTTP status of TrackVia's last answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_http_status: Option<u16>,
+    /// Transient failures in a row since the last definite answer.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// Name of the output Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// Keyed-HMAC prefix identifying the current credentials (never the value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_fingerprint: Option<String>,
+    /// Fingerprint of the credentials TrackVia last accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_fingerprint: Option<String>,
+    /// Content hash of the published output Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_hash: Option<String>,
+    /// The last value of the verify-requested-at annotation acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_requested_at: Option<String>,
+}
+
+/// A standard Kubernetes condition (`metav1.Condition`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// True, False or Unknown.
+    #[schemars(extend("enum" = ["True", "False", "Unknown"]))]
+    pub status: String,
+    /// Machine-readable reason in CamelCase.
+    pub reason: String,
+    /// Human-readable detail.
+    #[serde(default)]
+    pub message: String,
+    /// When `status` last changed (RFC 3339).
+    pub last_transition_time: String,
+    /// The generation this condition was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl TrackViaConnectionStatus {
+    /// The condition of the given type, if present.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
+impl TrackViaConnection {
+    /// The output Secret's name.
+    pub fn target_name(&self) -> String {
+        self.spec
+            .target
+            .name
+            .clone()
+            .unwrap_or_else(|| kube::ResourceExt::name_any(self))
+    }
+}
+
+/// The CRD as YAML, exactly as written to `crds/`.
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    let crd = TrackViaConnection::crd();
+    // Serialising a derived CRD cannot fail: it holds only strings, maps and numbers.
+    let body = serde_yaml_ng::to_string(&crd).unwrap_or_default();
+    format!("# Generated by `trackvia-operator crd`. Do not edit.\n{body}")
+}
