@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ::kube::api::{Api, DeleteParams, ListParams, PostParams};
+use ::kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use ::kube::config::{KubeConfigOptions, Kubeconfig};
 use ::kube::{Client, Config, Resource};
 use k8s_openapi::api::core::v1::{Event, Namespace};
@@ -156,14 +156,21 @@ impl TestNamespace {
         delete_namespace(&self.client, &self.name).await;
     }
 
-    /// Deletes the namespace and waits until the server has removed it. Panics with
-    /// diagnostics if that takes longer than `timeout` (the namespace controller is needed).
-    pub async fn cleanup_and_wait(mut self, timeout: Duration) {
-        self.done = true;
+    /// Like [`TestNamespace::cleanup`], then waits until the server has removed the namespace.
+    /// Panics with diagnostics if that takes longer than `timeout`.
+    pub async fn cleanup_and_wait(self, timeout: Duration) {
         if keep_namespaces() {
-            eprintln!("KEEP_NAMESPACES=1: keeping namespace {}", self.name);
+            self.cleanup().await;
             return;
         }
+        self.delete_and_wait(timeout).await;
+    }
+
+    /// Deletes the namespace even when `KEEP_NAMESPACES=1`, and waits until the server has
+    /// removed it (which needs the namespace controller). Panics with diagnostics if that takes
+    /// longer than `timeout`.
+    pub async fn delete_and_wait(mut self, timeout: Duration) {
+        self.done = true;
         delete_namespace(&self.client, &self.name).await;
         let api = Api::<Namespace>::all(self.client.clone());
         wait_for_absent(
@@ -177,14 +184,7 @@ impl TestNamespace {
 }
 
 async fn delete_namespace(client: &Client, name: &str) {
-    let result = Api::<Namespace>::all(client.clone())
-        .delete(name, &DeleteParams::background())
-        .await;
-    match result {
-        Ok(_) => {}
-        Err(::kube::Error::Api(status)) if status.code == 404 => {}
-        Err(e) => eprintln!("could not delete namespace {name}: {e}"),
-    }
+    delete_cluster_object(client, &ApiResource::erase::<Namespace>(&()), name).await;
 }
 
 impl Drop for TestNamespace {
@@ -196,28 +196,95 @@ impl Drop for TestNamespace {
             eprintln!("KEEP_NAMESPACES=1: keeping namespace {}", self.name);
             return;
         }
-        // The test's runtime may be shutting down and a kube Client is tied to the runtime
-        // it was made on, so the delete runs on a thread with its own runtime and client.
-        let name = self.name.clone();
-        let (sent, finished) = std::sync::mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name(format!("delete-namespace-{name}"))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                match runtime {
-                    Ok(runtime) => runtime.block_on(async {
-                        let client = client().await;
-                        delete_namespace(&client, &name).await;
-                    }),
-                    Err(e) => eprintln!("could not delete namespace {name}: {e}"),
-                }
-                let _ = sent.send(());
-            });
-        if spawned.is_ok() && finished.recv_timeout(Duration::from_secs(15)).is_err() {
-            eprintln!("deleting namespace {} did not finish in 15 s", self.name);
+        delete_from_drop(ApiResource::erase::<Namespace>(&()), &self.name);
+    }
+}
+
+/// Deletes a cluster-scoped object (a CRD, a ClusterRole...) that a test created, on
+/// [`ClusterObjectGuard::delete`] or on drop, unless `KEEP_NAMESPACES=1`.
+pub struct ClusterObjectGuard {
+    resource: ApiResource,
+    name: String,
+    done: bool,
+}
+
+impl ClusterObjectGuard {
+    /// Guards the object of kind `K` named `name`.
+    pub fn new<K>(name: &str) -> ClusterObjectGuard
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>,
+    {
+        ClusterObjectGuard {
+            resource: ApiResource::erase::<K>(&()),
+            name: name.to_string(),
+            done: false,
         }
+    }
+
+    /// Deletes the object now (a missing object is fine).
+    pub async fn delete(mut self, client: &Client) {
+        self.done = true;
+        if keep_namespaces() {
+            eprintln!(
+                "KEEP_NAMESPACES=1: keeping {} {}",
+                self.resource.kind, self.name
+            );
+            return;
+        }
+        delete_cluster_object(client, &self.resource, &self.name).await;
+    }
+}
+
+impl Drop for ClusterObjectGuard {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if keep_namespaces() {
+            eprintln!(
+                "KEEP_NAMESPACES=1: keeping {} {}",
+                self.resource.kind, self.name
+            );
+            return;
+        }
+        delete_from_drop(self.resource.clone(), &self.name);
+    }
+}
+
+/// Deletes a cluster-scoped object; a 404 is success, other errors are reported, not raised.
+async fn delete_cluster_object(client: &Client, resource: &ApiResource, name: &str) {
+    let api = Api::<DynamicObject>::all_with(client.clone(), resource);
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(::kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => eprintln!("could not delete {} {name}: {e}", resource.kind),
+    }
+}
+
+/// Deletes a cluster-scoped object from a `Drop` impl. The test's runtime may be shutting down
+/// and a kube `Client` is tied to the runtime it was made on, so the delete runs on a thread
+/// with its own runtime and client; this waits a bounded time for it.
+fn delete_from_drop(resource: ApiResource, name: &str) {
+    let name = name.to_string();
+    let what = format!("{} {name}", resource.kind);
+    let (sent, finished) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name(format!("delete-{name}"))
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(runtime) => runtime.block_on(async {
+                    let client = client().await;
+                    delete_cluster_object(&client, &resource, &name).await;
+                }),
+                Err(e) => eprintln!("could not delete {} {name}: {e}", resource.kind),
+            }
+            let _ = sent.send(());
+        });
+    if spawned.is_ok() && finished.recv_timeout(Duration::from_secs(15)).is_err() {
+        eprintln!("deleting {what} did not finish within 15 s");
     }
 }
 
