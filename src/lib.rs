@@ -1,10 +1,14 @@
 //! trackvia-operator: keeps TrackVia API credentials verified and published in Kubernetes.
 
+pub mod controller;
 pub mod crd;
+pub mod http;
+pub mod metrics;
+pub mod secret;
 pub mod status;
 pub mod trackvia;
 
-/// Errors of the operator's own paths.
+/// Errors of the operator's own paths. Their text never holds a credential.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A Kubernetes API call failed.

@@ -1,3 +1,332 @@
-fn main() {
-    print!("{}", trackvia_operator::crd::crd_yaml());
+//! Command line: `run`, `crd`, `verify`. No logic lives here.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use jiff::SignedDuration;
+use trackvia_operator::controller::{self, Clock, Config};
+use trackvia_operator::metrics::Metrics;
+use trackvia_operator::status::{Settings, parse_duration};
+use trackvia_operator::trackvia::{AllowedHosts, Credentials, Rejection, TrackViaClient, VerificationOutcome, Verifier};
+use trackvia_operator::{crd, http};
+
+#[derive(Parser)]
+#[command(name = "trackvia-operator", version, about = "Keeps TrackVia API credentials verified and published in Kubernetes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller.
+    Run(RunArgs),
+    /// Print the CustomResourceDefinition as YAML.
+    Crd,
+    /// Check one API key and auth token against TrackVia, with the operator's classifier.
+    ///
+    /// Exit codes: 0 verified, 2 unauthorized (401), 3 expired, 4 forbidden (403),
+    /// 5 no definite answer (429, 5xx, timeout, TLS, DNS, connection), 1 usage or other error.
+    Verify(VerifyArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Watch only these namespaces (comma-separated); default: all.
+    #[arg(long, env = "TRACKVIA_NAMESPACES", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// Hosts the operator may call: host[:port], host:* or *.domain[:port] patterns, comma-separated.
+    /// A pattern without a port means 443.
+    #[arg(long, env = "TRACKVIA_ALLOWED_HOSTS", default_value = "*.trackvia.com")]
+    allowed_hosts: String,
+    /// PEM bundle of CA certificates trusted in addition to the system roots.
+    #[arg(long, env = "TRACKVIA_EXTRA_CA_FILE")]
+    extra_ca_file: Option<std::path::PathBuf>,
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "TRACKVIA_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "TRACKVIA_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log level of the operator (error, warn, info, debug, trace).
+    #[arg(long, env = "TRACKVIA_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// TrackVia calls per minute, across all connections.
+    #[arg(long, env = "TRACKVIA_RATE_LIMIT", default_value_t = 60)]
+    rate_limit: u32,
+    /// Connections reconciled at once.
+    #[arg(long, env = "TRACKVIA_CONCURRENCY", default_value_t = 16)]
+    concurrency: u16,
+    /// Timeout of one TrackVia call.
+    #[arg(long, env = "TRACKVIA_REQUEST_TIMEOUT", default_value = "10s")]
+    request_timeout: String,
+    /// Transient failures in a row before Ready turns Unreachable (with --failure-grace).
+    #[arg(long, env = "TRACKVIA_FAILURE_THRESHOLD", default_value_t = 3)]
+    failure_threshold: u32,
+    /// How long transient failures must last before Ready turns Unreachable.
+    #[arg(long, env = "TRACKVIA_FAILURE_GRACE", default_value = "15m")]
+    failure_grace: String,
+    /// First retry delay after a transient failure; doubles each time, capped at the verify interval.
+    #[arg(long, env = "TRACKVIA_RETRY_BASE", default_value = "10s")]
+    retry_base: String,
+    /// Run Lease-based leader election; only the leader reconciles.
+    #[arg(long, env = "TRACKVIA_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the leader-election Lease (default: $POD_NAMESPACE).
+    #[arg(long, env = "TRACKVIA_LEADER_ELECTION_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "TRACKVIA_LEADER_ELECTION_LEASE_NAME", default_value = "trackvia-operator")]
+    leader_election_lease_name: String,
+    /// Testing only: shift the operator's clock by this signed duration (e.g. `-30s`, `36h`).
+    #[arg(long, env = "TRACKVIA_CLOCK_OFFSET", allow_hyphen_values = true)]
+    clock_offset: Option<String>,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// TrackVia host (host[:port]).
+    #[arg(long, default_value = "go.trackvia.com")]
+    host: String,
+    /// Account id, sent as the account-id header.
+    #[arg(long)]
+    account_id: Option<u64>,
+    /// Read the key and token from this Secret (namespace/name) through the kubeconfig
+    /// instead of TRACKVIA_API_KEY / TRACKVIA_AUTH_TOKEN.
+    #[arg(long)]
+    secret: Option<String>,
+    /// Key of the API key in --secret.
+    #[arg(long, default_value = "apiKey")]
+    api_key_key: String,
+    /// Key of the auth token in --secret.
+    #[arg(long, default_value = "authToken")]
+    auth_token_key: String,
+    /// PEM bundle of CA certificates trusted in addition to the system roots.
+    #[arg(long, env = "TRACKVIA_EXTRA_CA_FILE")]
+    extra_ca_file: Option<std::path::PathBuf>,
+    /// Timeout of the call.
+    #[arg(long, default_value = "10s")]
+    timeout: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => {
+            print!("{}", crd::crd_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Run(args) => runtime().block_on(run(args)),
+        Command::Verify(args) => runtime().block_on(verify(args)),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}
+
+fn install_crypto_provider() {
+    // kube and reqwest both use rustls with aws-lc-rs; make it the process default
+    // so neither has to guess. An error means one is already installed.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let level = level.to_ascii_lowercase();
+    if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+        return Err(format!("--log-level {level:?}: expected error, warn, info, debug or trace"));
+    }
+    // Dependencies stay at warn (kube at most debug): their traces are not ours to vouch for.
+    let kube_level = if level == "trace" { "debug" } else { level.as_str() };
+    let filter = EnvFilter::try_new(format!(
+        "warn,trackvia_operator={level},kube_runtime={kube_level},kube_client={kube_level}"
+    ))
+    .map_err(|e| e.to_string())?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
+    Ok(())
+}
+
+fn parse_signed(text: &str) -> Result<SignedDuration, String> {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let d = SignedDuration::try_from(parse_duration(rest)?).map_err(|e| e.to_string())?;
+    Ok(if negative { -d } else { d })
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    if let Err(e) = init_logging(args.log_format, &args.log_level) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
+    match run_inner(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_inner(args: RunArgs) -> Result<(), String> {
+    install_crypto_provider();
+    let allowed_hosts = AllowedHosts::parse(&args.allowed_hosts).map_err(|e| format!("--allowed-hosts: {e}"))?;
+    let extra_ca = match &args.extra_ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| format!("--extra-ca-file {}: {e}", path.display()))?),
+        None => None,
+    };
+    let timeout = parse_duration(&args.request_timeout).map_err(|e| format!("--request-timeout: {e}"))?;
+    let settings = Settings {
+        failure_threshold: args.failure_threshold,
+        failure_grace: parse_duration(&args.failure_grace).map_err(|e| format!("--failure-grace: {e}"))?,
+        retry_base: parse_duration(&args.retry_base).map_err(|e| format!("--retry-base: {e}"))?.max(Duration::from_millis(100)),
+    };
+    let clock = Clock {
+        offset: match &args.clock_offset {
+            Some(t) => parse_signed(t).map_err(|e| format!("--clock-offset: {e}"))?,
+            None => SignedDuration::ZERO,
+        },
+    };
+    if !clock.offset.is_zero() {
+        tracing::warn!(offset = %args.clock_offset.as_deref().unwrap_or(""), "the operator's clock is shifted (testing only)");
+    }
+    let client = TrackViaClient::new(extra_ca.as_deref(), timeout.max(Duration::from_millis(100)))?;
+    let verifier = Arc::new(Verifier::new(client, args.rate_limit));
+    let kube_client = kube::Client::try_default().await.map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = http::HttpState { registry: Arc::new(registry), ready: ready.clone() };
+    let addr = args.metrics_addr;
+    tokio::spawn(async move {
+        if let Err(e) = http::serve(addr, state).await {
+            tracing::error!("metrics server on {addr}: {e}");
+            std::process::exit(1);
+        }
+    });
+
+    let config = Config {
+        namespaces: args.namespaces.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        allowed_hosts,
+        allowed_hosts_text: args.allowed_hosts.clone(),
+        settings,
+        concurrency: args.concurrency.max(1),
+        clock,
+        instance: std::env::var("POD_NAME").unwrap_or_else(|_| hostname()),
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        namespaces = ?config.namespaces,
+        allowed_hosts = %config.allowed_hosts_text,
+        rate_limit = args.rate_limit,
+        "starting"
+    );
+    metrics.leader.set(1);
+    controller::run(kube_client, config, verifier, metrics, ready).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "trackvia-operator".into())
+}
+
+async fn verify(args: VerifyArgs) -> ExitCode {
+    install_crypto_provider();
+    let creds = match verify_credentials(&args).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let extra_ca = match &args.extra_ca_file {
+        Some(path) => match std::fs::read(path) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("error: --extra-ca-file {}: {e}", path.display());
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
+    let timeout = match parse_duration(&args.timeout) {
+        Ok(t) => t.max(Duration::from_millis(100)),
+        Err(e) => {
+            eprintln!("error: --timeout: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let client = match TrackViaClient::new(extra_ca.as_deref(), timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = client.verify(&args.host, args.account_id, &creds).await;
+    let (code, line) = match &outcome {
+        VerificationOutcome::Verified { http_status } => (0, format!("Verified: TrackVia accepted the credentials (HTTP {http_status})")),
+        VerificationOutcome::Rejected { rejection, http_status, detail } => {
+            let (code, word) = match rejection {
+                Rejection::Unauthorized => (2, "Unauthorized"),
+                Rejection::Expired => (3, "Expired"),
+                Rejection::Forbidden => (4, "Forbidden"),
+            };
+            (code, format!("{word}: HTTP {http_status}: {detail}"))
+        }
+        VerificationOutcome::Transient { kind, detail, .. } => (5, format!("Unreachable ({}): {detail}", kind.as_str())),
+    };
+    println!("{line}");
+    ExitCode::from(code)
+}
+
+async fn verify_credentials(args: &VerifyArgs) -> Result<Credentials, String> {
+    if let Some(reference) = &args.secret {
+        let (ns, name) = reference
+            .split_once('/')
+            .ok_or_else(|| format!("--secret {reference:?}: expected namespace/name"))?;
+        let client = kube::Client::try_default().await.map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+        let api: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(client, ns);
+        let secret = api.get(name).await.map_err(|e| format!("reading Secret {ns}/{name}: {e}"))?;
+        let data = secret.data.unwrap_or_default();
+        let get = |k: &str| {
+            data.get(k)
+                .and_then(|v| String::from_utf8(v.0.clone()).ok())
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| format!("Secret {ns}/{name} has no usable key {k:?}"))
+        };
+        return Ok(Credentials { api_key: get(&args.api_key_key)?, auth_token: get(&args.auth_token_key)? });
+    }
+    let get = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("{k} is not set (or use --secret namespace/name)"))
+    };
+    Ok(Credentials { api_key: get("TRACKVIA_API_KEY")?, auth_token: get("TRACKVIA_AUTH_TOKEN")? })
 }

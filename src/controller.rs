@@ -1,0 +1,394 @@
+//! The controller: watches, reads, calls and writes. Every decision is delegated
+//! to the pure modules (`status`, `secret`, `trackvia`'s classifier).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt, future};
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tracing::{debug, info, warn};
+
+use crate::crd::{
+    CONNECTION_ANNOTATION, MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection, TrackViaConnectionStatus,
+    VERIFY_REQUESTED_ANNOTATION,
+};
+use crate::metrics::Metrics;
+use crate::secret::{self, Ownership};
+use crate::status::{self, Observation, SecretOutcome, Settings, Verification};
+use crate::trackvia::{AllowedHosts, Credentials, Freshness, Verifier};
+use crate::{Error, Result};
+
+/// Field manager for every write.
+pub const FIELD_MANAGER: &str = "trackvia-operator";
+
+/// The operator's clock; tests may shift it (`--clock-offset`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Clock {
+    /// Added to the system time.
+    pub offset: SignedDuration,
+}
+
+impl Clock {
+    /// The current instant as the operator sees it.
+    pub fn now(&self) -> Timestamp {
+        Timestamp::now().checked_add(self.offset).unwrap_or_else(|_| Timestamp::now())
+    }
+}
+
+/// Start-up configuration of the controller.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Namespaces to watch; empty = all.
+    pub namespaces: Vec<String>,
+    /// Hosts the operator may call.
+    pub allowed_hosts: AllowedHosts,
+    /// The allow list as given, for messages.
+    pub allowed_hosts_text: String,
+    /// Status knobs.
+    pub settings: Settings,
+    /// Reconciles at once.
+    pub concurrency: u16,
+    /// The clock.
+    pub clock: Clock,
+    /// Name reported on events.
+    pub instance: String,
+}
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// TrackVia calls, deduplicated and rate-limited.
+    pub verifier: Arc<Verifier>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Configuration.
+    pub config: Config,
+}
+
+/// Run the controllers (one per watched namespace, or one for all) until shutdown.
+pub async fn run(client: Client, config: Config, verifier: Arc<Verifier>, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
+    let reporter = Reporter { controller: MANAGER_NAME.into(), instance: Some(config.instance.clone()) };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let ctx = Arc::new(Context { client: client.clone(), verifier, recorder, metrics: metrics.clone(), config: config.clone() });
+
+    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut runs = Vec::new();
+    let mut stores = Vec::new();
+    for scope in scopes {
+        let (controller, store) = build_controller(&client, scope.as_deref(), &config);
+        stores.push(store);
+        let ctx = ctx.clone();
+        runs.push(
+            controller
+                .graceful_shutdown_on(shutdown_signal())
+                .run(reconcile, error_policy, ctx)
+                .for_each(|res| async move {
+                    match res {
+                        Ok((obj, _)) => debug!(namespace = obj.namespace.as_deref().unwrap_or(""), name = %obj.name, "reconciled"),
+                        Err(e) => debug!(error = %e, "reconcile loop"),
+                    }
+                })
+                .boxed(),
+        );
+    }
+    metrics.set_stores(stores.clone());
+    let readiness = async move {
+        for store in &stores {
+            let _ = store.wait_until_ready().await;
+        }
+        ready.store(true, Ordering::SeqCst);
+        info!("caches synced; reconciling");
+    };
+    tokio::join!(readiness, future::join_all(runs));
+}
+
+fn build_controller(client: &Client, namespace: Option<&str>, config: &Config) -> (Controller<TrackViaConnection>, Store<TrackViaConnection>) {
+    let connections: Api<TrackViaConnection> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    // Metadata only: the operator never caches Secret contents.
+    let secrets: Api<PartialObjectMeta<Secret>> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (reader, writer) = reflector::store();
+    // Reconcile on spec changes and on a new verify-requested-at value, not on our own status writes.
+    let relevant = |obj: &TrackViaConnection| {
+        let generation = obj.meta().generation.unwrap_or_default();
+        let requested = obj.annotations().get(VERIFY_REQUESTED_ANNOTATION).cloned().unwrap_or_default();
+        Some(hash_of(&(generation, requested)))
+    };
+    let stream = watcher(connections, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|tvc: &mut TrackViaConnection| {
+            tvc.managed_fields_mut().clear();
+        })
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(relevant, PredicateConfig::default());
+    let store = reader.clone();
+    let mapper_store = reader.clone();
+    let secret_events = watcher(secrets, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .touched_objects();
+    let controller = Controller::for_stream(stream, reader)
+        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .watches_stream(secret_events, move |meta: PartialObjectMeta<Secret>| secret_to_connections(&mapper_store, &meta));
+    (controller, store)
+}
+
+fn hash_of<T: std::hash::Hash>(value: &T) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// Connections affected by a change of this Secret: the one it was published
+/// for, and those reading their credentials from it.
+fn secret_to_connections(store: &Store<TrackViaConnection>, meta: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<TrackViaConnection>> {
+    let Some(ns) = meta.namespace() else { return Vec::new() };
+    let name = meta.name_any();
+    let mut refs = Vec::new();
+    let managed = meta.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGER_NAME);
+    if managed && let Some(owner) = meta.annotations().get(CONNECTION_ANNOTATION) {
+        refs.push(ObjectRef::new(owner).within(&ns));
+    }
+    for tvc in store.state() {
+        if tvc.namespace().as_deref() == Some(ns.as_str()) && tvc.spec.credentials_secret_ref.name == name {
+            refs.push(ObjectRef::from_obj(&*tvc));
+        }
+    }
+    refs
+}
+
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A fraction in [0, 1) fixed per connection, so a fleet spreads its checks.
+fn jitter_for(tvc: &TrackViaConnection) -> f64 {
+    let seed = tvc.uid().unwrap_or_else(|| tvc.name_any());
+    (hash_of(&seed) % 10_000) as f64 / 10_000.0
+}
+
+/// Read the credentials. `Ok(Err(message))` when the Secret or a key is missing.
+async fn read_credentials(ctx: &Context, tvc: &TrackViaConnection, ns: &str) -> Result<Result<Credentials, String>> {
+    let r = &tvc.spec.credentials_secret_ref;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let secret = api
+        .get_opt(&r.name)
+        .await
+        .map_err(|source| Error::Kube { context: format!("reading Secret {ns}/{}", r.name), source })?;
+    let Some(secret) = secret else {
+        return Ok(Err(format!("Secret {} not found in namespace {ns}", r.name)));
+    };
+    let data = secret.data.unwrap_or_default();
+    let value = |key: &str| -> Result<String, String> {
+        let bytes = data.get(key).ok_or_else(|| format!("Secret {} has no key {key:?}", r.name))?;
+        let text = String::from_utf8(bytes.0.clone()).map_err(|_| format!("Secret {} key {key:?} is not UTF-8", r.name))?;
+        let text = text.trim().to_string();
+        if text.is_empty() {
+            return Err(format!("Secret {} key {key:?} is empty", r.name));
+        }
+        if text.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(format!("Secret {} key {key:?} contains whitespace or control characters", r.name));
+        }
+        Ok(text)
+    };
+    let creds = value(&r.api_key_key).and_then(|api_key| value(&r.auth_token_key).map(|auth_token| Credentials { api_key, auth_token }));
+    Ok(creds)
+}
+
+/// One pass over one connection.
+pub async fn reconcile(tvc: Arc<TrackViaConnection>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let result = reconcile_inner(&tvc, &ctx).await;
+    ctx.metrics.observe_reconcile(started.elapsed(), result.is_ok());
+    result
+}
+
+async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Action> {
+    let ns = tvc.namespace().ok_or_else(|| Error::Config("TrackViaConnection without namespace".into()))?;
+    let name = tvc.name_any();
+    let now = ctx.config.clock.now();
+    let old = tvc.status.as_ref();
+    let generation = tvc.meta().generation;
+    let verify_requested = tvc.annotations().get(VERIFY_REQUESTED_ANNOTATION).map(String::as_str);
+    let parsed = status::parse_spec(&tvc.spec);
+    let uid = tvc.uid().unwrap_or_default();
+
+    let mut credentials = None;
+    let observation = match &parsed {
+        Err(msg) => Observation::InvalidSpec(msg.clone()),
+        Ok(p) if !ctx.config.allowed_hosts.allows(&p.host) => Observation::HostNotAllowed(format!(
+            "host {} is not in the operator's allowed hosts ({}); no request was made",
+            p.host, ctx.config.allowed_hosts_text
+        )),
+        Ok(p) => match read_credentials(ctx, tvc, &ns).await? {
+            Err(msg) => Observation::CredentialsNotFound(msg),
+            Ok(creds) => {
+                let fingerprint = creds.fingerprint(uid.as_bytes());
+                let (due, forced) = status::verification_due(p, generation, old, &fingerprint, verify_requested, now);
+                let verification = if due {
+                    let freshness = Freshness {
+                        max_age: p.verify_interval.unwrap_or(Duration::from_secs(3600)),
+                        force: forced,
+                    };
+                    let clock = ctx.config.clock;
+                    let (answer, called) = ctx
+                        .verifier
+                        .verify(&p.host, tvc.spec.account_id, &creds, freshness, move || clock.now())
+                        .await;
+                    if called {
+                        ctx.metrics.observe_verification(&answer.outcome);
+                    }
+                    debug!(namespace = %ns, name = %name, outcome = answer.outcome.label(), shared = !called, "verified");
+                    Some(Verification { outcome: answer.outcome, at: answer.at })
+                } else {
+                    None
+                };
+                credentials = Some(creds);
+                Observation::Credentials { fingerprint, verification }
+            }
+        },
+    };
+
+    let target_name = tvc.target_name();
+    let input = status::Input {
+        spec: parsed.as_ref().ok(),
+        generation,
+        old,
+        observation: &observation,
+        jitter: jitter_for(tvc),
+        verify_requested,
+        secret_name: &target_name,
+        now,
+        settings: ctx.config.settings,
+    };
+    let next = status::desired_status(&input);
+
+    let secret_outcome = match (&credentials, &parsed) {
+        (Some(creds), Ok(p)) if status::should_publish(tvc.spec.publish, &next) => sync_secret(ctx, tvc, &ns, &p.host, creds).await,
+        _ => SecretOutcome::NotPublished,
+    };
+    let next = status::finish(next, &secret_outcome, tvc.spec.publish, generation, now);
+
+    for t in status::transitions(old, &next) {
+        if t.warning {
+            warn!(namespace = %ns, name = %name, reason = %t.reason, "{}", t.message);
+        } else {
+            info!(namespace = %ns, name = %name, reason = %t.reason, "{}", t.message);
+        }
+        let event = Event {
+            type_: if t.warning { EventType::Warning } else { EventType::Normal },
+            reason: t.reason.clone(),
+            note: Some(t.message.clone()),
+            action: "Verify".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &tvc.object_ref(&())).await {
+            warn!(namespace = %ns, name = %name, error = %e, "could not publish event");
+        }
+    }
+
+    if status::changed(old, &next) {
+        patch_status(ctx, &ns, &name, &next).await?;
+    }
+    let wake = status::next_wakeup(&next, now);
+    Ok(match wake {
+        // A little past the instant, so the next pass sees it as reached.
+        Some(d) => Action::requeue(d + Duration::from_millis(250)),
+        None => Action::await_change(),
+    })
+}
+
+async fn patch_status(ctx: &Context, ns: &str, name: &str, status: &TrackViaConnectionStatus) -> Result<()> {
+    let api: Api<TrackViaConnection> = Api::namespaced(ctx.client.clone(), ns);
+    let body = serde_json::json!({
+        "apiVersion": TrackViaConnection::api_version(&()),
+        "kind": TrackViaConnection::kind(&()),
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+        .await
+        .map_err(|source| Error::Kube { context: format!("patching status of {ns}/{name}"), source })?;
+    ctx.metrics.status_writes.inc();
+    Ok(())
+}
+
+async fn sync_secret(ctx: &Context, tvc: &TrackViaConnection, ns: &str, host: &str, creds: &Credentials) -> SecretOutcome {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let name = tvc.target_name();
+    let existing = match api.get_opt(&name).await {
+        Ok(s) => s,
+        Err(e) => return SecretOutcome::Error(format!("reading Secret {name}: {}", short_kube_error(&e))),
+    };
+    if let Some(existing) = &existing {
+        match secret::ownership(&existing.metadata, tvc) {
+            Ownership::Ours => {}
+            Ownership::OtherConnection(other) => {
+                return SecretOutcome::Conflict(format!("Secret {name} is published by TrackViaConnection {other}; choose another spec.target.name"));
+            }
+            Ownership::Foreign if !tvc.spec.target.adopt => {
+                return SecretOutcome::Conflict(format!(
+                    "Secret {name} exists and is not managed by trackvia-operator; it is left untouched (set spec.target.adopt: true to take it over)"
+                ));
+            }
+            Ownership::Foreign => {}
+        }
+    }
+    let desired = secret::desired_secret(tvc, host, creds);
+    let hash = secret::hash_of(&desired).unwrap_or_default().to_string();
+    if !secret::needs_apply(existing.as_ref(), &desired) {
+        return SecretOutcome::Synced { hash };
+    }
+    match api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired)).await {
+        Ok(_) => {
+            ctx.metrics.secret_writes.inc();
+            info!(namespace = %ns, name = %tvc.name_any(), secret = %name, "output Secret written");
+            SecretOutcome::Synced { hash }
+        }
+        Err(e) => SecretOutcome::Error(format!("writing Secret {name}: {}", short_kube_error(&e))),
+    }
+}
+
+/// A Kubernetes error as text: the API's status message, never a request body.
+fn short_kube_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
+    }
+}
+
+/// Requeue after an error, with a short backoff; the error text carries no secrets.
+pub fn error_policy(tvc: Arc<TrackViaConnection>, error: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(namespace = tvc.namespace().as_deref().unwrap_or(""), name = %tvc.name_any(), error = %error, "reconcile failed; retrying");
+    let jitter = jitter_for(&tvc);
+    Action::requeue(Duration::from_secs(5).mul_f64(1.0 + jitter))
+}
+
+/// Labels of the output Secrets, for selectors.
+pub fn managed_selector() -> BTreeMap<String, String> {
+    BTreeMap::from([(MANAGED_BY_LABEL.to_string(), MANAGER_NAME.to_string())])
+}

@@ -1,0 +1,192 @@
+//! Metrics: counters and histograms updated by the controller, and
+//! per-connection gauges computed at scrape time from the reflector stores (so a
+//! deleted connection leaves no series behind). No label carries a credential
+//! or free text.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::crd::{condition, TrackViaConnection};
+use crate::trackvia::VerificationOutcome;
+
+/// Label set `{code}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    /// HTTP status code, or `none` when there was no answer.
+    pub code: String,
+}
+
+/// Label set `{result}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// A bounded outcome name.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    namespace: String,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadyLabels {
+    namespace: String,
+    name: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+/// All metrics of the process.
+#[derive(Debug)]
+pub struct Metrics {
+    /// TrackVia calls by status code.
+    pub api_requests: Family<CodeLabel, Counter>,
+    /// Verifications by outcome.
+    pub verifications: Family<ResultLabel, Counter>,
+    /// Reconcile durations.
+    pub reconcile_duration: Histogram,
+    /// Reconciles that failed.
+    pub reconcile_errors: Counter,
+    /// Status patches sent.
+    pub status_writes: Counter,
+    /// Secret applies sent.
+    pub secret_writes: Counter,
+    /// Rollout restarts by result.
+    pub rollout_restarts: Family<ResultLabel, Counter>,
+    /// 1 while this process holds leadership (or runs without election).
+    pub leader: Gauge,
+    stores: Arc<Mutex<Vec<Store<TrackViaConnection>>>>,
+}
+
+impl Metrics {
+    /// New metrics, registered in `registry`.
+    pub fn new(registry: &mut Registry) -> Arc<Self> {
+        let m = Metrics {
+            api_requests: Family::default(),
+            verifications: Family::default(),
+            reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            reconcile_errors: Counter::default(),
+            status_writes: Counter::default(),
+            secret_writes: Counter::default(),
+            rollout_restarts: Family::default(),
+            leader: Gauge::default(),
+            stores: Arc::new(Mutex::new(Vec::new())),
+        };
+        registry.register("trackvia_api_requests", "TrackVia API calls by HTTP status code", m.api_requests.clone());
+        registry.register("trackvia_verifications", "Verification calls by outcome", m.verifications.clone());
+        registry.register(
+            "trackvia_reconcile_duration_seconds",
+            "Time spent reconciling one connection",
+            m.reconcile_duration.clone(),
+        );
+        registry.register("trackvia_reconcile_errors", "Reconciles that ended in an error", m.reconcile_errors.clone());
+        registry.register("trackvia_status_writes", "Status patches sent to the API server", m.status_writes.clone());
+        registry.register("trackvia_secret_writes", "Output Secret applies sent to the API server", m.secret_writes.clone());
+        registry.register("trackvia_rollout_restarts", "Workload rollout restarts by result", m.rollout_restarts.clone());
+        registry.register("trackvia_operator_leader", "1 while this process reconciles (leader)", m.leader.clone());
+        let build = Family::<BuildLabels, Gauge>::default();
+        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
+        registry.register("trackvia_operator_build_info", "Build information", build);
+        let m = Arc::new(m);
+        registry.register_collector(Box::new(ConnectionCollector { stores: m.stores.clone() }));
+        m
+    }
+
+    /// Point the scrape-time gauges at the controllers' stores.
+    pub fn set_stores(&self, stores: Vec<Store<TrackViaConnection>>) {
+        *self.stores.lock().unwrap_or_else(|p| p.into_inner()) = stores;
+    }
+
+    /// Count one verification call.
+    pub fn observe_verification(&self, outcome: &VerificationOutcome) {
+        let code = outcome.http_status().map(|c| c.to_string()).unwrap_or_else(|| "none".into());
+        self.api_requests.get_or_create(&CodeLabel { code }).inc();
+        self.verifications.get_or_create(&ResultLabel { result: outcome.label().into() }).inc();
+    }
+
+    /// Record one reconcile.
+    pub fn observe_reconcile(&self, took: Duration, ok: bool) {
+        self.reconcile_duration.observe(took.as_secs_f64());
+        if !ok {
+            self.reconcile_errors.inc();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ConnectionCollector {
+    stores: Arc<Mutex<Vec<Store<TrackViaConnection>>>>,
+}
+
+fn seconds(rfc3339: Option<&str>) -> Option<f64> {
+    rfc3339
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_second() as f64)
+}
+
+impl Collector for ConnectionCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stores = self.stores.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let connections: Vec<_> = stores.iter().flat_map(|s| s.state()).collect();
+        let labels = |tvc: &TrackViaConnection| ConnectionLabels {
+            namespace: tvc.namespace().unwrap_or_default(),
+            name: tvc.name_any(),
+        };
+        let time_gauges: [(&str, &str, fn(&TrackViaConnection) -> Option<f64>); 3] = [
+            (
+                "trackvia_connection_token_expiration_timestamp_seconds",
+                "When the connection's token expires (Unix seconds)",
+                |t| seconds(t.status.as_ref().and_then(|s| s.token_expires_at.as_deref())),
+            ),
+            (
+                "trackvia_connection_expiry_warning_timestamp_seconds",
+                "When the connection enters its expiry-warning window (Unix seconds)",
+                |t| seconds(t.status.as_ref().and_then(|s| s.expiry_warning_at.as_deref())),
+            ),
+            (
+                "trackvia_connection_last_success_timestamp_seconds",
+                "When TrackVia last accepted the connection's credentials (Unix seconds)",
+                |t| seconds(t.status.as_ref().and_then(|s| s.last_successful_verification_time.as_deref())),
+            ),
+        ];
+        for (name, help, value) in time_gauges {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for tvc in &connections {
+                if let Some(v) = value(tvc) {
+                    let l = labels(tvc);
+                    ConstGauge::new(v).encode(family.encode_family(&l)?)?;
+                }
+            }
+        }
+        let mut ready = encoder.encode_descriptor(
+            "trackvia_connection_ready",
+            "1 when the connection is Ready, 0 otherwise; reason is Ready's reason",
+            None,
+            MetricType::Gauge,
+        )?;
+        for tvc in &connections {
+            let cond = tvc.status.as_ref().and_then(|s| s.condition(condition::READY));
+            let reason = cond.map(|c| c.reason.clone()).unwrap_or_else(|| "VerificationPending".into());
+            let value = i64::from(cond.is_some_and(|c| c.status == "True"));
+            let l = ReadyLabels { namespace: tvc.namespace().unwrap_or_default(), name: tvc.name_any(), reason };
+            ConstGauge::new(value).encode(ready.encode_family(&l)?)?;
+        }
+        Ok(())
+    }
+}
