@@ -1,0 +1,288 @@
+//! Harness shared by the operator's integration tests: the CRD on the real
+//! test bed, a fake TrackVia, a fresh namespace and the operator binary
+//! watching only that namespace.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Client, CustomResourceExt};
+use serde_json::json;
+use trackvia_operator::crd::TrackViaConnection;
+use trackvia_testsupport::fake::FakeTrackVia;
+use trackvia_testsupport::kube::{client, wait_for, TestNamespace};
+use trackvia_testsupport::{free_port, OperatorProcess};
+
+/// The operator binary built for these tests.
+pub const OPERATOR: &str = env!("CARGO_BIN_EXE_trackvia-operator");
+
+/// How long a connection may take to reach a state in these tests.
+pub const SETTLE: Duration = Duration::from_secs(30);
+
+/// Install (server-side apply) the CRD and wait until it is Established.
+pub async fn ensure_crd(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = TrackViaConnection::crd();
+    api.patch(
+        "trackviaconnections.trackvia.io",
+        &PatchParams::apply("trackvia-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("applying the CRD");
+    wait_for(&api, "trackviaconnections.trackvia.io", Duration::from_secs(30), "the CRD to be Established", |c| {
+        c.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+    })
+    .await;
+    // Discovery needs a moment after Established before the new resource can be served.
+    for _ in 0..50 {
+        let tvcs: Api<TrackViaConnection> = Api::all(client.clone());
+        if tvcs.list(&ListParams::default().limit(1)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A random string usable as a credential, recognisable in a leak search.
+pub fn secret_value(prefix: &str) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let tail: String = (0..24)
+        .map(|_| {
+            let i = rng.random_range(0..36u8);
+            char::from(if i < 10 { b'0' + i } else { b'a' + i - 10 })
+        })
+        .collect();
+    format!("{prefix}{tail}")
+}
+
+/// A running operator against a fake TrackVia, in its own namespace.
+pub struct Harness {
+    pub client: Client,
+    pub ns: TestNamespace,
+    pub fake: FakeTrackVia,
+    pub operator: OperatorProcess,
+    pub metrics_port: u16,
+    /// Every key and token handed to the operator, for the leak audit.
+    pub secrets: Vec<String>,
+}
+
+impl Harness {
+    /// Start with the default flags plus `extra` (later flags win).
+    pub async fn start(prefix: &str, extra: &[&str]) -> Harness {
+        let client = client().await;
+        ensure_crd(&client).await;
+        let ns = TestNamespace::create(&client, prefix).await;
+        let fake = FakeTrackVia::start().await;
+        let metrics_port = free_port();
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--namespaces".into(),
+            ns.name().into(),
+            "--allowed-hosts".into(),
+            fake.host(),
+            "--extra-ca-file".into(),
+            fake.ca_file().display().to_string(),
+            "--metrics-addr".into(),
+            format!("127.0.0.1:{metrics_port}"),
+            "--log-level".into(),
+            "trace".into(),
+            "--retry-base".into(),
+            "1s".into(),
+            "--request-timeout".into(),
+            "2s".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let operator = OperatorProcess::spawn(std::path::Path::new(OPERATOR), &args, &[]);
+        let harness = Harness { client, ns, fake, operator, metrics_port, secrets: Vec::new() };
+        harness.wait_operator_ready().await;
+        harness
+    }
+
+    /// Wait for `/readyz` of the operator.
+    pub async fn wait_operator_ready(&self) {
+        let url = format!("http://127.0.0.1:{}/readyz", self.metrics_port);
+        for _ in 0..150 {
+            if let Ok(r) = plain_get(&url).await
+                && r.0 == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("operator not ready after 30 s; logs:\n{}", self.operator.logs());
+    }
+
+    /// Scrape `/metrics`.
+    pub async fn metrics(&self) -> String {
+        plain_get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .await
+            .map(|r| r.1)
+            .unwrap_or_else(|e| panic!("scraping metrics: {e}"))
+    }
+
+    /// A fresh key and token known to the fake with behaviour `b`.
+    pub fn credential(&mut self, b: trackvia_testsupport::fake::Behavior) -> (String, String) {
+        let key = secret_value("k");
+        let token = secret_value("t");
+        self.fake.add_api_key(&key);
+        self.fake.set(&key, &token, b);
+        self.secrets.push(key.clone());
+        self.secrets.push(token.clone());
+        (key, token)
+    }
+
+    /// Create or replace the source Secret.
+    pub async fn put_source(&self, name: &str, key: &str, token: &str) {
+        let api: Api<Secret> = self.ns.api();
+        let body = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name},
+            "stringData": {"apiKey": key, "authToken": token},
+        });
+        // A plain replace through delete+create keeps stringData semantics simple for the source.
+        let _ = api.delete(name, &Default::default()).await;
+        let secret: Secret = serde_json::from_value(body).expect("secret literal");
+        for _ in 0..20 {
+            match api.create(&Default::default(), &secret).await {
+                Ok(_) => return,
+                Err(kube::Error::Api(e)) if e.code == 409 => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) => panic!("creating source Secret {name}: {e}"),
+            }
+        }
+        panic!("source Secret {name} could not be recreated");
+    }
+
+    /// Update the source Secret's token in place.
+    pub async fn rotate_source(&self, name: &str, key: &str, token: &str) {
+        let api: Api<Secret> = self.ns.api();
+        let body = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name},
+            "data": {
+                "apiKey": base64(key),
+                "authToken": base64(token),
+            },
+        });
+        api.patch(name, &PatchParams::apply("trackvia-tests").force(), &Patch::Apply(&body))
+            .await
+            .unwrap_or_else(|e| panic!("updating Secret {name}: {e}"));
+    }
+
+    /// Apply a TrackViaConnection whose spec is `spec` merged over a default
+    /// pointing at the fake and at Secret `source`.
+    pub async fn apply_connection(&self, name: &str, source: &str, spec: serde_json::Value) -> Result<TrackViaConnection, kube::Error> {
+        let mut full = json!({
+            "host": self.fake.host(),
+            "credentialsSecretRef": {"name": source},
+        });
+        merge(&mut full, spec);
+        let body = json!({
+            "apiVersion": "trackvia.io/v1alpha1",
+            "kind": "TrackViaConnection",
+            "metadata": {"name": name},
+            "spec": full,
+        });
+        self.connections()
+            .patch(name, &PatchParams::apply("trackvia-tests").force(), &Patch::Apply(&body))
+            .await
+    }
+
+    /// Set the verify-requested-at annotation to a new value.
+    pub async fn request_verification(&self, name: &str) {
+        let value = format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+        let body = json!({"metadata": {"annotations": {"trackvia.io/verify-requested-at": value}}});
+        self.connections()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .unwrap_or_else(|e| panic!("annotating {name}: {e}"));
+    }
+
+    pub fn connections(&self) -> Api<TrackViaConnection> {
+        self.ns.api()
+    }
+
+    pub fn secrets_api(&self) -> Api<Secret> {
+        self.ns.api()
+    }
+
+    /// Wait until Ready has `status` and `reason`.
+    pub async fn wait_ready(&self, name: &str, status: &str, reason: &str) -> TrackViaConnection {
+        let what = format!("{name} Ready={status}/{reason}");
+        let (status, reason) = (status.to_string(), reason.to_string());
+        wait_for(&self.connections(), name, SETTLE, &what, move |t: &TrackViaConnection| {
+            t.status
+                .as_ref()
+                .and_then(|s| s.condition("Ready"))
+                .is_some_and(|c| c.status == status && c.reason == reason)
+        })
+        .await
+    }
+
+    /// Wait until `pred` holds for connection `name`.
+    pub async fn wait_connection(&self, name: &str, what: &str, pred: impl Fn(&TrackViaConnection) -> bool) -> TrackViaConnection {
+        wait_for(&self.connections(), name, SETTLE, what, pred).await
+    }
+
+    /// Assert that no key or token handed out appears in the operator's logs,
+    /// the namespace's events, the connections' statuses or the metrics.
+    pub async fn assert_no_leaks(&self) {
+        let logs = self.operator.logs();
+        assert!(logs.len() > 100, "the operator logged almost nothing: {logs}");
+        let events: Api<Event> = self.ns.api();
+        let events = events.list(&ListParams::default()).await.expect("listing events");
+        let events = serde_json::to_string(&events).expect("events as JSON");
+        let statuses = self.connections().list(&ListParams::default()).await.expect("listing connections");
+        let statuses: Vec<_> = statuses.items.iter().map(|t| serde_json::to_string(&t.status).unwrap_or_default()).collect();
+        let statuses = statuses.join("\n");
+        let metrics = self.metrics().await;
+        for secret in &self.secrets {
+            for (what, text) in [("logs", &logs), ("events", &events), ("statuses", &statuses), ("metrics", &metrics)] {
+                assert!(!text.contains(secret.as_str()), "a credential appears in the operator's {what}");
+            }
+        }
+    }
+
+    pub async fn finish(mut self) {
+        self.assert_no_leaks().await;
+        self.operator.stop().await;
+        self.ns.cleanup().await;
+    }
+}
+
+fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+pub fn base64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// GET over plain HTTP on loopback: (status, body).
+pub async fn plain_get(url: &str) -> Result<(u16, String), String> {
+    let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
+    let r = client.get(url).timeout(Duration::from_secs(5)).send().await.map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let body = r.text().await.map_err(|e| e.to_string())?;
+    Ok((status, body))
+}
+
+/// Text of a key of a Secret.
+pub fn secret_text(s: &Secret, key: &str) -> Option<String> {
+    s.data.as_ref()?.get(key).map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}
