@@ -1382,6 +1382,7 @@ fn schema_refuses_wrong_types_naming_the_key() {
         (json!({ "watchNamespaces": "a,b" }), "watchNamespaces"),
         (json!({ "metrics": { "port": "http" } }), "port"),
         (json!({ "logFormat": "xml" }), "logFormat"),
+        (json!({ "logLevel": "verbose" }), "logLevel"),
         (json!({ "rateLimit": 0 }), "rateLimit"),
         (
             json!({ "watchNamespaces": ["Not_A_Namespace"] }),
