@@ -75,7 +75,9 @@ fn tool(name: &str) -> PathBuf {
         let mut installs: Vec<PathBuf> = std::fs::read_dir(cache)
             .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
-        // Newest cache key last in name order is not guaranteed; prefer the most recent.
+        // An install still being built lives in `<key>.tmp`; it is not ready to use.
+        installs.retain(|p| p.extension().is_none_or(|ext| ext != "tmp"));
+        // Cache keys do not sort by age; prefer the most recently installed.
         installs.sort_by_key(|p| p.metadata().and_then(|m| m.modified()).ok());
         for install in installs.iter().rev() {
             for sub in ["bin", "venv/bin"] {
@@ -1112,6 +1114,7 @@ fn assert_prometheus_rule(rule: &Value, full: &str) {
             "TrackViaOperatorDown",
             "TrackViaTokenExpired",
             "TrackViaTokenExpiringSoon",
+            "TrackViaVerificationStale",
         ]
     );
     let duration = |s: &str| {
@@ -1170,6 +1173,17 @@ fn assert_prometheus_rule(rule: &Value, full: &str) {
     assert!(
         not_ready.contains("unless"),
         "NotReady excludes expired tokens: {not_ready}"
+    );
+    let stale = expr("TrackViaVerificationStale");
+    assert!(
+        stale.contains("trackvia_connection_last_success_timestamp_seconds")
+            && stale.contains(ready)
+            && stale.contains(&(6 * 3600).to_string()),
+        "{stale}"
+    );
+    assert!(
+        stale.contains("unless") && stale.contains(&(7 * 86400).to_string()),
+        "VerificationStale yields to the expiry alerts: {stale}"
     );
     let down = expr("TrackViaOperatorDown");
     assert!(down.contains(&format!("job=\"{full}-metrics\"")), "{down}");
@@ -1745,8 +1759,19 @@ fn helm_in_bed(args: &[&str]) -> Output {
     run(&helm, args, TOOL_TIMEOUT).expect_success()
 }
 
+/// Bound on the whole install test; each helm call has its own, shorter one.
+const INSTALL_TEST_TIMEOUT: Duration = Duration::from_secs(300);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_install_upgrade_uninstall_keeps_crds() {
+    tokio::time::timeout(INSTALL_TEST_TIMEOUT, install_upgrade_uninstall())
+        .await
+        .unwrap_or_else(|_| {
+            panic!("the install test did not finish within {INSTALL_TEST_TIMEOUT:?}")
+        });
+}
+
+async fn install_upgrade_uninstall() {
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::Secret;
     use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
