@@ -19,8 +19,8 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use crate::crd::{
-    CONNECTION_ANNOTATION, MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection, TrackViaConnectionStatus,
-    VERIFY_REQUESTED_ANNOTATION,
+    CONNECTION_ANNOTATION, MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection,
+    TrackViaConnectionStatus, VERIFY_REQUESTED_ANNOTATION,
 };
 use crate::metrics::Metrics;
 use crate::secret::{self, Ownership};
@@ -41,7 +41,9 @@ pub struct Clock {
 impl Clock {
     /// The current instant as the operator sees it.
     pub fn now(&self) -> Timestamp {
-        Timestamp::now().checked_add(self.offset).unwrap_or_else(|_| Timestamp::now())
+        Timestamp::now()
+            .checked_add(self.offset)
+            .unwrap_or_else(|_| Timestamp::now())
     }
 }
 
@@ -79,10 +81,25 @@ pub struct Context {
 }
 
 /// Run the controllers (one per watched namespace, or one for all) until shutdown.
-pub async fn run(client: Client, config: Config, verifier: Arc<Verifier>, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
-    let reporter = Reporter { controller: MANAGER_NAME.into(), instance: Some(config.instance.clone()) };
+pub async fn run(
+    client: Client,
+    config: Config,
+    verifier: Arc<Verifier>,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+) {
+    let reporter = Reporter {
+        controller: MANAGER_NAME.into(),
+        instance: Some(config.instance.clone()),
+    };
     let recorder = Recorder::new(client.clone(), reporter);
-    let ctx = Arc::new(Context { client: client.clone(), verifier, recorder, metrics: metrics.clone(), config: config.clone() });
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        verifier,
+        recorder,
+        metrics: metrics.clone(),
+        config: config.clone(),
+    });
 
     let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
         vec![None]
@@ -119,7 +136,11 @@ pub async fn run(client: Client, config: Config, verifier: Arc<Verifier>, metric
     tokio::join!(readiness, future::join_all(runs));
 }
 
-fn build_controller(client: &Client, namespace: Option<&str>, config: &Config) -> (Controller<TrackViaConnection>, Store<TrackViaConnection>) {
+fn build_controller(
+    client: &Client,
+    namespace: Option<&str>,
+    config: &Config,
+) -> (Controller<TrackViaConnection>, Store<TrackViaConnection>) {
     let connections: Api<TrackViaConnection> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -133,7 +154,11 @@ fn build_controller(client: &Client, namespace: Option<&str>, config: &Config) -
     // Reconcile on spec changes and on a new verify-requested-at value, not on our own status writes.
     let relevant = |obj: &TrackViaConnection| {
         let generation = obj.meta().generation.unwrap_or_default();
-        let requested = obj.annotations().get(VERIFY_REQUESTED_ANNOTATION).cloned().unwrap_or_default();
+        let requested = obj
+            .annotations()
+            .get(VERIFY_REQUESTED_ANNOTATION)
+            .cloned()
+            .unwrap_or_default();
         Some(hash_of(&(generation, requested)))
     };
     let stream = watcher(connections, watcher::Config::default().any_semantic())
@@ -151,7 +176,9 @@ fn build_controller(client: &Client, namespace: Option<&str>, config: &Config) -
         .touched_objects();
     let controller = Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
-        .watches_stream(secret_events, move |meta: PartialObjectMeta<Secret>| secret_to_connections(&mapper_store, &meta));
+        .watches_stream(secret_events, move |meta: PartialObjectMeta<Secret>| {
+            secret_to_connections(&mapper_store, &meta)
+        });
     (controller, store)
 }
 
@@ -164,8 +191,13 @@ fn hash_of<T: std::hash::Hash>(value: &T) -> u64 {
 
 /// Connections affected by a change of this Secret: the one it was published
 /// for, and those reading their credentials from it.
-fn secret_to_connections(store: &Store<TrackViaConnection>, meta: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<TrackViaConnection>> {
-    let Some(ns) = meta.namespace() else { return Vec::new() };
+fn secret_to_connections(
+    store: &Store<TrackViaConnection>,
+    meta: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<TrackViaConnection>> {
+    let Some(ns) = meta.namespace() else {
+        return Vec::new();
+    };
     let name = meta.name_any();
     let mut refs = Vec::new();
     let managed = meta.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGER_NAME);
@@ -173,7 +205,9 @@ fn secret_to_connections(store: &Store<TrackViaConnection>, meta: &PartialObject
         refs.push(ObjectRef::new(owner).within(&ns));
     }
     for tvc in store.state() {
-        if tvc.namespace().as_deref() == Some(ns.as_str()) && tvc.spec.credentials_secret_ref.name == name {
+        if tvc.namespace().as_deref() == Some(ns.as_str())
+            && tvc.spec.credentials_secret_ref.name == name
+        {
             refs.push(ObjectRef::from_obj(&*tvc));
         }
     }
@@ -193,30 +227,48 @@ fn jitter_for(tvc: &TrackViaConnection) -> f64 {
 }
 
 /// Read the credentials. `Ok(Err(message))` when the Secret or a key is missing.
-async fn read_credentials(ctx: &Context, tvc: &TrackViaConnection, ns: &str) -> Result<Result<Credentials, String>> {
+async fn read_credentials(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    ns: &str,
+) -> Result<Result<Credentials, String>> {
     let r = &tvc.spec.credentials_secret_ref;
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let secret = api
-        .get_opt(&r.name)
-        .await
-        .map_err(|source| Error::Kube { context: format!("reading Secret {ns}/{}", r.name), source })?;
+    let secret = api.get_opt(&r.name).await.map_err(|source| Error::Kube {
+        context: format!("reading Secret {ns}/{}", r.name),
+        source,
+    })?;
     let Some(secret) = secret else {
-        return Ok(Err(format!("Secret {} not found in namespace {ns}", r.name)));
+        return Ok(Err(format!(
+            "Secret {} not found in namespace {ns}",
+            r.name
+        )));
     };
     let data = secret.data.unwrap_or_default();
     let value = |key: &str| -> Result<String, String> {
-        let bytes = data.get(key).ok_or_else(|| format!("Secret {} has no key {key:?}", r.name))?;
-        let text = String::from_utf8(bytes.0.clone()).map_err(|_| format!("Secret {} key {key:?} is not UTF-8", r.name))?;
+        let bytes = data
+            .get(key)
+            .ok_or_else(|| format!("Secret {} has no key {key:?}", r.name))?;
+        let text = String::from_utf8(bytes.0.clone())
+            .map_err(|_| format!("Secret {} key {key:?} is not UTF-8", r.name))?;
         let text = text.trim().to_string();
         if text.is_empty() {
             return Err(format!("Secret {} key {key:?} is empty", r.name));
         }
         if text.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(format!("Secret {} key {key:?} contains whitespace or control characters", r.name));
+            return Err(format!(
+                "Secret {} key {key:?} contains whitespace or control characters",
+                r.name
+            ));
         }
         Ok(text)
     };
-    let creds = value(&r.api_key_key).and_then(|api_key| value(&r.auth_token_key).map(|auth_token| Credentials { api_key, auth_token }));
+    let creds = value(&r.api_key_key).and_then(|api_key| {
+        value(&r.auth_token_key).map(|auth_token| Credentials {
+            api_key,
+            auth_token,
+        })
+    });
     Ok(creds)
 }
 
@@ -224,17 +276,23 @@ async fn read_credentials(ctx: &Context, tvc: &TrackViaConnection, ns: &str) -> 
 pub async fn reconcile(tvc: Arc<TrackViaConnection>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
     let result = reconcile_inner(&tvc, &ctx).await;
-    ctx.metrics.observe_reconcile(started.elapsed(), result.is_ok());
+    ctx.metrics
+        .observe_reconcile(started.elapsed(), result.is_ok());
     result
 }
 
 async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Action> {
-    let ns = tvc.namespace().ok_or_else(|| Error::Config("TrackViaConnection without namespace".into()))?;
+    let ns = tvc
+        .namespace()
+        .ok_or_else(|| Error::Config("TrackViaConnection without namespace".into()))?;
     let name = tvc.name_any();
     let now = ctx.config.clock.now();
     let old = tvc.status.as_ref();
     let generation = tvc.meta().generation;
-    let verify_requested = tvc.annotations().get(VERIFY_REQUESTED_ANNOTATION).map(String::as_str);
+    let verify_requested = tvc
+        .annotations()
+        .get(VERIFY_REQUESTED_ANNOTATION)
+        .map(String::as_str);
     let parsed = status::parse_spec(&tvc.spec);
     let uid = tvc.uid().unwrap_or_default();
 
@@ -249,7 +307,14 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
             Err(msg) => Observation::CredentialsNotFound(msg),
             Ok(creds) => {
                 let fingerprint = creds.fingerprint(uid.as_bytes());
-                let (due, forced) = status::verification_due(p, generation, old, &fingerprint, verify_requested, now);
+                let (due, forced) = status::verification_due(
+                    p,
+                    generation,
+                    old,
+                    &fingerprint,
+                    verify_requested,
+                    now,
+                );
                 let verification = if due {
                     let freshness = Freshness {
                         max_age: p.verify_interval.unwrap_or(Duration::from_secs(3600)),
@@ -258,18 +323,26 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
                     let clock = ctx.config.clock;
                     let (answer, called) = ctx
                         .verifier
-                        .verify(&p.host, tvc.spec.account_id, &creds, freshness, move || clock.now())
+                        .verify(&p.host, tvc.spec.account_id, &creds, freshness, move || {
+                            clock.now()
+                        })
                         .await;
                     if called {
                         ctx.metrics.observe_verification(&answer.outcome);
                     }
                     debug!(namespace = %ns, name = %name, outcome = answer.outcome.label(), shared = !called, "verified");
-                    Some(Verification { outcome: answer.outcome, at: answer.at })
+                    Some(Verification {
+                        outcome: answer.outcome,
+                        at: answer.at,
+                    })
                 } else {
                     None
                 };
                 credentials = Some(creds);
-                Observation::Credentials { fingerprint, verification }
+                Observation::Credentials {
+                    fingerprint,
+                    verification,
+                }
             }
         },
     };
@@ -289,7 +362,9 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
     let next = status::desired_status(&input);
 
     let secret_outcome = match (&credentials, &parsed) {
-        (Some(creds), Ok(p)) if status::should_publish(tvc.spec.publish, &next) => sync_secret(ctx, tvc, &ns, &p.host, creds).await,
+        (Some(creds), Ok(p)) if status::should_publish(tvc.spec.publish, &next) => {
+            sync_secret(ctx, tvc, &ns, &p.host, creds).await
+        }
         _ => SecretOutcome::NotPublished,
     };
     let next = status::finish(next, &secret_outcome, tvc.spec.publish, generation, now);
@@ -301,7 +376,11 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
             info!(namespace = %ns, name = %name, reason = %t.reason, "{}", t.message);
         }
         let event = Event {
-            type_: if t.warning { EventType::Warning } else { EventType::Normal },
+            type_: if t.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: t.reason.clone(),
             note: Some(t.message.clone()),
             action: "Verify".into(),
@@ -323,32 +402,54 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
     })
 }
 
-async fn patch_status(ctx: &Context, ns: &str, name: &str, status: &TrackViaConnectionStatus) -> Result<()> {
+async fn patch_status(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    status: &TrackViaConnectionStatus,
+) -> Result<()> {
     let api: Api<TrackViaConnection> = Api::namespaced(ctx.client.clone(), ns);
     let body = serde_json::json!({
         "apiVersion": TrackViaConnection::api_version(&()),
         "kind": TrackViaConnection::kind(&()),
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
-        .await
-        .map_err(|source| Error::Kube { context: format!("patching status of {ns}/{name}"), source })?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|source| Error::Kube {
+        context: format!("patching status of {ns}/{name}"),
+        source,
+    })?;
     ctx.metrics.status_writes.inc();
     Ok(())
 }
 
-async fn sync_secret(ctx: &Context, tvc: &TrackViaConnection, ns: &str, host: &str, creds: &Credentials) -> SecretOutcome {
+async fn sync_secret(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    ns: &str,
+    host: &str,
+    creds: &Credentials,
+) -> SecretOutcome {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let name = tvc.target_name();
     let existing = match api.get_opt(&name).await {
         Ok(s) => s,
-        Err(e) => return SecretOutcome::Error(format!("reading Secret {name}: {}", short_kube_error(&e))),
+        Err(e) => {
+            return SecretOutcome::Error(format!("reading Secret {name}: {}", short_kube_error(&e)));
+        }
     };
     if let Some(existing) = &existing {
         match secret::ownership(&existing.metadata, tvc) {
             Ownership::Ours => {}
             Ownership::OtherConnection(other) => {
-                return SecretOutcome::Conflict(format!("Secret {name} is published by TrackViaConnection {other}; choose another spec.target.name"));
+                return SecretOutcome::Conflict(format!(
+                    "Secret {name} is published by TrackViaConnection {other}; choose another spec.target.name"
+                ));
             }
             Ownership::Foreign if !tvc.spec.target.adopt => {
                 return SecretOutcome::Conflict(format!(
@@ -363,7 +464,14 @@ async fn sync_secret(ctx: &Context, tvc: &TrackViaConnection, ns: &str, host: &s
     if !secret::needs_apply(existing.as_ref(), &desired) {
         return SecretOutcome::Synced { hash };
     }
-    match api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired)).await {
+    match api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await
+    {
         Ok(_) => {
             ctx.metrics.secret_writes.inc();
             info!(namespace = %ns, name = %tvc.name_any(), secret = %name, "output Secret written");

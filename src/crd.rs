@@ -21,7 +21,8 @@ pub const CONNECTION_ANNOTATION: &str = "trackvia.io/connection";
 pub const HASH_ANNOTATION: &str = "trackvia.io/content-hash";
 
 /// Regular expression for `spec.host`: a lower-case DNS name with an optional port.
-pub const HOST_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?$";
+pub const HOST_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?$";
 /// Regular expression for `spec.tokenExpiresOn`: a calendar date.
 pub const DATE_PATTERN: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$";
 /// Regular expression for durations (`1h`, `90m`, `1h30m`, `0`).
@@ -107,8 +108,16 @@ pub mod reason {
         json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
     ),
     printcolumn(name = "Expires", type_ = "string", json_path = ".spec.tokenExpiresOn"),
-    printcolumn(name = "Last Verified", type_ = "date", json_path = ".status.lastVerifiedTime"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Last Verified",
+        type_ = "date",
+        json_path = ".status.lastVerifiedTime"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TrackViaConnectionSpec {
@@ -413,7 +422,6 @@ pub struct Condition {
     /// Machine-readable reason in CamelCase.
     pub reason: String,
     /// Human-readable detail.
-    #[serde(default)]
     pub message: String,
     /// When `status` last changed (RFC 3339).
     pub last_transition_time: String,

@@ -11,11 +11,18 @@ use jiff::SignedDuration;
 use trackvia_operator::controller::{self, Clock, Config};
 use trackvia_operator::metrics::Metrics;
 use trackvia_operator::status::{Settings, parse_duration};
-use trackvia_operator::trackvia::{AllowedHosts, Credentials, Rejection, TrackViaClient, VerificationOutcome, Verifier};
+use trackvia_operator::trackvia::{
+    AllowedHosts, Credentials, Rejection, TrackViaClient, VerificationOutcome, Verifier,
+};
 use trackvia_operator::{crd, http};
 
 #[derive(Parser)]
-#[command(name = "trackvia-operator", version, about = "Keeps TrackVia API credentials verified and published in Kubernetes")]
+#[command(
+    name = "trackvia-operator",
+    version,
+    about = "Keeps TrackVia API credentials verified and published in Kubernetes",
+    args_override_self = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,7 +93,11 @@ struct RunArgs {
     #[arg(long, env = "TRACKVIA_LEADER_ELECTION_NAMESPACE")]
     leader_election_namespace: Option<String>,
     /// Name of the leader-election Lease.
-    #[arg(long, env = "TRACKVIA_LEADER_ELECTION_LEASE_NAME", default_value = "trackvia-operator")]
+    #[arg(
+        long,
+        env = "TRACKVIA_LEADER_ELECTION_LEASE_NAME",
+        default_value = "trackvia-operator"
+    )]
     leader_election_lease_name: String,
     /// Testing only: shift the operator's clock by this signed duration (e.g. `-30s`, `36h`).
     #[arg(long, env = "TRACKVIA_CLOCK_OFFSET", allow_hyphen_values = true)]
@@ -148,15 +159,23 @@ fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
     let level = level.to_ascii_lowercase();
     if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
-        return Err(format!("--log-level {level:?}: expected error, warn, info, debug or trace"));
+        return Err(format!(
+            "--log-level {level:?}: expected error, warn, info, debug or trace"
+        ));
     }
     // Dependencies stay at warn (kube at most debug): their traces are not ours to vouch for.
-    let kube_level = if level == "trace" { "debug" } else { level.as_str() };
+    let kube_level = if level == "trace" {
+        "debug"
+    } else {
+        level.as_str()
+    };
     let filter = EnvFilter::try_new(format!(
         "warn,trackvia_operator={level},kube_runtime={kube_level},kube_client={kube_level}"
     ))
     .map_err(|e| e.to_string())?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.with_ansi(false).init(),
@@ -189,16 +208,23 @@ async fn run(args: RunArgs) -> ExitCode {
 
 async fn run_inner(args: RunArgs) -> Result<(), String> {
     install_crypto_provider();
-    let allowed_hosts = AllowedHosts::parse(&args.allowed_hosts).map_err(|e| format!("--allowed-hosts: {e}"))?;
+    let allowed_hosts =
+        AllowedHosts::parse(&args.allowed_hosts).map_err(|e| format!("--allowed-hosts: {e}"))?;
     let extra_ca = match &args.extra_ca_file {
-        Some(path) => Some(std::fs::read(path).map_err(|e| format!("--extra-ca-file {}: {e}", path.display()))?),
+        Some(path) => Some(
+            std::fs::read(path).map_err(|e| format!("--extra-ca-file {}: {e}", path.display()))?,
+        ),
         None => None,
     };
-    let timeout = parse_duration(&args.request_timeout).map_err(|e| format!("--request-timeout: {e}"))?;
+    let timeout =
+        parse_duration(&args.request_timeout).map_err(|e| format!("--request-timeout: {e}"))?;
     let settings = Settings {
         failure_threshold: args.failure_threshold,
-        failure_grace: parse_duration(&args.failure_grace).map_err(|e| format!("--failure-grace: {e}"))?,
-        retry_base: parse_duration(&args.retry_base).map_err(|e| format!("--retry-base: {e}"))?.max(Duration::from_millis(100)),
+        failure_grace: parse_duration(&args.failure_grace)
+            .map_err(|e| format!("--failure-grace: {e}"))?,
+        retry_base: parse_duration(&args.retry_base)
+            .map_err(|e| format!("--retry-base: {e}"))?
+            .max(Duration::from_millis(100)),
     };
     let clock = Clock {
         offset: match &args.clock_offset {
@@ -211,12 +237,17 @@ async fn run_inner(args: RunArgs) -> Result<(), String> {
     }
     let client = TrackViaClient::new(extra_ca.as_deref(), timeout.max(Duration::from_millis(100)))?;
     let verifier = Arc::new(Verifier::new(client, args.rate_limit));
-    let kube_client = kube::Client::try_default().await.map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+    let kube_client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
 
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::new(&mut registry);
     let ready = Arc::new(AtomicBool::new(false));
-    let state = http::HttpState { registry: Arc::new(registry), ready: ready.clone() };
+    let state = http::HttpState {
+        registry: Arc::new(registry),
+        ready: ready.clone(),
+    };
     let addr = args.metrics_addr;
     tokio::spawn(async move {
         if let Err(e) = http::serve(addr, state).await {
@@ -226,7 +257,12 @@ async fn run_inner(args: RunArgs) -> Result<(), String> {
     });
 
     let config = Config {
-        namespaces: args.namespaces.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        namespaces: args
+            .namespaces
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
         allowed_hosts,
         allowed_hosts_text: args.allowed_hosts.clone(),
         settings,
@@ -288,8 +324,15 @@ async fn verify(args: VerifyArgs) -> ExitCode {
     };
     let outcome = client.verify(&args.host, args.account_id, &creds).await;
     let (code, line) = match &outcome {
-        VerificationOutcome::Verified { http_status } => (0, format!("Verified: TrackVia accepted the credentials (HTTP {http_status})")),
-        VerificationOutcome::Rejected { rejection, http_status, detail } => {
+        VerificationOutcome::Verified { http_status } => (
+            0,
+            format!("Verified: TrackVia accepted the credentials (HTTP {http_status})"),
+        ),
+        VerificationOutcome::Rejected {
+            rejection,
+            http_status,
+            detail,
+        } => {
             let (code, word) = match rejection {
                 Rejection::Unauthorized => (2, "Unauthorized"),
                 Rejection::Expired => (3, "Expired"),
@@ -297,7 +340,9 @@ async fn verify(args: VerifyArgs) -> ExitCode {
             };
             (code, format!("{word}: HTTP {http_status}: {detail}"))
         }
-        VerificationOutcome::Transient { kind, detail, .. } => (5, format!("Unreachable ({}): {detail}", kind.as_str())),
+        VerificationOutcome::Transient { kind, detail, .. } => {
+            (5, format!("Unreachable ({}): {detail}", kind.as_str()))
+        }
     };
     println!("{line}");
     ExitCode::from(code)
@@ -308,9 +353,14 @@ async fn verify_credentials(args: &VerifyArgs) -> Result<Credentials, String> {
         let (ns, name) = reference
             .split_once('/')
             .ok_or_else(|| format!("--secret {reference:?}: expected namespace/name"))?;
-        let client = kube::Client::try_default().await.map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
         let api: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(client, ns);
-        let secret = api.get(name).await.map_err(|e| format!("reading Secret {ns}/{name}: {e}"))?;
+        let secret = api
+            .get(name)
+            .await
+            .map_err(|e| format!("reading Secret {ns}/{name}: {e}"))?;
         let data = secret.data.unwrap_or_default();
         let get = |k: &str| {
             data.get(k)
@@ -319,7 +369,10 @@ async fn verify_credentials(args: &VerifyArgs) -> Result<Credentials, String> {
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| format!("Secret {ns}/{name} has no usable key {k:?}"))
         };
-        return Ok(Credentials { api_key: get(&args.api_key_key)?, auth_token: get(&args.auth_token_key)? });
+        return Ok(Credentials {
+            api_key: get(&args.api_key_key)?,
+            auth_token: get(&args.auth_token_key)?,
+        });
     }
     let get = |k: &str| {
         std::env::var(k)
@@ -328,5 +381,8 @@ async fn verify_credentials(args: &VerifyArgs) -> Result<Credentials, String> {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| format!("{k} is not set (or use --secret namespace/name)"))
     };
-    Ok(Credentials { api_key: get("TRACKVIA_API_KEY")?, auth_token: get("TRACKVIA_AUTH_TOKEN")? })
+    Ok(Credentials {
+        api_key: get("TRACKVIA_API_KEY")?,
+        auth_token: get("TRACKVIA_AUTH_TOKEN")?,
+    })
 }

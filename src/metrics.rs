@@ -9,15 +9,15 @@ use std::time::Duration;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, EncodeLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::crd::{condition, TrackViaConnection};
+use crate::crd::{TrackViaConnection, condition};
 use crate::trackvia::VerificationOutcome;
 
 /// Label set `{code}`.
@@ -88,23 +88,57 @@ impl Metrics {
             leader: Gauge::default(),
             stores: Arc::new(Mutex::new(Vec::new())),
         };
-        registry.register("trackvia_api_requests", "TrackVia API calls by HTTP status code", m.api_requests.clone());
-        registry.register("trackvia_verifications", "Verification calls by outcome", m.verifications.clone());
+        registry.register(
+            "trackvia_api_requests",
+            "TrackVia API calls by HTTP status code",
+            m.api_requests.clone(),
+        );
+        registry.register(
+            "trackvia_verifications",
+            "Verification calls by outcome",
+            m.verifications.clone(),
+        );
         registry.register(
             "trackvia_reconcile_duration_seconds",
             "Time spent reconciling one connection",
             m.reconcile_duration.clone(),
         );
-        registry.register("trackvia_reconcile_errors", "Reconciles that ended in an error", m.reconcile_errors.clone());
-        registry.register("trackvia_status_writes", "Status patches sent to the API server", m.status_writes.clone());
-        registry.register("trackvia_secret_writes", "Output Secret applies sent to the API server", m.secret_writes.clone());
-        registry.register("trackvia_rollout_restarts", "Workload rollout restarts by result", m.rollout_restarts.clone());
-        registry.register("trackvia_operator_leader", "1 while this process reconciles (leader)", m.leader.clone());
+        registry.register(
+            "trackvia_reconcile_errors",
+            "Reconciles that ended in an error",
+            m.reconcile_errors.clone(),
+        );
+        registry.register(
+            "trackvia_status_writes",
+            "Status patches sent to the API server",
+            m.status_writes.clone(),
+        );
+        registry.register(
+            "trackvia_secret_writes",
+            "Output Secret applies sent to the API server",
+            m.secret_writes.clone(),
+        );
+        registry.register(
+            "trackvia_rollout_restarts",
+            "Workload rollout restarts by result",
+            m.rollout_restarts.clone(),
+        );
+        registry.register(
+            "trackvia_operator_leader",
+            "1 while this process reconciles (leader)",
+            m.leader.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
-        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .set(1);
         registry.register("trackvia_operator_build_info", "Build information", build);
         let m = Arc::new(m);
-        registry.register_collector(Box::new(ConnectionCollector { stores: m.stores.clone() }));
+        registry.register_collector(Box::new(ConnectionCollector {
+            stores: m.stores.clone(),
+        }));
         m
     }
 
@@ -115,9 +149,16 @@ impl Metrics {
 
     /// Count one verification call.
     pub fn observe_verification(&self, outcome: &VerificationOutcome) {
-        let code = outcome.http_status().map(|c| c.to_string()).unwrap_or_else(|| "none".into());
+        let code = outcome
+            .http_status()
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "none".into());
         self.api_requests.get_or_create(&CodeLabel { code }).inc();
-        self.verifications.get_or_create(&ResultLabel { result: outcome.label().into() }).inc();
+        self.verifications
+            .get_or_create(&ResultLabel {
+                result: outcome.label().into(),
+            })
+            .inc();
     }
 
     /// Record one reconcile.
@@ -142,7 +183,11 @@ fn seconds(rfc3339: Option<&str>) -> Option<f64> {
 
 impl Collector for ConnectionCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stores = self.stores.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let stores = self
+            .stores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let connections: Vec<_> = stores.iter().flat_map(|s| s.state()).collect();
         let labels = |tvc: &TrackViaConnection| ConnectionLabels {
             namespace: tvc.namespace().unwrap_or_default(),
@@ -152,17 +197,35 @@ impl Collector for ConnectionCollector {
             (
                 "trackvia_connection_token_expiration_timestamp_seconds",
                 "When the connection's token expires (Unix seconds)",
-                |t| seconds(t.status.as_ref().and_then(|s| s.token_expires_at.as_deref())),
+                |t| {
+                    seconds(
+                        t.status
+                            .as_ref()
+                            .and_then(|s| s.token_expires_at.as_deref()),
+                    )
+                },
             ),
             (
                 "trackvia_connection_expiry_warning_timestamp_seconds",
                 "When the connection enters its expiry-warning window (Unix seconds)",
-                |t| seconds(t.status.as_ref().and_then(|s| s.expiry_warning_at.as_deref())),
+                |t| {
+                    seconds(
+                        t.status
+                            .as_ref()
+                            .and_then(|s| s.expiry_warning_at.as_deref()),
+                    )
+                },
             ),
             (
                 "trackvia_connection_last_success_timestamp_seconds",
                 "When TrackVia last accepted the connection's credentials (Unix seconds)",
-                |t| seconds(t.status.as_ref().and_then(|s| s.last_successful_verification_time.as_deref())),
+                |t| {
+                    seconds(
+                        t.status
+                            .as_ref()
+                            .and_then(|s| s.last_successful_verification_time.as_deref()),
+                    )
+                },
             ),
         ];
         for (name, help, value) in time_gauges {
@@ -181,10 +244,19 @@ impl Collector for ConnectionCollector {
             MetricType::Gauge,
         )?;
         for tvc in &connections {
-            let cond = tvc.status.as_ref().and_then(|s| s.condition(condition::READY));
-            let reason = cond.map(|c| c.reason.clone()).unwrap_or_else(|| "VerificationPending".into());
+            let cond = tvc
+                .status
+                .as_ref()
+                .and_then(|s| s.condition(condition::READY));
+            let reason = cond
+                .map(|c| c.reason.clone())
+                .unwrap_or_else(|| "VerificationPending".into());
             let value = i64::from(cond.is_some_and(|c| c.status == "True"));
-            let l = ReadyLabels { namespace: tvc.namespace().unwrap_or_default(), name: tvc.name_any(), reason };
+            let l = ReadyLabels {
+                namespace: tvc.namespace().unwrap_or_default(),
+                name: tvc.name_any(),
+                reason,
+            };
             ConstGauge::new(value).encode(ready.encode_family(&l)?)?;
         }
         Ok(())

@@ -11,7 +11,8 @@ use kube::{Resource, ResourceExt};
 use sha2::Sha256;
 
 use crate::crd::{
-    CONNECTION_ANNOTATION, DeletionPolicy, HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection,
+    CONNECTION_ANNOTATION, DeletionPolicy, HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGER_NAME,
+    TrackViaConnection,
 };
 use crate::trackvia::Credentials;
 
@@ -20,12 +21,24 @@ use crate::trackvia::Credentials;
 pub fn desired_secret(tvc: &TrackViaConnection, host: &str, creds: &Credentials) -> Secret {
     let keys = &tvc.spec.target.keys;
     let mut data: BTreeMap<String, ByteString> = BTreeMap::new();
-    data.insert(keys.api_key.clone(), ByteString(creds.api_key.clone().into_bytes()));
-    data.insert(keys.auth_token.clone(), ByteString(creds.auth_token.clone().into_bytes()));
+    data.insert(
+        keys.api_key.clone(),
+        ByteString(creds.api_key.clone().into_bytes()),
+    );
+    data.insert(
+        keys.auth_token.clone(),
+        ByteString(creds.auth_token.clone().into_bytes()),
+    );
     data.insert(keys.host.clone(), ByteString(host.as_bytes().to_vec()));
-    data.insert(keys.base_url.clone(), ByteString(format!("https://{host}").into_bytes()));
+    data.insert(
+        keys.base_url.clone(),
+        ByteString(format!("https://{host}").into_bytes()),
+    );
     if let Some(id) = tvc.spec.account_id {
-        data.insert(keys.account_id.clone(), ByteString(id.to_string().into_bytes()));
+        data.insert(
+            keys.account_id.clone(),
+            ByteString(id.to_string().into_bytes()),
+        );
     }
     let hash = content_hash(&data, tvc.uid().as_deref().unwrap_or_default().as_bytes());
 
@@ -69,7 +82,10 @@ pub fn content_hash(data: &BTreeMap<String, ByteString>, key: &[u8]) -> String {
 
 /// The hash annotation of a Secret.
 pub fn hash_of(secret: &Secret) -> Option<&str> {
-    secret.annotations().get(HASH_ANNOTATION).map(String::as_str)
+    secret
+        .annotations()
+        .get(HASH_ANNOTATION)
+        .map(String::as_str)
 }
 
 /// Who holds an existing Secret at the target name.
@@ -94,8 +110,16 @@ pub fn ownership(existing: &ObjectMeta, tvc: &TrackViaConnection) -> Ownership {
     if controlled {
         return Ownership::Ours;
     }
-    let managed = existing.labels.as_ref().and_then(|l| l.get(MANAGED_BY_LABEL)).map(String::as_str) == Some(MANAGER_NAME);
-    let named = existing.annotations.as_ref().and_then(|a| a.get(CONNECTION_ANNOTATION));
+    let managed = existing
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .map(String::as_str)
+        == Some(MANAGER_NAME);
+    let named = existing
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CONNECTION_ANNOTATION));
     match (managed, named) {
         (true, Some(n)) if *n == tvc.name_any() => {
             // An owner reference to a different connection object of the same name
@@ -110,25 +134,38 @@ pub fn ownership(existing: &ObjectMeta, tvc: &TrackViaConnection) -> Ownership {
 /// Does `existing` differ from `desired` in anything the operator sets?
 /// Extra labels or annotations added by others are left alone.
 pub fn needs_apply(existing: Option<&Secret>, desired: &Secret) -> bool {
-    let Some(existing) = existing else { return true };
-    if existing.data.as_ref().unwrap_or(&BTreeMap::new()) != desired.data.as_ref().unwrap_or(&BTreeMap::new()) {
+    let Some(existing) = existing else {
+        return true;
+    };
+    if existing.data.as_ref().unwrap_or(&BTreeMap::new())
+        != desired.data.as_ref().unwrap_or(&BTreeMap::new())
+    {
         return true;
     }
-    if existing.type_.as_deref().unwrap_or("Opaque") != desired.type_.as_deref().unwrap_or("Opaque") {
+    if existing.type_.as_deref().unwrap_or("Opaque") != desired.type_.as_deref().unwrap_or("Opaque")
+    {
         return true;
     }
-    let subset = |want: &Option<BTreeMap<String, String>>, have: &Option<BTreeMap<String, String>>| {
+    let subset = |want: &Option<BTreeMap<String, String>>,
+                  have: &Option<BTreeMap<String, String>>| {
         want.iter()
             .flatten()
             .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
     };
     if !subset(&desired.metadata.labels, &existing.metadata.labels)
-        || !subset(&desired.metadata.annotations, &existing.metadata.annotations)
+        || !subset(
+            &desired.metadata.annotations,
+            &existing.metadata.annotations,
+        )
     {
         return true;
     }
     let owner_uids = |m: &ObjectMeta| -> Vec<String> {
-        m.owner_references.iter().flatten().map(|o| o.uid.clone()).collect()
+        m.owner_references
+            .iter()
+            .flatten()
+            .map(|o| o.uid.clone())
+            .collect()
     };
     let want = owner_uids(&desired.metadata);
     let have = owner_uids(&existing.metadata);
@@ -169,7 +206,10 @@ mod tests {
     }
 
     fn creds(token: &str) -> Credentials {
-        Credentials { api_key: "key-1".into(), auth_token: token.into() }
+        Credentials {
+            api_key: "key-1".into(),
+            auth_token: token.into(),
+        }
     }
 
     fn text(s: &Secret, k: &str) -> String {
@@ -178,7 +218,11 @@ mod tests {
 
     #[test]
     fn desired_secret_is_complete() {
-        let s = desired_secret(&tvc(DeletionPolicy::Delete), "acme.trackvia.com", &creds("tok-1"));
+        let s = desired_secret(
+            &tvc(DeletionPolicy::Delete),
+            "acme.trackvia.com",
+            &creds("tok-1"),
+        );
         assert_eq!(s.metadata.name.as_deref(), Some("out"));
         assert_eq!(text(&s, "apiKey"), "key-1");
         assert_eq!(text(&s, "authToken"), "tok-1");
@@ -197,7 +241,11 @@ mod tests {
 
     #[test]
     fn retain_has_no_owner_reference() {
-        let s = desired_secret(&tvc(DeletionPolicy::Retain), "acme.trackvia.com", &creds("tok-1"));
+        let s = desired_secret(
+            &tvc(DeletionPolicy::Retain),
+            "acme.trackvia.com",
+            &creds("tok-1"),
+        );
         assert!(s.metadata.owner_references.is_none());
     }
 
@@ -218,13 +266,26 @@ mod tests {
         let desired = desired_secret(&t, "acme.trackvia.com", &creds("tok-1"));
         assert!(needs_apply(None, &desired));
         let mut same = desired.clone();
-        same.metadata.labels.as_mut().unwrap().insert("extra".into(), "x".into());
+        same.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("extra".into(), "x".into());
         assert!(!needs_apply(Some(&same), &desired));
         let mut edited = desired.clone();
-        edited.data.as_mut().unwrap().insert("authToken".into(), ByteString(b"hand-edit".to_vec()));
+        edited
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("authToken".into(), ByteString(b"hand-edit".to_vec()));
         assert!(needs_apply(Some(&edited), &desired));
         let mut unlabeled = desired.clone();
-        unlabeled.metadata.labels.as_mut().unwrap().remove(MANAGED_BY_LABEL);
+        unlabeled
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .remove(MANAGED_BY_LABEL);
         assert!(needs_apply(Some(&unlabeled), &desired));
     }
 
@@ -233,11 +294,21 @@ mod tests {
         let t = tvc(DeletionPolicy::Delete);
         let ours = desired_secret(&t, "acme.trackvia.com", &creds("tok-1"));
         assert_eq!(ownership(&ours.metadata, &t), Ownership::Ours);
-        let foreign = ObjectMeta { name: Some("out".into()), ..ObjectMeta::default() };
+        let foreign = ObjectMeta {
+            name: Some("out".into()),
+            ..ObjectMeta::default()
+        };
         assert_eq!(ownership(&foreign, &t), Ownership::Foreign);
         let mut other = ours.metadata.clone();
         other.owner_references = None;
-        other.annotations.as_mut().unwrap().insert(CONNECTION_ANNOTATION.into(), "other".into());
-        assert_eq!(ownership(&other, &t), Ownership::OtherConnection("other".into()));
+        other
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(CONNECTION_ANNOTATION.into(), "other".into());
+        assert_eq!(
+            ownership(&other, &t),
+            Ownership::OtherConnection("other".into())
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::crd::{
-    condition, reason, Condition, Publish, TrackViaConnectionSpec, TrackViaConnectionStatus,
+    Condition, Publish, TrackViaConnectionSpec, TrackViaConnectionStatus, condition, reason,
 };
 use crate::trackvia::{Rejection, TransientKind, VerificationOutcome};
 
@@ -66,7 +66,9 @@ pub fn token_expiry_instant(date: &str) -> Result<Timestamp, String> {
         .parse()
         .map_err(|_| format!("tokenExpiresOn {date:?} is not a calendar date (YYYY-MM-DD)"))?;
     if date.len() != 10 {
-        return Err(format!("tokenExpiresOn {date:?} is not a calendar date (YYYY-MM-DD)"));
+        return Err(format!(
+            "tokenExpiresOn {date:?} is not a calendar date (YYYY-MM-DD)"
+        ));
     }
     day.to_zoned(jiff::tz::TimeZone::UTC)
         .map(|z| z.timestamp())
@@ -77,7 +79,10 @@ pub fn token_expiry_instant(date: &str) -> Result<Timestamp, String> {
 pub fn parse_spec(spec: &TrackViaConnectionSpec) -> Result<ParsedSpec, String> {
     let host = spec.host.trim().to_ascii_lowercase();
     if host.is_empty() || host.contains("://") || host.contains('/') || host.contains('@') {
-        return Err(format!("host {:?} must be host[:port] without scheme, userinfo or path", spec.host));
+        return Err(format!(
+            "host {:?} must be host[:port] without scheme, userinfo or path",
+            spec.host
+        ));
     }
     if crate::trackvia::split_host_port(&host).is_none() {
         return Err(format!("host {:?} has an invalid port", spec.host));
@@ -87,21 +92,35 @@ pub fn parse_spec(spec: &TrackViaConnectionSpec) -> Result<ParsedSpec, String> {
         .as_deref()
         .map(token_expiry_instant)
         .transpose()?;
-    let warning = parse_duration(&spec.expiry_warning).map_err(|e| format!("expiryWarning: {e}"))?;
-    let warning = SignedDuration::try_from(warning).map_err(|_| "expiryWarning is too long".to_string())?;
+    let warning =
+        parse_duration(&spec.expiry_warning).map_err(|e| format!("expiryWarning: {e}"))?;
+    let warning =
+        SignedDuration::try_from(warning).map_err(|_| "expiryWarning is too long".to_string())?;
     let expiry_warning_at = match token_expires_at {
-        Some(at) => Some(at.checked_sub(warning).map_err(|_| "expiryWarning is too long".to_string())?),
+        Some(at) => Some(
+            at.checked_sub(warning)
+                .map_err(|_| "expiryWarning is too long".to_string())?,
+        ),
         None => None,
     };
-    let interval = parse_duration(&spec.verify_interval).map_err(|e| format!("verifyInterval: {e}"))?;
+    let interval =
+        parse_duration(&spec.verify_interval).map_err(|e| format!("verifyInterval: {e}"))?;
     let verify_interval = if interval.is_zero() {
         None
     } else if interval < Duration::from_secs(60) {
-        return Err(format!("verifyInterval {:?} is below the minimum of 1m", spec.verify_interval));
+        return Err(format!(
+            "verifyInterval {:?} is below the minimum of 1m",
+            spec.verify_interval
+        ));
     } else {
         Some(interval.min(Duration::from_secs(366 * 24 * 3600)))
     };
-    Ok(ParsedSpec { host, token_expires_at, expiry_warning_at, verify_interval })
+    Ok(ParsedSpec {
+        host,
+        token_expires_at,
+        expiry_warning_at,
+        verify_interval,
+    })
 }
 
 /// What the controller found this pass.
@@ -167,15 +186,19 @@ pub fn verification_due(
     if spec.token_expires_at.is_some_and(|at| now >= at) {
         return (false, false);
     }
-    let Some(old) = old else { return (true, false) };
-    let forced = verify_requested.is_some() && verify_requested != old.verify_requested_at.as_deref();
+    let forced = verify_requested.is_some()
+        && verify_requested != old.and_then(|o| o.verify_requested_at.as_deref());
     if forced {
         return (true, true);
     }
-    let never_answered = old
-        .condition(condition::VERIFIED)
-        .is_none_or(|c| c.status == "Unknown" && c.reason != reason::TRANSIENT_FAILURE && c.reason != reason::RATE_LIMITED);
-    let changed = old.credentials_fingerprint.as_deref() != Some(fingerprint) || old.observed_generation != generation;
+    let Some(old) = old else { return (true, false) };
+    let never_answered = old.condition(condition::VERIFIED).is_none_or(|c| {
+        c.status == "Unknown"
+            && c.reason != reason::TRANSIENT_FAILURE
+            && c.reason != reason::RATE_LIMITED
+    });
+    let changed = old.credentials_fingerprint.as_deref() != Some(fingerprint)
+        || old.observed_generation != generation;
     let scheduled = old
         .next_verification_time
         .as_deref()
@@ -202,31 +225,71 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
         credentials_fingerprint: old.credentials_fingerprint.clone(),
         verified_fingerprint: old.verified_fingerprint.clone(),
         published_hash: old.published_hash.clone(),
-        verify_requested_at: input.verify_requested.map(str::to_string).or(old.verify_requested_at.clone()),
+        verify_requested_at: input
+            .verify_requested
+            .map(str::to_string)
+            .or(old.verify_requested_at.clone()),
     };
     let generation = input.generation;
-    let set = |next: &mut TrackViaConnectionStatus, type_: &str, status: &str, reason: &str, message: String| {
-        set_condition(&mut next.conditions, type_, status, reason, &message, generation, now);
+    let set = |next: &mut TrackViaConnectionStatus,
+               type_: &str,
+               status: &str,
+               reason: &str,
+               message: String| {
+        set_condition(
+            &mut next.conditions,
+            type_,
+            status,
+            reason,
+            &message,
+            generation,
+            now,
+        );
     };
 
     // Expiring depends only on the dates and the clock.
-    match input.spec.map(|s| (s.token_expires_at, s.expiry_warning_at)) {
+    match input
+        .spec
+        .map(|s| (s.token_expires_at, s.expiry_warning_at))
+    {
         Some((Some(expires), Some(warn))) => {
             if now >= expires {
-                set(&mut next, condition::EXPIRING, "False", reason::EXPIRED, format!("the token expired at {}", fmt_time(expires)));
+                set(
+                    &mut next,
+                    condition::EXPIRING,
+                    "False",
+                    reason::EXPIRED,
+                    format!("the token expired at {}", fmt_time(expires)),
+                );
             } else if now >= warn {
-                set(&mut next, condition::EXPIRING, "True", reason::EXPIRING, format!("the token expires at {}", fmt_time(expires)));
+                set(
+                    &mut next,
+                    condition::EXPIRING,
+                    "True",
+                    reason::EXPIRING,
+                    format!("the token expires at {}", fmt_time(expires)),
+                );
             } else {
                 set(
                     &mut next,
                     condition::EXPIRING,
                     "False",
                     reason::NOT_EXPIRING,
-                    format!("the token expires at {}; warning from {}", fmt_time(expires), fmt_time(warn)),
+                    format!(
+                        "the token expires at {}; warning from {}",
+                        fmt_time(expires),
+                        fmt_time(warn)
+                    ),
                 );
             }
         }
-        _ => set(&mut next, condition::EXPIRING, "False", reason::NO_EXPIRY_DATE, "spec.tokenExpiresOn is not set".into()),
+        _ => set(
+            &mut next,
+            condition::EXPIRING,
+            "False",
+            reason::NO_EXPIRY_DATE,
+            "spec.tokenExpiresOn is not set".into(),
+        ),
     }
 
     let (fingerprint, verification) = match input.observation {
@@ -237,12 +300,27 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
             return blocked(next, reason::HOST_NOT_ALLOWED, msg.clone(), generation, now);
         }
         Observation::CredentialsNotFound(msg) => {
-            return blocked(next, reason::CREDENTIALS_NOT_FOUND, msg.clone(), generation, now);
+            return blocked(
+                next,
+                reason::CREDENTIALS_NOT_FOUND,
+                msg.clone(),
+                generation,
+                now,
+            );
         }
-        Observation::Credentials { fingerprint, verification } => (fingerprint.as_str(), verification.as_ref()),
+        Observation::Credentials {
+            fingerprint,
+            verification,
+        } => (fingerprint.as_str(), verification.as_ref()),
     };
     let Some(spec) = input.spec else {
-        return blocked(next, reason::INVALID_SPEC, "the spec could not be parsed".into(), generation, now);
+        return blocked(
+            next,
+            reason::INVALID_SPEC,
+            "the spec could not be parsed".into(),
+            generation,
+            now,
+        );
     };
     let same_credentials = old.credentials_fingerprint.as_deref() == Some(fingerprint);
     next.credentials_fingerprint = Some(fingerprint.to_string());
@@ -250,7 +328,13 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
         // A new credential starts with a clean slate.
         next.consecutive_failures = 0;
         if verification.is_none() {
-            set(&mut next, condition::VERIFIED, "Unknown", reason::VERIFICATION_PENDING, "the credentials have not been checked yet".into());
+            set(
+                &mut next,
+                condition::VERIFIED,
+                "Unknown",
+                reason::VERIFICATION_PENDING,
+                "the credentials have not been checked yet".into(),
+            );
         }
     }
 
@@ -262,10 +346,22 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
                 next.consecutive_failures = 0;
                 next.last_successful_verification_time = Some(fmt_time(v.at));
                 next.verified_fingerprint = Some(fingerprint.to_string());
-                set(&mut next, condition::VERIFIED, "True", reason::VERIFIED, format!("TrackVia accepted the credentials (HTTP {http_status})"));
-                next.next_verification_time = spec.verify_interval.map(|i| fmt_time(add(v.at, jittered(i, input.jitter, 0.1))));
+                set(
+                    &mut next,
+                    condition::VERIFIED,
+                    "True",
+                    reason::VERIFIED,
+                    format!("TrackVia accepted the credentials (HTTP {http_status})"),
+                );
+                next.next_verification_time = spec
+                    .verify_interval
+                    .map(|i| fmt_time(add(v.at, jittered(i, input.jitter, 0.1))));
             }
-            VerificationOutcome::Rejected { rejection, http_status, detail } => {
+            VerificationOutcome::Rejected {
+                rejection,
+                http_status,
+                detail,
+            } => {
                 next.consecutive_failures = 0;
                 let reason = rejection_reason(*rejection);
                 let mut message = format!("TrackVia refused the credentials (HTTP {http_status})");
@@ -274,38 +370,91 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
                     message.push_str(detail);
                 }
                 set(&mut next, condition::VERIFIED, "False", reason, message);
-                next.next_verification_time = spec.verify_interval.map(|i| fmt_time(add(v.at, jittered(i, input.jitter, 0.1))));
+                next.next_verification_time = spec
+                    .verify_interval
+                    .map(|i| fmt_time(add(v.at, jittered(i, input.jitter, 0.1))));
             }
-            VerificationOutcome::Transient { kind, http_status, retry_after, detail } => {
+            VerificationOutcome::Transient {
+                kind,
+                http_status,
+                retry_after,
+                detail,
+            } => {
                 next.consecutive_failures = next.consecutive_failures.saturating_add(1);
-                let reason = if *kind == TransientKind::RateLimited { reason::RATE_LIMITED } else { reason::TRANSIENT_FAILURE };
+                let reason = if *kind == TransientKind::RateLimited {
+                    reason::RATE_LIMITED
+                } else {
+                    reason::TRANSIENT_FAILURE
+                };
                 let message = match http_status {
-                    Some(code) if !detail.contains(&code.to_string()) => format!("no answer from TrackVia (HTTP {code}): {detail}"),
+                    Some(code) if !detail.contains(&code.to_string()) => {
+                        format!("no answer from TrackVia (HTTP {code}): {detail}")
+                    }
                     _ => format!("no answer from TrackVia: {detail}"),
                 };
                 set(&mut next, condition::VERIFIED, "Unknown", reason, message);
-                let delay = retry_delay(next.consecutive_failures, *retry_after, spec.verify_interval, input.jitter, input.settings);
-                next.next_verification_time = Some(fmt_time(add(now, delay)));
+                let delay = retry_delay(
+                    next.consecutive_failures,
+                    *retry_after,
+                    spec.verify_interval,
+                    input.jitter,
+                    input.settings,
+                );
+                next.next_verification_time = Some(fmt_time(add(v.at, delay)));
             }
         }
     }
 
     // Ready: the token's date first, then the latest answer, damped for transient failures.
     if let Some(expires) = spec.token_expires_at.filter(|at| now >= *at) {
-        set(&mut next, condition::READY, "False", reason::EXPIRED, format!("the token expired at {} (spec.tokenExpiresOn)", fmt_time(expires)));
+        set(
+            &mut next,
+            condition::READY,
+            "False",
+            reason::EXPIRED,
+            format!(
+                "the token expired at {} (spec.tokenExpiresOn)",
+                fmt_time(expires)
+            ),
+        );
         if verification.is_none() {
-            set(&mut next, condition::VERIFIED, "False", reason::EXPIRED, "the token is past its expiry date; TrackVia is not asked".into());
+            set(
+                &mut next,
+                condition::VERIFIED,
+                "False",
+                reason::EXPIRED,
+                "the token is past its expiry date; TrackVia is not asked".into(),
+            );
         }
+        // TrackVia is not asked again: a check left in the past would make
+        // `next_wakeup` requeue every second.
+        next.next_verification_time = None;
         return next;
     }
     let verified = next.condition(condition::VERIFIED).cloned();
     match verified {
         Some(c) if c.status == "True" => {
-            set(&mut next, condition::READY, "True", reason::VERIFIED, "the credentials work and are published".into());
+            // A target conflict stays until `finish` knows whether it is still
+            // there, so Ready does not flip True and back on every pass (which
+            // would move lastTransitionTime and patch the status each time).
+            let conflict = old
+                .condition(condition::READY)
+                .is_some_and(|r| r.status == "False" && r.reason == reason::TARGET_CONFLICT);
+            if !conflict {
+                set(
+                    &mut next,
+                    condition::READY,
+                    "True",
+                    reason::VERIFIED,
+                    READY_MESSAGE.into(),
+                );
+            }
         }
         Some(c) if c.status == "False" => {
             let mut message = c.message.clone();
-            if next.verified_fingerprint.is_some() && next.verified_fingerprint.as_deref() != Some(fingerprint) {
+            if next.verified_fingerprint.is_some()
+                && next.verified_fingerprint.as_deref() != Some(fingerprint)
+            {
                 message.push_str("; the output Secret keeps the last verified credentials");
             }
             set(&mut next, condition::READY, "False", &c.reason, message);
@@ -314,38 +463,89 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
             let since = c.last_transition_time.parse::<Timestamp>().unwrap_or(now);
             let outage = now.duration_since(since).unsigned_abs();
             let failures = next.consecutive_failures;
-            if failures >= input.settings.failure_threshold && outage >= input.settings.failure_grace {
+            if failures >= input.settings.failure_threshold
+                && outage >= input.settings.failure_grace
+            {
                 set(
                     &mut next,
                     condition::READY,
                     "False",
                     reason::UNREACHABLE,
-                    format!("TrackVia unreachable for {failures} checks since {}: {}", fmt_time(since), c.message),
+                    format!(
+                        "TrackVia unreachable for {failures} checks since {}: {}",
+                        fmt_time(since),
+                        c.message
+                    ),
                 );
             } else {
                 let keep = same_credentials
                     && old.condition(condition::READY).is_some_and(|r| {
-                        [reason::VERIFIED, reason::UNAUTHORIZED, reason::FORBIDDEN, reason::EXPIRED, reason::UNREACHABLE].contains(&r.reason.as_str())
+                        [
+                            reason::VERIFIED,
+                            reason::UNAUTHORIZED,
+                            reason::FORBIDDEN,
+                            reason::EXPIRED,
+                            reason::UNREACHABLE,
+                        ]
+                        .contains(&r.reason.as_str())
                     });
                 if !keep {
-                    set(&mut next, condition::READY, "Unknown", reason::VERIFICATION_PENDING, "waiting for an answer from TrackVia".into());
+                    set(
+                        &mut next,
+                        condition::READY,
+                        "Unknown",
+                        reason::VERIFICATION_PENDING,
+                        "waiting for an answer from TrackVia".into(),
+                    );
                 } else if let Some(r) = old.condition(condition::READY) {
                     // Keep the last answer, with its reason and message, until the grace period ends.
-                    let (status, reason, message) = (r.status.clone(), r.reason.clone(), r.message.clone());
+                    let (status, reason, message) =
+                        (r.status.clone(), r.reason.clone(), r.message.clone());
                     set(&mut next, condition::READY, &status, &reason, message);
                 }
             }
         }
         _ => {
-            set(&mut next, condition::READY, "Unknown", reason::VERIFICATION_PENDING, "waiting for an answer from TrackVia".into());
+            set(
+                &mut next,
+                condition::READY,
+                "Unknown",
+                reason::VERIFICATION_PENDING,
+                "waiting for an answer from TrackVia".into(),
+            );
         }
     }
     next
 }
 
-fn blocked(mut next: TrackViaConnectionStatus, reason: &str, message: String, generation: Option<i64>, now: Timestamp) -> TrackViaConnectionStatus {
-    set_condition(&mut next.conditions, condition::READY, "False", reason, &message, generation, now);
-    set_condition(&mut next.conditions, condition::VERIFIED, "Unknown", reason, "not checked: see Ready", generation, now);
+/// Ready's message when the credentials work.
+const READY_MESSAGE: &str = "the credentials work and are published";
+
+fn blocked(
+    mut next: TrackViaConnectionStatus,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> TrackViaConnectionStatus {
+    set_condition(
+        &mut next.conditions,
+        condition::READY,
+        "False",
+        reason,
+        &message,
+        generation,
+        now,
+    );
+    set_condition(
+        &mut next.conditions,
+        condition::VERIFIED,
+        "Unknown",
+        reason,
+        "not checked: see Ready",
+        generation,
+        now,
+    );
     next.next_verification_time = None;
     next
 }
@@ -365,7 +565,12 @@ pub fn should_publish(publish: Publish, status: &TrackViaConnectionStatus) -> bo
         return false;
     };
     let ready_blocked = status.condition(condition::READY).is_some_and(|r| {
-        [reason::INVALID_SPEC, reason::HOST_NOT_ALLOWED, reason::CREDENTIALS_NOT_FOUND].contains(&r.reason.as_str())
+        [
+            reason::INVALID_SPEC,
+            reason::HOST_NOT_ALLOWED,
+            reason::CREDENTIALS_NOT_FOUND,
+        ]
+        .contains(&r.reason.as_str())
     });
     if ready_blocked {
         return false;
@@ -393,9 +598,36 @@ pub enum SecretOutcome {
 }
 
 /// Fill in `SecretSynced` and let a Secret problem override a True `Ready`.
-pub fn finish(mut status: TrackViaConnectionStatus, secret: &SecretOutcome, publish: Publish, generation: Option<i64>, now: Timestamp) -> TrackViaConnectionStatus {
+pub fn finish(
+    mut status: TrackViaConnectionStatus,
+    secret: &SecretOutcome,
+    publish: Publish,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> TrackViaConnectionStatus {
     let secret_name = status.secret_name.clone().unwrap_or_default();
-    let ready_true = status.condition(condition::READY).is_some_and(|r| r.status == "True");
+    // A conflict carried over by `desired_status` while the credentials are verified.
+    let conflict_pending = status
+        .condition(condition::READY)
+        .is_some_and(|r| r.reason == reason::TARGET_CONFLICT)
+        && status
+            .condition(condition::VERIFIED)
+            .is_some_and(|v| v.status == "True");
+    let ready_true = conflict_pending
+        || status
+            .condition(condition::READY)
+            .is_some_and(|r| r.status == "True");
+    if conflict_pending && !matches!(secret, SecretOutcome::Conflict(_)) {
+        set_condition(
+            &mut status.conditions,
+            condition::READY,
+            "True",
+            reason::VERIFIED,
+            READY_MESSAGE,
+            generation,
+            now,
+        );
+    }
     match secret {
         SecretOutcome::Synced { hash } => {
             let still_old = publish == Publish::Verified
@@ -407,27 +639,71 @@ pub fn finish(mut status: TrackViaConnectionStatus, secret: &SecretOutcome, publ
                 format!("Secret {secret_name} is up to date")
             };
             status.published_hash = Some(hash.clone());
-            set_condition(&mut status.conditions, condition::SECRET_SYNCED, "True", reason::SYNCED, &message, generation, now);
+            set_condition(
+                &mut status.conditions,
+                condition::SECRET_SYNCED,
+                "True",
+                reason::SYNCED,
+                &message,
+                generation,
+                now,
+            );
             if publish == Publish::Always && ready_true {
                 // nothing more to say
             }
         }
         SecretOutcome::NotPublished => {
             let message = if status.published_hash.is_some() {
-                format!("the current credentials are not verified: Secret {secret_name} keeps the last verified ones")
+                format!(
+                    "the current credentials are not verified: Secret {secret_name} keeps the last verified ones"
+                )
             } else {
-                format!("Secret {secret_name} is written once TrackVia accepts the credentials (publish: Verified)")
+                format!(
+                    "Secret {secret_name} is written once TrackVia accepts the credentials (publish: Verified)"
+                )
             };
-            set_condition(&mut status.conditions, condition::SECRET_SYNCED, "False", reason::NOT_PUBLISHED, &message, generation, now);
+            set_condition(
+                &mut status.conditions,
+                condition::SECRET_SYNCED,
+                "False",
+                reason::NOT_PUBLISHED,
+                &message,
+                generation,
+                now,
+            );
         }
         SecretOutcome::Conflict(msg) => {
-            set_condition(&mut status.conditions, condition::SECRET_SYNCED, "False", reason::TARGET_CONFLICT, msg, generation, now);
+            set_condition(
+                &mut status.conditions,
+                condition::SECRET_SYNCED,
+                "False",
+                reason::TARGET_CONFLICT,
+                msg,
+                generation,
+                now,
+            );
             if ready_true {
-                set_condition(&mut status.conditions, condition::READY, "False", reason::TARGET_CONFLICT, msg, generation, now);
+                set_condition(
+                    &mut status.conditions,
+                    condition::READY,
+                    "False",
+                    reason::TARGET_CONFLICT,
+                    msg,
+                    generation,
+                    now,
+                );
             }
         }
         SecretOutcome::Error(msg) => {
-            set_condition(&mut status.conditions, condition::SECRET_SYNCED, "False", reason::ERROR, msg, generation, now);
+            set_condition(
+                &mut status.conditions,
+                condition::SECRET_SYNCED,
+                "False",
+                reason::ERROR,
+                msg,
+                generation,
+                now,
+            );
         }
     }
     status
@@ -435,7 +711,15 @@ pub fn finish(mut status: TrackViaConnectionStatus, secret: &SecretOutcome, publ
 
 /// Set a condition, keeping `lastTransitionTime` unless `status` flips. The
 /// list stays in a fixed order: Ready, Verified, SecretSynced, Expiring, others.
-pub fn set_condition(conditions: &mut Vec<Condition>, type_: &str, status: &str, reason: &str, message: &str, generation: Option<i64>, now: Timestamp) {
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
     let message: String = message.chars().take(1024).collect();
     if let Some(existing) = conditions.iter_mut().find(|c| c.type_ == type_) {
         if existing.status != status {
@@ -456,18 +740,31 @@ pub fn set_condition(conditions: &mut Vec<Condition>, type_: &str, status: &str,
         });
     }
     let rank = |t: &str| {
-        [condition::READY, condition::VERIFIED, condition::SECRET_SYNCED, condition::EXPIRING]
-            .iter()
-            .position(|x| *x == t)
-            .unwrap_or(99)
+        [
+            condition::READY,
+            condition::VERIFIED,
+            condition::SECRET_SYNCED,
+            condition::EXPIRING,
+        ]
+        .iter()
+        .position(|x| *x == t)
+        .unwrap_or(99)
     };
     conditions.sort_by_key(|c| rank(&c.type_));
 }
 
 /// The delay before retrying after `failures` transient failures: exponential
 /// from `retry_base`, jittered, at least `Retry-After`, never beyond the interval.
-pub fn retry_delay(failures: u32, retry_after: Option<Duration>, interval: Option<Duration>, jitter: f64, settings: Settings) -> Duration {
-    let exp = settings.retry_base.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+pub fn retry_delay(
+    failures: u32,
+    retry_after: Option<Duration>,
+    interval: Option<Duration>,
+    jitter: f64,
+    settings: Settings,
+) -> Duration {
+    let exp = settings
+        .retry_base
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16));
     let mut delay = jittered(exp, jitter, 0.2);
     if let Some(wait) = retry_after {
         delay = delay.max(wait);
@@ -477,7 +774,12 @@ pub fn retry_delay(failures: u32, retry_after: Option<Duration>, interval: Optio
 }
 
 fn jittered(base: Duration, jitter: f64, spread: f64) -> Duration {
-    base.mul_f64(1.0 + spread * jitter.clamp(0.0, 1.0))
+    let jitter = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    Duration::try_from_secs_f64(base.as_secs_f64() * (1.0 + spread * jitter)).unwrap_or(base)
 }
 
 fn add(at: Timestamp, d: Duration) -> Timestamp {
@@ -490,21 +792,25 @@ fn add(at: Timestamp, d: Duration) -> Timestamp {
 /// How long to wait before the next pass: the next check, or the warning or
 /// expiry instant, whichever comes first. `None`: nothing is scheduled.
 pub fn next_wakeup(status: &TrackViaConnectionStatus, now: Timestamp) -> Option<Duration> {
-    [&status.next_verification_time, &status.expiry_warning_at, &status.token_expires_at]
-        .into_iter()
-        .filter_map(|t| t.as_deref().and_then(|t| t.parse::<Timestamp>().ok()))
-        .filter(|t| *t > now)
-        .min()
-        .map(|t| t.duration_since(now).unsigned_abs())
-        .or_else(|| {
-            // A check already due (e.g. the next verification time passed while down).
-            status
-                .next_verification_time
-                .as_deref()
-                .and_then(|t| t.parse::<Timestamp>().ok())
-                .filter(|t| *t <= now)
-                .map(|_| Duration::from_secs(1))
-        })
+    [
+        &status.next_verification_time,
+        &status.expiry_warning_at,
+        &status.token_expires_at,
+    ]
+    .into_iter()
+    .filter_map(|t| t.as_deref().and_then(|t| t.parse::<Timestamp>().ok()))
+    .filter(|t| *t > now)
+    .min()
+    .map(|t| t.duration_since(now).unsigned_abs())
+    .or_else(|| {
+        // A check already due (e.g. the next verification time passed while down).
+        status
+            .next_verification_time
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .filter(|t| *t <= now)
+            .map(|_| Duration::from_secs(1))
+    })
 }
 
 /// RFC 3339 with seconds precision, UTC.
@@ -530,7 +836,10 @@ pub struct Transition {
 }
 
 /// Events for what changed between two statuses: a new Ready reason, Expiring turning True.
-pub fn transitions(old: Option<&TrackViaConnectionStatus>, new: &TrackViaConnectionStatus) -> Vec<Transition> {
+pub fn transitions(
+    old: Option<&TrackViaConnectionStatus>,
+    new: &TrackViaConnectionStatus,
+) -> Vec<Transition> {
     let mut out = Vec::new();
     let old_ready = old.and_then(|o| o.condition(condition::READY));
     if let Some(ready) = new.condition(condition::READY) {
@@ -543,12 +852,18 @@ pub fn transitions(old: Option<&TrackViaConnectionStatus>, new: &TrackViaConnect
             });
         }
     }
-    let was_expiring = old.and_then(|o| o.condition(condition::EXPIRING)).is_some_and(|c| c.status == "True");
+    let was_expiring = old
+        .and_then(|o| o.condition(condition::EXPIRING))
+        .is_some_and(|c| c.status == "True");
     if let Some(exp) = new.condition(condition::EXPIRING)
         && exp.status == "True"
         && !was_expiring
     {
-        out.push(Transition { warning: true, reason: "Expiring".into(), message: exp.message.clone() });
+        out.push(Transition {
+            warning: true,
+            reason: "Expiring".into(),
+            message: exp.message.clone(),
+        });
     }
     let old_hash = old.and_then(|o| o.published_hash.as_deref());
     if let Some(hash) = new.published_hash.as_deref()
@@ -557,7 +872,10 @@ pub fn transitions(old: Option<&TrackViaConnectionStatus>, new: &TrackViaConnect
         out.push(Transition {
             warning: false,
             reason: "SecretUpdated".into(),
-            message: format!("Secret {} now holds new credentials", new.secret_name.as_deref().unwrap_or("")),
+            message: format!(
+                "Secret {} now holds new credentials",
+                new.secret_name.as_deref().unwrap_or("")
+            ),
         });
     }
     out

@@ -31,7 +31,8 @@ impl Credentials {
     /// A short keyed fingerprint of these credentials: the first 16 hex digits of
     /// HMAC-SHA256 under `key`. It identifies a credential without revealing it.
     pub fn fingerprint(&self, key: &[u8]) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length");
         mac.update(self.api_key.as_bytes());
         mac.update(&[0]);
         mac.update(self.auth_token.as_bytes());
@@ -140,9 +141,18 @@ impl VerificationOutcome {
     pub fn label(&self) -> &'static str {
         match self {
             VerificationOutcome::Verified { .. } => "verified",
-            VerificationOutcome::Rejected { rejection: Rejection::Unauthorized, .. } => "unauthorized",
-            VerificationOutcome::Rejected { rejection: Rejection::Expired, .. } => "expired",
-            VerificationOutcome::Rejected { rejection: Rejection::Forbidden, .. } => "forbidden",
+            VerificationOutcome::Rejected {
+                rejection: Rejection::Unauthorized,
+                ..
+            } => "unauthorized",
+            VerificationOutcome::Rejected {
+                rejection: Rejection::Expired,
+                ..
+            } => "expired",
+            VerificationOutcome::Rejected {
+                rejection: Rejection::Forbidden,
+                ..
+            } => "forbidden",
             VerificationOutcome::Transient { kind, .. } => kind.as_str(),
         }
     }
@@ -153,7 +163,11 @@ const MAX_DETAIL: usize = 200;
 
 /// Classify an HTTP answer from `GET /openapi/views`. Pure: status code first,
 /// the body only for a message or the expiry hint.
-pub fn classify_response(status: u16, retry_after: Option<&str>, body: &[u8]) -> VerificationOutcome {
+pub fn classify_response(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+) -> VerificationOutcome {
     let message = body_message(body);
     match status {
         200 => {
@@ -164,14 +178,19 @@ pub fn classify_response(status: u16, retry_after: Option<&str>, body: &[u8]) ->
                     kind: TransientKind::UnexpectedResponse,
                     http_status: Some(200),
                     retry_after: None,
-                    detail: "HTTP 200 without a JSON list of views: is the host a TrackVia server?".into(),
+                    detail: "HTTP 200 without a JSON list of views: is the host a TrackVia server?"
+                        .into(),
                 }
             }
         }
         401 => {
             let expired = message.contains("Access token expired");
             VerificationOutcome::Rejected {
-                rejection: if expired { Rejection::Expired } else { Rejection::Unauthorized },
+                rejection: if expired {
+                    Rejection::Expired
+                } else {
+                    Rejection::Unauthorized
+                },
                 http_status: 401,
                 detail: message,
             }
@@ -191,7 +210,11 @@ pub fn classify_response(status: u16, retry_after: Option<&str>, body: &[u8]) ->
             kind: TransientKind::ServerError,
             http_status: Some(status),
             retry_after: retry_after.and_then(parse_retry_after),
-            detail: if message.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {message}") },
+            detail: if message.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!("HTTP {status}: {message}")
+            },
         },
         _ => VerificationOutcome::Transient {
             kind: TransientKind::UnexpectedResponse,
@@ -210,7 +233,11 @@ pub fn classify_response(status: u16, retry_after: Option<&str>, body: &[u8]) ->
 
 /// `Retry-After` in seconds (HTTP dates are rare for APIs; they are ignored).
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s.min(24 * 3600)))
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s.min(24 * 3600)))
 }
 
 /// The human message in a TrackVia error body: `error_description`, `message`
@@ -219,7 +246,11 @@ pub fn body_message(body: &[u8]) -> String {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(serde_json::Value::Object(map)) => ["error_description", "message", "error"]
             .iter()
-            .find_map(|k| map.get(*k).and_then(|v| v.as_str()).filter(|s| !s.is_empty()))
+            .find_map(|k| {
+                map.get(*k)
+                    .and_then(|v| v.as_str())
+                    .filter(|s| !s.is_empty())
+            })
             .map(str::to_string)
             .unwrap_or_default(),
         Ok(_) => String::new(),
@@ -245,11 +276,28 @@ pub fn body_message(body: &[u8]) -> String {
 pub fn classify_transport_error(err: &reqwest::Error) -> VerificationOutcome {
     let chain = error_chain_text(err);
     let lower = chain.to_lowercase();
+    let closed = [
+        "unexpected eof",
+        "unexpected-eof",
+        "connection closed",
+        "connection reset",
+        "broken pipe",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
     let kind = if err.is_timeout() {
         TransientKind::Timeout
-    } else if lower.contains("dns error") || lower.contains("failed to lookup address") || lower.contains("name or service not known") {
+    } else if lower.contains("dns error")
+        || lower.contains("failed to lookup address")
+        || lower.contains("name or service not known")
+    {
         TransientKind::Dns
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+    } else if closed {
+        TransientKind::Connection
+    } else if lower.contains("certificate")
+        || lower.contains("handshake")
+        || lower.contains("alert")
+    {
         TransientKind::Tls
     } else {
         TransientKind::Connection
@@ -258,9 +306,15 @@ pub fn classify_transport_error(err: &reqwest::Error) -> VerificationOutcome {
         TransientKind::Timeout => "request timed out".to_string(),
         TransientKind::Dns => "host name did not resolve".to_string(),
         TransientKind::Tls => format!("TLS failure: {}", last_cause(&chain)),
+        _ if closed => "connection closed by the server without an answer".to_string(),
         _ => format!("connection failed: {}", last_cause(&chain)),
     };
-    VerificationOutcome::Transient { kind, http_status: None, retry_after: None, detail }
+    VerificationOutcome::Transient {
+        kind,
+        http_status: None,
+        retry_after: None,
+        detail,
+    }
 }
 
 fn error_chain_text(err: &reqwest::Error) -> String {
@@ -285,7 +339,10 @@ fn clone_without_url(err: &reqwest::Error) -> String {
 }
 
 fn last_cause(chain: &str) -> String {
-    let cause = chain.rsplit(": ").next().unwrap_or(chain);
+    let cause = chain
+        .rsplit(": ")
+        .find(|part| !part.trim().is_empty() && !part.contains("://"))
+        .unwrap_or("unknown error");
     let short: String = cause.chars().take(MAX_DETAIL).collect();
     short
 }
@@ -320,7 +377,10 @@ impl AllowedHosts {
                 Some("*") => (true, None),
                 Some(p) => (
                     false,
-                    Some(p.parse::<u16>().map_err(|_| format!("allowed host {raw:?}: bad port"))?),
+                    Some(
+                        p.parse::<u16>()
+                            .map_err(|_| format!("allowed host {raw:?}: bad port"))?,
+                    ),
                 ),
             };
             let (wildcard, host) = match host_part.strip_prefix("*.") {
@@ -328,9 +388,16 @@ impl AllowedHosts {
                 None => (false, host_part),
             };
             if host.is_empty() || host.contains('*') || host.contains('/') {
-                return Err(format!("allowed host {raw:?}: expected host[:port] or *.domain[:port]"));
+                return Err(format!(
+                    "allowed host {raw:?}: expected host[:port] or *.domain[:port]"
+                ));
             }
-            patterns.push(HostPattern { host, wildcard, port, any_port });
+            patterns.push(HostPattern {
+                host,
+                wildcard,
+                port,
+                any_port,
+            });
         }
         if patterns.is_empty() {
             return Err("the allow list of hosts is empty".into());
@@ -387,7 +454,8 @@ impl TrackViaClient {
             .user_agent(concat!("trackvia-operator/", env!("CARGO_PKG_VERSION")))
             .no_proxy();
         if let Some(pem) = extra_ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("extra CA bundle: {e}"))?;
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("extra CA bundle: {e}"))?;
             if certs.is_empty() {
                 return Err("extra CA bundle holds no certificate".into());
             }
@@ -398,7 +466,12 @@ impl TrackViaClient {
     }
 
     /// `GET https://{host}/openapi/views` with the credentials, classified.
-    pub async fn verify(&self, host: &str, account_id: Option<u64>, creds: &Credentials) -> VerificationOutcome {
+    pub async fn verify(
+        &self,
+        host: &str,
+        account_id: Option<u64>,
+        creds: &Credentials,
+    ) -> VerificationOutcome {
         let url = match url::Url::parse_with_params(
             &format!("https://{host}/openapi/views"),
             [("user_key", creds.api_key.as_str())],
@@ -431,7 +504,10 @@ impl TrackViaClient {
             Ok(b) => b,
             Err(e) => return scrub_outcome(classify_transport_error(&e), creds),
         };
-        scrub_outcome(classify_response(status, retry_after.as_deref(), &body), creds)
+        scrub_outcome(
+            classify_response(status, retry_after.as_deref(), &body),
+            creds,
+        )
     }
 }
 
@@ -449,12 +525,21 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest
 
 fn scrub_outcome(outcome: VerificationOutcome, creds: &Credentials) -> VerificationOutcome {
     match outcome {
-        VerificationOutcome::Rejected { rejection, http_status, detail } => VerificationOutcome::Rejected {
+        VerificationOutcome::Rejected {
+            rejection,
+            http_status,
+            detail,
+        } => VerificationOutcome::Rejected {
             rejection,
             http_status,
             detail: creds.scrub(&detail),
         },
-        VerificationOutcome::Transient { kind, http_status, retry_after, detail } => VerificationOutcome::Transient {
+        VerificationOutcome::Transient {
+            kind,
+            http_status,
+            retry_after,
+            detail,
+        } => VerificationOutcome::Transient {
             kind,
             http_status,
             retry_after,
@@ -483,7 +568,8 @@ impl RateLimiter {
 
     /// Wait for the next free slot. A burst of up to 1/6 of the budget may go at once.
     pub async fn acquire(&self) {
-        let burst = (Duration::from_secs(10).as_nanos() / self.spacing.as_nanos().max(1)).max(1) as u32;
+        let burst =
+            (Duration::from_secs(10).as_nanos() / self.spacing.as_nanos().max(1)).max(1) as u32;
         let wait = {
             let mut next = self.next_slot.lock().await;
             let now = Instant::now();
@@ -564,20 +650,25 @@ impl Verifier {
         let slot = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             if entries.len() > 10_000 {
-                entries.retain(|_, v| Arc::strong_count(v) > 1 || v.try_lock().map(|e| e.is_some()).unwrap_or(true));
+                entries.retain(|_, v| {
+                    Arc::strong_count(v) > 1 || v.try_lock().map(|e| e.is_some()).unwrap_or(true)
+                });
             }
             entries.entry(key).or_default().clone()
         };
         let mut entry = slot.lock().await;
         if let Some(cached) = entry.as_ref() {
             let age = now().duration_since(cached.at);
-            let reusable = !freshness.force && age.as_secs_f64() >= 0.0 && age.unsigned_abs() < freshness.max_age;
+            let reusable = !freshness.force
+                && age.as_secs_f64() >= 0.0
+                && age.unsigned_abs() < freshness.max_age;
             if reusable {
                 return (cached.clone(), false);
             }
         }
         self.limiter.acquire().await;
-        self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let outcome = self.client.verify(host, account_id, creds).await;
         let fresh = CachedOutcome { outcome, at: now() };
         // Transient answers are not shared: each connection keeps its own retry schedule.
@@ -594,13 +685,19 @@ mod tests {
     use super::*;
 
     fn creds() -> Credentials {
-        Credentials { api_key: "key-123456".into(), auth_token: "tok-abcdef".into() }
+        Credentials {
+            api_key: "key-123456".into(),
+            auth_token: "tok-abcdef".into(),
+        }
     }
 
     #[test]
     fn debug_of_credentials_is_redacted() {
         let text = format!("{:?}", creds());
-        assert!(!text.contains("key-123456") && !text.contains("tok-abcdef"), "{text}");
+        assert!(
+            !text.contains("key-123456") && !text.contains("tok-abcdef"),
+            "{text}"
+        );
         assert!(text.contains("<redacted>"));
     }
 
@@ -610,43 +707,77 @@ mod tests {
         assert_eq!(a, creds().fingerprint(b"uid-1"));
         assert_ne!(a, creds().fingerprint(b"uid-2"));
         assert_eq!(a.len(), 16);
-        let other = Credentials { auth_token: "tok-other".into(), ..creds() };
+        let other = Credentials {
+            auth_token: "tok-other".into(),
+            ..creds()
+        };
         assert_ne!(a, other.fingerprint(b"uid-1"));
     }
 
     #[test]
     fn classify_200_json_list_is_verified() {
         let body = br#"[{"id":52,"name":"Default TEST TABLE View","applicationName":"TEST APP","default":true}]"#;
-        assert_eq!(classify_response(200, None, body), VerificationOutcome::Verified { http_status: 200 });
-        assert_eq!(classify_response(200, None, b"[]"), VerificationOutcome::Verified { http_status: 200 });
+        assert_eq!(
+            classify_response(200, None, body),
+            VerificationOutcome::Verified { http_status: 200 }
+        );
+        assert_eq!(
+            classify_response(200, None, b"[]"),
+            VerificationOutcome::Verified { http_status: 200 }
+        );
     }
 
     #[test]
     fn classify_200_not_json_is_not_verified() {
         let out = classify_response(200, None, b"<html>login</html>");
-        assert!(matches!(out, VerificationOutcome::Transient { kind: TransientKind::UnexpectedResponse, .. }), "{out:?}");
+        assert!(
+            matches!(
+                out,
+                VerificationOutcome::Transient {
+                    kind: TransientKind::UnexpectedResponse,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
     }
 
     #[test]
     fn classify_401_shapes() {
-        let expired = br#"{"error":"invalid_token","error_description":"Access token expired: 2027-01-01"}"#;
+        let expired =
+            br#"{"error":"invalid_token","error_description":"Access token expired: 2027-01-01"}"#;
         assert!(matches!(
             classify_response(401, None, expired),
-            VerificationOutcome::Rejected { rejection: Rejection::Expired, http_status: 401, .. }
+            VerificationOutcome::Rejected {
+                rejection: Rejection::Expired,
+                http_status: 401,
+                ..
+            }
         ));
         let invalid = br#"{"error":"invalid_token","error_description":"Invalid access token: x"}"#;
         assert!(matches!(
             classify_response(401, None, invalid),
-            VerificationOutcome::Rejected { rejection: Rejection::Unauthorized, .. }
+            VerificationOutcome::Rejected {
+                rejection: Rejection::Unauthorized,
+                ..
+            }
         ));
-        let trackvia = br#"{"errors":[],"message":"Inactive user","name":"accessDenied","code":"401"}"#;
+        let trackvia =
+            br#"{"errors":[],"message":"Inactive user","name":"accessDenied","code":"401"}"#;
         match classify_response(401, None, trackvia) {
-            VerificationOutcome::Rejected { rejection: Rejection::Unauthorized, detail, .. } => assert_eq!(detail, "Inactive user"),
+            VerificationOutcome::Rejected {
+                rejection: Rejection::Unauthorized,
+                detail,
+                ..
+            } => assert_eq!(detail, "Inactive user"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
             classify_response(401, None, b"Authentication failed"),
-            VerificationOutcome::Rejected { rejection: Rejection::Unauthorized, .. }
+            VerificationOutcome::Rejected {
+                rejection: Rejection::Unauthorized,
+                ..
+            }
         ));
     }
 
@@ -654,26 +785,45 @@ mod tests {
     fn classify_403_429_5xx_and_others() {
         assert!(matches!(
             classify_response(403, None, b"{}"),
-            VerificationOutcome::Rejected { rejection: Rejection::Forbidden, http_status: 403, .. }
+            VerificationOutcome::Rejected {
+                rejection: Rejection::Forbidden,
+                http_status: 403,
+                ..
+            }
         ));
         match classify_response(429, Some("30"), b"") {
-            VerificationOutcome::Transient { kind: TransientKind::RateLimited, retry_after, .. } => {
+            VerificationOutcome::Transient {
+                kind: TransientKind::RateLimited,
+                retry_after,
+                ..
+            } => {
                 assert_eq!(retry_after, Some(Duration::from_secs(30)))
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
             classify_response(429, None, b""),
-            VerificationOutcome::Transient { kind: TransientKind::RateLimited, retry_after: None, .. }
+            VerificationOutcome::Transient {
+                kind: TransientKind::RateLimited,
+                retry_after: None,
+                ..
+            }
         ));
         assert!(matches!(
             classify_response(503, None, b"oops"),
-            VerificationOutcome::Transient { kind: TransientKind::ServerError, http_status: Some(503), .. }
+            VerificationOutcome::Transient {
+                kind: TransientKind::ServerError,
+                http_status: Some(503),
+                ..
+            }
         ));
         for code in [301, 302, 404, 410] {
             assert!(matches!(
                 classify_response(code, None, b""),
-                VerificationOutcome::Transient { kind: TransientKind::UnexpectedResponse, .. }
+                VerificationOutcome::Transient {
+                    kind: TransientKind::UnexpectedResponse,
+                    ..
+                }
             ));
         }
     }
@@ -719,6 +869,9 @@ mod tests {
         }
         // 10 go at once (a 10 s burst at 1/s), the other 10 one second apart.
         let elapsed = start.elapsed();
-        assert!(elapsed >= Duration::from_secs(9) && elapsed <= Duration::from_secs(11), "{elapsed:?}");
+        assert!(
+            elapsed >= Duration::from_secs(9) && elapsed <= Duration::from_secs(11),
+            "{elapsed:?}"
+        );
     }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{secret_text, Harness, SETTLE};
+use common::{Harness, SETTLE, secret_text};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
@@ -27,17 +27,27 @@ async fn valid_credentials_publish_a_complete_secret() {
     let mut h = Harness::start("tvc-valid", &[]).await;
     let (key, token) = h.credential(Behavior::Valid);
     h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({"tokenExpiresOn": "2099-03-31", "target": {"name": "crm-out"}}))
-        .await
-        .expect("applying");
+    h.apply_connection(
+        "crm",
+        "src",
+        json!({"tokenExpiresOn": "2099-03-31", "target": {"name": "crm-out"}}),
+    )
+    .await
+    .expect("applying");
     let tvc = h.wait_ready("crm", "True", "Verified").await;
     let status = tvc.status.clone().unwrap();
     assert_eq!(condition(&tvc, "Verified").status, "True");
     assert!(condition(&tvc, "Verified").message.contains("200"));
     assert_eq!(condition(&tvc, "SecretSynced").status, "True");
     assert_eq!(condition(&tvc, "Expiring").status, "False");
-    assert_eq!(status.token_expires_at.as_deref(), Some("2099-03-31T00:00:00Z"));
-    assert_eq!(status.expiry_warning_at.as_deref(), Some("2099-03-17T00:00:00Z"));
+    assert_eq!(
+        status.token_expires_at.as_deref(),
+        Some("2099-03-31T00:00:00Z")
+    );
+    assert_eq!(
+        status.expiry_warning_at.as_deref(),
+        Some("2099-03-17T00:00:00Z")
+    );
     assert_eq!(status.last_http_status, Some(200));
     assert_eq!(status.secret_name.as_deref(), Some("crm-out"));
     assert!(status.last_verified_time.is_some() && status.next_verification_time.is_some());
@@ -50,13 +60,35 @@ async fn valid_credentials_publish_a_complete_secret() {
 
     let out = h.secrets_api().get("crm-out").await.expect("output Secret");
     assert_eq!(secret_text(&out, "apiKey").as_deref(), Some(key.as_str()));
-    assert_eq!(secret_text(&out, "authToken").as_deref(), Some(token.as_str()));
-    assert_eq!(secret_text(&out, "host").as_deref(), Some(h.fake.host().as_str()));
-    assert_eq!(secret_text(&out, "baseUrl"), Some(format!("https://{}", h.fake.host())));
+    assert_eq!(
+        secret_text(&out, "authToken").as_deref(),
+        Some(token.as_str())
+    );
+    assert_eq!(
+        secret_text(&out, "host").as_deref(),
+        Some(h.fake.host().as_str())
+    );
+    assert_eq!(
+        secret_text(&out, "baseUrl"),
+        Some(format!("https://{}", h.fake.host()))
+    );
     assert!(secret_text(&out, "accountId").is_none());
-    assert_eq!(out.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"], "trackvia-operator");
-    assert!(out.metadata.annotations.as_ref().unwrap().contains_key("trackvia.io/content-hash"));
-    let owner = &out.metadata.owner_references.as_ref().expect("owner reference")[0];
+    assert_eq!(
+        out.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"],
+        "trackvia-operator"
+    );
+    assert!(
+        out.metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .contains_key("trackvia.io/content-hash")
+    );
+    let owner = &out
+        .metadata
+        .owner_references
+        .as_ref()
+        .expect("owner reference")[0];
     assert_eq!(owner.kind, "TrackViaConnection");
     assert_eq!(Some(&owner.uid), tvc.metadata.uid.as_ref());
     assert!(out.string_data.is_none());
@@ -65,18 +97,55 @@ async fn valid_credentials_publish_a_complete_secret() {
     let requests = h.fake.requests();
     assert_eq!(requests.len(), 1, "one call for one connection");
     let r = &requests[0];
-    assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/openapi/views"));
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("GET", "/openapi/views")
+    );
     assert_eq!(r.query_param("user_key"), Some(key.as_str()));
-    assert_eq!(r.header("authorization"), Some(format!("Bearer {token}").as_str()));
-    assert!(r.query_param("access_token").is_none(), "the token never goes in the URL");
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+    assert!(
+        r.query_param("access_token").is_none(),
+        "the token never goes in the URL"
+    );
     assert!(r.header("account-id").is_none());
 
     // Steady state: no further writes or calls without a reason.
-    let before = h.secrets_api().get("crm-out").await.unwrap().metadata.resource_version;
-    let tvc_rv = h.connections().get("crm").await.unwrap().metadata.resource_version;
+    let before = h
+        .secrets_api()
+        .get("crm-out")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    let tvc_rv = h
+        .connections()
+        .get("crm")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(h.secrets_api().get("crm-out").await.unwrap().metadata.resource_version, before);
-    assert_eq!(h.connections().get("crm").await.unwrap().metadata.resource_version, tvc_rv);
+    assert_eq!(
+        h.secrets_api()
+            .get("crm-out")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        before
+    );
+    assert_eq!(
+        h.connections()
+            .get("crm")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        tvc_rv
+    );
     assert_eq!(h.fake.total_calls(), 1);
     h.finish().await;
 }
@@ -94,31 +163,51 @@ async fn rejections_are_classified() {
     for (name, behavior, _) in &cases {
         let (key, token) = h.credential(behavior.clone());
         h.put_source(&format!("src-{name}"), &key, &token).await;
-        h.apply_connection(name, &format!("src-{name}"), json!({"tokenExpiresOn": "2099-01-01"}))
-            .await
-            .expect("applying");
+        h.apply_connection(
+            name,
+            &format!("src-{name}"),
+            json!({"tokenExpiresOn": "2099-01-01"}),
+        )
+        .await
+        .expect("applying");
     }
     // A key TrackVia does not know: 401 with a body that is not JSON.
     let key = common::secret_value("k");
     let token = common::secret_value("t");
     h.secrets.extend([key.clone(), token.clone()]);
     h.put_source("src-badkey", &key, &token).await;
-    h.apply_connection("badkey", "src-badkey", json!({})).await.expect("applying");
+    h.apply_connection("badkey", "src-badkey", json!({}))
+        .await
+        .expect("applying");
 
-    for (name, _, reason) in cases.iter().chain([("badkey", Behavior::Valid, "Unauthorized")].iter()) {
+    for (name, _, reason) in cases
+        .iter()
+        .chain([("badkey", Behavior::Valid, "Unauthorized")].iter())
+    {
         let tvc = h.wait_ready(name, "False", reason).await;
         let verified = condition(&tvc, "Verified");
         assert_eq!(verified.status, "False", "{name}");
         assert_eq!(verified.reason, *reason, "{name}");
         let code = if *reason == "Forbidden" { "403" } else { "401" };
-        assert!(verified.message.contains(code), "{name}: {}", verified.message);
+        assert!(
+            verified.message.contains(code),
+            "{name}: {}",
+            verified.message
+        );
         // Nothing is published for credentials TrackVia refused (publish: Verified).
-        assert!(h.secrets_api().get_opt(name).await.unwrap().is_none(), "{name} published");
+        assert!(
+            h.secrets_api().get_opt(name).await.unwrap().is_none(),
+            "{name} published"
+        );
         assert_eq!(condition(&tvc, "SecretSynced").reason, "NotPublished");
     }
     // Refusals are results: no retry storm.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(h.fake.total_calls(), cases.len() + 1, "one call per connection");
+    assert_eq!(
+        h.fake.total_calls(),
+        cases.len() + 1,
+        "one call per connection"
+    );
     h.finish().await;
 }
 
@@ -127,12 +216,25 @@ async fn a_past_expiry_date_is_expired_without_asking_trackvia() {
     let mut h = Harness::start("tvc-pastdate", &[]).await;
     let (key, token) = h.credential(Behavior::Valid);
     h.put_source("src", &key, &token).await;
-    h.apply_connection("old", "src", json!({"tokenExpiresOn": "2020-01-01"})).await.expect("applying");
+    h.apply_connection("old", "src", json!({"tokenExpiresOn": "2020-01-01"}))
+        .await
+        .expect("applying");
     let tvc = h.wait_ready("old", "False", "Expired").await;
-    assert!(condition(&tvc, "Ready").message.contains("2020-01-01T00:00:00Z"));
-    assert_eq!(tvc.status.as_ref().unwrap().token_expires_at.as_deref(), Some("2020-01-01T00:00:00Z"));
+    assert!(
+        condition(&tvc, "Ready")
+            .message
+            .contains("2020-01-01T00:00:00Z")
+    );
+    assert_eq!(
+        tvc.status.as_ref().unwrap().token_expires_at.as_deref(),
+        Some("2020-01-01T00:00:00Z")
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(h.fake.total_calls(), 0, "TrackVia is not asked about an expired token");
+    assert_eq!(
+        h.fake.total_calls(),
+        0,
+        "TrackVia is not asked about an expired token"
+    );
     h.finish().await;
 }
 
@@ -141,23 +243,41 @@ async fn rate_limits_keep_ready_and_honour_retry_after() {
     let mut h = Harness::start("tvc-429", &[]).await;
     let (key, token) = h.credential(Behavior::Valid);
     h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({})).await.expect("applying");
+    h.apply_connection("crm", "src", json!({}))
+        .await
+        .expect("applying");
     h.wait_ready("crm", "True", "Verified").await;
 
-    h.fake.set(&key, &token, Behavior::RateLimited { retry_after: Some(30) });
+    h.fake.set(
+        &key,
+        &token,
+        Behavior::RateLimited {
+            retry_after: Some(30),
+        },
+    );
     h.request_verification("crm").await;
     let tvc = h
         .wait_connection("crm", "Verified=Unknown/RateLimited", |t| {
-            t.status.as_ref().and_then(|s| s.condition("Verified")).is_some_and(|c| c.reason == "RateLimited")
+            t.status
+                .as_ref()
+                .and_then(|s| s.condition("Verified"))
+                .is_some_and(|c| c.reason == "RateLimited")
         })
         .await;
     assert_eq!(condition(&tvc, "Verified").status, "Unknown");
-    assert_eq!(condition(&tvc, "Ready").status, "True", "a 429 does not flip Ready");
+    assert_eq!(
+        condition(&tvc, "Ready").status,
+        "True",
+        "a 429 does not flip Ready"
+    );
     let status = tvc.status.unwrap();
     assert_eq!(status.consecutive_failures, 1);
     let last: jiff::Timestamp = status.last_verified_time.unwrap().parse().unwrap();
     let next: jiff::Timestamp = status.next_verification_time.unwrap().parse().unwrap();
-    assert!(next.duration_since(last).as_secs() >= 30, "Retry-After honoured: {last} → {next}");
+    assert!(
+        next.duration_since(last).as_secs() >= 30,
+        "Retry-After honoured: {last} → {next}"
+    );
     let calls = h.fake.total_calls();
     // With --retry-base 1s an unhonoured Retry-After would retry within seconds.
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -170,35 +290,48 @@ async fn server_errors_and_timeouts_are_not_unauthorized() {
     let mut h = Harness::start("tvc-5xx", &["--request-timeout", "1s"]).await;
     let (key, token) = h.credential(Behavior::Valid);
     h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({})).await.expect("applying");
+    h.apply_connection("crm", "src", json!({}))
+        .await
+        .expect("applying");
     h.wait_ready("crm", "True", "Verified").await;
 
     for (behavior, expect) in [
         (Behavior::ServerError, "500"),
         (Behavior::Slow(Duration::from_secs(3)), "timed out"),
-        (Behavior::CloseConnection, "connection"),
+        (Behavior::CloseConnection, "connection closed"),
     ] {
         h.fake.set(&key, &token, behavior);
         let before = h.fake.total_calls();
         h.request_verification("crm").await;
         let tvc = h
             .wait_connection("crm", &format!("a transient failure ({expect})"), |t| {
-                t.status.as_ref().and_then(|s| s.condition("Verified")).is_some_and(|c| c.message.contains(expect))
+                t.status
+                    .as_ref()
+                    .and_then(|s| s.condition("Verified"))
+                    .is_some_and(|c| c.message.contains(expect))
             })
             .await;
         assert!(h.fake.total_calls() > before);
         assert_eq!(condition(&tvc, "Verified").status, "Unknown");
         assert_eq!(condition(&tvc, "Verified").reason, "TransientFailure");
         let ready = condition(&tvc, "Ready");
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Verified"), "Ready keeps its last answer");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "Verified"),
+            "Ready keeps its last answer"
+        );
     }
     // A new connection that meets only failures is pending, never Unauthorized.
     let (key2, token2) = h.credential(Behavior::ServerError);
     h.put_source("src2", &key2, &token2).await;
-    h.apply_connection("fresh", "src2", json!({})).await.expect("applying");
+    h.apply_connection("fresh", "src2", json!({}))
+        .await
+        .expect("applying");
     let tvc = h
         .wait_connection("fresh", "a first transient failure", |t| {
-            t.status.as_ref().is_some_and(|s| s.consecutive_failures >= 1)
+            t.status
+                .as_ref()
+                .is_some_and(|s| s.consecutive_failures >= 1)
         })
         .await;
     assert_eq!(condition(&tvc, "Ready").status, "Unknown");
@@ -207,7 +340,10 @@ async fn server_errors_and_timeouts_are_not_unauthorized() {
     h.fake.set(&key, &token, Behavior::Valid);
     h.request_verification("crm").await;
     h.wait_connection("crm", "recovery", |t| {
-        t.status.as_ref().is_some_and(|s| s.consecutive_failures == 0 && s.condition("Verified").is_some_and(|c| c.status == "True"))
+        t.status.as_ref().is_some_and(|s| {
+            s.consecutive_failures == 0
+                && s.condition("Verified").is_some_and(|c| c.status == "True")
+        })
     })
     .await;
     h.finish().await;
@@ -216,7 +352,9 @@ async fn server_errors_and_timeouts_are_not_unauthorized() {
 #[tokio::test]
 async fn missing_credentials_recover_when_the_secret_appears() {
     let mut h = Harness::start("tvc-missing", &[]).await;
-    h.apply_connection("crm", "later", json!({})).await.expect("applying");
+    h.apply_connection("crm", "later", json!({}))
+        .await
+        .expect("applying");
     let tvc = h.wait_ready("crm", "False", "CredentialsNotFound").await;
     assert!(condition(&tvc, "Ready").message.contains("later"));
     let (key, token) = h.credential(Behavior::Valid);
@@ -227,9 +365,19 @@ async fn missing_credentials_recover_when_the_secret_appears() {
     // A missing key in the Secret is reported the same way.
     let api = h.secrets_api();
     let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "partial"}, "stringData": {"apiKey": key}});
-    api.patch("partial", &PatchParams::apply("trackvia-tests"), &Patch::Apply(&body)).await.unwrap();
-    h.apply_connection("partial", "partial", json!({})).await.expect("applying");
-    let tvc = h.wait_ready("partial", "False", "CredentialsNotFound").await;
+    api.patch(
+        "partial",
+        &PatchParams::apply("trackvia-tests"),
+        &Patch::Apply(&body),
+    )
+    .await
+    .unwrap();
+    h.apply_connection("partial", "partial", json!({}))
+        .await
+        .expect("applying");
+    let tvc = h
+        .wait_ready("partial", "False", "CredentialsNotFound")
+        .await;
     assert!(condition(&tvc, "Ready").message.contains("authToken"));
     h.finish().await;
 }
@@ -240,7 +388,9 @@ async fn account_id_is_sent_as_the_account_header() {
     let (key, token) = h.credential(Behavior::Revoked);
     h.fake.set_for_account(&key, &token, 777, Behavior::Valid);
     h.put_source("src", &key, &token).await;
-    h.apply_connection("sandbox", "src", json!({"accountId": 777})).await.expect("applying");
+    h.apply_connection("sandbox", "src", json!({"accountId": 777}))
+        .await
+        .expect("applying");
     h.wait_ready("sandbox", "True", "Verified").await;
     let r = h.fake.last_request().expect("a request");
     assert_eq!(r.header("account-id"), Some("777"));
@@ -255,8 +405,14 @@ async fn hosts_outside_the_allow_list_are_never_called() {
     let mut h = Harness::start("tvc-allow", &[]).await;
     let (key, token) = h.credential(Behavior::Valid);
     h.put_source("src", &key, &token).await;
-    for (name, host) in [("internal", "metadata.internal"), ("ip", "127.0.0.1"), ("port", "localhost:1")] {
-        h.apply_connection(name, "src", json!({"host": host})).await.expect("applying");
+    for (name, host) in [
+        ("internal", "metadata.internal"),
+        ("ip", "127.0.0.1"),
+        ("port", "localhost:1"),
+    ] {
+        h.apply_connection(name, "src", json!({"host": host}))
+            .await
+            .expect("applying");
         let tvc = h.wait_ready(name, "False", "HostNotAllowed").await;
         assert!(condition(&tvc, "Ready").message.contains("allowed hosts"));
     }
@@ -271,10 +427,16 @@ async fn the_server_refuses_schema_invalid_connections() {
     let cases = [
         (json!({"host": "https://acme.trackvia.com"}), "spec.host"),
         (json!({"host": "acme.trackvia.com/openapi"}), "spec.host"),
-        (json!({"tokenExpiresOn": "31/03/2027"}), "spec.tokenExpiresOn"),
+        (
+            json!({"tokenExpiresOn": "31/03/2027"}),
+            "spec.tokenExpiresOn",
+        ),
         (json!({"verifyInterval": "soon"}), "spec.verifyInterval"),
         (json!({"publish": "Sometimes"}), "spec.publish"),
-        (json!({"target": {"deletionPolicy": "Orphan"}}), "spec.target.deletionPolicy"),
+        (
+            json!({"target": {"deletionPolicy": "Orphan"}}),
+            "spec.target.deletionPolicy",
+        ),
         (json!({"accountId": -4}), "spec.accountId"),
     ];
     for (i, (spec, field)) in cases.iter().enumerate() {
@@ -283,7 +445,10 @@ async fn the_server_refuses_schema_invalid_connections() {
             .await
             .expect_err(&format!("the server accepted {spec}"));
         let text = err.to_string();
-        assert!(text.contains(field), "{spec}: error does not name {field}: {text}");
+        assert!(
+            text.contains(field),
+            "{spec}: error does not name {field}: {text}"
+        );
     }
     h.finish().await;
 }
@@ -295,21 +460,33 @@ async fn a_secret_the_operator_does_not_own_is_never_overwritten() {
     h.put_source("src", &key, &token).await;
     let foreign = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "taken"}, "stringData": {"mine": "keep-me"}});
     h.secrets_api()
-        .patch("taken", &PatchParams::apply("someone-else"), &Patch::Apply(&foreign))
+        .patch(
+            "taken",
+            &PatchParams::apply("someone-else"),
+            &Patch::Apply(&foreign),
+        )
         .await
         .unwrap();
-    h.apply_connection("crm", "src", json!({"target": {"name": "taken"}})).await.expect("applying");
+    h.apply_connection("crm", "src", json!({"target": {"name": "taken"}}))
+        .await
+        .expect("applying");
     let tvc = h.wait_ready("crm", "False", "TargetConflict").await;
     assert_eq!(condition(&tvc, "SecretSynced").reason, "TargetConflict");
     assert_eq!(condition(&tvc, "Verified").status, "True");
     let s: Secret = h.secrets_api().get("taken").await.unwrap();
     assert_eq!(secret_text(&s, "mine").as_deref(), Some("keep-me"));
     assert!(secret_text(&s, "authToken").is_none());
-    assert!(s.metadata.labels.as_ref().is_none_or(|l| !l.contains_key("app.kubernetes.io/managed-by")));
+    assert!(
+        s.metadata
+            .labels
+            .as_ref()
+            .is_none_or(|l| !l.contains_key("app.kubernetes.io/managed-by"))
+    );
     h.finish().await;
 }
 
-#[tokio::test]
+// Multi-threaded: the fake TrackVia must keep serving while the test waits on the child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_command_reports_each_outcome_with_its_exit_code() {
     let mut h = Harness::start("tvc-verifycmd", &[]).await;
     for (behavior, code, word) in [
@@ -331,18 +508,35 @@ async fn verify_command_reports_each_outcome_with_its_exit_code() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{word}: {stdout} {stderr}");
         assert!(stdout.starts_with(word), "{stdout}");
-        assert!(!stdout.contains(&token) && !stderr.contains(&token) && !stdout.contains(&key) && !stderr.contains(&key));
+        assert!(
+            !stdout.contains(&token)
+                && !stderr.contains(&token)
+                && !stdout.contains(&key)
+                && !stderr.contains(&key)
+        );
     }
     // From a Secret through the kubeconfig.
     let (key, token) = h.credential(Behavior::Valid);
     h.put_source("src", &key, &token).await;
     let out = std::process::Command::new(common::OPERATOR)
-        .args(["verify", "--host", &h.fake.host(), "--secret", &format!("{}/src", h.ns.name()), "--extra-ca-file"])
+        .args([
+            "verify",
+            "--host",
+            &h.fake.host(),
+            "--secret",
+            &format!("{}/src", h.ns.name()),
+            "--extra-ca-file",
+        ])
         .arg(h.fake.ca_file())
         .env_remove("TRACKVIA_API_KEY")
         .output()
         .expect("running verify");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = wait_for::<Secret>(&h.secrets_api(), "src", SETTLE, "source", |_| true).await;
     h.finish().await;
 }

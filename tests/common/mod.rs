@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, CustomResourceExt};
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::FakeTrackVia;
-use trackvia_testsupport::kube::{client, wait_for, TestNamespace};
-use trackvia_testsupport::{free_port, OperatorProcess};
+use trackvia_testsupport::kube::{TestNamespace, client, wait_for};
+use trackvia_testsupport::{OperatorProcess, free_port};
 
 /// The operator binary built for these tests.
 pub const OPERATOR: &str = env!("CARGO_BIN_EXE_trackvia-operator");
@@ -26,19 +26,46 @@ pub const SETTLE: Duration = Duration::from_secs(30);
 pub async fn ensure_crd(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = TrackViaConnection::crd();
-    api.patch(
+    // Create, or replace when present. Server-side apply is not used: Kubernetes
+    // 1.20 refuses to apply fields it does not know (x-kubernetes-validations),
+    // while create and replace drop them.
+    let name = "trackviaconnections.trackvia.io";
+    for _ in 0..20 {
+        match api.get_opt(name).await.expect("reading the CRD") {
+            None => match api.create(&PostParams::default(), &crd).await {
+                Ok(_) => break,
+                Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                Err(e) => panic!("creating the CRD: {e}"),
+            },
+            Some(existing) => {
+                let mut replacement = crd.clone();
+                replacement.metadata.resource_version = existing.metadata.resource_version.clone();
+                match api
+                    .replace(name, &PostParams::default(), &replacement)
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                    Err(e) => panic!("replacing the CRD: {e}"),
+                }
+            }
+        }
+    }
+    wait_for(
+        &api,
         "trackviaconnections.trackvia.io",
-        &PatchParams::apply("trackvia-tests").force(),
-        &Patch::Apply(&crd),
+        Duration::from_secs(30),
+        "the CRD to be Established",
+        |c| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                })
+        },
     )
-    .await
-    .expect("applying the CRD");
-    wait_for(&api, "trackviaconnections.trackvia.io", Duration::from_secs(30), "the CRD to be Established", |c| {
-        c.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
-    })
     .await;
     // Discovery needs a moment after Established before the new resource can be served.
     for _ in 0..50 {
@@ -101,7 +128,14 @@ impl Harness {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let operator = OperatorProcess::spawn(std::path::Path::new(OPERATOR), &args, &[]);
-        let harness = Harness { client, ns, fake, operator, metrics_port, secrets: Vec::new() };
+        let harness = Harness {
+            client,
+            ns,
+            fake,
+            operator,
+            metrics_port,
+            secrets: Vec::new(),
+        };
         harness.wait_operator_ready().await;
         harness
     }
@@ -117,7 +151,10 @@ impl Harness {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        panic!("operator not ready after 30 s; logs:\n{}", self.operator.logs());
+        panic!(
+            "operator not ready after 30 s; logs:\n{}",
+            self.operator.logs()
+        );
     }
 
     /// Scrape `/metrics`.
@@ -153,7 +190,9 @@ impl Harness {
         for _ in 0..20 {
             match api.create(&Default::default(), &secret).await {
                 Ok(_) => return,
-                Err(kube::Error::Api(e)) if e.code == 409 => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
                 Err(e) => panic!("creating source Secret {name}: {e}"),
             }
         }
@@ -171,14 +210,23 @@ impl Harness {
                 "authToken": base64(token),
             },
         });
-        api.patch(name, &PatchParams::apply("trackvia-tests").force(), &Patch::Apply(&body))
-            .await
-            .unwrap_or_else(|e| panic!("updating Secret {name}: {e}"));
+        api.patch(
+            name,
+            &PatchParams::apply("trackvia-tests").force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("updating Secret {name}: {e}"));
     }
 
     /// Apply a TrackViaConnection whose spec is `spec` merged over a default
     /// pointing at the fake and at Secret `source`.
-    pub async fn apply_connection(&self, name: &str, source: &str, spec: serde_json::Value) -> Result<TrackViaConnection, kube::Error> {
+    pub async fn apply_connection(
+        &self,
+        name: &str,
+        source: &str,
+        spec: serde_json::Value,
+    ) -> Result<TrackViaConnection, kube::Error> {
         let mut full = json!({
             "host": self.fake.host(),
             "credentialsSecretRef": {"name": source},
@@ -191,13 +239,23 @@ impl Harness {
             "spec": full,
         });
         self.connections()
-            .patch(name, &PatchParams::apply("trackvia-tests").force(), &Patch::Apply(&body))
+            .patch(
+                name,
+                &PatchParams::apply("trackvia-tests").force(),
+                &Patch::Apply(&body),
+            )
             .await
     }
 
     /// Set the verify-requested-at annotation to a new value.
     pub async fn request_verification(&self, name: &str) {
-        let value = format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+        let value = format!(
+            "{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        );
         let body = json!({"metadata": {"annotations": {"trackvia.io/verify-requested-at": value}}});
         self.connections()
             .patch(name, &PatchParams::default(), &Patch::Merge(&body))
@@ -217,17 +275,28 @@ impl Harness {
     pub async fn wait_ready(&self, name: &str, status: &str, reason: &str) -> TrackViaConnection {
         let what = format!("{name} Ready={status}/{reason}");
         let (status, reason) = (status.to_string(), reason.to_string());
-        wait_for(&self.connections(), name, SETTLE, &what, move |t: &TrackViaConnection| {
-            t.status
-                .as_ref()
-                .and_then(|s| s.condition("Ready"))
-                .is_some_and(|c| c.status == status && c.reason == reason)
-        })
+        wait_for(
+            &self.connections(),
+            name,
+            SETTLE,
+            &what,
+            move |t: &TrackViaConnection| {
+                t.status
+                    .as_ref()
+                    .and_then(|s| s.condition("Ready"))
+                    .is_some_and(|c| c.status == status && c.reason == reason)
+            },
+        )
         .await
     }
 
     /// Wait until `pred` holds for connection `name`.
-    pub async fn wait_connection(&self, name: &str, what: &str, pred: impl Fn(&TrackViaConnection) -> bool) -> TrackViaConnection {
+    pub async fn wait_connection(
+        &self,
+        name: &str,
+        what: &str,
+        pred: impl Fn(&TrackViaConnection) -> bool,
+    ) -> TrackViaConnection {
         wait_for(&self.connections(), name, SETTLE, what, pred).await
     }
 
@@ -235,17 +304,39 @@ impl Harness {
     /// the namespace's events, the connections' statuses or the metrics.
     pub async fn assert_no_leaks(&self) {
         let logs = self.operator.logs();
-        assert!(logs.len() > 100, "the operator logged almost nothing: {logs}");
+        assert!(
+            logs.len() > 100,
+            "the operator logged almost nothing: {logs}"
+        );
         let events: Api<Event> = self.ns.api();
-        let events = events.list(&ListParams::default()).await.expect("listing events");
+        let events = events
+            .list(&ListParams::default())
+            .await
+            .expect("listing events");
         let events = serde_json::to_string(&events).expect("events as JSON");
-        let statuses = self.connections().list(&ListParams::default()).await.expect("listing connections");
-        let statuses: Vec<_> = statuses.items.iter().map(|t| serde_json::to_string(&t.status).unwrap_or_default()).collect();
+        let statuses = self
+            .connections()
+            .list(&ListParams::default())
+            .await
+            .expect("listing connections");
+        let statuses: Vec<_> = statuses
+            .items
+            .iter()
+            .map(|t| serde_json::to_string(&t.status).unwrap_or_default())
+            .collect();
         let statuses = statuses.join("\n");
         let metrics = self.metrics().await;
         for secret in &self.secrets {
-            for (what, text) in [("logs", &logs), ("events", &events), ("statuses", &statuses), ("metrics", &metrics)] {
-                assert!(!text.contains(secret.as_str()), "a credential appears in the operator's {what}");
+            for (what, text) in [
+                ("logs", &logs),
+                ("events", &events),
+                ("statuses", &statuses),
+                ("metrics", &metrics),
+            ] {
+                assert!(
+                    !text.contains(secret.as_str()),
+                    "a credential appears in the operator's {what}"
+                );
             }
         }
     }
@@ -275,8 +366,16 @@ pub fn base64(text: &str) -> String {
 
 /// GET over plain HTTP on loopback: (status, body).
 pub async fn plain_get(url: &str) -> Result<(u16, String), String> {
-    let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
-    let r = client.get(url).timeout(Duration::from_secs(5)).send().await.map_err(|e| e.to_string())?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let r = client
+        .get(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let status = r.status().as_u16();
     let body = r.text().await.map_err(|e| e.to_string())?;
     Ok((status, body))
@@ -284,5 +383,8 @@ pub async fn plain_get(url: &str) -> Result<(u16, String), String> {
 
 /// Text of a key of a Secret.
 pub fn secret_text(s: &Secret, key: &str) -> Option<String> {
-    s.data.as_ref()?.get(key).map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    s.data
+        .as_ref()?
+        .get(key)
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
 }
