@@ -214,9 +214,19 @@ fn secret_to_connections(
     refs
 }
 
-fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    async {
-        let _ = tokio::signal::ctrl_c().await;
+/// SIGTERM (what Kubernetes sends) or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

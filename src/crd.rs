@@ -96,28 +96,12 @@ pub mod reason {
     category = "trackvia",
     namespaced,
     status = "TrackViaConnectionStatus",
-    printcolumn(name = "Host", type_ = "string", json_path = ".spec.host"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
-    ),
-    printcolumn(
-        name = "Status",
-        type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
-    ),
-    printcolumn(name = "Expires", type_ = "string", json_path = ".spec.tokenExpiresOn"),
-    printcolumn(
-        name = "Last Verified",
-        type_ = "date",
-        json_path = ".status.lastVerifiedTime"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name":"Host","type":"string","jsonPath":".spec.host"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".spec.tokenExpiresOn"}"#,
+    printcolumn = r#"{"name":"Last Verified","type":"date","jsonPath":".status.lastVerifiedTime"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TrackViaConnectionSpec {

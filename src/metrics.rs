@@ -170,6 +170,9 @@ impl Metrics {
     }
 }
 
+/// Reads one instant of a connection's status.
+type TimeOf = fn(&TrackViaConnection) -> Option<f64>;
+
 #[derive(Debug)]
 struct ConnectionCollector {
     stores: Arc<Mutex<Vec<Store<TrackViaConnection>>>>,
@@ -193,7 +196,7 @@ impl Collector for ConnectionCollector {
             namespace: tvc.namespace().unwrap_or_default(),
             name: tvc.name_any(),
         };
-        let time_gauges: [(&str, &str, fn(&TrackViaConnection) -> Option<f64>); 3] = [
+        let time_gauges: [(&str, &str, TimeOf); 3] = [
             (
                 "trackvia_connection_token_expiration_timestamp_seconds",
                 "When the connection's token expires (Unix seconds)",
