@@ -277,8 +277,63 @@ async fn run_inner(args: RunArgs) -> Result<(), String> {
         rate_limit = args.rate_limit,
         "starting"
     );
+    if !args.leader_election {
+        metrics.leader.set(1);
+        controller::run(kube_client, config, verifier, metrics, ready).await;
+        tracing::info!("stopped");
+        return Ok(());
+    }
+
+    // Leader election: only the holder of the Lease reconciles. A standby is
+    // healthy and ready; a leader that loses the Lease exits so that it never
+    // writes alongside the next leader.
+    let namespace = args
+        .leader_election_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .filter(|s| !s.is_empty())
+        .ok_or("--leader-election needs --leader-election-namespace or POD_NAMESPACE")?;
+    let identity = format!("{}-{}", config.instance, std::process::id());
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(kube_client.clone(), &args.leader_election_lease_name)
+        .with_namespace(&namespace)
+        .with_identity(&identity)
+        .with_duration(15)
+        .with_grace(5)
+        .with_field_manager(controller::FIELD_MANAGER)
+        .build()
+        .await
+        .map_err(|e| format!("leader election: {e}"))?;
+    let (mut leading, lease_task) = manager.watch().await;
+    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    tracing::info!(lease = %args.leader_election_lease_name, namespace = %namespace, identity = %identity, "waiting for leadership");
+    while !*leading.borrow_and_update() {
+        if leading.changed().await.is_err() {
+            return Err("leader election stopped".into());
+        }
+    }
+    tracing::info!(identity = %identity, "became leader; reconciling");
     metrics.leader.set(1);
-    controller::run(kube_client, config, verifier, metrics, ready).await;
+    let lost = async move {
+        loop {
+            if leading.changed().await.is_err() || !*leading.borrow() {
+                return;
+            }
+        }
+    };
+    let stopped = tokio::select! {
+        _ = controller::run(kube_client, config, verifier, metrics.clone(), ready) => true,
+        _ = lost => false,
+    };
+    metrics.leader.set(0);
+    if !stopped {
+        return Err("lost leadership; exiting so that only the new leader writes".into());
+    }
+    // The watch channel is gone, so the lease task ends; release the Lease for a quick handover.
+    if let Ok(Ok(manager)) = tokio::time::timeout(Duration::from_secs(5), lease_task).await
+        && let Err(e) = manager.release().await
+    {
+        tracing::warn!("releasing the Lease: {e}");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -486,6 +486,7 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
                             reason::FORBIDDEN,
                             reason::EXPIRED,
                             reason::UNREACHABLE,
+                            reason::TARGET_CONFLICT,
                         ]
                         .contains(&r.reason.as_str())
                     });
@@ -606,13 +607,11 @@ pub fn finish(
     now: Timestamp,
 ) -> TrackViaConnectionStatus {
     let secret_name = status.secret_name.clone().unwrap_or_default();
-    // A conflict carried over by `desired_status` while the credentials are verified.
+    // `desired_status` carries a conflict over only where Ready would otherwise
+    // be True (verified, or inside the grace period of an outage).
     let conflict_pending = status
         .condition(condition::READY)
-        .is_some_and(|r| r.reason == reason::TARGET_CONFLICT)
-        && status
-            .condition(condition::VERIFIED)
-            .is_some_and(|v| v.status == "True");
+        .is_some_and(|r| r.reason == reason::TARGET_CONFLICT);
     let ready_true = conflict_pending
         || status
             .condition(condition::READY)

@@ -2304,14 +2304,32 @@ proptest! {
     }
 }
 
+
 #[test]
-fn probe_conflict_during_outage() {
+fn a_target_conflict_during_an_outage_stays_put() {
     let p = parsed();
-    let conflict = SecretOutcome::Conflict("foreign".into());
-    let v = verified_at(t0());
+    let conflict = SecretOutcome::Conflict("Secret crm-trackvia is not managed by us".into());
     let t1 = t0() + SignedDuration::from_hours(1);
-    let a = pass(&p, Some(&v), checked(server_error(), t1), t1, &conflict);
-    let b = pass(&p, Some(&a), unchecked(), t1, &conflict);
-    let c = pass(&p, Some(&b), unchecked(), t1, &conflict);
-    eprintln!("A {:?}\nB {:?}\nC {:?}", state(&a, condition::READY), state(&b, condition::READY), state(&c, condition::READY));
+    // The foreign Secret appears in the same pass as the first failure.
+    let a = pass(&p, Some(&verified_at(t0())), checked(server_error(), t1), t1, &conflict);
+    assert_eq!(state(&a, condition::READY), ("False", reason::TARGET_CONFLICT));
+    let b = pass(&p, Some(&a), unchecked(), t1 + secs(5), &conflict);
+    assert_eq!(b, a, "the next pass must not rewrite the status");
+    let c = pass(&p, Some(&b), checked(timeout(), t1 + mins(1)), t1 + mins(1), &conflict);
+    assert_eq!(state(&c, condition::READY), ("False", reason::TARGET_CONFLICT));
+    assert_eq!(ltt(&c, condition::READY), t1);
+
+    // Resolved while TrackVia is still unreachable: Ready is what it would have been.
+    let d = pass(&p, Some(&c), unchecked(), t1 + mins(2), &synced("hash-1"));
+    assert_eq!(state(&d, condition::READY), ("True", reason::VERIFIED));
+    assert_eq!(state(&d, condition::VERIFIED).0, "Unknown");
+
+    // Past the grace period, Unreachable wins over the conflict.
+    let mut s = c;
+    for minutes in [5, 10, 16] {
+        let now = t1 + mins(minutes);
+        s = pass(&p, Some(&s), checked(server_error(), now), now, &conflict);
+    }
+    assert_eq!(state(&s, condition::READY), ("False", reason::UNREACHABLE));
+    assert_eq!(state(&s, condition::SECRET_SYNCED), ("False", reason::TARGET_CONFLICT));
 }
