@@ -329,7 +329,7 @@ async fn run_inner(args: RunArgs) -> Result<(), String> {
         return Err("lost leadership; exiting so that only the new leader writes".into());
     }
     // The watch channel is gone, so the lease task ends; release the Lease for a quick handover.
-    if let Ok(Ok(manager)) = tokio::time::timeout(Duration::from_secs(5), lease_task).await
+    if let Ok(Ok(Ok(manager))) = tokio::time::timeout(Duration::from_secs(5), lease_task).await
         && let Err(e) = manager.release().await
     {
         tracing::warn!("releasing the Lease: {e}");
