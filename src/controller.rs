@@ -22,7 +22,8 @@ use crate::crd::{
     CONNECTION_ANNOTATION, MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection,
     TrackViaConnectionStatus, VERIFY_REQUESTED_ANNOTATION,
 };
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ResultLabel};
+use crate::restart::{self, RestartResult};
 use crate::secret::{self, Ownership};
 use crate::status::{self, Observation, SecretOutcome, Settings, Verification};
 use crate::trackvia::{AllowedHosts, Credentials, Freshness, Verifier};
@@ -377,28 +378,17 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
         }
         _ => SecretOutcome::NotPublished,
     };
-    let next = status::finish(next, &secret_outcome, tvc.spec.publish, generation, now);
+    let mut next = status::finish(next, &secret_outcome, tvc.spec.publish, generation, now);
 
     for t in status::transitions(old, &next) {
-        if t.warning {
-            warn!(namespace = %ns, name = %name, reason = %t.reason, "{}", t.message);
-        } else {
-            info!(namespace = %ns, name = %name, reason = %t.reason, "{}", t.message);
-        }
-        let event = Event {
-            type_: if t.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: t.reason.clone(),
-            note: Some(t.message.clone()),
-            action: "Verify".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &tvc.object_ref(&())).await {
-            warn!(namespace = %ns, name = %name, error = %e, "could not publish event");
-        }
+        emit(ctx, tvc, &t).await;
+    }
+
+    if let SecretOutcome::Synced { hash } = &secret_outcome
+        && !tvc.spec.rollout_restart_targets.is_empty()
+        && restart::restart_needed(old.and_then(|o| o.published_hash.as_deref()), hash)
+    {
+        restart_consumers(ctx, tvc, &ns, hash, &mut next, now).await;
     }
 
     if status::changed(old, &next) {
@@ -410,6 +400,115 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
         Some(d) => Action::requeue(d + Duration::from_millis(250)),
         None => Action::await_change(),
     })
+}
+
+/// Log and publish one transition as an event.
+async fn emit(ctx: &Context, tvc: &TrackViaConnection, t: &status::Transition) {
+    let ns = tvc.namespace().unwrap_or_default();
+    let name = tvc.name_any();
+    if t.warning {
+        warn!(namespace = %ns, name = %name, reason = %t.reason, "{}", t.message);
+    } else {
+        info!(namespace = %ns, name = %name, reason = %t.reason, "{}", t.message);
+    }
+    let event = Event {
+        type_: if t.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: t.reason.clone(),
+        note: Some(t.message.clone()),
+        action: "Verify".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &tvc.object_ref(&())).await {
+        warn!(namespace = %ns, name = %name, error = %e, "could not publish event");
+    }
+}
+
+/// Restart the consumers after a real change of the published content, and
+/// report it in the `RolloutRestart` condition and events.
+async fn restart_consumers(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    ns: &str,
+    hash: &str,
+    next: &mut TrackViaConnectionStatus,
+    now: Timestamp,
+) {
+    let now_text = status::fmt_time(now);
+    let (mut done, mut problems) = (Vec::new(), Vec::new());
+    for target in &tvc.spec.rollout_restart_targets {
+        let result = restart::restart(&ctx.client, ns, target, hash, &now_text).await;
+        ctx.metrics
+            .rollout_restarts
+            .get_or_create(&ResultLabel {
+                result: result.label().into(),
+            })
+            .inc();
+        let what = restart::describe(target);
+        let transition = match &result {
+            RestartResult::Restarted => {
+                done.push(what.clone());
+                Some(status::Transition {
+                    warning: false,
+                    reason: "RolloutRestarted".into(),
+                    message: format!("restarted {what}: the published credentials changed"),
+                })
+            }
+            RestartResult::AlreadyDone => {
+                done.push(what.clone());
+                None
+            }
+            RestartResult::Missing => {
+                problems.push(format!("{what} not found"));
+                Some(status::Transition {
+                    warning: true,
+                    reason: "RolloutTargetMissing".into(),
+                    message: format!("{what} not found in namespace {ns}; nothing restarted"),
+                })
+            }
+            RestartResult::Failed(msg) => {
+                problems.push(format!("{what}: {msg}"));
+                Some(status::Transition {
+                    warning: true,
+                    reason: "RolloutRestartFailed".into(),
+                    message: format!("restarting {what} failed: {msg}"),
+                })
+            }
+        };
+        if let Some(t) = transition {
+            emit(ctx, tvc, &t).await;
+        }
+    }
+    let generation = tvc.meta().generation;
+    if problems.is_empty() {
+        let message = format!(
+            "restarted {} for the credentials published at {now_text}",
+            done.join(", ")
+        );
+        status::set_condition(
+            &mut next.conditions,
+            restart::CONDITION,
+            "True",
+            "Restarted",
+            &message,
+            generation,
+            now,
+        );
+    } else {
+        let message = problems.join("; ");
+        status::set_condition(
+            &mut next.conditions,
+            restart::CONDITION,
+            "False",
+            "RestartIncomplete",
+            &message,
+            generation,
+            now,
+        );
+    }
 }
 
 async fn patch_status(
@@ -450,7 +549,10 @@ async fn sync_secret(
     let existing = match api.get_opt(&name).await {
         Ok(s) => s,
         Err(e) => {
-            return SecretOutcome::Error(format!("reading Secret {name}: {}", short_kube_error(&e)));
+            return SecretOutcome::Error(format!(
+                "reading Secret {name}: {}",
+                short_kube_error(&e)
+            ));
         }
     };
     if let Some(existing) = &existing {
