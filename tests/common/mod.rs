@@ -99,6 +99,10 @@ pub struct Harness {
     pub metrics_port: u16,
     /// Every key and token handed to the operator, for the leak audit.
     pub secrets: Vec<String>,
+    /// The operator's arguments, for restarts.
+    pub args: Vec<String>,
+    /// Logs of operator processes that were stopped, for the leak audit.
+    pub earlier_logs: String,
 }
 
 impl Harness {
@@ -138,6 +142,14 @@ impl Harness {
         };
         harness.wait_operator_ready().await;
         harness
+    }
+
+    /// Stop the operator (SIGTERM) and start it again with the same arguments.
+    pub async fn restart_operator(&mut self) {
+        self.operator.stop().await;
+        self.earlier_logs.push_str(&self.operator.logs());
+        self.operator = OperatorProcess::spawn(std::path::Path::new(OPERATOR), &self.args, &[]);
+        self.wait_operator_ready().await;
     }
 
     /// Wait for `/readyz` of the operator.
