@@ -139,6 +139,8 @@ impl Harness {
             operator,
             metrics_port,
             secrets: Vec::new(),
+            args,
+            earlier_logs: String::new(),
         };
         harness.wait_operator_ready().await;
         harness
