@@ -294,15 +294,18 @@ async fn run_inner(args: RunArgs) -> Result<(), String> {
         .filter(|s| !s.is_empty())
         .ok_or("--leader-election needs --leader-election-namespace or POD_NAMESPACE")?;
     let identity = format!("{}-{}", config.instance, std::process::id());
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(kube_client.clone(), &args.leader_election_lease_name)
-        .with_namespace(&namespace)
-        .with_identity(&identity)
-        .with_duration(15)
-        .with_grace(5)
-        .with_field_manager(controller::FIELD_MANAGER)
-        .build()
-        .await
-        .map_err(|e| format!("leader election: {e}"))?;
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(
+        kube_client.clone(),
+        &args.leader_election_lease_name,
+    )
+    .with_namespace(&namespace)
+    .with_identity(&identity)
+    .with_duration(15)
+    .with_grace(5)
+    .with_field_manager(controller::FIELD_MANAGER)
+    .build()
+    .await
+    .map_err(|e| format!("leader election: {e}"))?;
     let (mut leading, lease_task) = manager.watch().await;
     ready.store(true, std::sync::atomic::Ordering::SeqCst);
     tracing::info!(lease = %args.leader_election_lease_name, namespace = %namespace, identity = %identity, "waiting for leadership");
