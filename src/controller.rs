@@ -378,7 +378,18 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
         }
         _ => SecretOutcome::NotPublished,
     };
+    let mut next = next;
+    if let SecretOutcome::Synced { .. } = &secret_outcome {
+        next.secret_name = Some(target_name.clone());
+    }
     let mut next = status::finish(next, &secret_outcome, tvc.spec.publish, generation, now);
+
+    if let SecretOutcome::Synced { .. } = &secret_outcome
+        && let Some(previous) = old.and_then(|o| o.secret_name.as_deref())
+        && previous != target_name
+    {
+        retire_secret(ctx, tvc, &ns, previous).await;
+    }
 
     for t in status::transitions(old, &next) {
         emit(ctx, tvc, &t).await;
@@ -400,6 +411,62 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
         Some(d) => Action::requeue(d + Duration::from_millis(250)),
         None => Action::await_change(),
     })
+}
+
+/// After `spec.target.name` changed: strip the credentials from the Secret
+/// published under the old name and hand it to the garbage collector. The
+/// operator has no `delete` on Secrets; an owner reference to an owner that
+/// does not exist makes the collector remove it.
+async fn retire_secret(ctx: &Context, tvc: &TrackViaConnection, ns: &str, old_name: &str) {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let existing = match api.get_opt(old_name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => {
+            warn!(namespace = %ns, name = %tvc.name_any(), secret = %old_name, error = %short_kube_error(&e), "reading the previous output Secret");
+            return;
+        }
+    };
+    if secret::ownership(&existing.metadata, tvc) != Ownership::Ours {
+        return;
+    }
+    let body = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": old_name,
+            "ownerReferences": [{
+                "apiVersion": TrackViaConnection::api_version(&()),
+                "kind": TrackViaConnection::kind(&()),
+                "name": tvc.name_any(),
+                "uid": secret::retired_owner_uid(),
+            }],
+        },
+    });
+    match api
+        .patch(
+            old_name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        Ok(_) => {
+            ctx.metrics.secret_writes.inc();
+            let t = status::Transition {
+                warning: false,
+                reason: "SecretMoved".into(),
+                message: format!(
+                    "output Secret moved from {old_name} to {}; {old_name} was emptied and is garbage-collected",
+                    tvc.target_name()
+                ),
+            };
+            emit(ctx, tvc, &t).await;
+        }
+        Err(e) => {
+            warn!(namespace = %ns, name = %tvc.name_any(), secret = %old_name, error = %short_kube_error(&e), "retiring the previous output Secret")
+        }
+    }
 }
 
 /// Log and publish one transition as an event.

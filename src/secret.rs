@@ -80,6 +80,12 @@ pub fn content_hash(data: &BTreeMap<String, ByteString>, key: &[u8]) -> String {
     hex::encode(&mac.finalize().into_bytes()[..8])
 }
 
+/// The uid of an owner that never exists: a retired Secret points at it so the
+/// garbage collector deletes it.
+pub fn retired_owner_uid() -> &'static str {
+    "00000000-0000-4000-8000-000000000000"
+}
+
 /// The hash annotation of a Secret.
 pub fn hash_of(secret: &Secret) -> Option<&str> {
     secret

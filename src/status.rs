@@ -221,7 +221,11 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
         next_verification_time: old.next_verification_time.clone(),
         last_http_status: old.last_http_status,
         consecutive_failures: old.consecutive_failures,
-        secret_name: Some(input.secret_name.to_string()),
+        // Moves to a new target name only once that Secret is written (see the controller).
+        secret_name: old
+            .secret_name
+            .clone()
+            .or_else(|| Some(input.secret_name.to_string())),
         credentials_fingerprint: old.credentials_fingerprint.clone(),
         verified_fingerprint: old.verified_fingerprint.clone(),
         published_hash: old.published_hash.clone(),

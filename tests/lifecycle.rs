@@ -489,3 +489,32 @@ async fn consumers_restart_once_per_real_change_and_never_on_operator_restart() 
     );
     h.finish().await;
 }
+
+#[tokio::test]
+async fn renaming_the_target_moves_the_secret_and_removes_the_old_one() {
+    let mut h = Harness::start("tvc-rename", &[]).await;
+    let (key, token) = h.credential(Behavior::Valid);
+    h.put_source("src", &key, &token).await;
+    h.apply_connection("crm", "src", json!({"target": {"name": "first"}}))
+        .await
+        .expect("applying");
+    h.wait_ready("crm", "True", "Verified").await;
+    assert!(h.secrets_api().get_opt("first").await.unwrap().is_some());
+
+    h.apply_connection("crm", "src", json!({"target": {"name": "second"}}))
+        .await
+        .expect("applying");
+    let out = wait_for(
+        &h.secrets_api(),
+        "second",
+        SETTLE,
+        "the Secret under its new name",
+        |s: &Secret| secret_text(s, "authToken").as_deref() == Some(token.as_str()),
+    )
+    .await;
+    assert!(out.metadata.owner_references.is_some());
+    wait_for_absent(&h.secrets_api(), "first", SETTLE, "the old Secret removed").await;
+    let t = h.wait_ready("crm", "True", "Verified").await;
+    assert_eq!(t.status.unwrap().secret_name.as_deref(), Some("second"));
+    h.finish().await;
+}
