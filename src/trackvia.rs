@@ -549,37 +549,44 @@ fn scrub_outcome(outcome: VerificationOutcome, creds: &Credentials) -> Verificat
     }
 }
 
-/// A spacing of calls: at most `per_minute` calls a minute, granted in order of arrival.
+/// The process-wide budget of TrackVia calls: at most `per_minute` calls in any
+/// sliding window of one minute (TrackVia counts per minute too). Waiters are
+/// served in order of arrival.
 #[derive(Debug)]
 pub struct RateLimiter {
-    spacing: Duration,
-    next_slot: tokio::sync::Mutex<Instant>,
+    per_minute: usize,
+    recent: tokio::sync::Mutex<std::collections::VecDeque<Instant>>,
 }
 
 impl RateLimiter {
     /// A limiter granting `per_minute` calls a minute (at least one).
     pub fn new(per_minute: u32) -> Self {
-        let per_minute = per_minute.max(1);
+        let per_minute = per_minute.max(1) as usize;
         RateLimiter {
-            spacing: Duration::from_secs(60) / per_minute,
-            next_slot: tokio::sync::Mutex::new(Instant::now()),
+            per_minute,
+            recent: tokio::sync::Mutex::new(std::collections::VecDeque::with_capacity(per_minute)),
         }
     }
 
-    /// Wait for the next free slot. A burst of up to 1/6 of the budget may go at once.
+    /// Wait until a call fits in the budget, and count it.
     pub async fn acquire(&self) {
-        let burst =
-            (Duration::from_secs(10).as_nanos() / self.spacing.as_nanos().max(1)).max(1) as u32;
-        let wait = {
-            let mut next = self.next_slot.lock().await;
+        // The lock is held while waiting: that is what makes the queue first-come, first-served.
+        let mut recent = self.recent.lock().await;
+        let window = Duration::from_secs(60);
+        loop {
             let now = Instant::now();
-            let floor = now.checked_sub(self.spacing * (burst - 1)).unwrap_or(now);
-            let slot = (*next).max(floor);
-            *next = slot + self.spacing;
-            slot.saturating_duration_since(now)
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+            while recent
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+            {
+                recent.pop_front();
+            }
+            if recent.len() < self.per_minute {
+                recent.push_back(now);
+                return;
+            }
+            let oldest = *recent.front().expect("the window is full");
+            tokio::time::sleep_until(oldest + window).await;
         }
     }
 }
@@ -861,17 +868,42 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn rate_limiter_spaces_calls_after_a_burst() {
-        let limiter = RateLimiter::new(60);
+    async fn rate_limiter_allows_the_budget_per_sliding_minute_in_order() {
+        let limiter = std::sync::Arc::new(RateLimiter::new(5));
         let start = tokio::time::Instant::now();
-        for _ in 0..20 {
-            limiter.acquire().await;
+        let granted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..12u32 {
+            let (limiter, granted) = (limiter.clone(), granted.clone());
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(u64::from(i))).await;
+                limiter.acquire().await;
+                granted.lock().unwrap().push((i, start.elapsed()));
+            }));
         }
-        // 10 go at once (a 10 s burst at 1/s), the other 10 one second apart.
-        let elapsed = start.elapsed();
-        assert!(
-            elapsed >= Duration::from_secs(9) && elapsed <= Duration::from_secs(11),
-            "{elapsed:?}"
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let granted = granted.lock().unwrap().clone();
+        let order: Vec<u32> = granted.iter().map(|(i, _)| *i).collect();
+        assert_eq!(
+            order,
+            (0..12).collect::<Vec<_>>(),
+            "first come, first served"
         );
+        // Never more than 5 in any 60 s window; the 6th waits for the first to leave it.
+        for (k, (_, at)) in granted.iter().enumerate() {
+            let in_window = granted
+                .iter()
+                .filter(|(_, t)| *t >= *at && *t < *at + Duration::from_secs(60))
+                .count();
+            assert!(
+                in_window <= 5,
+                "call {k}: {in_window} calls in the minute after it"
+            );
+        }
+        assert!(granted[4].1 < Duration::from_secs(1));
+        assert!(granted[5].1 >= Duration::from_secs(60));
+        assert!(granted[11].1 >= Duration::from_secs(120));
     }
 }
