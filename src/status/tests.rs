@@ -1982,8 +1982,8 @@ fn whole_passes_without_news_change_nothing() {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 20000,
-        rng_seed: RngSeed::Random,
+        cases: 512,
+        rng_seed: RngSeed::Fixed(0x7ac0_5eed),
         failure_persistence: None,
         ..ProptestConfig::default()
     }
@@ -2304,19 +2304,36 @@ proptest! {
     }
 }
 
-
 #[test]
 fn a_target_conflict_during_an_outage_stays_put() {
     let p = parsed();
     let conflict = SecretOutcome::Conflict("Secret crm-trackvia is not managed by us".into());
     let t1 = t0() + SignedDuration::from_hours(1);
     // The foreign Secret appears in the same pass as the first failure.
-    let a = pass(&p, Some(&verified_at(t0())), checked(server_error(), t1), t1, &conflict);
-    assert_eq!(state(&a, condition::READY), ("False", reason::TARGET_CONFLICT));
+    let a = pass(
+        &p,
+        Some(&verified_at(t0())),
+        checked(server_error(), t1),
+        t1,
+        &conflict,
+    );
+    assert_eq!(
+        state(&a, condition::READY),
+        ("False", reason::TARGET_CONFLICT)
+    );
     let b = pass(&p, Some(&a), unchecked(), t1 + secs(5), &conflict);
     assert_eq!(b, a, "the next pass must not rewrite the status");
-    let c = pass(&p, Some(&b), checked(timeout(), t1 + mins(1)), t1 + mins(1), &conflict);
-    assert_eq!(state(&c, condition::READY), ("False", reason::TARGET_CONFLICT));
+    let c = pass(
+        &p,
+        Some(&b),
+        checked(timeout(), t1 + mins(1)),
+        t1 + mins(1),
+        &conflict,
+    );
+    assert_eq!(
+        state(&c, condition::READY),
+        ("False", reason::TARGET_CONFLICT)
+    );
     assert_eq!(ltt(&c, condition::READY), t1);
 
     // Resolved while TrackVia is still unreachable: Ready is what it would have been.
@@ -2331,5 +2348,8 @@ fn a_target_conflict_during_an_outage_stays_put() {
         s = pass(&p, Some(&s), checked(server_error(), now), now, &conflict);
     }
     assert_eq!(state(&s, condition::READY), ("False", reason::UNREACHABLE));
-    assert_eq!(state(&s, condition::SECRET_SYNCED), ("False", reason::TARGET_CONFLICT));
+    assert_eq!(
+        state(&s, condition::SECRET_SYNCED),
+        ("False", reason::TARGET_CONFLICT)
+    );
 }
