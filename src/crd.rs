@@ -132,9 +132,13 @@ pub struct TrackViaConnectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend(
         "pattern" = DATE_PATTERN,
+        "maxLength" = 10,
+        // The day is checked against the month's length (leap years included)
+        // rather than with `timestamp()`, which fails with an evaluation error
+        // instead of this message on a date such as 2027-02-30.
         "x-kubernetes-validations" = [
-            {"rule": "self.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$') && timestamp(self + 'T00:00:00Z') >= timestamp('2000-01-01T00:00:00Z')",
-             "message": "tokenExpiresOn must be a calendar date YYYY-MM-DD"}
+            {"rule": "self.matches('^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$') && self >= '2000-01-01' && int(self.substring(8, 10)) <= [31, (int(self.substring(0, 4)) % 4 == 0 && (int(self.substring(0, 4)) % 100 != 0 || int(self.substring(0, 4)) % 400 == 0)) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][int(self.substring(5, 7)) - 1]",
+             "message": "tokenExpiresOn must be a calendar date YYYY-MM-DD from 2000-01-01 on"}
         ]
     ))]
     pub token_expires_on: Option<String>,
