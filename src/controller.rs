@@ -340,6 +340,7 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
                         .await;
                     if called {
                         ctx.metrics.observe_verification(&answer.outcome);
+                        ctx.metrics.observe_api_duration(answer.took);
                     }
                     debug!(namespace = %ns, name = %name, outcome = answer.outcome.label(), shared = !called, "verified");
                     Some(Verification {

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub api_requests: Family<CodeLabel, Counter>,
     /// Verifications by outcome.
     pub verifications: Family<ResultLabel, Counter>,
+    /// Duration of TrackVia calls (the HTTP exchange only, not rate-limit waits).
+    pub api_request_duration: Histogram,
     /// Reconcile durations.
     pub reconcile_duration: Histogram,
     /// Reconciles that failed.
@@ -80,6 +82,7 @@ impl Metrics {
         let m = Metrics {
             api_requests: Family::default(),
             verifications: Family::default(),
+            api_request_duration: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             reconcile_errors: Counter::default(),
             status_writes: Counter::default(),
@@ -97,6 +100,11 @@ impl Metrics {
             "trackvia_verifications",
             "Verification calls by outcome",
             m.verifications.clone(),
+        );
+        registry.register(
+            "trackvia_api_request_duration_seconds",
+            "Duration of TrackVia API calls",
+            m.api_request_duration.clone(),
         );
         registry.register(
             "trackvia_reconcile_duration_seconds",
@@ -159,6 +167,11 @@ impl Metrics {
                 result: outcome.label().into(),
             })
             .inc();
+    }
+
+    /// Record how long one TrackVia call took.
+    pub fn observe_api_duration(&self, took: Duration) {
+        self.api_request_duration.observe(took.as_secs_f64());
     }
 
     /// Record one reconcile.

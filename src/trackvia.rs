@@ -598,6 +598,8 @@ pub struct CachedOutcome {
     pub outcome: VerificationOutcome,
     /// When it was obtained (wall clock, seconds).
     pub at: jiff::Timestamp,
+    /// How long the HTTP exchange took (zero for nothing new to measure).
+    pub took: Duration,
 }
 
 /// One verification per distinct credential per interval, however many
@@ -676,8 +678,13 @@ impl Verifier {
         self.limiter.acquire().await;
         self.calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let started = Instant::now();
         let outcome = self.client.verify(host, account_id, creds).await;
-        let fresh = CachedOutcome { outcome, at: now() };
+        let fresh = CachedOutcome {
+            outcome,
+            at: now(),
+            took: started.elapsed(),
+        };
         // Transient answers are not shared: each connection keeps its own retry schedule.
         *entry = match fresh.outcome {
             VerificationOutcome::Transient { .. } => None,
