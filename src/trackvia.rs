@@ -598,7 +598,7 @@ pub struct CachedOutcome {
     pub outcome: VerificationOutcome,
     /// When it was obtained (wall clock, seconds).
     pub at: jiff::Timestamp,
-    /// How long the HTTP exchange took (zero for nothing new to measure).
+    /// How long the HTTP exchange took.
     pub took: Duration,
 }
 
