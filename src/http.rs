@@ -16,8 +16,10 @@ use prometheus_client::registry::Registry;
 pub struct HttpState {
     /// The metrics registry.
     pub registry: Arc<Registry>,
-    /// True once the caches are synced.
+    /// True once the caches are synced (or while waiting as a standby).
     pub ready: Arc<AtomicBool>,
+    /// True while the Kubernetes API server answers.
+    pub api_reachable: Arc<AtomicBool>,
 }
 
 /// Serve until the process ends.
@@ -51,9 +53,38 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ok")
+    if !state.api_reachable.load(Ordering::SeqCst) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the Kubernetes API server is unreachable",
+        )
+    } else if !state.ready.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        (StatusCode::OK, "ok")
+    }
+}
+
+/// Keep `reachable` up to date: ask the API server for its version every few
+/// seconds, with a short timeout.
+pub async fn watch_api_server(client: kube::Client, reachable: Arc<AtomicBool>) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(5));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let ok = matches!(
+            tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                client.apiserver_version()
+            )
+            .await,
+            Ok(Ok(_))
+        );
+        let was = reachable.swap(ok, Ordering::SeqCst);
+        if was && !ok {
+            tracing::warn!("the Kubernetes API server does not answer; /readyz reports not ready");
+        } else if !was && ok {
+            tracing::info!("the Kubernetes API server answers");
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Command line: `run`, `crd`, `verify`. No logic lives here.
+//! Command line: `run`, `crd`, `verify`, `status`. No logic lives here.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -14,7 +14,7 @@ use trackvia_operator::status::{Settings, parse_duration};
 use trackvia_operator::trackvia::{
     AllowedHosts, Credentials, Rejection, TrackViaClient, VerificationOutcome, Verifier,
 };
-use trackvia_operator::{crd, http};
+use trackvia_operator::{crd, http, report};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +39,11 @@ enum Command {
     /// Exit codes: 0 verified, 2 unauthorized (401), 3 expired, 4 forbidden (403),
     /// 5 no definite answer (429, 5xx, timeout, TLS, DNS, connection), 1 usage or other error.
     Verify(VerifyArgs),
+    /// Show connections: readiness, expiry countdown, output Secret and the workloads using it.
+    ///
+    /// Also works as a kubectl plugin: `ln -s $(which trackvia-operator) ~/bin/kubectl-trackvia`,
+    /// then `kubectl trackvia -A`.
+    Status(StatusArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -130,8 +135,27 @@ struct VerifyArgs {
     timeout: String,
 }
 
+#[derive(Args)]
+struct StatusArgs {
+    /// Show this connection in detail (conditions, status fields, recent events).
+    name: Option<String>,
+    /// Namespace (default: the kubeconfig context's).
+    #[arg(short = 'n', long, conflicts_with = "all_namespaces")]
+    namespace: Option<String>,
+    /// Connections in every namespace.
+    #[arg(short = 'A', long, conflicts_with = "name")]
+    all_namespaces: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: report::OutputFormat,
+    /// Kubeconfig context (default: the current one).
+    #[arg(long)]
+    context: Option<String>,
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Started as `kubectl-trackvia` (kubectl plugin): the arguments are those of `status`.
+    let cli = Cli::parse_from(report::plugin_args(std::env::args_os().collect()));
     match cli.command {
         Command::Crd => {
             print!("{}", crd::crd_yaml());
@@ -139,6 +163,7 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => runtime().block_on(run(args)),
         Command::Verify(args) => runtime().block_on(verify(args)),
+        Command::Status(args) => runtime().block_on(status(args)),
     }
 }
 
@@ -244,9 +269,15 @@ async fn run_inner(args: RunArgs) -> Result<(), String> {
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::new(&mut registry);
     let ready = Arc::new(AtomicBool::new(false));
+    let api_reachable = Arc::new(AtomicBool::new(false));
+    tokio::spawn(http::watch_api_server(
+        kube_client.clone(),
+        api_reachable.clone(),
+    ));
     let state = http::HttpState {
         registry: Arc::new(registry),
         ready: ready.clone(),
+        api_reachable,
     };
     let addr = args.metrics_addr;
     tokio::spawn(async move {
@@ -345,6 +376,30 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "trackvia-operator".into())
+}
+
+async fn status(args: StatusArgs) -> ExitCode {
+    install_crypto_provider();
+    let options = report::Options {
+        namespace: args.namespace,
+        all_namespaces: args.all_namespaces,
+        name: args.name,
+        output: args.output,
+        context: args.context,
+    };
+    match report::run(options, report::use_color()).await {
+        Ok(r) => {
+            for warning in &r.warnings {
+                eprintln!("{warning}");
+            }
+            print!("{}", r.output);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 async fn verify(args: VerifyArgs) -> ExitCode {
