@@ -540,3 +540,56 @@ async fn verify_command_reports_each_outcome_with_its_exit_code() {
     let _ = wait_for::<Secret>(&h.secrets_api(), "src", SETTLE, "source", |_| true).await;
     h.finish().await;
 }
+
+#[test]
+fn the_binary_starts_and_documents_every_flag_with_its_environment_variable() {
+    let help = std::process::Command::new(common::OPERATOR)
+        .arg("--help")
+        .output()
+        .expect("running --help");
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for sub in ["run", "crd", "verify"] {
+        assert!(text.contains(sub), "--help lists {sub}: {text}");
+    }
+    let run = std::process::Command::new(common::OPERATOR)
+        .args(["run", "--help"])
+        .output()
+        .expect("running run --help");
+    assert!(run.status.success());
+    let text = String::from_utf8_lossy(&run.stdout);
+    for (flag, env) in [
+        ("--namespaces", "TRACKVIA_NAMESPACES"),
+        ("--allowed-hosts", "TRACKVIA_ALLOWED_HOSTS"),
+        ("--extra-ca-file", "TRACKVIA_EXTRA_CA_FILE"),
+        ("--metrics-addr", "TRACKVIA_METRICS_ADDR"),
+        ("--log-format", "TRACKVIA_LOG_FORMAT"),
+        ("--log-level", "TRACKVIA_LOG_LEVEL"),
+        ("--rate-limit", "TRACKVIA_RATE_LIMIT"),
+        ("--concurrency", "TRACKVIA_CONCURRENCY"),
+        ("--leader-election", "TRACKVIA_LEADER_ELECTION"),
+    ] {
+        assert!(
+            text.contains(flag) && text.contains(env),
+            "run --help documents {flag} / {env}"
+        );
+    }
+    // Bad input is refused with a clear message, before touching any cluster.
+    let bad = std::process::Command::new(common::OPERATOR)
+        .args([
+            "run",
+            "--allowed-hosts",
+            "a:b",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .env("KUBECONFIG", "/nonexistent")
+        .output()
+        .expect("running run");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--allowed-hosts"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
