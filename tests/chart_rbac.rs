@@ -61,6 +61,11 @@ const TOOLS_HINT: &str =
 /// What the API server says in every RBAC refusal; never expected in the operator's log.
 const FORBIDDEN: &str = "is forbidden";
 
+/// Six random lowercase letters and digits, for names.
+fn random_suffix() -> String {
+    secret_value("").chars().take(6).collect()
+}
+
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -366,7 +371,7 @@ impl Bed {
             "trackvia-{label}-{}-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed),
-            secret_value("").get(..6).unwrap_or("x")
+            random_suffix()
         ));
         std::fs::create_dir_all(&dir).expect("creating the private bed's directory");
         // From here on, whatever `up` started is stopped on drop.
@@ -398,7 +403,7 @@ impl Bed {
     async fn namespace(&mut self, prefix: &str) -> String {
         if self.private.is_some() {
             // Nothing to clean up: the whole bed goes.
-            let name = format!("{prefix}-{}", secret_value("").get(..6).unwrap_or("x"));
+            let name = format!("{prefix}-{}", random_suffix());
             let ns: Namespace =
                 serde_json::from_value(json!({"metadata": {"name": name}})).expect("a Namespace");
             Api::<Namespace>::all(self.client.clone())
@@ -1409,12 +1414,19 @@ async fn cluster_wide() {
         .expect("the output Secret has an owner")[0];
     assert_eq!(Some(&owner.uid), crm.metadata.uid.as_ref());
     let revoked = a.wait_ready("revoked", "False", "Unauthorized").await;
-    assert!(ready_reason(&revoked).is_some());
+    let verified = revoked
+        .status
+        .as_ref()
+        .and_then(|s| s.condition("Verified"))
+        .expect("a Verified condition");
+    assert!(verified.message.contains("401"), "{verified:?}");
     assert!(a.secrets().get_opt("revoked").await.unwrap().is_none());
     b.wait_ready("later", "False", "CredentialsNotFound").await;
 
-    // Events through events.k8s.io, as the ServiceAccount.
-    a.wait_event("crm", "Verified", "Normal").await;
+    // Events through events.k8s.io, as the ServiceAccount, from the pod named by the
+    // Deployment's downward-API POD_NAME.
+    let event = a.wait_event("crm", "Verified", "Normal").await;
+    assert_eq!(event.reporting_instance.as_deref(), Some(pod.name.as_str()));
     a.wait_event("revoked", "Unauthorized", "Warning").await;
     b.wait_event("later", "CredentialsNotFound", "Warning")
         .await;
