@@ -50,6 +50,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text == "0" {
         return Ok(Duration::ZERO);
     }
+    // kube's parser panics on a number beyond `Duration`'s range and on a sign
+    // inside the text; the schema does not stop `9999999999999999999h` (the
+    // CEL rules may not run at all on older clusters), so refuse such input here.
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let too_big = unsigned
+        .split(|c: char| c.is_alphabetic())
+        .filter_map(|number| number.parse::<f64>().ok())
+        .any(|number| number >= 1e12);
+    if text.len() > 64 || unsigned.contains(['-', '+']) || too_big {
+        return Err(format!("{text:?} is not a duration of a sensible size"));
+    }
     let parsed: kube::core::Duration = text
         .parse()
         .map_err(|e| format!("{text:?} is not a duration: {e}"))?;
@@ -233,6 +244,7 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
             .verify_requested
             .map(str::to_string)
             .or(old.verify_requested_at.clone()),
+        pending_restart_since: old.pending_restart_since.clone(),
     };
     let generation = input.generation;
     let set = |next: &mut TrackViaConnectionStatus,

@@ -364,6 +364,33 @@ fn parse_spec_checks_durations() {
     assert!(warning("99999999999h").is_err());
 }
 
+#[test]
+fn parse_duration_refuses_what_would_overflow() {
+    assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    assert_eq!(parse_duration("336h"), Ok(Duration::from_secs(336 * 3600)));
+    assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+    assert_eq!(
+        parse_duration("999999999999s"),
+        Ok(Duration::from_secs(999_999_999_999))
+    );
+    // Each of these passes the schema's pattern and length (or comes from a
+    // cluster without CEL) and used to panic inside the parser.
+    for huge in [
+        "9999999999999999999999999999999h",
+        "99999999999999999999s",
+        "1000000000000h",
+        "1h-2m",
+        "1h+2m",
+        &"1h".repeat(40),
+    ] {
+        assert!(parse_duration(huge).is_err(), "{huge:?}");
+        let spec = spec_with(json!({ "verifyInterval": huge }));
+        assert!(parse_spec(&spec).is_err(), "{huge:?}");
+        let spec = spec_with(json!({ "expiryWarning": huge }));
+        assert!(parse_spec(&spec).is_err(), "{huge:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Expiring and the token's date
 // ---------------------------------------------------------------------------
@@ -2128,6 +2155,7 @@ prop_compose! {
             verified_fingerprint,
             published_hash,
             verify_requested_at,
+            pending_restart_since: None,
         }
     }
 }
@@ -2147,6 +2175,8 @@ fn any_spec() -> impl Strategy<Value = Result<ParsedSpec, String>> {
         ])
         .prop_map(str::to_string),
         (0u64..100_000_000).prop_map(|h| format!("{h}h")),
+        "[0-9]{1,31}(ms|s|m|h)",
+        "-?[0-9]{1,3}(h|m)[-+]?[0-9]{1,3}(s|m)",
     ];
     (date, duration.clone(), duration).prop_map(|(date, warning, interval)| {
         let spec = spec_with(json!({
