@@ -4,6 +4,7 @@ pub mod controller;
 pub mod crd;
 pub mod http;
 pub mod metrics;
+pub mod report;
 pub mod restart;
 pub mod secret;
 pub mod status;
