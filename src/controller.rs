@@ -65,6 +65,8 @@ pub struct Config {
     pub clock: Clock,
     /// Name reported on events.
     pub instance: String,
+    /// Quiet period before consumers restart after a change.
+    pub restart_debounce: Duration,
 }
 
 /// Shared state of the reconcilers.
@@ -396,17 +398,46 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
         emit(ctx, tvc, &t).await;
     }
 
-    if let SecretOutcome::Synced { hash } = &secret_outcome
-        && !tvc.spec.rollout_restart_targets.is_empty()
-        && restart::restart_needed(old.and_then(|o| o.published_hash.as_deref()), hash)
-    {
-        restart_consumers(ctx, tvc, &ns, hash, &mut next, now).await;
+    // Consumers restart once the published content has been stable for the
+    // debounce window, so a burst of changes causes one restart.
+    let mut restart_wake = None;
+    if tvc.spec.rollout_restart_targets.is_empty() {
+        next.pending_restart_since = None;
+    } else {
+        if let SecretOutcome::Synced { hash } = &secret_outcome
+            && restart::restart_needed(old.and_then(|o| o.published_hash.as_deref()), hash)
+        {
+            next.pending_restart_since = Some(status::fmt_time(now));
+        }
+        if let Some(since) = next
+            .pending_restart_since
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+        {
+            let due = since
+                .checked_add(
+                    SignedDuration::try_from(ctx.config.restart_debounce)
+                        .unwrap_or(SignedDuration::ZERO),
+                )
+                .unwrap_or(since);
+            if now >= due {
+                next.pending_restart_since = None;
+                if let Some(hash) = next.published_hash.clone() {
+                    restart_consumers(ctx, tvc, &ns, &hash, &mut next, now).await;
+                }
+            } else {
+                restart_wake = Some(due.duration_since(now).unsigned_abs());
+            }
+        }
     }
 
     if status::changed(old, &next) {
         patch_status(ctx, &ns, &name, &next).await?;
     }
-    let wake = status::next_wakeup(&next, now);
+    let wake = match (status::next_wakeup(&next, now), restart_wake) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     Ok(match wake {
         // A little past the instant, so the next pass sees it as reached.
         Some(d) => Action::requeue(d + Duration::from_millis(250)),

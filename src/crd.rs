@@ -159,7 +159,7 @@ pub struct TrackViaConnectionSpec {
         "pattern" = DURATION_PATTERN,
         "maxLength" = 32,
         "x-kubernetes-validations" = [
-            {"rule": "duration(self == '0' ? '0s' : self) >= duration('0s')",
+            {"rule": "self == '0' || (self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('0s'))",
              "message": "expiryWarning must be a non-negative duration such as 336h"}
         ]
     ))]
@@ -171,7 +171,7 @@ pub struct TrackViaConnectionSpec {
         "pattern" = DURATION_PATTERN,
         "maxLength" = 32,
         "x-kubernetes-validations" = [
-            {"rule": "self == '0' || duration(self) >= duration('1m')",
+            {"rule": "self == '0' || (self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && (duration(self) == duration('0s') || duration(self) >= duration('1m')))",
              "message": "verifyInterval must be at least 1m, or 0 to turn periodic checks off"}
         ]
     ))]
@@ -395,6 +395,9 @@ pub struct TrackViaConnectionStatus {
     /// The last value of the verify-requested-at annotation acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_requested_at: Option<String>,
+    /// Since when a rollout restart waits for the published content to settle (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_restart_since: Option<String>,
 }
 
 /// A standard Kubernetes condition (`metav1.Condition`).

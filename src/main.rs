@@ -104,6 +104,10 @@ struct RunArgs {
         default_value = "trackvia-operator"
     )]
     leader_election_lease_name: String,
+    /// How long the published content must stay unchanged before rollout restarts
+    /// run, so several changes in a row cause one restart.
+    #[arg(long, env = "TRACKVIA_RESTART_DEBOUNCE", default_value = "10s")]
+    restart_debounce: String,
     /// Testing only: shift the operator's clock by this signed duration (e.g. `-30s`, `36h`).
     #[arg(long, env = "TRACKVIA_CLOCK_OFFSET", allow_hyphen_values = true)]
     clock_offset: Option<String>,
@@ -300,6 +304,8 @@ async fn run_inner(args: RunArgs) -> Result<(), String> {
         concurrency: args.concurrency.max(1),
         clock,
         instance: std::env::var("POD_NAME").unwrap_or_else(|_| hostname()),
+        restart_debounce: parse_duration(&args.restart_debounce)
+            .map_err(|e| format!("--restart-debounce: {e}"))?,
     };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

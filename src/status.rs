@@ -58,6 +58,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .split(|c: char| c.is_alphabetic())
         .filter_map(|number| number.parse::<f64>().ok())
         .any(|number| number >= 1e12);
+    // kube's parser also reads "" as zero, which would silently turn checks off.
+    if text.is_empty() {
+        return Err("an empty string is not a duration".into());
+    }
     if text.len() > 64 || unsigned.contains(['-', '+']) || too_big {
         return Err(format!("{text:?} is not a duration of a sensible size"));
     }

@@ -352,7 +352,7 @@ fn deployment(name: &str) -> Deployment {
 #[tokio::test]
 async fn consumers_restart_once_per_real_change_and_never_on_operator_restart() {
     const N: usize = 20;
-    let mut h = Harness::start("tvc-restart", &[]).await;
+    let mut h = Harness::start("tvc-restart", &["--restart-debounce", "2s"]).await;
     let deployments: kube::Api<Deployment> = h.ns.api();
     let mut keys = Vec::new();
     for i in 0..N {
@@ -487,6 +487,47 @@ async fn consumers_restart_once_per_real_change_and_never_on_operator_restart() 
         calls,
         "an operator restart called TrackVia"
     );
+
+    // Three rotations in quick succession restart the consumer once, for the last one.
+    let mut last = String::new();
+    for _ in 0..3 {
+        last = common::secret_value("t");
+        h.secrets.push(last.clone());
+        h.fake.set(&keys[0], &last, Behavior::Valid);
+        h.rotate_source("src-0", &keys[0], &last).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let secret = wait_for(
+        &h.secrets_api(),
+        "c-0",
+        SETTLE,
+        "the last rotation published",
+        |s: &Secret| secret_text(s, "authToken").as_deref() == Some(last.as_str()),
+    )
+    .await;
+    let hash = secret.metadata.annotations.as_ref().unwrap()["trackvia.io/content-hash"].clone();
+    let d = wait_for(
+        &deployments,
+        "app-0",
+        SETTLE,
+        "the consumer restarted for the last change",
+        |d: &Deployment| {
+            d.spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.annotations.as_ref())
+                .is_some_and(|a| a.get("trackvia.io/credentials-hash") == Some(&hash))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let d2 = deployments.get("app-0").await.unwrap();
+    assert_eq!(
+        d.metadata.generation,
+        Some(3),
+        "three quick changes, one restart"
+    );
+    assert_eq!(d2.metadata.generation, Some(3));
     h.finish().await;
 }
 
