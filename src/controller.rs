@@ -81,6 +81,49 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Configuration.
     pub config: Config,
+    /// The last status written per connection (by uid), with the resourceVersion
+    /// the write produced: a reconcile that runs before the watch has delivered
+    /// that write starts from it instead of the stale cached copy.
+    pub written:
+        std::sync::Mutex<std::collections::HashMap<String, (u64, TrackViaConnectionStatus)>>,
+}
+
+impl Context {
+    /// The status to start from: the cached one, or the one this process wrote
+    /// last when the cache has not caught up with that write yet.
+    fn freshest_status(&self, tvc: &TrackViaConnection) -> Option<TrackViaConnectionStatus> {
+        let uid = tvc.uid()?;
+        let cached_rv = tvc.resource_version().and_then(|rv| rv.parse::<u64>().ok());
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        match (written.get(&uid), cached_rv) {
+            (Some((rv, status)), Some(cached)) if cached < *rv => Some(status.clone()),
+            (Some(_), _) => {
+                written.remove(&uid);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn remember_written(
+        &self,
+        tvc: &TrackViaConnection,
+        resource_version: Option<String>,
+        status: &TrackViaConnectionStatus,
+    ) {
+        let (Some(uid), Some(rv)) = (
+            tvc.uid(),
+            resource_version.and_then(|rv| rv.parse::<u64>().ok()),
+        ) else {
+            return;
+        };
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        if written.len() >= 50_000 {
+            // Entries of deleted connections are never looked up again; start afresh.
+            written.clear();
+        }
+        written.insert(uid, (rv, status.clone()));
+    }
 }
 
 /// Run the controllers (one per watched namespace, or one for all) until shutdown.
@@ -102,6 +145,7 @@ pub async fn run(
         recorder,
         metrics: metrics.clone(),
         config: config.clone(),
+        written: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
 
     let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
@@ -300,7 +344,8 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
         .ok_or_else(|| Error::Config("TrackViaConnection without namespace".into()))?;
     let name = tvc.name_any();
     let now = ctx.config.clock.now();
-    let old = tvc.status.as_ref();
+    let fresher = ctx.freshest_status(tvc);
+    let old = fresher.as_ref().or(tvc.status.as_ref());
     let generation = tvc.meta().generation;
     let verify_requested = tvc
         .annotations()
@@ -432,7 +477,8 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
     }
 
     if status::changed(old, &next) {
-        patch_status(ctx, &ns, &name, &next).await?;
+        let written = patch_status(ctx, &ns, &name, &next).await?;
+        ctx.remember_written(tvc, written.resource_version(), &next);
     }
     let wake = match (status::next_wakeup(&next, now), restart_wake) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -615,25 +661,26 @@ async fn patch_status(
     ns: &str,
     name: &str,
     status: &TrackViaConnectionStatus,
-) -> Result<()> {
+) -> Result<TrackViaConnection> {
     let api: Api<TrackViaConnection> = Api::namespaced(ctx.client.clone(), ns);
     let body = serde_json::json!({
         "apiVersion": TrackViaConnection::api_version(&()),
         "kind": TrackViaConnection::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(|source| Error::Kube {
-        context: format!("patching status of {ns}/{name}"),
-        source,
-    })?;
+    let updated = api
+        .patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|source| Error::Kube {
+            context: format!("patching status of {ns}/{name}"),
+            source,
+        })?;
     ctx.metrics.status_writes.inc();
-    Ok(())
+    Ok(updated)
 }
 
 async fn sync_secret(

@@ -147,6 +147,21 @@ async fn valid_credentials_publish_a_complete_secret() {
         tvc_rv
     );
     assert_eq!(h.fake.total_calls(), 1);
+    // One status write and one Secret write for one new connection: the reconcile
+    // triggered by its own Secret write must not write the same status again.
+    let metrics = h.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "trackvia_status_writes_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "trackvia_secret_writes_total 1"),
+        "{metrics}"
+    );
     h.finish().await;
 }
 
