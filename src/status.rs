@@ -102,6 +102,21 @@ pub fn parse_spec(spec: &TrackViaConnectionSpec) -> Result<ParsedSpec, String> {
     if crate::trackvia::split_host_port(&host).is_none() {
         return Err(format!("host {:?} has an invalid port", spec.host));
     }
+    let keys = &spec.target.keys;
+    let names = [
+        &keys.api_key,
+        &keys.auth_token,
+        &keys.host,
+        &keys.account_id,
+        &keys.base_url,
+    ];
+    if names
+        .iter()
+        .enumerate()
+        .any(|(i, a)| names[..i].contains(a))
+    {
+        return Err("target.keys must all be different".to_string());
+    }
     let token_expires_at = spec
         .token_expires_on
         .as_deref()
@@ -413,13 +428,27 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
                     _ => format!("no answer from TrackVia: {detail}"),
                 };
                 set(&mut next, condition::VERIFIED, "Unknown", reason, message);
-                let delay = retry_delay(
+                let mut delay = retry_delay(
                     next.consecutive_failures,
                     *retry_after,
                     spec.verify_interval,
                     input.jitter,
                     input.settings,
                 );
+                // Check again right when the grace period ends, so Unreachable is
+                // reported on time rather than at the next (exponential) retry.
+                let since = next
+                    .condition(condition::VERIFIED)
+                    .and_then(|c| c.last_transition_time.parse::<Timestamp>().ok())
+                    .unwrap_or(v.at);
+                let grace_end = add(since, input.settings.failure_grace);
+                if grace_end > v.at {
+                    let until =
+                        grace_end.duration_since(v.at).unsigned_abs() + Duration::from_secs(1);
+                    if retry_after.is_none_or(|r| r <= until) {
+                        delay = delay.min(until);
+                    }
+                }
                 next.next_verification_time = Some(fmt_time(add(v.at, delay)));
             }
         }

@@ -2384,3 +2384,47 @@ fn a_target_conflict_during_an_outage_stays_put() {
         ("False", reason::TARGET_CONFLICT)
     );
 }
+
+#[test]
+fn duplicate_target_keys_are_an_invalid_spec() {
+    let spec =
+        spec_with(serde_json::json!({"target": {"keys": {"apiKey": "same", "authToken": "same"}}}));
+    let err = parse_spec(&spec).expect_err("duplicate keys accepted");
+    assert!(err.contains("target.keys"), "{err}");
+}
+
+#[test]
+fn a_retry_is_scheduled_at_the_end_of_the_grace_period() {
+    // Verified at t0; the outage starts one minute later.
+    let spec = parsed();
+    let start = t0().checked_add(mins(1)).unwrap();
+    let mut status = verified_at(t0());
+    let mut at = start;
+    let grace_end = start.checked_add(mins(15)).unwrap();
+    let mut checks = Vec::new();
+    // Follow the retry schedule the status asks for.
+    for _ in 0..20 {
+        status = pass(
+            &spec,
+            Some(&status),
+            checked(server_error(), at),
+            at,
+            &synced("hash-1"),
+        );
+        checks.push(at);
+        if state(&status, condition::READY).1 == reason::UNREACHABLE {
+            break;
+        }
+        at = ts(status.next_verification_time.as_deref().unwrap());
+    }
+    assert_eq!(
+        state(&status, condition::READY),
+        ("False", reason::UNREACHABLE)
+    );
+    let reported = *checks.last().unwrap();
+    let late = reported.duration_since(grace_end).as_secs();
+    assert!(
+        (0..=2).contains(&late),
+        "Unreachable {late} s after the grace period ended ({checks:?})"
+    );
+}
