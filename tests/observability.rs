@@ -1,0 +1,2087 @@
+//! Observability on the real test bed: the per-connection series and counters on
+//! `/metrics` for each outcome, the chart's alert rules evaluated against scraped
+//! series, the `status` command's output, and the Grafana dashboard.
+//!
+//! The alert rules are evaluated by a small PromQL evaluator at the bottom of this
+//! file. It covers what the rules use — selectors with label matchers, `time()`,
+//! `min`/`max`/`sum`/`count` by labels, arithmetic and comparisons with scalars,
+//! `and`/`unless`/`or` with `on (...)`, `absent()` — and evaluates an expression at one
+//! instant. The rules' `for:` durations are not modelled: a rule "fires" here when
+//! its expression returns a sample.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Harness, OPERATOR};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::{Value, json};
+use trackvia_testsupport::fake::Behavior;
+use trackvia_testsupport::kube::wait_for_absent;
+
+// ---------------------------------------------------------------------------------------------
+// Scraping
+// ---------------------------------------------------------------------------------------------
+
+/// One sample of a scrape.
+#[derive(Clone, Debug, PartialEq)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+impl Sample {
+    fn label(&self, key: &str) -> &str {
+        self.labels.get(key).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// A parsed `/metrics` answer.
+#[derive(Debug, Default)]
+struct Scrape {
+    samples: Vec<Sample>,
+    /// Family name → type, from `# TYPE` lines.
+    types: BTreeMap<String, String>,
+}
+
+impl Scrape {
+    fn parse(text: &str) -> Scrape {
+        let mut scrape = Scrape::default();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut parts = rest.split_whitespace();
+                if let (Some(name), Some(kind)) = (parts.next(), parts.next()) {
+                    scrape.types.insert(name.to_string(), kind.to_string());
+                }
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            scrape.samples.push(parse_sample(line));
+        }
+        scrape
+    }
+
+    /// Samples of `name` whose labels include all of `labels`.
+    fn find(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == *v))
+            .collect()
+    }
+
+    /// The one value of `name` with `labels`; panics unless there is exactly one.
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let found = self.find(name, labels);
+        assert_eq!(
+            found.len(),
+            1,
+            "expected one sample {name}{labels:?}, found {found:?}"
+        );
+        found[0].value
+    }
+
+    /// Whether a query may use `name`: a sample of that name, or a declared family
+    /// it belongs to (a counter's `_total`, a histogram's `_bucket`/`_sum`/`_count`).
+    fn knows(&self, name: &str) -> bool {
+        if self.samples.iter().any(|s| s.name == name) || self.types.contains_key(name) {
+            return true;
+        }
+        let family = |suffix: &str, kinds: &[&str]| {
+            name.strip_suffix(suffix).is_some_and(|base| {
+                self.types
+                    .get(base)
+                    .is_some_and(|k| kinds.contains(&k.as_str()))
+            })
+        };
+        family("_total", &["counter"])
+            || family("_bucket", &["histogram"])
+            || family("_sum", &["histogram", "summary"])
+            || family("_count", &["histogram", "summary"])
+    }
+}
+
+fn parse_sample(line: &str) -> Sample {
+    let name_end = line
+        .find(['{', ' '])
+        .unwrap_or_else(|| panic!("a sample line without a value: {line}"));
+    let name = line[..name_end].to_string();
+    let mut labels = BTreeMap::new();
+    let mut rest = &line[name_end..];
+    if let Some(inner) = rest.strip_prefix('{') {
+        let mut chars = inner.char_indices().peekable();
+        let mut end = None;
+        loop {
+            // key
+            let mut key = String::new();
+            while let Some(&(i, c)) = chars.peek() {
+                if c == '}' {
+                    end = Some(i);
+                    break;
+                }
+                chars.next();
+                if c == '=' {
+                    break;
+                }
+                if c != ',' && c != ' ' {
+                    key.push(c);
+                }
+            }
+            if end.is_some() {
+                break;
+            }
+            assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "{line}");
+            let mut value = String::new();
+            while let Some((_, c)) = chars.next() {
+                match c {
+                    '\\' => match chars.next().map(|(_, c)| c) {
+                        Some('n') => value.push('\n'),
+                        Some(other) => value.push(other),
+                        None => break,
+                    },
+                    '"' => break,
+                    other => value.push(other),
+                }
+            }
+            labels.insert(key, value);
+        }
+        let end = end.unwrap_or_else(|| panic!("unterminated labels: {line}"));
+        rest = &inner[end + 1..];
+    }
+    let value_text = rest
+        .split_whitespace()
+        .next()
+        .unwrap_or_else(|| panic!("no value: {line}"));
+    let value = match value_text {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        "NaN" => f64::NAN,
+        v => v
+            .parse()
+            .unwrap_or_else(|e| panic!("bad value {v:?} in {line}: {e}")),
+    };
+    Sample {
+        name,
+        labels,
+        value,
+    }
+}
+
+async fn scrape(h: &Harness) -> Scrape {
+    let text = h.metrics().await;
+    assert!(
+        text.trim_end().ends_with("# EOF"),
+        "not OpenMetrics:\n{text}"
+    );
+    Scrape::parse(&text)
+}
+
+/// Scrape until `pred` holds (the per-connection series follow the reflector store,
+/// which lags the API server by a moment).
+async fn scrape_until(h: &Harness, what: &str, pred: impl Fn(&Scrape) -> bool) -> Scrape {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = scrape(h).await;
+        if pred(&s) {
+            return s;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "metrics never showed {what}; last scrape:\n{}",
+                h.metrics().await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Midnight UTC of `date` in Unix seconds.
+fn midnight(date: &str) -> f64 {
+    let day: jiff::civil::Date = date.parse().expect("a date");
+    day.to_zoned(jiff::tz::TimeZone::UTC)
+        .expect("a UTC day")
+        .timestamp()
+        .as_second() as f64
+}
+
+/// The date `days` from today (UTC), as YYYY-MM-DD.
+fn days_from_today(days: i64) -> String {
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    today
+        .checked_add(jiff::Span::new().days(days))
+        .expect("a date")
+        .to_string()
+}
+
+fn now_seconds() -> f64 {
+    jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) Series and values per outcome
+// ---------------------------------------------------------------------------------------------
+
+const CONNECTION_FAMILIES: [&str; 4] = [
+    "trackvia_connection_ready",
+    "trackvia_connection_token_expiration_timestamp_seconds",
+    "trackvia_connection_expiry_warning_timestamp_seconds",
+    "trackvia_connection_last_success_timestamp_seconds",
+];
+
+#[tokio::test]
+async fn metrics_follow_each_outcome_and_vanish_with_the_connection() {
+    let mut h = Harness::start("obs-metrics", &[]).await;
+    let ns = h.ns.name().to_string();
+    let cases = [
+        ("valid", Behavior::Valid, "True", "Verified"),
+        ("revoked", Behavior::Revoked, "False", "Unauthorized"),
+        ("forbidden", Behavior::Forbidden, "False", "Forbidden"),
+    ];
+    for (name, behavior, _, _) in &cases {
+        let (key, token) = h.credential(behavior.clone());
+        h.put_source(&format!("src-{name}"), &key, &token).await;
+        h.apply_connection(
+            name,
+            &format!("src-{name}"),
+            json!({"tokenExpiresOn": "2099-03-31", "expiryWarning": "48h"}),
+        )
+        .await
+        .expect("applying");
+    }
+    for (name, _, status, reason) in &cases {
+        h.wait_ready(name, status, reason).await;
+    }
+    let m = scrape_until(&h, "a ready series for every connection", |m| {
+        cases.iter().all(|(name, _, _, reason)| {
+            m.find(
+                "trackvia_connection_ready",
+                &[("name", name), ("reason", reason)],
+            )
+            .len()
+                == 1
+        })
+    })
+    .await;
+
+    // Readiness: one series per connection, labelled with Ready's reason.
+    for (name, _, status, reason) in &cases {
+        let series = m.find(
+            "trackvia_connection_ready",
+            &[("namespace", &ns), ("name", name)],
+        );
+        assert_eq!(series.len(), 1, "{name}: {series:?}");
+        assert_eq!(series[0].label("reason"), *reason, "{name}");
+        let keys: Vec<&str> = series[0].labels.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["name", "namespace", "reason"], "{name}");
+        let expected = if *status == "True" { 1.0 } else { 0.0 };
+        assert_eq!(series[0].value, expected, "{name}");
+    }
+
+    // Expiry: 00:00 UTC on tokenExpiresOn, the warning 48 h before, for every connection.
+    let expiry = midnight("2099-03-31");
+    for (name, ..) in &cases {
+        let labels = [("namespace", ns.as_str()), ("name", *name)];
+        assert_eq!(
+            m.value(
+                "trackvia_connection_token_expiration_timestamp_seconds",
+                &labels
+            ),
+            expiry,
+            "{name}"
+        );
+        assert_eq!(
+            m.value(
+                "trackvia_connection_expiry_warning_timestamp_seconds",
+                &labels
+            ),
+            expiry - 48.0 * 3600.0,
+            "{name}"
+        );
+    }
+
+    // Last success: only where TrackVia said yes, and recent.
+    let last = m.value(
+        "trackvia_connection_last_success_timestamp_seconds",
+        &[("name", "valid")],
+    );
+    assert!(
+        (now_seconds() - last).abs() < 120.0,
+        "last success {last} is not recent"
+    );
+    for name in ["revoked", "forbidden"] {
+        assert!(
+            m.find(
+                "trackvia_connection_last_success_timestamp_seconds",
+                &[("name", name)]
+            )
+            .is_empty(),
+            "{name} never succeeded"
+        );
+    }
+
+    // Counters agree with what the fake TrackVia received.
+    let m = scrape_until(&h, "counters matching the fake's requests", |m| {
+        counters_match(m, &h)
+    })
+    .await;
+    let requests = h.fake.requests();
+    let count = |code: u16| requests.iter().filter(|r| r.status == Some(code)).count() as f64;
+    assert_eq!(count(200), 1.0);
+    assert_eq!(count(401), 1.0);
+    assert_eq!(count(403), 1.0);
+    for (code, result) in [(200, "verified"), (401, "unauthorized"), (403, "forbidden")] {
+        let code_text = code.to_string();
+        assert_eq!(
+            m.value("trackvia_api_requests_total", &[("code", &code_text)]),
+            count(code),
+            "code {code}"
+        );
+        assert_eq!(
+            m.value("trackvia_verifications_total", &[("result", result)]),
+            count(code),
+            "result {result}"
+        );
+    }
+    assert_eq!(
+        m.value("trackvia_api_request_duration_seconds_count", &[]),
+        requests.len() as f64
+    );
+    assert!(m.value("trackvia_reconcile_duration_seconds_count", &[]) >= 3.0);
+    assert!(m.value("trackvia_status_writes_total", &[]) >= 3.0);
+    assert!(m.value("trackvia_secret_writes_total", &[]) >= 1.0);
+    assert_eq!(m.value("trackvia_operator_leader", &[]), 1.0);
+    assert_eq!(
+        m.value(
+            "trackvia_operator_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+
+    // No credential anywhere: not in a metric name, a label value or the raw text.
+    let raw = h.metrics().await;
+    for secret in &h.secrets {
+        assert!(!raw.contains(secret.as_str()), "a credential in /metrics");
+        for s in &m.samples {
+            assert!(!s.name.contains(secret.as_str()));
+            for v in s.labels.values() {
+                assert!(
+                    !v.contains(secret.as_str()),
+                    "a credential in a label of {s:?}"
+                );
+            }
+        }
+    }
+    // Label values are bounded: nothing but names, reasons, codes, results and the version.
+    for s in &m.samples {
+        for (k, v) in &s.labels {
+            assert!(
+                v.len() <= 253 && !v.contains(' '),
+                "free text in label {k}={v:?} of {}",
+                s.name
+            );
+        }
+    }
+
+    // Deleting a connection removes its series at once; the others stay.
+    h.connections()
+        .delete("revoked", &DeleteParams::default())
+        .await
+        .expect("deleting");
+    wait_for_absent(
+        &h.connections(),
+        "revoked",
+        Duration::from_secs(30),
+        "revoked deleted",
+    )
+    .await;
+    let m = scrape_until(&h, "no series of the deleted connection", |m| {
+        m.samples.iter().all(|s| s.label("name") != "revoked")
+    })
+    .await;
+    for family in CONNECTION_FAMILIES {
+        if family == "trackvia_connection_last_success_timestamp_seconds" {
+            continue;
+        }
+        for name in ["valid", "forbidden"] {
+            assert_eq!(
+                m.find(family, &[("name", name)]).len(),
+                1,
+                "{family} {name}"
+            );
+        }
+    }
+    h.finish().await;
+}
+
+/// Counters equal the fake's request counts, per code and per result.
+fn counters_match(m: &Scrape, h: &Harness) -> bool {
+    let requests = h.fake.requests();
+    let mut by_code: BTreeMap<String, f64> = BTreeMap::new();
+    for r in &requests {
+        let code = r
+            .status
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "none".into());
+        *by_code.entry(code).or_default() += 1.0;
+    }
+    let scraped: BTreeMap<String, f64> = m
+        .find("trackvia_api_requests_total", &[])
+        .iter()
+        .map(|s| (s.label("code").to_string(), s.value))
+        .collect();
+    let verifications: f64 = m
+        .find("trackvia_verifications_total", &[])
+        .iter()
+        .map(|s| s.value)
+        .sum();
+    scraped == by_code && verifications == requests.len() as f64
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) The chart's alert rules against scraped series
+// ---------------------------------------------------------------------------------------------
+
+const RELEASE: &str = "tvo";
+const RELEASE_NAMESPACE: &str = "trackvia-system";
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chart_dir() -> PathBuf {
+    repo_root().join("charts/trackvia-operator")
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// `name` from PATH, else from the newest complete test bed install.
+fn tool(name: &str) -> PathBuf {
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+        if is_executable(&dir.join(name)) {
+            return dir.join(name);
+        }
+    }
+    let cache = std::env::var_os("TESTBED_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/trackvia-operator/testbed"))
+        });
+    if let Some(cache) = &cache {
+        let mut installs: Vec<PathBuf> = std::fs::read_dir(cache)
+            .map(|e| e.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        installs.retain(|p| p.extension().is_none_or(|ext| ext != "tmp"));
+        installs.sort_by_key(|p| p.metadata().and_then(|m| m.modified()).ok());
+        for install in installs.iter().rev() {
+            if is_executable(&install.join("bin").join(name)) {
+                return install.join("bin").join(name);
+            }
+        }
+    }
+    panic!("`{name}` is neither on PATH nor in the test bed cache; run `hack/testbed install`");
+}
+
+/// `helm template` of the chart with `--set` values, as parsed documents.
+fn helm_template(sets: &[&str]) -> Vec<Value> {
+    let mut args: Vec<String> = vec![
+        "template".into(),
+        RELEASE.into(),
+        chart_dir().display().to_string(),
+        "--namespace".into(),
+        RELEASE_NAMESPACE.into(),
+    ];
+    for s in sets {
+        args.push("--set".into());
+        args.push(s.to_string());
+    }
+    let out = Command::new(tool("helm"))
+        .args(&args)
+        .output()
+        .expect("running helm");
+    assert!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("helm prints UTF-8");
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .filter_map(|d| {
+            let v: Value = serde::Deserialize::deserialize(d).ok()?;
+            (!v.is_null()).then_some(v)
+        })
+        .collect()
+}
+
+/// Alert name → expression, from the rendered PrometheusRule.
+fn alert_rules() -> BTreeMap<String, String> {
+    let docs = helm_template(&["prometheusRule.enabled=true"]);
+    let rule = docs
+        .iter()
+        .find(|d| d["kind"] == "PrometheusRule")
+        .expect("a PrometheusRule");
+    let mut alerts = BTreeMap::new();
+    for group in rule["spec"]["groups"].as_array().expect("groups") {
+        for r in group["rules"].as_array().expect("rules") {
+            if let (Some(alert), Some(expr)) = (r["alert"].as_str(), r["expr"].as_str()) {
+                alerts.insert(alert.to_string(), expr.to_string());
+            }
+        }
+    }
+    alerts
+}
+
+const EXPIRING: &str = "TrackViaTokenExpiringSoon";
+const EXPIRED: &str = "TrackViaTokenExpired";
+const NOT_READY: &str = "TrackViaConnectionNotReady";
+const STALE: &str = "TrackViaVerificationStale";
+const DOWN: &str = "TrackViaOperatorDown";
+
+/// Which connection alerts fire at `t`: connection name → alerts.
+fn firing(
+    rules: &BTreeMap<String, String>,
+    series: &[Sample],
+    t: f64,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for alert in [EXPIRING, EXPIRED, NOT_READY, STALE] {
+        let expr = &rules[alert];
+        let result =
+            promql::eval_str(expr, series, t).unwrap_or_else(|e| panic!("{alert}: {e}\n{expr}"));
+        let promql::Value::Vector(samples) = result else {
+            panic!("{alert} is not a vector expression");
+        };
+        for s in samples {
+            assert!(
+                !s.label("namespace").is_empty() && !s.label("name").is_empty(),
+                "{alert} fires without namespace/name labels: {s:?}"
+            );
+            let fresh = out
+                .entry(s.label("name").to_string())
+                .or_default()
+                .insert(alert.into());
+            assert!(fresh, "{alert} fires twice for {}", s.label("name"));
+        }
+    }
+    out
+}
+
+fn expect_bands(
+    got: &BTreeMap<String, BTreeSet<String>>,
+    expected: &[(&str, &[&str])],
+    when: &str,
+) {
+    for (name, alerts) in expected {
+        let got_for: Vec<&str> = got
+            .get(*name)
+            .map(|s| s.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(got_for, *alerts, "{name} {when}; all firing: {got:?}");
+    }
+    for (name, alerts) in got {
+        assert!(
+            alerts.len() <= 1,
+            "connection alerts are exclusive bands, {name} {when} has {alerts:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn alert_rules_fire_for_exactly_their_band() {
+    let rules = alert_rules();
+    for alert in [EXPIRING, EXPIRED, NOT_READY, STALE, DOWN] {
+        assert!(rules.contains_key(alert), "{alert} missing: {rules:?}");
+    }
+    let mut h = Harness::start(
+        "obs-alerts",
+        &["--failure-threshold", "1", "--failure-grace", "0s"],
+    )
+    .await;
+    let soon_date = days_from_today(5);
+    let far = "2099-01-01";
+    let cases: Vec<(&str, Behavior, Option<&str>, &str)> = vec![
+        ("healthy", Behavior::Valid, Some(far), "Verified"),
+        (
+            "soon",
+            Behavior::Valid,
+            Some(soon_date.as_str()),
+            "Verified",
+        ),
+        ("expired", Behavior::Valid, Some("2020-01-01"), "Expired"),
+        ("revoked", Behavior::Revoked, Some(far), "Unauthorized"),
+        (
+            "revoked-soon",
+            Behavior::Revoked,
+            Some(soon_date.as_str()),
+            "Unauthorized",
+        ),
+        ("forbidden", Behavior::Forbidden, Some(far), "Forbidden"),
+        (
+            "unreachable",
+            Behavior::ServerError,
+            Some(far),
+            "Unreachable",
+        ),
+        ("nodate", Behavior::Valid, None, "Verified"),
+    ];
+    for (name, behavior, date, _) in &cases {
+        let (key, token) = h.credential(behavior.clone());
+        h.put_source(&format!("src-{name}"), &key, &token).await;
+        let spec = match date {
+            Some(d) => json!({"tokenExpiresOn": d}),
+            None => json!({}),
+        };
+        h.apply_connection(name, &format!("src-{name}"), spec)
+            .await
+            .expect("applying");
+    }
+    h.apply_connection("missing", "no-such-secret", json!({"tokenExpiresOn": far}))
+        .await
+        .expect("applying");
+    for (name, _, _, reason) in &cases {
+        let status = if *reason == "Verified" {
+            "True"
+        } else {
+            "False"
+        };
+        h.wait_ready(name, status, reason).await;
+    }
+    h.wait_ready("missing", "False", "CredentialsNotFound")
+        .await;
+    let names: Vec<&str> = cases.iter().map(|c| c.0).chain(["missing"]).collect();
+    let m = scrape_until(&h, "every connection's ready series", |m| {
+        names
+            .iter()
+            .all(|n| m.find("trackvia_connection_ready", &[("name", n)]).len() == 1)
+    })
+    .await;
+
+    // What Prometheus stores for a ServiceMonitor scrape with honorLabels: the
+    // connection's own namespace label, plus the target's labels.
+    let series: Vec<Sample> = m
+        .samples
+        .iter()
+        .cloned()
+        .map(|mut s| {
+            for (k, v) in [
+                ("job", format!("{RELEASE}-trackvia-operator-metrics")),
+                ("instance", "10.1.2.3:8080".to_string()),
+                ("pod", format!("{RELEASE}-trackvia-operator-5d9f7-abcde")),
+                ("endpoint", "metrics".to_string()),
+            ] {
+                s.labels.insert(k.into(), v);
+            }
+            s
+        })
+        .collect();
+
+    let now = now_seconds();
+    let bands_now: &[(&str, &[&str])] = &[
+        ("healthy", &[]),
+        ("soon", &[EXPIRING]),
+        ("expired", &[EXPIRED]),
+        ("revoked", &[NOT_READY]),
+        ("revoked-soon", &[NOT_READY]),
+        ("forbidden", &[NOT_READY]),
+        ("unreachable", &[NOT_READY]),
+        ("missing", &[NOT_READY]),
+        ("nodate", &[]),
+    ];
+    expect_bands(&firing(&rules, &series, now), bands_now, "now");
+
+    // Seven hours on without another successful check (verificationStaleHours: 6):
+    // working connections far from expiry are stale; the others keep their band.
+    let later = now + 7.0 * 3600.0;
+    let bands_later: &[(&str, &[&str])] = &[
+        ("healthy", &[STALE]),
+        ("soon", &[EXPIRING]),
+        ("expired", &[EXPIRED]),
+        ("revoked", &[NOT_READY]),
+        ("revoked-soon", &[NOT_READY]),
+        ("forbidden", &[NOT_READY]),
+        ("unreachable", &[NOT_READY]),
+        ("missing", &[NOT_READY]),
+        ("nodate", &[STALE]),
+    ];
+    expect_bands(&firing(&rules, &series, later), bands_later, "7 h later");
+
+    // The edges of the expiry bands, for the token that expires in five days.
+    let soon_expiry = midnight(&soon_date);
+    let at = |t: f64| {
+        firing(&rules, &series, t)
+            .remove("soon")
+            .unwrap_or_default()
+    };
+    let one = |a: &str| BTreeSet::from([a.to_string()]);
+    assert_eq!(
+        at(soon_expiry - 1.0),
+        one(EXPIRING),
+        "a second before expiry"
+    );
+    assert_eq!(at(soon_expiry), one(EXPIRED), "at expiry");
+    assert_eq!(
+        at(soon_expiry + 86400.0),
+        one(EXPIRED),
+        "a day after expiry"
+    );
+    assert_eq!(
+        at(soon_expiry - 14.0 * 86400.0 + 1.0),
+        one(EXPIRING),
+        "just inside the 14-day window"
+    );
+    assert!(
+        at(soon_expiry - 14.0 * 86400.0 - 1.0).is_empty(),
+        "outside the 14-day window"
+    );
+
+    // The operator's own alert: up for the metrics job, from the release namespace.
+    let down = &rules[DOWN];
+    let up = |value: f64, job: &str| Sample {
+        name: "up".into(),
+        labels: BTreeMap::from([
+            ("job".to_string(), job.to_string()),
+            ("namespace".to_string(), RELEASE_NAMESPACE.to_string()),
+        ]),
+        value,
+    };
+    let job = format!("{RELEASE}-trackvia-operator-metrics");
+    let fires = |s: Vec<Sample>| match promql::eval_str(down, &s, now) {
+        Ok(promql::Value::Vector(v)) => !v.is_empty(),
+        other => panic!("{DOWN}: {other:?}"),
+    };
+    assert!(!fires(vec![up(1.0, &job)]), "a healthy operator");
+    assert!(
+        !fires(vec![up(1.0, &job), up(0.0, &job)]),
+        "one of two pods down"
+    );
+    assert!(fires(vec![up(0.0, &job)]), "the only pod fails its scrapes");
+    assert!(fires(Vec::new()), "no target at all");
+    assert!(fires(vec![up(1.0, "something-else")]), "another job is up");
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) The status command
+// ---------------------------------------------------------------------------------------------
+
+/// Runs the binary (as `program`) with `args`: (exit code, stdout, stderr).
+fn run_cli(program: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(program);
+    cmd.args(args).env_remove("NO_COLOR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("running the status command");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).expect("UTF-8 stdout"),
+        String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+    )
+}
+
+fn status_ok(args: &[&str]) -> String {
+    let (code, out, err) = run_cli(Path::new(OPERATOR), args, &[]);
+    assert_eq!(code, 0, "status {args:?} failed: {err}\n{out}");
+    out
+}
+
+/// Times, ages and the fake's port masked.
+fn mask(text: &str) -> String {
+    let host = regex::Regex::new(r"localhost:\d+").expect("regex");
+    let span = regex::Regex::new(r"\b(\d+d( \d+h)?|\d+h( \d+m)?|\d+m|\d+s)\b").expect("regex");
+    let text = host.replace_all(text, "<host>");
+    span.replace_all(&text, "<t>").into_owned()
+}
+
+/// Each line's cells (separated by two or more spaces), masked, joined by ` | `;
+/// and every cell starts in its header's column.
+fn cells(table: &str) -> String {
+    let sep = regex::Regex::new(r" {2,}").expect("regex");
+    let lines: Vec<&str> = table.lines().collect();
+    let starts = |line: &str| -> Vec<usize> {
+        let mut v = vec![0];
+        v.extend(sep.find_iter(line).map(|m| m.end()));
+        v
+    };
+    let header = starts(lines[0]);
+    for line in &lines[1..] {
+        assert_eq!(
+            starts(line),
+            header,
+            "columns not aligned with the header:\n{table}"
+        );
+    }
+    lines
+        .iter()
+        .map(|l| sep.split(&mask(l)).collect::<Vec<_>>().join(" | "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn workload_template(name: &str, pod: Value) -> Value {
+    json!({
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": pod},
+        },
+    })
+}
+
+#[tokio::test]
+async fn status_command_shows_connections_consumers_conditions_and_events() {
+    let mut h = Harness::start("obs-status", &[]).await;
+    let ns = h.ns.name().to_string();
+    let soon_date = days_from_today(5);
+    let cases: Vec<(&str, Behavior, Value)> = vec![
+        (
+            "crm",
+            Behavior::Valid,
+            json!({"tokenExpiresOn": "2099-03-31", "target": {"name": "crm-out"},
+                   "tokenName": "workato-prod", "apiUser": "svc-crm@example.com"}),
+        ),
+        (
+            "expired",
+            Behavior::Valid,
+            json!({"tokenExpiresOn": "2020-01-01"}),
+        ),
+        ("nodate", Behavior::Valid, json!({})),
+        (
+            "revoked",
+            Behavior::Revoked,
+            json!({"tokenExpiresOn": "2099-03-31"}),
+        ),
+        (
+            "soon",
+            Behavior::Valid,
+            json!({"tokenExpiresOn": soon_date}),
+        ),
+    ];
+    for (name, behavior, spec) in &cases {
+        let (key, token) = h.credential(behavior.clone());
+        h.put_source(&format!("src-{name}"), &key, &token).await;
+        h.apply_connection(name, &format!("src-{name}"), spec.clone())
+            .await
+            .expect("applying");
+    }
+    h.apply_connection(
+        "missing",
+        "no-such-secret",
+        json!({"tokenExpiresOn": "2099-03-31"}),
+    )
+    .await
+    .expect("applying");
+
+    // Consumers of crm-out in three ways, of nodate's Secret through envFrom, and a
+    // workload using something else. No pod runs on the bed; templates are enough.
+    let container = |extra: Value| {
+        let mut c = json!({"name": "app", "image": "example.invalid/app:1"});
+        common_merge(&mut c, extra);
+        c
+    };
+    let deployments: Api<Deployment> = h.ns.api();
+    let stateful_sets: Api<StatefulSet> = h.ns.api();
+    let daemon_sets: Api<DaemonSet> = h.ns.api();
+    let pp = PostParams::default();
+    deployments
+        .create(
+            &pp,
+            &serde_json::from_value(workload_template(
+                "crm-sync",
+                json!({"containers": [container(json!({}))],
+                       "volumes": [{"name": "tv", "secret": {"secretName": "crm-out"}}]}),
+            ))
+            .expect("a Deployment"),
+        )
+        .await
+        .expect("creating crm-sync");
+    stateful_sets
+        .create(&pp, &{
+            let mut v = workload_template(
+                "crm-batch",
+                json!({"containers": [container(json!({"env": [{"name": "TV_TOKEN",
+                    "valueFrom": {"secretKeyRef": {"name": "crm-out", "key": "authToken"}}}]}))]}),
+            );
+            v["spec"]["serviceName"] = json!("crm-batch");
+            serde_json::from_value(v).expect("a StatefulSet")
+        })
+        .await
+        .expect("creating crm-batch");
+    daemon_sets
+        .create(
+            &pp,
+            &serde_json::from_value(workload_template(
+                "crm-agent",
+                json!({"containers": [container(json!({}))],
+                       "volumes": [{"name": "tv", "projected": {"sources": [{"secret": {"name": "crm-out"}}]}}]}),
+            ))
+            .expect("a DaemonSet"),
+        )
+        .await
+        .expect("creating crm-agent");
+    deployments
+        .create(
+            &pp,
+            &serde_json::from_value(workload_template(
+                "reporting",
+                json!({"containers": [container(json!({"envFrom": [{"secretRef": {"name": "nodate"}}]}))]}),
+            ))
+            .expect("a Deployment"),
+        )
+        .await
+        .expect("creating reporting");
+    deployments
+        .create(
+            &pp,
+            &serde_json::from_value(workload_template(
+                "unrelated",
+                json!({"containers": [container(json!({"envFrom": [{"secretRef": {"name": "src-crm"}}]}))]}),
+            ))
+            .expect("a Deployment"),
+        )
+        .await
+        .expect("creating unrelated");
+
+    for (name, status, reason) in [
+        ("crm", "True", "Verified"),
+        ("expired", "False", "Expired"),
+        ("nodate", "True", "Verified"),
+        ("revoked", "False", "Unauthorized"),
+        ("soon", "True", "Verified"),
+        ("missing", "False", "CredentialsNotFound"),
+    ] {
+        h.wait_ready(name, status, reason).await;
+    }
+
+    // The table, golden with times and the port masked, columns aligned.
+    let table = status_ok(&["status", "-n", &ns]);
+    assert!(!table.contains('\x1b'), "colour on a pipe:\n{table}");
+    let expected = "\
+NAME | READY | REASON | HOST | EXPIRES IN | LAST VERIFIED | SECRET | CONSUMERS
+crm | True | Verified | <host> | <t> | <t> ago | crm-out | ds/crm-agent, deploy/crm-sync, sts/crm-batch
+expired | False | Expired | <host> | expired <t> ago | - | expired | -
+missing | False | CredentialsNotFound | <host> | <t> | - | missing | -
+nodate | True | Verified | <host> | - | <t> ago | nodate | deploy/reporting
+revoked | False | Unauthorized | <host> | <t> | <t> ago | revoked | -
+soon | True | Verified | <host> | <t> | <t> ago | soon | -";
+    assert_eq!(cells(&table), expected, "\n{table}");
+    let soon_line = table
+        .lines()
+        .find(|l| l.starts_with("soon "))
+        .expect("soon's row");
+    assert!(
+        regex::Regex::new(r"  [45]d( \d+h)?  ")
+            .expect("regex")
+            .is_match(soon_line),
+        "expires in 4-5 days: {soon_line}"
+    );
+
+    // The kubectl plugin name gives the same table.
+    let dir = tempfile_dir();
+    let link = dir.join("kubectl-trackvia");
+    std::os::unix::fs::symlink(OPERATOR, &link).expect("symlinking the plugin");
+    let (code, plugin_table, err) = run_cli(&link, &["-n", &ns], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(cells(&plugin_table), expected, "\n{plugin_table}");
+
+    // The kubeconfig context's namespace is the default.
+    let kubeconfig = kubeconfig_with_namespace(&dir, &ns);
+    let (code, default_ns_table, err) = run_cli(
+        Path::new(OPERATOR),
+        &["status"],
+        &[("KUBECONFIG", kubeconfig.to_str().expect("a UTF-8 path"))],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(cells(&default_ns_table), expected, "\n{default_ns_table}");
+
+    // All namespaces: a NAMESPACE column.
+    let all = status_ok(&["status", "-A"]);
+    assert!(all.starts_with("NAMESPACE "), "{all}");
+    let ours: Vec<&str> = all
+        .lines()
+        .filter(|l| l.starts_with(&format!("{ns} ")))
+        .collect();
+    assert_eq!(ours.len(), 6, "{all}");
+
+    // JSON for scripts.
+    let text = status_ok(&["status", "-n", &ns, "-o", "json"]);
+    let doc: Value = serde_json::from_str(&text).expect("status -o json is JSON");
+    let rows = doc["connections"].as_array().expect("connections");
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        names,
+        ["crm", "expired", "missing", "nodate", "revoked", "soon"]
+    );
+    let row = |name: &str| rows.iter().find(|r| r["name"] == name).expect("a row");
+    let crm = row("crm");
+    assert_eq!(crm["namespace"], ns.as_str());
+    assert_eq!(crm["ready"], "True");
+    assert_eq!(crm["reason"], "Verified");
+    assert_eq!(crm["host"], h.fake.host().as_str());
+    assert_eq!(crm["secretName"], "crm-out");
+    assert_eq!(crm["tokenExpiresAt"], "2099-03-31T00:00:00Z");
+    assert_eq!(crm["tokenName"], "workato-prod");
+    assert_eq!(crm["apiUser"], "svc-crm@example.com");
+    assert_eq!(crm["lastHttpStatus"], 200);
+    assert_eq!(crm["expired"], false);
+    assert!(crm["expiresInSeconds"].as_i64().expect("seconds") > 0);
+    assert!(crm["lastVerifiedTime"].is_string());
+    assert_eq!(
+        crm["consumers"],
+        json!([
+            {"kind": "DaemonSet", "name": "crm-agent"},
+            {"kind": "Deployment", "name": "crm-sync"},
+            {"kind": "StatefulSet", "name": "crm-batch"},
+        ])
+    );
+    assert_eq!(row("expired")["expired"], true);
+    assert!(
+        row("expired")["expiresInSeconds"]
+            .as_i64()
+            .expect("seconds")
+            < 0
+    );
+    assert_eq!(row("soon")["expiring"], true);
+    assert_eq!(row("soon")["expired"], false);
+    assert_eq!(row("nodate")["tokenExpiresAt"], Value::Null);
+    assert_eq!(row("nodate")["expiresInSeconds"], Value::Null);
+    assert_eq!(row("revoked")["reason"], "Unauthorized");
+    assert_eq!(row("revoked")["lastHttpStatus"], 401);
+    assert_eq!(row("missing")["reason"], "CredentialsNotFound");
+    assert_eq!(row("missing")["consumers"], json!([]));
+
+    // One connection in detail: spec, conditions, status fields and its events.
+    let detail = wait_for_output(&["status", "crm", "-n", &ns], "Verified event", |t| {
+        t.lines()
+            .skip_while(|l| !l.starts_with("Events:"))
+            .any(|l| l.contains("Verified"))
+    })
+    .await;
+    for needle in [
+        "Name:",
+        "crm",
+        "True (Verified)",
+        "Secret src-crm (keys apiKey, authToken)",
+        "workato-prod",
+        "svc-crm@example.com",
+        "2099-03-31T00:00:00Z",
+        "crm-out (deletion policy Delete)",
+        "ds/crm-agent, deploy/crm-sync, sts/crm-batch",
+        "Status:",
+        "Last HTTP status:",
+        "Conditions:",
+        "Events:",
+    ] {
+        assert!(detail.contains(needle), "{needle:?} missing:\n{detail}");
+    }
+    let conditions: Vec<&str> = detail
+        .lines()
+        .skip_while(|l| !l.starts_with("Conditions:"))
+        .take_while(|l| !l.starts_with("Events:"))
+        .collect();
+    for type_ in ["Ready", "Verified", "SecretSynced", "Expiring"] {
+        assert!(
+            conditions.iter().any(|l| l.trim_start().starts_with(type_)),
+            "condition {type_} missing:\n{detail}"
+        );
+    }
+    let revoked = wait_for_output(
+        &["status", "revoked", "-n", &ns, "-o", "json"],
+        "Unauthorized event",
+        |t| {
+            serde_json::from_str::<Value>(t).is_ok_and(|d| {
+                d["events"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|e| e["reason"] == "Unauthorized"))
+            })
+        },
+    )
+    .await;
+    let revoked: Value = serde_json::from_str(&revoked).expect("JSON");
+    assert_eq!(revoked["name"], "revoked");
+    let ready = revoked["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .expect("Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "Unauthorized");
+    assert!(ready["lastTransitionTime"].is_string());
+    assert_eq!(revoked["spec"]["credentialsSecret"], "src-revoked");
+    let event = revoked["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["reason"] == "Unauthorized")
+        .expect("the Unauthorized event");
+    assert_eq!(event["type"], "Warning");
+    assert!(event["count"].as_i64().expect("count") >= 1);
+
+    // Mistakes are reported, not hidden.
+    let (code, _, err) = run_cli(Path::new(OPERATOR), &["status", "nope", "-n", &ns], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not found"), "{err}");
+    let (code, _, err) = run_cli(Path::new(OPERATOR), &["status", "crm", "-A"], &[]);
+    assert_ne!(code, 0, "a NAME with -A is refused");
+    assert!(err.contains("cannot be used with"), "{err}");
+
+    // No credential in anything the command printed.
+    let texts = [
+        &table,
+        &plugin_table,
+        &default_ns_table,
+        &all,
+        &text,
+        &detail,
+        &revoked.to_string(),
+    ];
+    for secret in &h.secrets {
+        for t in texts {
+            assert!(
+                !t.contains(secret.as_str()),
+                "a credential in status output"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    h.finish().await;
+}
+
+fn common_merge(base: &mut Value, over: Value) {
+    if let (Value::Object(b), Value::Object(o)) = (base, over) {
+        for (k, v) in o {
+            b.insert(k, v);
+        }
+    }
+}
+
+/// Run `status` until its output satisfies `pred` (events arrive a little after
+/// the status they describe).
+async fn wait_for_output(args: &[&str], what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = status_ok(args);
+        if pred(&out) {
+            return out;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("status {args:?} never showed {what}:\n{out}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "trackvia-obs-{}-{}",
+        std::process::id(),
+        common::secret_value("d")
+    ));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
+}
+
+/// A copy of the bed's kubeconfig whose current context has `namespace`.
+fn kubeconfig_with_namespace(dir: &Path, namespace: &str) -> PathBuf {
+    let path = std::env::var("KUBECONFIG").expect("KUBECONFIG is set");
+    let path = std::env::split_paths(&path)
+        .next()
+        .expect("a kubeconfig path");
+    let text = std::fs::read_to_string(&path).expect("reading the kubeconfig");
+    let mut config: Value = serde_yaml_ng::from_str(&text).expect("a kubeconfig");
+    let current = config["current-context"]
+        .as_str()
+        .expect("a current context")
+        .to_string();
+    let contexts = config["contexts"].as_array_mut().expect("contexts");
+    let context = contexts
+        .iter_mut()
+        .find(|c| c["name"] == current.as_str())
+        .expect("the current context");
+    context["context"]["namespace"] = json!(namespace);
+    let out = dir.join("kubeconfig");
+    std::fs::write(&out, serde_yaml_ng::to_string(&config).expect("YAML")).expect("writing");
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Grafana dashboard
+// ---------------------------------------------------------------------------------------------
+
+/// The metrics the design of record names (histograms by their family name).
+const DESIGN_METRICS: [&str; 8] = [
+    "trackvia_connection_token_expiration_timestamp_seconds",
+    "trackvia_connection_ready",
+    "trackvia_connection_last_success_timestamp_seconds",
+    "trackvia_api_requests_total",
+    "trackvia_verifications_total",
+    "trackvia_rollout_restarts_total",
+    "trackvia_api_request_duration_seconds",
+    "trackvia_reconcile_duration_seconds",
+];
+
+/// Every `expr` (and query variable) in a dashboard, recursively.
+fn dashboard_queries(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                match (k.as_str(), child) {
+                    ("expr", Value::String(s)) | ("definition", Value::String(s)) => {
+                        out.push(s.clone())
+                    }
+                    _ => dashboard_queries(child, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| dashboard_queries(i, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn dashboard_is_valid_and_queries_only_exported_metrics() {
+    let file = chart_dir().join("dashboards/trackvia-operator.json");
+    let text = std::fs::read_to_string(&file).expect("the dashboard file");
+    let dashboard: Value = serde_json::from_str(&text).expect("the dashboard is valid JSON");
+    assert_eq!(dashboard["uid"], "trackvia-operator");
+    assert!(dashboard["schemaVersion"].as_i64().is_some());
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut ids = BTreeSet::new();
+    for p in panels {
+        assert!(
+            ids.insert(p["id"].as_i64().expect("panel id")),
+            "duplicate panel id"
+        );
+        assert!(p["gridPos"]["w"].as_i64().is_some(), "{}", p["title"]);
+    }
+    let titles: Vec<&str> = panels.iter().filter_map(|p| p["title"].as_str()).collect();
+    for wanted in [
+        "Connections by Ready reason",
+        "Days until token expiry",
+        "API calls by status code",
+        "Verification outcomes",
+        "Reconcile latency",
+    ] {
+        assert!(
+            titles.contains(&wanted),
+            "panel {wanted:?} missing: {titles:?}"
+        );
+    }
+
+    let mut queries = Vec::new();
+    dashboard_queries(&dashboard, &mut queries);
+    let metric = regex::Regex::new(r"\btrackvia_[a-z0-9_]+").expect("regex");
+    let used: BTreeSet<String> = queries
+        .iter()
+        .flat_map(|q| metric.find_iter(q).map(|m| m.as_str().to_string()))
+        .collect();
+    assert!(
+        used.len() >= 10,
+        "the dashboard queries few metrics: {used:?}"
+    );
+
+    // Every metric it queries is on a live operator's /metrics.
+    let mut h = Harness::start("obs-dashboard", &[]).await;
+    let (key, token) = h.credential(Behavior::Valid);
+    h.put_source("src", &key, &token).await;
+    h.apply_connection("crm", "src", json!({"tokenExpiresOn": "2099-03-31"}))
+        .await
+        .expect("applying");
+    h.wait_ready("crm", "True", "Verified").await;
+    let m = scrape_until(&h, "the connection's last success", |m| {
+        !m.find("trackvia_connection_last_success_timestamp_seconds", &[])
+            .is_empty()
+    })
+    .await;
+    // A labelled counter shows up with its first increment (no restart happens here),
+    // so a metric the design names counts as well.
+    let in_design = |name: &str| {
+        DESIGN_METRICS.iter().any(|d| {
+            name == *d
+                || ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .any(|suffix| name.strip_suffix(suffix) == Some(*d))
+        })
+    };
+    for name in &used {
+        assert!(
+            m.knows(name) || in_design(name),
+            "the dashboard queries {name}, which is neither on /metrics nor in the design"
+        );
+    }
+    // And after one verification, the metrics the design names are on /metrics, except
+    // rollout restarts, which appear with the first restart.
+    for name in DESIGN_METRICS {
+        if name != "trackvia_rollout_restarts_total" {
+            assert!(m.knows(name), "/metrics lacks {name}");
+        }
+    }
+
+    // The chart ships it, opt-in, in a ConfigMap the Grafana sidecar picks up.
+    let off = helm_template(&[]);
+    assert!(
+        !off.iter().any(|d| d["kind"] == "ConfigMap"),
+        "the dashboard is opt-in"
+    );
+    let on = helm_template(&["grafanaDashboard.enabled=true"]);
+    let cm = on
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .expect("the dashboard ConfigMap");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(cm["metadata"]["namespace"], RELEASE_NAMESPACE);
+    let embedded: Value = serde_json::from_str(
+        cm["data"]["trackvia-operator.json"]
+            .as_str()
+            .expect("the dashboard key"),
+    )
+    .expect("the embedded dashboard is JSON");
+    assert_eq!(embedded, dashboard);
+    let moved = helm_template(&[
+        "grafanaDashboard.enabled=true",
+        "grafanaDashboard.namespace=monitoring",
+        "grafanaDashboard.sidecarLabel=dashboards",
+        "grafanaDashboard.sidecarLabelValue=trackvia",
+    ]);
+    let cm = moved
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .expect("the dashboard ConfigMap");
+    assert_eq!(cm["metadata"]["namespace"], "monitoring");
+    assert_eq!(cm["metadata"]["labels"]["dashboards"], "trackvia");
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The PromQL subset
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn promql_subset_evaluates_like_prometheus() {
+    use promql::{Value as V, eval_str};
+    let s = |name: &str, labels: &[(&str, &str)], value: f64| Sample {
+        name: name.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        value,
+    };
+    let series = vec![
+        s(
+            "m",
+            &[("namespace", "a"), ("name", "x"), ("pod", "1")],
+            10.0,
+        ),
+        s(
+            "m",
+            &[("namespace", "a"), ("name", "x"), ("pod", "2")],
+            20.0,
+        ),
+        s("m", &[("namespace", "a"), ("name", "y"), ("pod", "1")], 5.0),
+        s(
+            "r",
+            &[("namespace", "a"), ("name", "x"), ("reason", "Verified")],
+            1.0,
+        ),
+        s(
+            "r",
+            &[("namespace", "a"), ("name", "y"), ("reason", "Forbidden")],
+            0.0,
+        ),
+    ];
+    let vector = |expr: &str, t: f64| match eval_str(expr, &series, t) {
+        Ok(V::Vector(v)) => {
+            let mut out: Vec<(String, f64)> = v
+                .iter()
+                .map(|s| (s.label("name").to_string(), s.value))
+                .collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        }
+        other => panic!("{expr}: {other:?}"),
+    };
+    assert_eq!(
+        vector("min by (namespace, name) (m)", 0.0),
+        [("x".into(), 10.0), ("y".into(), 5.0)]
+    );
+    assert_eq!(
+        vector("max by (name) (m) - time()", 4.0),
+        [("x".into(), 16.0), ("y".into(), 1.0)]
+    );
+    assert_eq!(vector("m{pod=\"2\"} > 15", 0.0), [("x".into(), 20.0)]);
+    assert_eq!(vector("m{pod!=\"2\"} <= 5", 0.0), [("y".into(), 5.0)]);
+    assert_eq!(
+        vector("m{name=~\"x|z\", pod=\"1\"}", 0.0),
+        [("x".into(), 10.0)]
+    );
+    assert_eq!(
+        vector(
+            "max by (namespace, name) (m) unless on (namespace, name) (max by (namespace, name) (r) == 0)",
+            0.0
+        ),
+        [("x".into(), 20.0)]
+    );
+    assert_eq!(
+        vector(
+            "(max by (namespace, name) (m) > 6) and on (namespace, name) (max by (namespace, name) (r) == 1)",
+            0.0
+        ),
+        [("x".into(), 20.0)]
+    );
+    assert_eq!(vector("count by (reason) (r)", 0.0).len(), 2);
+    assert_eq!(vector("sum(m)", 0.0), [(String::new(), 35.0)]);
+    assert_eq!(
+        vector("absent(nothing{job=\"j\"})", 0.0),
+        [(String::new(), 1.0)]
+    );
+    assert!(vector("absent(m == 10)", 0.0).is_empty());
+    assert_eq!(vector("-(m{pod=\"2\"}) + 1", 0.0), [("x".into(), -19.0)]);
+    match eval_str("time() - 60 * 2", &series, 1000.0) {
+        Ok(V::Scalar(v)) => assert_eq!(v, 880.0),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        eval_str("rate(m[5m])", &series, 0.0).is_err(),
+        "outside the subset"
+    );
+}
+
+/// A PromQL evaluator for the subset the chart's rules use, at one instant.
+mod promql {
+    use std::collections::BTreeMap;
+
+    use super::Sample;
+
+    #[derive(Debug, Clone)]
+    pub enum Value {
+        Scalar(f64),
+        Vector(Vec<Sample>),
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum Token {
+        Ident(String),
+        Number(f64),
+        Str(String),
+        Op(String),
+        LParen,
+        RParen,
+        LBrace,
+        RBrace,
+        Comma,
+    }
+
+    fn lex(src: &str) -> Result<Vec<Token>, String> {
+        let chars: Vec<char> = src.chars().collect();
+        let mut i = 0;
+        let mut out = Vec::new();
+        while i < chars.len() {
+            let c = chars[i];
+            if c.is_whitespace() {
+                i += 1;
+                continue;
+            }
+            let two: String = chars[i..chars.len().min(i + 2)].iter().collect();
+            if ["==", "!=", "<=", ">=", "=~", "!~"].contains(&two.as_str()) {
+                out.push(Token::Op(two));
+                i += 2;
+                continue;
+            }
+            match c {
+                '(' => out.push(Token::LParen),
+                ')' => out.push(Token::RParen),
+                '{' => out.push(Token::LBrace),
+                '}' => out.push(Token::RBrace),
+                ',' => out.push(Token::Comma),
+                '+' | '-' | '*' | '/' | '%' | '<' | '>' | '=' => out.push(Token::Op(c.to_string())),
+                '"' | '\'' => {
+                    let quote = c;
+                    let mut s = String::new();
+                    i += 1;
+                    while i < chars.len() && chars[i] != quote {
+                        if chars[i] == '\\' && i + 1 < chars.len() {
+                            i += 1;
+                        }
+                        s.push(chars[i]);
+                        i += 1;
+                    }
+                    if i >= chars.len() {
+                        return Err("unterminated string".into());
+                    }
+                    out.push(Token::Str(s));
+                }
+                c if c.is_ascii_digit() || c == '.' => {
+                    let start = i;
+                    while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                        i += 1;
+                    }
+                    let text: String = chars[start..i].iter().collect();
+                    let n = text.parse().map_err(|_| format!("bad number {text:?}"))?;
+                    out.push(Token::Number(n));
+                    continue;
+                }
+                c if c.is_ascii_alphabetic() || c == '_' || c == ':' => {
+                    let start = i;
+                    while i < chars.len()
+                        && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+                    {
+                        i += 1;
+                    }
+                    out.push(Token::Ident(chars[start..i].iter().collect()));
+                    continue;
+                }
+                other => return Err(format!("unsupported character {other:?}")),
+            }
+            i += 1;
+        }
+        Ok(out)
+    }
+
+    #[derive(Debug, Clone)]
+    enum Matcher {
+        Eq(String, String),
+        Ne(String, String),
+        Re(String, regex::Regex),
+        NotRe(String, regex::Regex),
+    }
+
+    #[derive(Debug, Clone)]
+    enum Expr {
+        Number(f64),
+        Selector {
+            name: Option<String>,
+            matchers: Vec<Matcher>,
+        },
+        Call(String, Vec<Expr>),
+        Aggregate {
+            op: String,
+            by: Vec<String>,
+            arg: Box<Expr>,
+        },
+        Neg(Box<Expr>),
+        Binary {
+            op: String,
+            lhs: Box<Expr>,
+            rhs: Box<Expr>,
+            on: Option<Vec<String>>,
+            bool_modifier: bool,
+        },
+    }
+
+    struct Parser {
+        tokens: Vec<Token>,
+        pos: usize,
+    }
+
+    const AGGREGATIONS: [&str; 5] = ["sum", "min", "max", "count", "avg"];
+    const FUNCTIONS: [&str; 3] = ["time", "absent", "vector"];
+
+    fn precedence(op: &str) -> Option<u8> {
+        match op {
+            "or" => Some(1),
+            "and" | "unless" => Some(2),
+            "==" | "!=" | "<" | "<=" | ">" | ">=" => Some(3),
+            "+" | "-" => Some(4),
+            "*" | "/" | "%" => Some(5),
+            _ => None,
+        }
+    }
+
+    impl Parser {
+        fn peek(&self) -> Option<&Token> {
+            self.tokens.get(self.pos)
+        }
+        fn next(&mut self) -> Option<Token> {
+            let t = self.tokens.get(self.pos).cloned();
+            self.pos += 1;
+            t
+        }
+        fn expect(&mut self, t: Token) -> Result<(), String> {
+            match self.next() {
+                Some(got) if got == t => Ok(()),
+                got => Err(format!("expected {t:?}, got {got:?}")),
+            }
+        }
+        fn peek_binary_op(&self) -> Option<String> {
+            match self.peek()? {
+                Token::Op(op) if op != "=" && op != "=~" && op != "!~" => Some(op.clone()),
+                Token::Ident(w) if ["and", "or", "unless"].contains(&w.as_str()) => Some(w.clone()),
+                _ => None,
+            }
+        }
+        fn label_list(&mut self) -> Result<Vec<String>, String> {
+            self.expect(Token::LParen)?;
+            let mut labels = Vec::new();
+            loop {
+                match self.next() {
+                    Some(Token::RParen) => return Ok(labels),
+                    Some(Token::Ident(l)) => labels.push(l),
+                    Some(Token::Comma) => {}
+                    other => return Err(format!("bad label list at {other:?}")),
+                }
+            }
+        }
+        fn expr(&mut self, min: u8) -> Result<Expr, String> {
+            let mut lhs = self.unary()?;
+            while let Some(op) = self.peek_binary_op() {
+                let Some(prec) = precedence(&op) else { break };
+                if prec < min {
+                    break;
+                }
+                self.next();
+                let mut bool_modifier = false;
+                let mut on = None;
+                loop {
+                    match self.peek() {
+                        Some(Token::Ident(w)) if w == "bool" => {
+                            self.next();
+                            bool_modifier = true;
+                        }
+                        Some(Token::Ident(w)) if w == "on" => {
+                            self.next();
+                            on = Some(self.label_list()?);
+                        }
+                        Some(Token::Ident(w))
+                            if ["ignoring", "group_left", "group_right"].contains(&w.as_str()) =>
+                        {
+                            return Err(format!("{w} is outside the subset"));
+                        }
+                        _ => break,
+                    }
+                }
+                let rhs = self.expr(prec + 1)?;
+                lhs = Expr::Binary {
+                    op,
+                    lhs: Box::new(lhs),
+                    rhs: Box::new(rhs),
+                    on,
+                    bool_modifier,
+                };
+            }
+            Ok(lhs)
+        }
+        fn unary(&mut self) -> Result<Expr, String> {
+            if self.peek() == Some(&Token::Op("-".into())) {
+                self.next();
+                return Ok(Expr::Neg(Box::new(self.unary()?)));
+            }
+            self.primary()
+        }
+        fn matchers(&mut self) -> Result<Vec<Matcher>, String> {
+            self.expect(Token::LBrace)?;
+            let mut out = Vec::new();
+            loop {
+                match self.next() {
+                    Some(Token::RBrace) => return Ok(out),
+                    Some(Token::Comma) => {}
+                    Some(Token::Ident(label)) => {
+                        let op = match self.next() {
+                            Some(Token::Op(op)) => op,
+                            other => return Err(format!("expected a matcher, got {other:?}")),
+                        };
+                        let value = match self.next() {
+                            Some(Token::Str(s)) => s,
+                            other => return Err(format!("expected a string, got {other:?}")),
+                        };
+                        let re = |v: &str| {
+                            regex::Regex::new(&format!("^(?:{v})$")).map_err(|e| e.to_string())
+                        };
+                        out.push(match op.as_str() {
+                            "=" => Matcher::Eq(label, value),
+                            "!=" => Matcher::Ne(label, value),
+                            "=~" => Matcher::Re(label, re(&value)?),
+                            "!~" => Matcher::NotRe(label, re(&value)?),
+                            other => return Err(format!("bad matcher {other}")),
+                        });
+                    }
+                    other => return Err(format!("bad selector at {other:?}")),
+                }
+            }
+        }
+        fn primary(&mut self) -> Result<Expr, String> {
+            match self.next() {
+                Some(Token::Number(n)) => Ok(Expr::Number(n)),
+                Some(Token::LParen) => {
+                    let e = self.expr(0)?;
+                    self.expect(Token::RParen)?;
+                    Ok(e)
+                }
+                Some(Token::LBrace) => {
+                    self.pos -= 1;
+                    Ok(Expr::Selector {
+                        name: None,
+                        matchers: self.matchers()?,
+                    })
+                }
+                Some(Token::Ident(word)) if AGGREGATIONS.contains(&word.as_str()) => {
+                    let mut by = Vec::new();
+                    if self.peek() == Some(&Token::Ident("by".into())) {
+                        self.next();
+                        by = self.label_list()?;
+                    }
+                    self.expect(Token::LParen)?;
+                    let arg = self.expr(0)?;
+                    self.expect(Token::RParen)?;
+                    if self.peek() == Some(&Token::Ident("by".into())) {
+                        self.next();
+                        by = self.label_list()?;
+                    }
+                    if self.peek() == Some(&Token::Ident("without".into())) {
+                        return Err("without is outside the subset".into());
+                    }
+                    Ok(Expr::Aggregate {
+                        op: word,
+                        by,
+                        arg: Box::new(arg),
+                    })
+                }
+                Some(Token::Ident(word)) if self.peek() == Some(&Token::LParen) => {
+                    if !FUNCTIONS.contains(&word.as_str()) {
+                        return Err(format!("function {word} is outside the subset"));
+                    }
+                    self.next();
+                    let mut args = Vec::new();
+                    if self.peek() != Some(&Token::RParen) {
+                        args.push(self.expr(0)?);
+                        while self.peek() == Some(&Token::Comma) {
+                            self.next();
+                            args.push(self.expr(0)?);
+                        }
+                    }
+                    self.expect(Token::RParen)?;
+                    Ok(Expr::Call(word, args))
+                }
+                Some(Token::Ident(name)) => {
+                    let matchers = if self.peek() == Some(&Token::LBrace) {
+                        self.matchers()?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok(Expr::Selector {
+                        name: Some(name),
+                        matchers,
+                    })
+                }
+                other => Err(format!("unexpected {other:?}")),
+            }
+        }
+    }
+
+    fn parse(src: &str) -> Result<Expr, String> {
+        if src.contains('[') {
+            return Err("range vectors are outside the subset".into());
+        }
+        let mut p = Parser {
+            tokens: lex(src)?,
+            pos: 0,
+        };
+        let e = p.expr(0)?;
+        if p.pos != p.tokens.len() {
+            return Err(format!("trailing input at {:?}", p.peek()));
+        }
+        Ok(e)
+    }
+
+    /// Evaluate `src` over `series` at Unix time `t`.
+    pub fn eval_str(src: &str, series: &[Sample], t: f64) -> Result<Value, String> {
+        eval(&parse(src)?, series, t)
+    }
+
+    fn matches(m: &Matcher, s: &Sample) -> bool {
+        match m {
+            Matcher::Eq(l, v) => s.label(l) == v,
+            Matcher::Ne(l, v) => s.label(l) != v,
+            Matcher::Re(l, re) => re.is_match(s.label(l)),
+            Matcher::NotRe(l, re) => !re.is_match(s.label(l)),
+        }
+    }
+
+    /// Labels without the metric name: what vector matching compares.
+    fn signature(s: &Sample, on: Option<&[String]>) -> Vec<(String, String)> {
+        match on {
+            Some(keys) => keys
+                .iter()
+                .map(|k| (k.clone(), s.label(k).to_string()))
+                .collect(),
+            None => s
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
+    fn arith(op: &str, a: f64, b: f64) -> Option<f64> {
+        Some(match op {
+            "+" => a + b,
+            "-" => a - b,
+            "*" => a * b,
+            "/" => a / b,
+            "%" => a % b,
+            _ => return None,
+        })
+    }
+
+    fn compare(op: &str, a: f64, b: f64) -> Option<bool> {
+        Some(match op {
+            "==" => a == b,
+            "!=" => a != b,
+            "<" => a < b,
+            "<=" => a <= b,
+            ">" => a > b,
+            ">=" => a >= b,
+            _ => return None,
+        })
+    }
+
+    fn eval(e: &Expr, series: &[Sample], t: f64) -> Result<Value, String> {
+        Ok(match e {
+            Expr::Number(n) => Value::Scalar(*n),
+            Expr::Selector { name, matchers } => Value::Vector(
+                series
+                    .iter()
+                    .filter(|s| name.as_ref().is_none_or(|n| &s.name == n))
+                    .filter(|s| matchers.iter().all(|m| matches(m, s)))
+                    .cloned()
+                    .collect(),
+            ),
+            Expr::Neg(inner) => match eval(inner, series, t)? {
+                Value::Scalar(v) => Value::Scalar(-v),
+                Value::Vector(v) => Value::Vector(
+                    v.into_iter()
+                        .map(|mut s| {
+                            s.value = -s.value;
+                            s.name.clear();
+                            s
+                        })
+                        .collect(),
+                ),
+            },
+            Expr::Call(f, args) => match (f.as_str(), args.as_slice()) {
+                ("time", []) => Value::Scalar(t),
+                ("vector", [a]) => match eval(a, series, t)? {
+                    Value::Scalar(v) => Value::Vector(vec![Sample {
+                        name: String::new(),
+                        labels: BTreeMap::new(),
+                        value: v,
+                    }]),
+                    Value::Vector(_) => return Err("vector() takes a scalar".into()),
+                },
+                ("absent", [a]) => {
+                    let Value::Vector(v) = eval(a, series, t)? else {
+                        return Err("absent() takes a vector".into());
+                    };
+                    if !v.is_empty() {
+                        return Ok(Value::Vector(Vec::new()));
+                    }
+                    let mut labels = BTreeMap::new();
+                    if let Expr::Selector { matchers, .. } = a {
+                        for m in matchers {
+                            if let Matcher::Eq(l, v) = m {
+                                labels.insert(l.clone(), v.clone());
+                            }
+                        }
+                    }
+                    Value::Vector(vec![Sample {
+                        name: String::new(),
+                        labels,
+                        value: 1.0,
+                    }])
+                }
+                _ => return Err(format!("{f}/{} is outside the subset", args.len())),
+            },
+            Expr::Aggregate { op, by, arg } => {
+                let Value::Vector(v) = eval(arg, series, t)? else {
+                    return Err(format!("{op} takes a vector"));
+                };
+                let mut groups: BTreeMap<Vec<(String, String)>, Vec<f64>> = BTreeMap::new();
+                for s in &v {
+                    let key: Vec<(String, String)> = by
+                        .iter()
+                        .filter(|k| !s.label(k).is_empty())
+                        .map(|k| (k.clone(), s.label(k).to_string()))
+                        .collect();
+                    groups.entry(key).or_default().push(s.value);
+                }
+                Value::Vector(
+                    groups
+                        .into_iter()
+                        .map(|(key, values)| {
+                            let value = match op.as_str() {
+                                "sum" => values.iter().sum(),
+                                "count" => values.len() as f64,
+                                "avg" => values.iter().sum::<f64>() / values.len() as f64,
+                                "min" => values.iter().copied().fold(f64::INFINITY, f64::min),
+                                _ => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                            };
+                            Sample {
+                                name: String::new(),
+                                labels: key.into_iter().collect(),
+                                value,
+                            }
+                        })
+                        .collect(),
+                )
+            }
+            Expr::Binary {
+                op,
+                lhs,
+                rhs,
+                on,
+                bool_modifier,
+            } => {
+                let l = eval(lhs, series, t)?;
+                let r = eval(rhs, series, t)?;
+                binary(op, l, r, on.as_deref(), *bool_modifier)?
+            }
+        })
+    }
+
+    fn binary(
+        op: &str,
+        l: Value,
+        r: Value,
+        on: Option<&[String]>,
+        bool_modifier: bool,
+    ) -> Result<Value, String> {
+        let is_set = ["and", "or", "unless"].contains(&op);
+        Ok(match (l, r) {
+            (Value::Scalar(a), Value::Scalar(b)) => {
+                if let Some(v) = arith(op, a, b) {
+                    Value::Scalar(v)
+                } else if let Some(c) = compare(op, a, b) {
+                    if !bool_modifier {
+                        return Err("scalar comparisons need bool".into());
+                    }
+                    Value::Scalar(if c { 1.0 } else { 0.0 })
+                } else {
+                    return Err(format!("{op} between scalars"));
+                }
+            }
+            (Value::Vector(v), Value::Scalar(b)) | (Value::Scalar(b), Value::Vector(v))
+                if is_set =>
+            {
+                let _ = (v, b);
+                return Err(format!("{op} needs two vectors"));
+            }
+            (Value::Vector(v), Value::Scalar(b)) => {
+                Value::Vector(with_scalar(op, v, b, false, bool_modifier)?)
+            }
+            (Value::Scalar(a), Value::Vector(v)) => {
+                Value::Vector(with_scalar(op, v, a, true, bool_modifier)?)
+            }
+            (Value::Vector(a), Value::Vector(b)) => {
+                let rhs_sigs: BTreeMap<Vec<(String, String)>, &Sample> =
+                    b.iter().map(|s| (signature(s, on), s)).collect();
+                match op {
+                    "and" => Value::Vector(
+                        a.into_iter()
+                            .filter(|s| rhs_sigs.contains_key(&signature(s, on)))
+                            .collect(),
+                    ),
+                    "unless" => Value::Vector(
+                        a.into_iter()
+                            .filter(|s| !rhs_sigs.contains_key(&signature(s, on)))
+                            .collect(),
+                    ),
+                    "or" => {
+                        let lhs_sigs: Vec<_> = a.iter().map(|s| signature(s, on)).collect();
+                        let mut out = a.clone();
+                        out.extend(
+                            b.iter()
+                                .filter(|s| !lhs_sigs.contains(&signature(s, on)))
+                                .cloned(),
+                        );
+                        Value::Vector(out)
+                    }
+                    _ => {
+                        let mut out = Vec::new();
+                        for s in a {
+                            let Some(other) = rhs_sigs.get(&signature(&s, on)) else {
+                                continue;
+                            };
+                            let mut labels = s.labels.clone();
+                            if let Some(keys) = on {
+                                labels.retain(|k, _| keys.contains(k));
+                            }
+                            if let Some(v) = arith(op, s.value, other.value) {
+                                out.push(Sample {
+                                    name: String::new(),
+                                    labels,
+                                    value: v,
+                                });
+                            } else if let Some(c) = compare(op, s.value, other.value) {
+                                if bool_modifier {
+                                    out.push(Sample {
+                                        name: String::new(),
+                                        labels,
+                                        value: if c { 1.0 } else { 0.0 },
+                                    });
+                                } else if c {
+                                    out.push(Sample { labels, ..s });
+                                }
+                            }
+                        }
+                        Value::Vector(out)
+                    }
+                }
+            }
+        })
+    }
+
+    fn with_scalar(
+        op: &str,
+        v: Vec<Sample>,
+        scalar: f64,
+        scalar_first: bool,
+        bool_modifier: bool,
+    ) -> Result<Vec<Sample>, String> {
+        let mut out = Vec::new();
+        for mut s in v {
+            let (a, b) = if scalar_first {
+                (scalar, s.value)
+            } else {
+                (s.value, scalar)
+            };
+            if let Some(value) = arith(op, a, b) {
+                s.value = value;
+                s.name.clear();
+                out.push(s);
+            } else if let Some(c) = compare(op, a, b) {
+                if bool_modifier {
+                    s.value = if c { 1.0 } else { 0.0 };
+                    s.name.clear();
+                    out.push(s);
+                } else if c {
+                    out.push(s);
+                }
+            } else {
+                return Err(format!("{op} between a vector and a scalar"));
+            }
+        }
+        Ok(out)
+    }
+}
