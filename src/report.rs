@@ -771,10 +771,15 @@ pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> Strin
     };
     let expires = match &s.token_expires_at {
         None => "- (no tokenExpiresOn)".to_string(),
-        Some(at) => paint(
-            format!("{at} ({})", expires_in(parse_time(Some(at.as_str())), now)),
-            expiry_style(s),
-        ),
+        Some(at) => {
+            let left = expires_in(parse_time(Some(at.as_str())), now);
+            let left = if s.expired {
+                left
+            } else {
+                format!("in {left}")
+            };
+            paint(format!("{at} ({left})"), expiry_style(s))
+        }
     };
     let restart_targets = if d.spec.rollout_restart_targets.is_empty() {
         "-".to_string()
