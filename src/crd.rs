@@ -380,6 +380,9 @@ pub struct TrackViaConnectionStatus {
     /// Transient failures in a row since the last definite answer.
     #[serde(default)]
     pub consecutive_failures: u32,
+    /// When the current run of transient failures began (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<String>,
     /// Name of the output Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,

@@ -159,7 +159,18 @@ struct StatusArgs {
 
 fn main() -> ExitCode {
     // Started as `kubectl-trackvia` (kubectl plugin): the arguments are those of `status`.
-    let cli = Cli::parse_from(report::plugin_args(std::env::args_os().collect()));
+    // Usage errors exit 1 (exit codes 2-5 are verification outcomes); --help and --version exit 0.
+    let cli = match Cli::try_parse_from(report::plugin_args(std::env::args_os().collect())) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match cli.command {
         Command::Crd => {
             print!("{}", crd::crd_yaml());

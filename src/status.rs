@@ -117,6 +117,16 @@ pub fn parse_spec(spec: &TrackViaConnectionSpec) -> Result<ParsedSpec, String> {
     {
         return Err("target.keys must all be different".to_string());
     }
+    if spec
+        .target
+        .labels
+        .contains_key(crate::crd::MANAGED_BY_LABEL)
+    {
+        return Err(format!(
+            "target.labels must not set {}",
+            crate::crd::MANAGED_BY_LABEL
+        ));
+    }
     let token_expires_at = spec
         .token_expires_on
         .as_deref()
@@ -251,6 +261,7 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
         next_verification_time: old.next_verification_time.clone(),
         last_http_status: old.last_http_status,
         consecutive_failures: old.consecutive_failures,
+        failing_since: old.failing_since.clone(),
         // Moves to a new target name only once that Secret is written (see the controller).
         secret_name: old
             .secret_name
@@ -362,6 +373,7 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
     if !same_credentials {
         // A new credential starts with a clean slate.
         next.consecutive_failures = 0;
+        next.failing_since = None;
         if verification.is_none() {
             set(
                 &mut next,
@@ -379,6 +391,7 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
         match &v.outcome {
             VerificationOutcome::Verified { http_status } => {
                 next.consecutive_failures = 0;
+                next.failing_since = None;
                 next.last_successful_verification_time = Some(fmt_time(v.at));
                 next.verified_fingerprint = Some(fingerprint.to_string());
                 set(
@@ -398,6 +411,7 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
                 detail,
             } => {
                 next.consecutive_failures = 0;
+                next.failing_since = None;
                 let reason = rejection_reason(*rejection);
                 let mut message = format!("TrackVia refused the credentials (HTTP {http_status})");
                 if !detail.is_empty() {
@@ -416,6 +430,9 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
                 detail,
             } => {
                 next.consecutive_failures = next.consecutive_failures.saturating_add(1);
+                if next.consecutive_failures == 1 || next.failing_since.is_none() {
+                    next.failing_since = Some(fmt_time(v.at));
+                }
                 let reason = if *kind == TransientKind::RateLimited {
                     reason::RATE_LIMITED
                 } else {
@@ -438,8 +455,9 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
                 // Check again right when the grace period ends, so Unreachable is
                 // reported on time rather than at the next (exponential) retry.
                 let since = next
-                    .condition(condition::VERIFIED)
-                    .and_then(|c| c.last_transition_time.parse::<Timestamp>().ok())
+                    .failing_since
+                    .as_deref()
+                    .and_then(|t| t.parse::<Timestamp>().ok())
                     .unwrap_or(v.at);
                 let grace_end = add(since, input.settings.failure_grace);
                 if grace_end > v.at {
@@ -509,7 +527,12 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
             set(&mut next, condition::READY, "False", &c.reason, message);
         }
         Some(c) if c.reason == reason::TRANSIENT_FAILURE || c.reason == reason::RATE_LIMITED => {
-            let since = c.last_transition_time.parse::<Timestamp>().unwrap_or(now);
+            let since = next
+                .failing_since
+                .as_deref()
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .or_else(|| c.last_transition_time.parse::<Timestamp>().ok())
+                .unwrap_or(now);
             let outage = now.duration_since(since).unsigned_abs();
             let failures = next.consecutive_failures;
             if failures >= input.settings.failure_threshold
@@ -578,6 +601,9 @@ fn blocked(
     generation: Option<i64>,
     now: Timestamp,
 ) -> TrackViaConnectionStatus {
+    // Whatever failed before is moot until the connection can be checked again.
+    next.consecutive_failures = 0;
+    next.failing_since = None;
     set_condition(
         &mut next.conditions,
         condition::READY,

@@ -451,8 +451,8 @@ impl TrackViaClient {
             .https_only(true)
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("trackvia-operator/", env!("CARGO_PKG_VERSION")))
-            .no_proxy();
+            // HTTPS_PROXY / NO_PROXY from the environment are honoured (egress proxies).
+            .user_agent(concat!("trackvia-operator/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = extra_ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| format!("extra CA bundle: {e}"))?;

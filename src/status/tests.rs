@@ -2151,6 +2151,7 @@ prop_compose! {
             next_verification_time: times[4].clone(),
             last_http_status,
             consecutive_failures,
+            failing_since: None,
             secret_name: Some(SECRET.into()),
             credentials_fingerprint,
             verified_fingerprint,
@@ -2426,5 +2427,52 @@ fn a_retry_is_scheduled_at_the_end_of_the_grace_period() {
     assert!(
         (0..=2).contains(&late),
         "Unreachable {late} s after the grace period ended ({checks:?})"
+    );
+}
+
+#[test]
+fn the_grace_period_counts_from_the_first_failure_not_from_an_older_state() {
+    // Credentials missing for a day, then present, then TrackVia fails.
+    let spec = parsed();
+    let long_ago = t0().checked_sub(mins(24 * 60)).unwrap();
+    let missing = step(
+        &spec,
+        None,
+        Observation::CredentialsNotFound("gone".into()),
+        long_ago,
+    );
+    let mut status = missing;
+    let mut at = t0();
+    for _ in 0..4 {
+        status = pass(
+            &spec,
+            Some(&status),
+            checked(server_error(), at),
+            at,
+            &SecretOutcome::NotPublished,
+        );
+        at = at.checked_add(secs(20)).unwrap();
+    }
+    assert!(status.consecutive_failures >= 3);
+    assert_ne!(
+        state(&status, condition::READY).1,
+        reason::UNREACHABLE,
+        "Unreachable after 80 s of failures"
+    );
+    assert_eq!(
+        status.failing_since.as_deref(),
+        Some(fmt_time(t0()).as_str())
+    );
+}
+
+#[test]
+fn target_labels_may_not_claim_the_managed_by_label() {
+    let spec = spec_with(
+        serde_json::json!({"target": {"labels": {"app.kubernetes.io/managed-by": "me"}}}),
+    );
+    assert!(
+        parse_spec(&spec)
+            .expect_err("accepted")
+            .contains("managed-by")
     );
 }
