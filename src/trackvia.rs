@@ -585,7 +585,11 @@ impl RateLimiter {
                 recent.push_back(now);
                 return;
             }
-            let oldest = *recent.front().expect("the window is full");
+            let Some(&oldest) = recent.front() else {
+                // per_minute is at least one, so a full window has a front.
+                recent.push_back(now);
+                return;
+            };
             tokio::time::sleep_until(oldest + window).await;
         }
     }
