@@ -248,9 +248,13 @@ async fn metrics_follow_each_outcome_and_vanish_with_the_connection() {
         ("valid", Behavior::Valid, "True", "Verified"),
         ("revoked", Behavior::Revoked, "False", "Unauthorized"),
         ("forbidden", Behavior::Forbidden, "False", "Forbidden"),
+        // 401 with TrackVia's "Access token expired" before the date in the spec.
+        ("expired", Behavior::Expired, "False", "Expired"),
     ];
+    let mut keys: BTreeMap<&str, String> = BTreeMap::new();
     for (name, behavior, _, _) in &cases {
         let (key, token) = h.credential(behavior.clone());
+        keys.insert(name, key.clone());
         h.put_source(&format!("src-{name}"), &key, &token).await;
         h.apply_connection(
             name,
@@ -320,7 +324,7 @@ async fn metrics_follow_each_outcome_and_vanish_with_the_connection() {
         (now_seconds() - last).abs() < 120.0,
         "last success {last} is not recent"
     );
-    for name in ["revoked", "forbidden"] {
+    for name in ["revoked", "forbidden", "expired"] {
         assert!(
             m.find(
                 "trackvia_connection_last_success_timestamp_seconds",
@@ -338,19 +342,33 @@ async fn metrics_follow_each_outcome_and_vanish_with_the_connection() {
     .await;
     let requests = h.fake.requests();
     let count = |code: u16| requests.iter().filter(|r| r.status == Some(code)).count() as f64;
-    assert_eq!(count(200), 1.0);
-    assert_eq!(count(401), 1.0);
-    assert_eq!(count(403), 1.0);
-    for (code, result) in [(200, "verified"), (401, "unauthorized"), (403, "forbidden")] {
+    // One call per connection: 200 for valid, 401 for revoked and expired, 403 for forbidden.
+    assert_eq!((count(200), count(401), count(403)), (1.0, 2.0, 1.0));
+    assert_eq!(requests.len(), 4);
+    for code in [200, 401, 403] {
         let code_text = code.to_string();
         assert_eq!(
             m.value("trackvia_api_requests_total", &[("code", &code_text)]),
             count(code),
             "code {code}"
         );
+    }
+    // Each call's outcome, as the fake answered it.
+    let calls_of = |name: &str| -> f64 {
+        requests
+            .iter()
+            .filter(|r| r.api_key.as_deref() == Some(keys[name].as_str()))
+            .count() as f64
+    };
+    for (name, result) in [
+        ("valid", "verified"),
+        ("revoked", "unauthorized"),
+        ("expired", "expired"),
+        ("forbidden", "forbidden"),
+    ] {
         assert_eq!(
             m.value("trackvia_verifications_total", &[("result", result)]),
-            count(code),
+            calls_of(name),
             "result {result}"
         );
     }
@@ -415,7 +433,7 @@ async fn metrics_follow_each_outcome_and_vanish_with_the_connection() {
         if family == "trackvia_connection_last_success_timestamp_seconds" {
             continue;
         }
-        for name in ["valid", "forbidden"] {
+        for name in ["valid", "forbidden", "expired"] {
             assert_eq!(
                 m.find(family, &[("name", name)]).len(),
                 1,
@@ -1230,6 +1248,25 @@ fn kubeconfig_with_namespace(dir: &Path, namespace: &str) -> PathBuf {
 // The Grafana dashboard
 // ---------------------------------------------------------------------------------------------
 
+/// `kubernetes-validate --strict` of one rendered object against Kubernetes 1.33.
+fn validate_configmap(object: &Value) {
+    let dir = tempfile_dir();
+    let file = dir.join("configmap.yaml");
+    std::fs::write(&file, serde_yaml_ng::to_string(object).expect("YAML")).expect("writing");
+    let out = Command::new(tool("kubernetes-validate"))
+        .args(["--strict", "-k", "1.33.0"])
+        .arg(&file)
+        .output()
+        .expect("running kubernetes-validate");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(" passed "),
+        "kubernetes-validate: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The metrics the design of record names (histograms by their family name).
 const DESIGN_METRICS: [&str; 8] = [
     "trackvia_connection_token_expiration_timestamp_seconds",
@@ -1359,6 +1396,7 @@ async fn dashboard_is_valid_and_queries_only_exported_metrics() {
     )
     .expect("the embedded dashboard is JSON");
     assert_eq!(embedded, dashboard);
+    validate_configmap(cm);
     let moved = helm_template(&[
         "grafanaDashboard.enabled=true",
         "grafanaDashboard.namespace=monitoring",
