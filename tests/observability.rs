@@ -1006,7 +1006,7 @@ soon | True | Verified | <host> | <t> | <t> ago | soon | -";
         .find(|l| l.starts_with("soon "))
         .expect("soon's row");
     assert!(
-        regex::Regex::new(r"  [45]d( \d+h)?  ")
+        regex::Regex::new(r"  [345]d( \d+h)?  ")
             .expect("regex")
             .is_match(soon_line),
         "expires in 4-5 days: {soon_line}"
