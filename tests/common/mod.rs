@@ -317,7 +317,8 @@ impl Harness {
     /// Assert that no key or token handed out appears in the operator's logs,
     /// the namespace's events, the connections' statuses or the metrics.
     pub async fn assert_no_leaks(&self) {
-        let logs = self.operator.logs();
+        // Earlier operator processes (restarted or killed) are audited too.
+        let logs = format!("{}{}", self.earlier_logs, self.operator.logs());
         assert!(
             logs.len() > 100,
             "the operator logged almost nothing: {logs}"
@@ -401,4 +402,62 @@ pub fn secret_text(s: &Secret, key: &str) -> Option<String> {
         .as_ref()?
         .get(key)
         .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}
+
+impl Harness {
+    /// Kill the operator with SIGKILL (no chance to clean up) and start it again
+    /// with the same arguments, without waiting for it to be ready.
+    pub fn crash_operator(&mut self) {
+        self.operator.kill();
+        self.earlier_logs.push_str(&self.operator.logs());
+        self.operator = OperatorProcess::spawn(std::path::Path::new(OPERATOR), &self.args, &[]);
+    }
+
+    /// Status code of the operator's `/readyz`, `None` when it does not answer.
+    pub async fn readyz(&self) -> Option<u16> {
+        plain_get(&format!("http://127.0.0.1:{}/readyz", self.metrics_port))
+            .await
+            .ok()
+            .map(|r| r.0)
+    }
+}
+
+/// The test bed's directory: the one holding the file `KUBECONFIG` names, as
+/// written by `hack/testbed up DIR`. Panics when it is not a test bed.
+pub fn testbed_dir() -> std::path::PathBuf {
+    let kubeconfig = std::env::var_os("KUBECONFIG").expect("KUBECONFIG names the test bed");
+    let dir = std::path::Path::new(&kubeconfig)
+        .parent()
+        .expect("KUBECONFIG has a directory")
+        .to_path_buf();
+    assert!(
+        dir.join("bed.env").exists(),
+        "{} is not a bed made by hack/testbed (no bed.env)",
+        dir.display()
+    );
+    dir
+}
+
+/// Run `hack/testbed <command> <bed>` and panic with its output when it fails.
+pub async fn testbed(command: &str) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/testbed");
+    let dir = testbed_dir();
+    let command = command.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&script)
+            .arg(&command)
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()))
+    })
+    .await
+    .expect("the hack/testbed thread");
+    assert!(
+        output.status.success(),
+        "hack/testbed failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
