@@ -125,7 +125,14 @@ async fn many_connections_share_few_credentials_without_churn() {
     let started = Instant::now();
     let mut h = Harness::start(
         "tvc-scale",
-        &["--log-level", "info", "--concurrency", "16", "--rate-limit", "60"],
+        &[
+            "--log-level",
+            "info",
+            "--concurrency",
+            "16",
+            "--rate-limit",
+            "60",
+        ],
     )
     .await;
 
