@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Harness, secret_text, testbed};
+use common::{Harness, secret_text};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
@@ -444,13 +444,13 @@ async fn the_api_server_going_away_and_back_is_survived() {
     }
     // Some are still being reconciled when the server goes away.
     tokio::time::sleep(random_millis(0..800)).await;
-    testbed("stop-apiserver").await;
+    let away = common::ApiServerAway::stop().await;
 
     // /readyz turns 503 once the operator notices (it asks every few seconds),
     // and stays so while the server is away; /healthz stays 200.
-    let away = Instant::now();
+    let stopped = Instant::now();
     let mut seen = Vec::new();
-    while away.elapsed() < Duration::from_secs(12) {
+    while stopped.elapsed() < Duration::from_secs(12) {
         let readyz = h.readyz().await;
         let healthz = common::plain_get(&format!("http://127.0.0.1:{}/healthz", h.metrics_port))
             .await
@@ -462,7 +462,7 @@ async fn the_api_server_going_away_and_back_is_survived() {
             "the operator exited while the API server was away:\n{}",
             h.operator.logs()
         );
-        seen.push((away.elapsed().as_millis(), readyz));
+        seen.push((stopped.elapsed().as_millis(), readyz));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let first_503 = seen.iter().position(|(_, r)| *r == Some(503));
@@ -472,7 +472,7 @@ async fn the_api_server_going_away_and_back_is_survived() {
     );
     eprintln!("/readyz while the API server was away (ms after it was stopped, status): {seen:?}");
 
-    testbed("start-apiserver").await;
+    away.restore().await;
     let back = Instant::now();
     // Connections created just after it is back, one with a new credential.
     let (key, token) = h.credential(Behavior::Valid);
@@ -487,7 +487,7 @@ async fn the_api_server_going_away_and_back_is_survived() {
         apply(&h.connections(), &name, &host, &source, None).await;
         names.insert(name);
     }
-    wait_all_ready(&h, &names, Duration::from_secs(120)).await;
+    wait_all_ready(&h, &names, Duration::from_secs(180)).await;
     eprintln!(
         "all {} connections Ready {:?} after the API server was back",
         names.len(),

@@ -438,26 +438,61 @@ pub fn testbed_dir() -> std::path::PathBuf {
     dir
 }
 
+/// Run `hack/testbed <command> <bed>`; the error carries its output.
+pub fn testbed_blocking(command: &str) -> Result<(), String> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/testbed");
+    let output = std::process::Command::new(&script)
+        .arg(command)
+        .arg(testbed_dir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("running {}: {e}", script.display()))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "hack/testbed {command} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
 /// Run `hack/testbed <command> <bed>` and panic with its output when it fails.
 pub async fn testbed(command: &str) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/testbed");
-    let dir = testbed_dir();
     let command = command.to_string();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&script)
-            .arg(&command)
-            .arg(&dir)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()))
-    })
-    .await
-    .expect("the hack/testbed thread");
-    assert!(
-        output.status.success(),
-        "hack/testbed failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    tokio::task::spawn_blocking(move || testbed_blocking(&command))
+        .await
+        .expect("the hack/testbed thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The bed's API server, stopped (etcd keeps running). It is started again by
+/// [`ApiServerAway::restore`], or when this is dropped (a failing test must not
+/// leave the bed without its API server).
+pub struct ApiServerAway {
+    restored: bool,
+}
+
+impl ApiServerAway {
+    pub async fn stop() -> ApiServerAway {
+        testbed("stop-apiserver").await;
+        ApiServerAway { restored: false }
+    }
+
+    pub async fn restore(mut self) {
+        testbed("start-apiserver").await;
+        self.restored = true;
+    }
+}
+
+impl Drop for ApiServerAway {
+    fn drop(&mut self) {
+        if !self.restored
+            && let Err(e) = testbed_blocking("start-apiserver")
+        {
+            eprintln!("{e}");
+        }
+    }
 }
