@@ -6,7 +6,8 @@
 //!
 //! The API server test stops the bed's API server, so it takes the bed for
 //! itself: the other tests of this file hold a shared lock, it holds it
-//! exclusively.
+//! exclusively. With `FAULTS_KEEP_LOG=<file>` it writes the operator's log
+//! there (to see when the watches resumed).
 
 mod common;
 
