@@ -760,18 +760,26 @@ async fn install_crd(client: &Client, timeout: Duration) -> BenchResult<jiff::Ti
     }
 }
 
+/// Longest a batch of the benchmark's own writes may take.
+const BATCH_LIMIT: Duration = Duration::from_secs(15 * 60);
+
 /// Run `f` over `0..n` with at most `concurrency` at once; the first error wins.
 async fn for_each_bounded<F, Fut>(n: usize, concurrency: usize, f: F) -> BenchResult<()>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = BenchResult<()>>,
 {
-    stream::iter(0..n)
+    let batch = stream::iter(0..n)
         .map(f)
         .buffer_unordered(concurrency.max(1))
-        .try_collect::<Vec<()>>()
-        .await
-        .map(|_| ())
+        .try_collect::<Vec<()>>();
+    match tokio::time::timeout(BATCH_LIMIT, batch).await {
+        Ok(result) => result.map(|_| ()),
+        Err(_) => Err(format!(
+            "{n} writes did not finish within {} s",
+            BATCH_LIMIT.as_secs()
+        )),
+    }
 }
 
 fn secs(d: Duration) -> f64 {
