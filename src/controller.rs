@@ -209,7 +209,7 @@ fn build_controller(
         Some(hash_of(&(generation, requested)))
     };
     let stream = watcher(connections, watcher::Config::default().any_semantic())
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .modify(|tvc: &mut TrackViaConnection| {
             tvc.managed_fields_mut().clear();
         })
@@ -219,14 +219,61 @@ fn build_controller(
     let store = reader.clone();
     let mapper_store = reader.clone();
     let secret_events = watcher(secrets, watcher::Config::default().any_semantic())
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .touched_objects();
     let controller = Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        // Each watch backs off on its own; a second backoff over the merged
+        // streams would let one watch's errors stall all of them.
+        .trigger_backoff(WatchBackoff::constant(Duration::from_millis(100)))
         .watches_stream(secret_events, move |meta: PartialObjectMeta<Secret>| {
             secret_to_connections(&mapper_store, &meta)
         });
     (controller, store)
+}
+
+/// Backoff of a watch after an error: from 250 ms doubling to at most 4 s, so
+/// watches resume within seconds of the API server coming back.
+#[derive(Clone, Debug)]
+struct WatchBackoff {
+    next: Duration,
+    first: Duration,
+    max: Duration,
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff {
+            next: Duration::from_millis(250),
+            first: Duration::from_millis(250),
+            max: Duration::from_secs(4),
+        }
+    }
+}
+
+impl WatchBackoff {
+    fn constant(delay: Duration) -> Self {
+        WatchBackoff {
+            next: delay,
+            first: delay,
+            max: delay,
+        }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        let current = self.next;
+        self.next = (current * 2).min(self.max);
+        Some(current)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = self.first;
+    }
 }
 
 fn hash_of<T: std::hash::Hash>(value: &T) -> u64 {
@@ -309,6 +356,12 @@ async fn read_credentials(
         let text = String::from_utf8(bytes.0.clone())
             .map_err(|_| format!("Secret {} key {key:?} is not UTF-8", r.name))?;
         let text = text.trim().to_string();
+        if text.len() > 8 * 1024 {
+            return Err(format!(
+                "Secret {} key {key:?} is longer than 8 KiB",
+                r.name
+            ));
+        }
         if text.is_empty() {
             return Err(format!("Secret {} key {key:?} is empty", r.name));
         }
@@ -480,10 +533,13 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
         let written = patch_status(ctx, &ns, &name, &next).await?;
         ctx.remember_written(tvc, written.resource_version(), &next);
     }
-    let wake = match (status::next_wakeup(&next, now), restart_wake) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    // A Secret that could not be written is tried again soon.
+    let secret_retry =
+        matches!(secret_outcome, SecretOutcome::Error(_)).then(|| Duration::from_secs(15));
+    let wake = [status::next_wakeup(&next, now), restart_wake, secret_retry]
+        .into_iter()
+        .flatten()
+        .min();
     Ok(match wake {
         // A little past the instant, so the next pass sees it as reached.
         Some(d) => Action::requeue(d + Duration::from_millis(250)),
@@ -712,6 +768,12 @@ async fn sync_secret(
             Ownership::Foreign if !tvc.spec.target.adopt => {
                 return SecretOutcome::Conflict(format!(
                     "Secret {name} exists and is not managed by trackvia-operator; it is left untouched (set spec.target.adopt: true to take it over)"
+                ));
+            }
+            Ownership::Foreign if existing.type_.as_deref().unwrap_or("Opaque") != "Opaque" => {
+                return SecretOutcome::Conflict(format!(
+                    "Secret {name} has type {}; only Opaque Secrets are adopted",
+                    existing.type_.as_deref().unwrap_or_default()
                 ));
             }
             Ownership::Foreign => {}

@@ -76,6 +76,8 @@ pub mod reason {
     pub const NOT_PUBLISHED: &str = "NotPublished";
     /// Writing the output Secret failed.
     pub const ERROR: &str = "Error";
+    /// Ready: the credentials work but the output Secret could not be written.
+    pub const SECRET_SYNC_FAILED: &str = "SecretSyncFailed";
     /// The token expires within the warning window.
     pub const EXPIRING: &str = "ExpiresSoon";
     /// The token is outside the warning window.
@@ -379,6 +381,7 @@ pub struct TrackViaConnectionStatus {
     pub last_http_status: Option<u16>,
     /// Transient failures in a row since the last definite answer.
     #[serde(default)]
+    #[schemars(extend("maximum" = 4294967295u32))]
     pub consecutive_failures: u32,
     /// When the current run of transient failures began (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]

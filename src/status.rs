@@ -90,17 +90,73 @@ pub fn token_expiry_instant(date: &str) -> Result<Timestamp, String> {
         .map_err(|e| format!("tokenExpiresOn {date:?}: {e}"))
 }
 
+/// A lower-case DNS name with an optional port from 1 to 65535, and nothing else.
+pub fn valid_host_port(host: &str) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) => (n, Some(p)),
+        None => (host, None),
+    };
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    let port_ok = port.is_none_or(|p| {
+        (1..=5).contains(&p.len())
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok_and(|n| n > 0)
+    });
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(label) && port_ok
+}
+
+fn valid_name_part(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// A Kubernetes qualified name: `[prefix/]name`.
+fn valid_qualified_name(key: &str) -> bool {
+    match key.split_once('/') {
+        Some((prefix, name)) => {
+            !prefix.is_empty()
+                && prefix.len() <= 253
+                && prefix.split('.').all(|l| {
+                    !l.is_empty()
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                        && l.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                })
+                && valid_name_part(name)
+        }
+        None => valid_name_part(key),
+    }
+}
+
+fn valid_label_value(value: &str) -> bool {
+    value.is_empty() || valid_name_part(value)
+}
+
 /// Parse and check what the schema cannot (real dates, sizes of durations).
 pub fn parse_spec(spec: &TrackViaConnectionSpec) -> Result<ParsedSpec, String> {
     let host = spec.host.trim().to_ascii_lowercase();
-    if host.is_empty() || host.contains("://") || host.contains('/') || host.contains('@') {
+    if !valid_host_port(&host) {
         return Err(format!(
-            "host {:?} must be host[:port] without scheme, userinfo or path",
+            "host {:?} must be host[:port]: a DNS name without scheme, userinfo or path, and a port from 1 to 65535",
             spec.host
         ));
-    }
-    if crate::trackvia::split_host_port(&host).is_none() {
-        return Err(format!("host {:?} has an invalid port", spec.host));
     }
     let keys = &spec.target.keys;
     let names = [
@@ -116,6 +172,32 @@ pub fn parse_spec(spec: &TrackViaConnectionSpec) -> Result<ParsedSpec, String> {
         .any(|(i, a)| names[..i].contains(a))
     {
         return Err("target.keys must all be different".to_string());
+    }
+    for key in names {
+        if key.is_empty()
+            || key == "."
+            || key == ".."
+            || key.len() > 253
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
+            return Err(format!("target.keys: {key:?} is not a valid Secret key"));
+        }
+    }
+    for (key, value) in &spec.target.labels {
+        if !valid_qualified_name(key) || !valid_label_value(value) {
+            return Err(format!(
+                "target.labels: {key:?}={value:?} is not a valid label"
+            ));
+        }
+    }
+    for key in spec.target.annotations.keys() {
+        if !valid_qualified_name(key) {
+            return Err(format!(
+                "target.annotations: {key:?} is not a valid annotation key"
+            ));
+        }
     }
     if spec
         .target
@@ -778,6 +860,18 @@ pub fn finish(
                 generation,
                 now,
             );
+            if ready_true {
+                // Applications cannot get working credentials: say so in the summary.
+                set_condition(
+                    &mut status.conditions,
+                    condition::READY,
+                    "False",
+                    reason::SECRET_SYNC_FAILED,
+                    msg,
+                    generation,
+                    now,
+                );
+            }
         }
     }
     status

@@ -437,6 +437,7 @@ pub fn split_host_port(host_port: &str) -> Option<(String, u16)> {
 #[derive(Clone)]
 pub struct TrackViaClient {
     http: reqwest::Client,
+    timeout: Duration,
 }
 
 /// Largest body read from TrackVia.
@@ -462,7 +463,7 @@ impl TrackViaClient {
             builder = builder.tls_certs_merge(certs);
         }
         let http = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(TrackViaClient { http })
+        Ok(TrackViaClient { http, timeout })
     }
 
     /// `GET https://{host}/openapi/views` with the credentials, classified.
@@ -486,6 +487,20 @@ impl TrackViaClient {
                 };
             }
         };
+        // The credentials go only to the host and port the allow list approved.
+        let expected = split_host_port(host);
+        let actual = url
+            .host_str()
+            .map(|h| h.to_ascii_lowercase())
+            .zip(url.port_or_known_default());
+        if expected.is_none() || expected != actual {
+            return VerificationOutcome::Transient {
+                kind: TransientKind::Connection,
+                http_status: None,
+                retry_after: None,
+                detail: format!("host {host:?} is not a plain host[:port]; no request was made"),
+            };
+        }
         let mut request = self.http.get(url).bearer_auth(&creds.auth_token);
         if let Some(id) = account_id {
             request = request.header("account-id", id.to_string());
@@ -504,6 +519,9 @@ impl TrackViaClient {
             Ok(b) => b,
             Err(e) => return scrub_outcome(classify_transport_error(&e), creds),
         };
+        // Scrub the whole body first: a secret cut in half by the message's
+        // length limit would not be recognised afterwards.
+        let body = creds.scrub(&String::from_utf8_lossy(&body)).into_bytes();
         scrub_outcome(
             classify_response(status, retry_after.as_deref(), &body),
             creds,
@@ -555,6 +573,7 @@ fn scrub_outcome(outcome: VerificationOutcome, creds: &Credentials) -> Verificat
 #[derive(Debug)]
 pub struct RateLimiter {
     per_minute: usize,
+    slack: Duration,
     recent: tokio::sync::Mutex<std::collections::VecDeque<Instant>>,
 }
 
@@ -564,7 +583,18 @@ impl RateLimiter {
         let per_minute = per_minute.max(1) as usize;
         RateLimiter {
             per_minute,
+            slack: Duration::ZERO,
             recent: tokio::sync::Mutex::new(std::collections::VecDeque::with_capacity(per_minute)),
+        }
+    }
+
+    /// Like [`RateLimiter::new`], counting each call as leaving its slot up to
+    /// `slack` later: a call that takes time to connect still arrives inside the
+    /// minute it was counted in, so TrackVia never sees more than the budget.
+    pub fn with_slack(per_minute: u32, slack: Duration) -> Self {
+        RateLimiter {
+            slack,
+            ..RateLimiter::new(per_minute)
         }
     }
 
@@ -572,7 +602,7 @@ impl RateLimiter {
     pub async fn acquire(&self) {
         // The lock is held while waiting: that is what makes the queue first-come, first-served.
         let mut recent = self.recent.lock().await;
-        let window = Duration::from_secs(60);
+        let window = Duration::from_secs(60) + self.slack;
         loop {
             let now = Instant::now();
             while recent
@@ -631,8 +661,8 @@ impl Verifier {
         let mut cache_key = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut cache_key);
         Verifier {
+            limiter: RateLimiter::with_slack(per_minute, client.timeout),
             client,
-            limiter: RateLimiter::new(per_minute),
             cache_key,
             entries: std::sync::Mutex::new(HashMap::new()),
             calls: std::sync::atomic::AtomicU64::new(0),
@@ -851,6 +881,20 @@ mod tests {
         let long = "x".repeat(5000);
         assert!(body_message(long.as_bytes()).chars().count() <= MAX_DETAIL + 1);
         assert_eq!(body_message(b"a\nb\tc\x1b"), "a b c");
+    }
+
+    #[test]
+    fn a_secret_cut_by_the_message_limit_is_still_scrubbed() {
+        let c = creds();
+        let body = format!(
+            r#"{{"error_description":"{}{}"}}"#,
+            "A".repeat(MAX_DETAIL - 5),
+            c.auth_token
+        );
+        let scrubbed = c.scrub(&body).into_bytes();
+        let out = scrub_outcome(classify_response(401, None, &scrubbed), &c);
+        let text = format!("{out:?}");
+        assert!(!text.contains("tok-a"), "{text}");
     }
 
     #[test]

@@ -218,6 +218,7 @@ fn all_reasons() -> Vec<&'static str> {
         reason::SYNCED,
         reason::NOT_PUBLISHED,
         reason::ERROR,
+        reason::SECRET_SYNC_FAILED,
         reason::EXPIRING,
         reason::NOT_EXPIRING,
         reason::NO_EXPIRY_DATE,
@@ -1240,7 +1241,10 @@ fn finish_reports_the_secret() {
         state(&s, condition::SECRET_SYNCED),
         ("False", reason::ERROR)
     );
-    assert_eq!(state(&s, condition::READY), ("True", reason::VERIFIED));
+    assert_eq!(
+        state(&s, condition::READY),
+        ("False", reason::SECRET_SYNC_FAILED)
+    );
     assert_eq!(s.published_hash, None);
 
     let pending = step(&p, None, unchecked(), now);
@@ -2474,5 +2478,78 @@ fn target_labels_may_not_claim_the_managed_by_label() {
         parse_spec(&spec)
             .expect_err("accepted")
             .contains("managed-by")
+    );
+}
+
+#[test]
+fn hosts_must_be_plain_dns_names_with_a_valid_port() {
+    for good in [
+        "go.trackvia.com",
+        "acme.trackvia.com:443",
+        "localhost:8443",
+        "a-b.c",
+    ] {
+        assert!(valid_host_port(good), "{good}");
+    }
+    for bad in [
+        "evil.example#.trackvia.com",
+        "evil.example?.trackvia.com",
+        "evil.example\\.trackvia.com",
+        "evil.example:8443#.trackvia.com:443",
+        "user@acme.trackvia.com",
+        "acme.trackvia.com/openapi",
+        "https://acme.trackvia.com",
+        "acme..trackvia.com",
+        "-acme.trackvia.com",
+        "acme.trackvia.com:0",
+        "acme.trackvia.com:65536",
+        "acme.trackvia.com:",
+        "ACME.trackvia.com",
+        "[::1]:443",
+        "",
+    ] {
+        assert!(!valid_host_port(bad), "{bad}");
+        let spec = spec_with(serde_json::json!({"host": bad}));
+        if bad.chars().any(|c| c.is_ascii_uppercase()) {
+            continue; // parse_spec lower-cases first
+        }
+        assert!(parse_spec(&spec).is_err(), "parse_spec accepted {bad}");
+    }
+}
+
+#[test]
+fn invalid_secret_keys_labels_and_annotations_are_an_invalid_spec() {
+    for target in [
+        serde_json::json!({"keys": {"host": ".."}}),
+        serde_json::json!({"keys": {"apiKey": "a b"}}),
+        serde_json::json!({"labels": {"bad key!": "x"}}),
+        serde_json::json!({"labels": {"team": "not a value"}}),
+        serde_json::json!({"annotations": {"/nope": "x"}}),
+    ] {
+        let spec = spec_with(serde_json::json!({"target": target}));
+        assert!(parse_spec(&spec).is_err(), "accepted {target}");
+    }
+    let ok = spec_with(
+        serde_json::json!({"target": {"labels": {"example.com/team": "crm"}, "annotations": {"note": "any text at all"}}}),
+    );
+    assert!(parse_spec(&ok).is_ok());
+}
+
+#[test]
+fn a_secret_that_cannot_be_written_turns_ready_false() {
+    let status = pass(
+        &parsed(),
+        None,
+        checked(ok(), t0()),
+        t0(),
+        &SecretOutcome::Error("forbidden".into()),
+    );
+    assert_eq!(
+        state(&status, condition::READY),
+        ("False", reason::SECRET_SYNC_FAILED)
+    );
+    assert_eq!(
+        state(&status, condition::SECRET_SYNCED),
+        ("False", reason::ERROR)
     );
 }
