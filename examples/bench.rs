@@ -83,6 +83,9 @@ struct Args {
     /// Concurrency of the uncounted setup (unrelated Secrets).
     #[arg(long, default_value_t = 32)]
     setup_concurrency: usize,
+    /// How often the floor is measured (the median is reported; the machine may be shared).
+    #[arg(long, default_value_t = 3)]
+    floor_runs: usize,
     /// Seconds a newly created CRD must exist before connections are applied (the garbage
     /// collector of kube-controller-manager discovers new resource types every 30 s).
     #[arg(long, default_value_t = 35)]
@@ -165,6 +168,8 @@ struct Convergence {
     api_requests_by_verb_and_resource: BTreeMap<String, u64>,
     apiserver_cpu_seconds: Option<f64>,
     operator_cpu_seconds: f64,
+    /// /proc/loadavg right after convergence: other work on the machine skews the timings.
+    load_average: String,
 }
 
 #[derive(Serialize, Default)]
@@ -181,6 +186,10 @@ struct Floor {
     pipelined_seconds: f64,
     /// convergence.seconds / floor.pipelined_seconds
     pipelined_ratio: f64,
+    /// Every measurement of `seconds` (the median is used).
+    runs: Vec<f64>,
+    /// Every measurement of `pipelined_seconds` (the median is used).
+    pipelined_runs: Vec<f64>,
 }
 
 #[derive(Serialize, Default)]
@@ -279,6 +288,16 @@ fn vm_mib(pid: u32, field: &str) -> BenchResult<f64> {
         .ok_or_else(|| format!("no {field} in /proc/{pid}/status"))
 }
 
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn machine() -> Machine {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let cpu_model = read("/proc/cpuinfo")
@@ -300,11 +319,7 @@ fn machine() -> Machine {
         cpu_model,
         memory_gib,
         kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
-        load_average_at_start: read("/proc/loadavg")
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
+        load_average_at_start: load_average(),
         kubernetes: String::new(),
     }
 }
@@ -782,6 +797,16 @@ where
     }
 }
 
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
@@ -1006,10 +1031,12 @@ impl Bench {
         let elapsed = done.duration_since(t0);
         eprintln!("bench: converged in {:.2} s", elapsed.as_secs_f64());
 
+        let load_average = load_average();
         let m1 = scrape_apiserver(&self.client).await?;
         let o1 = scrape_operator(&self.http, port).await?;
         let by = m1.since(&m0);
         let c = &mut self.report.convergence;
+        c.load_average = load_average;
         c.seconds = secs(elapsed);
         c.connections_applied_seconds = secs(applied);
         c.api_requests = sum_where(&by, |_| true);
@@ -1275,16 +1302,63 @@ impl Bench {
     /// First as specified (connections created beforehand, untimed), then pipelined from
     /// the same starting point as the operator's run (apply connection → Secret → status).
     async fn floor(&mut self, template: serde_json::Value) -> BenchResult<()> {
+        let runs = self.args.floor_runs.max(1);
+        let (mut created, mut writes, mut pipelined) = (Vec::new(), Vec::new(), Vec::new());
+        let mut namespaces = Vec::new();
+        for run in 1..=runs {
+            eprintln!("bench: floor run {run} of {runs}");
+            let (c, w, ns) = self.floor_as_specified(&template).await?;
+            namespaces.push(ns);
+            let (p, ns) = self.floor_pipelined(&template).await?;
+            namespaces.push(ns);
+            created.push(secs(c));
+            writes.push(secs(w));
+            pipelined.push(secs(p));
+        }
+        let convergence = self.report.convergence.seconds;
+        let ratio = |d: f64| {
+            if d <= 0.0 {
+                0.0
+            } else {
+                (convergence / d * 100.0).round() / 100.0
+            }
+        };
+        let (w, p) = (median(&writes), median(&pipelined));
+        self.report.floor = Floor {
+            seconds: w,
+            connections_created_seconds: median(&created),
+            concurrency: self.args.concurrency,
+            ratio: ratio(w),
+            pipelined_seconds: p,
+            pipelined_ratio: ratio(p),
+            runs: writes,
+            pipelined_runs: pipelined,
+        };
+        for ns in namespaces {
+            if self.args.keep {
+                eprintln!("bench: keeping namespace {}", ns.name());
+                std::mem::forget(ns);
+            } else {
+                ns.cleanup().await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Create N connections (untimed), then time N Secret applies + N status patches.
+    async fn floor_as_specified(
+        &self,
+        template: &serde_json::Value,
+    ) -> BenchResult<(Duration, Duration, TestNamespace)> {
         let n = self.n();
         let concurrency = usize::from(self.args.concurrency);
         let ns = TestNamespace::create(&self.client, "tvbench-floor").await;
-        eprintln!("bench: floor: creating {n} connections");
         let started = Instant::now();
         let created: Mutex<Vec<Option<TrackViaConnection>>> = Mutex::new(vec![None; n]);
         {
-            let (this, ns, created) = (&*self, &ns, &created);
+            let (ns, created) = (&ns, &created);
             for_each_bounded(n, self.args.apply_concurrency, |i| async move {
-                let tvc = this.apply_connection(ns, i).await?;
+                let tvc = self.apply_connection(ns, i).await?;
                 created.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(tvc);
                 Ok(())
             })
@@ -1297,60 +1371,42 @@ impl Bench {
             .into_iter()
             .map(|t| t.ok_or("floor: a connection was not created"))
             .collect::<Result<_, _>>()?;
-
         eprintln!(
             "bench: floor: {n} Secret applies + {n} status patches (concurrency {concurrency})"
         );
         let started = Instant::now();
         {
-            let (this, ns, created, template) = (&*self, &ns, &created, &template);
+            let (ns, created) = (&ns, &created);
             for_each_bounded(n, concurrency, |i| async move {
-                this.minimum_writes(ns, &created[i], i, template).await
+                self.minimum_writes(ns, &created[i], i, template).await
             })
             .await?;
         }
-        let writes = started.elapsed();
+        Ok((connections_created, started.elapsed(), ns))
+    }
 
-        let pipelined_ns = TestNamespace::create(&self.client, "tvbench-floor2").await;
+    /// One pipeline per connection from the same start as the operator's run: apply the
+    /// connection, then its Secret, then its status.
+    async fn floor_pipelined(
+        &self,
+        template: &serde_json::Value,
+    ) -> BenchResult<(Duration, TestNamespace)> {
+        let n = self.n();
+        let concurrency = usize::from(self.args.concurrency);
+        let ns = TestNamespace::create(&self.client, "tvbench-floor2").await;
         eprintln!(
             "bench: floor, pipelined: {n} × (apply connection → Secret → status), concurrency {concurrency}"
         );
         let started = Instant::now();
         {
-            let (this, ns, template) = (&*self, &pipelined_ns, &template);
+            let ns = &ns;
             for_each_bounded(n, concurrency, |i| async move {
-                let tvc = this.apply_connection(ns, i).await?;
-                this.minimum_writes(ns, &tvc, i, template).await
+                let tvc = self.apply_connection(ns, i).await?;
+                self.minimum_writes(ns, &tvc, i, template).await
             })
             .await?;
         }
-        let pipelined = started.elapsed();
-
-        let convergence = self.report.convergence.seconds;
-        let ratio = |d: Duration| {
-            if d.is_zero() {
-                0.0
-            } else {
-                (convergence / d.as_secs_f64() * 100.0).round() / 100.0
-            }
-        };
-        self.report.floor = Floor {
-            seconds: secs(writes),
-            connections_created_seconds: secs(connections_created),
-            concurrency: self.args.concurrency,
-            ratio: ratio(writes),
-            pipelined_seconds: secs(pipelined),
-            pipelined_ratio: ratio(pipelined),
-        };
-        for ns in [ns, pipelined_ns] {
-            if self.args.keep {
-                eprintln!("bench: keeping namespace {}", ns.name());
-                std::mem::forget(ns);
-            } else {
-                ns.cleanup().await;
-            }
-        }
-        Ok(())
+        Ok((started.elapsed(), ns))
     }
 
     fn judge(&mut self) {
@@ -1466,12 +1522,28 @@ fn print_table(r: &Report) {
             format!("{:.2} s", f.seconds),
         ),
         (
+            "  floor runs (median above)".to_string(),
+            f.runs
+                .iter()
+                .map(|s| format!("{s:.2}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+        ),
+        (
             "ratio convergence ÷ floor".into(),
             format!("{:.2}", f.ratio),
         ),
         (
             "floor, pipelined from the first connection apply".into(),
             format!("{:.2} s", f.pipelined_seconds),
+        ),
+        (
+            "  pipelined floor runs (median above)".into(),
+            f.pipelined_runs
+                .iter()
+                .map(|s| format!("{s:.2}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
         ),
         (
             "ratio convergence ÷ pipelined floor".into(),
@@ -1487,6 +1559,10 @@ fn print_table(r: &Report) {
                 "{} / {}",
                 c.operator_status_writes, c.operator_secret_writes
             ),
+        ),
+        (
+            "load average after convergence (1/5/15 min)".into(),
+            c.load_average.clone(),
         ),
         (
             "operator reconciles / CPU during convergence".into(),
