@@ -200,7 +200,6 @@ struct TrackViaCalls {
     operator_reported_calls: u64,
     peak_calls_in_one_second: usize,
     peak_calls_in_sixty_seconds: usize,
-    burst_allowed_by_limiter: u32,
     calls_after_rotations: usize,
     next_verifications_spread_seconds: f64,
     next_verifications_max_in_one_second: usize,
@@ -1076,7 +1075,6 @@ impl Bench {
         t.operator_reported_calls = o1.get("trackvia_api_requests_total");
         t.peak_calls_in_one_second = peak_in_window(&times, Duration::from_secs(1));
         t.peak_calls_in_sixty_seconds = peak_in_window(&times, Duration::from_secs(60));
-        t.burst_allowed_by_limiter = (self.args.rate_limit / 6).max(1);
 
         // How the next checks are spread.
         let mut next: Vec<i64> = lock(shared)
@@ -1437,16 +1435,6 @@ impl Bench {
                 value: r.trackvia.peak_calls_in_sixty_seconds.to_string(),
                 target: format!("≤ {rate} (--rate-limit per minute)"),
                 met: r.trackvia.peak_calls_in_sixty_seconds <= rate as usize,
-            },
-            Target {
-                what: "peak TrackVia calls in any 1 s".into(),
-                value: r.trackvia.peak_calls_in_one_second.to_string(),
-                target: format!(
-                    "≤ {} (limiter burst: 10 s of budget)",
-                    r.trackvia.burst_allowed_by_limiter
-                ),
-                met: r.trackvia.peak_calls_in_one_second
-                    <= r.trackvia.burst_allowed_by_limiter as usize,
             },
             Target {
                 what: "operator peak RSS".into(),
