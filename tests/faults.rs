@@ -488,7 +488,7 @@ async fn the_api_server_going_away_and_back_is_survived() {
         apply(&h.connections(), &name, &host, &source, None).await;
         names.insert(name);
     }
-    wait_all_ready(&h, &names, Duration::from_secs(180)).await;
+    wait_all_ready(&h, &names, Duration::from_secs(45)).await;
     eprintln!(
         "all {} connections Ready {:?} after the API server was back",
         names.len(),
