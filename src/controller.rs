@@ -86,7 +86,13 @@ pub struct Context {
     /// that write starts from it instead of the stale cached copy.
     pub written:
         std::sync::Mutex<std::collections::HashMap<String, (u64, TrackViaConnectionStatus)>>,
+    /// resourceVersion of each output Secret as this process's last apply left it, so the
+    /// watch event of that apply does not trigger another reconcile.
+    pub published: Published,
 }
+
+/// Output Secrets (namespace, name) → resourceVersion of this process's last write.
+pub type Published = Arc<std::sync::Mutex<std::collections::HashMap<(String, String), String>>>;
 
 impl Context {
     /// The status to start from: the cached one, or the one this process wrote
@@ -146,6 +152,7 @@ pub async fn run(
         metrics: metrics.clone(),
         config: config.clone(),
         written: std::sync::Mutex::new(std::collections::HashMap::new()),
+        published: Published::default(),
     });
 
     let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
@@ -156,7 +163,8 @@ pub async fn run(
     let mut runs = Vec::new();
     let mut stores = Vec::new();
     for scope in scopes {
-        let (controller, store) = build_controller(&client, scope.as_deref(), &config);
+        let (controller, store) =
+            build_controller(&client, scope.as_deref(), &config, ctx.published.clone());
         stores.push(store);
         let ctx = ctx.clone();
         runs.push(
@@ -187,6 +195,7 @@ fn build_controller(
     client: &Client,
     namespace: Option<&str>,
     config: &Config,
+    published: Published,
 ) -> (Controller<TrackViaConnection>, Store<TrackViaConnection>) {
     let connections: Api<TrackViaConnection> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -227,7 +236,7 @@ fn build_controller(
         // streams would let one watch's errors stall all of them.
         .trigger_backoff(WatchBackoff::constant(Duration::from_millis(100)))
         .watches_stream(secret_events, move |meta: PartialObjectMeta<Secret>| {
-            secret_to_connections(&mapper_store, &meta)
+            secret_to_connections(&mapper_store, &published, &meta)
         });
     (controller, store)
 }
@@ -287,6 +296,7 @@ fn hash_of<T: std::hash::Hash>(value: &T) -> u64 {
 /// for, and those reading their credentials from it.
 fn secret_to_connections(
     store: &Store<TrackViaConnection>,
+    published: &Published,
     meta: &PartialObjectMeta<Secret>,
 ) -> Vec<ObjectRef<TrackViaConnection>> {
     let Some(ns) = meta.namespace() else {
@@ -295,7 +305,19 @@ fn secret_to_connections(
     let name = meta.name_any();
     let mut refs = Vec::new();
     let managed = meta.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGER_NAME);
-    if managed && let Some(owner) = meta.annotations().get(CONNECTION_ANNOTATION) {
+    // The echo of this process's own apply: nothing to repair.
+    let own_echo = managed
+        && meta.resource_version().is_some_and(|rv| {
+            published
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&(ns.clone(), name.clone()))
+                == Some(&rv)
+        });
+    if managed
+        && !own_echo
+        && let Some(owner) = meta.annotations().get(CONNECTION_ANNOTATION)
+    {
         refs.push(ObjectRef::new(owner).within(&ns));
     }
     for tvc in store.state() {
@@ -792,8 +814,14 @@ async fn sync_secret(
         )
         .await
     {
-        Ok(_) => {
+        Ok(written) => {
             ctx.metrics.secret_writes.inc();
+            if let Some(rv) = written.resource_version() {
+                ctx.published
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((ns.to_string(), name.clone()), rv);
+            }
             info!(namespace = %ns, name = %tvc.name_any(), secret = %name, "output Secret written");
             SecretOutcome::Synced { hash }
         }
