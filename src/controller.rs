@@ -371,36 +371,7 @@ async fn read_credentials(
         )));
     };
     let data = secret.data.unwrap_or_default();
-    let value = |key: &str| -> Result<String, String> {
-        let bytes = data
-            .get(key)
-            .ok_or_else(|| format!("Secret {} has no key {key:?}", r.name))?;
-        let text = String::from_utf8(bytes.0.clone())
-            .map_err(|_| format!("Secret {} key {key:?} is not UTF-8", r.name))?;
-        let text = text.trim().to_string();
-        if text.len() > 8 * 1024 {
-            return Err(format!(
-                "Secret {} key {key:?} is longer than 8 KiB",
-                r.name
-            ));
-        }
-        if text.is_empty() {
-            return Err(format!("Secret {} key {key:?} is empty", r.name));
-        }
-        if text.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(format!(
-                "Secret {} key {key:?} contains whitespace or control characters",
-                r.name
-            ));
-        }
-        Ok(text)
-    };
-    let creds = value(&r.api_key_key).and_then(|api_key| {
-        value(&r.auth_token_key).map(|auth_token| Credentials {
-            api_key,
-            auth_token,
-        })
-    });
+    let creds = secret::credentials_from_data(&r.name, &data, &r.api_key_key, &r.auth_token_key);
     Ok(creds)
 }
 

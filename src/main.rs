@@ -492,17 +492,12 @@ async fn verify_credentials(args: &VerifyArgs) -> Result<Credentials, String> {
             .await
             .map_err(|e| format!("reading Secret {ns}/{name}: {e}"))?;
         let data = secret.data.unwrap_or_default();
-        let get = |k: &str| {
-            data.get(k)
-                .and_then(|v| String::from_utf8(v.0.clone()).ok())
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| format!("Secret {ns}/{name} has no usable key {k:?}"))
-        };
-        return Ok(Credentials {
-            api_key: get(&args.api_key_key)?,
-            auth_token: get(&args.auth_token_key)?,
-        });
+        return trackvia_operator::secret::credentials_from_data(
+            &format!("{ns}/{name}"),
+            &data,
+            &args.api_key_key,
+            &args.auth_token_key,
+        );
     }
     let get = |k: &str| {
         std::env::var(k)
