@@ -96,6 +96,17 @@ pub fn valid_host_port(host: &str) -> bool {
         Some((n, p)) => (n, Some(p)),
         None => (host, None),
     };
+    let port_ok = port.is_none_or(|p| {
+        (1..=5).contains(&p.len())
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok_and(|n| n > 0)
+    });
+    valid_dns_subdomain(name) && port_ok
+}
+
+/// A lower-case DNS subdomain: labels of 1 to 63 letters, digits and inner
+/// hyphens, at most 253 characters in all.
+fn valid_dns_subdomain(name: &str) -> bool {
     let label = |l: &str| {
         (1..=63).contains(&l.len())
             && !l.starts_with('-')
@@ -103,12 +114,7 @@ pub fn valid_host_port(host: &str) -> bool {
             && l.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     };
-    let port_ok = port.is_none_or(|p| {
-        (1..=5).contains(&p.len())
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && p.parse::<u16>().is_ok_and(|n| n > 0)
-    });
-    !name.is_empty() && name.len() <= 253 && name.split('.').all(label) && port_ok
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(label)
 }
 
 fn valid_name_part(name: &str) -> bool {
@@ -129,18 +135,7 @@ fn valid_name_part(name: &str) -> bool {
 /// A Kubernetes qualified name: `[prefix/]name`.
 fn valid_qualified_name(key: &str) -> bool {
     match key.split_once('/') {
-        Some((prefix, name)) => {
-            !prefix.is_empty()
-                && prefix.len() <= 253
-                && prefix.split('.').all(|l| {
-                    !l.is_empty()
-                        && !l.starts_with('-')
-                        && !l.ends_with('-')
-                        && l.bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                })
-                && valid_name_part(name)
-        }
+        Some((prefix, name)) => valid_dns_subdomain(prefix) && valid_name_part(name),
         None => valid_name_part(key),
     }
 }
@@ -828,45 +823,27 @@ pub fn finish(
                 now,
             );
         }
-        SecretOutcome::Conflict(msg) => {
-            set_condition(
-                &mut status.conditions,
-                condition::SECRET_SYNCED,
-                "False",
-                reason::TARGET_CONFLICT,
-                msg,
-                generation,
-                now,
-            );
-            if ready_true {
-                set_condition(
-                    &mut status.conditions,
-                    condition::READY,
-                    "False",
-                    reason::TARGET_CONFLICT,
-                    msg,
-                    generation,
-                    now,
-                );
-            }
-        }
-        SecretOutcome::Error(msg) => {
-            set_condition(
-                &mut status.conditions,
-                condition::SECRET_SYNCED,
-                "False",
-                reason::ERROR,
-                msg,
-                generation,
-                now,
-            );
-            if ready_true {
+        SecretOutcome::Conflict(msg) | SecretOutcome::Error(msg) => {
+            let (synced_reason, ready_reason) = match secret {
+                SecretOutcome::Conflict(_) => (reason::TARGET_CONFLICT, reason::TARGET_CONFLICT),
                 // Applications cannot get working credentials: say so in the summary.
+                _ => (reason::ERROR, reason::SECRET_SYNC_FAILED),
+            };
+            set_condition(
+                &mut status.conditions,
+                condition::SECRET_SYNCED,
+                "False",
+                synced_reason,
+                msg,
+                generation,
+                now,
+            );
+            if ready_true {
                 set_condition(
                     &mut status.conditions,
                     condition::READY,
                     "False",
-                    reason::SECRET_SYNC_FAILED,
+                    ready_reason,
                     msg,
                     generation,
                     now,
