@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use futures::{FutureExt, StreamExt, future};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
-use kube::core::PartialObjectMeta;
+use kube::api::{Api, GetParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -27,6 +26,7 @@ use crate::restart::{self, RestartResult};
 use crate::secret::{self, Ownership};
 use crate::status::{self, Observation, SecretOutcome, Settings, Verification};
 use crate::trackvia::{AllowedHosts, Credentials, Freshness, Verifier};
+use crate::watches::{self, SecretMeta, SourceWatchContext, Sources};
 use crate::{Error, Result};
 
 /// Field manager for every write.
@@ -67,6 +67,9 @@ pub struct Config {
     pub instance: String,
     /// Quiet period before consumers restart after a change.
     pub restart_debounce: Duration,
+    /// Source Secrets of one namespace watched one by one, by name; above
+    /// this, one namespace-wide watch.
+    pub source_watch_limit: usize,
 }
 
 /// Shared state of the reconcilers.
@@ -86,13 +89,19 @@ pub struct Context {
     /// that write starts from it instead of the stale cached copy.
     pub written:
         std::sync::Mutex<std::collections::HashMap<String, (u64, TrackViaConnectionStatus)>>,
-    /// resourceVersion of each output Secret as this process's last apply left it, so the
-    /// watch event of that apply does not trigger another reconcile.
-    pub published: Published,
+    /// Output Secrets this process wrote or checked, so neither the watch event
+    /// of its own apply nor a later reconcile needs to read them again.
+    pub outputs: Outputs,
+    /// The output Secrets (metadata only), one store per watched scope.
+    pub owned: Vec<Store<SecretMeta>>,
+    /// Source Secrets: versions reported by their watches and credentials read.
+    pub sources: Arc<Sources>,
 }
 
-/// Output Secrets (namespace, name) → resourceVersion of this process's last write.
-pub type Published = Arc<std::sync::Mutex<std::collections::HashMap<(String, String), String>>>;
+/// Output Secrets (namespace, name) → (resourceVersion, fingerprint of the
+/// desired Secret) at which this process last wrote or found them as wanted.
+pub type Outputs =
+    Arc<std::sync::Mutex<std::collections::HashMap<(String, String), (String, u64)>>>;
 
 impl Context {
     /// The status to start from: the cached one, or the one this process wrote
@@ -108,6 +117,36 @@ impl Context {
                 None
             }
             _ => None,
+        }
+    }
+
+    /// The output Secret `ns/name` as the owned-Secret watch last saw it.
+    fn owned_meta(&self, ns: &str, name: &str) -> Option<Arc<SecretMeta>> {
+        let key = ObjectRef::new(name).within(ns);
+        self.owned.iter().find_map(|store| store.get(&key))
+    }
+
+    fn output_state(&self, ns: &str, name: &str) -> Option<(String, u64)> {
+        self.outputs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    fn set_output_state(&self, ns: &str, name: &str, resource_version: Option<String>, fp: u64) {
+        let mut outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (ns.to_string(), name.to_string());
+        match resource_version {
+            Some(rv) => {
+                if outputs.len() >= 50_000 {
+                    outputs.clear();
+                }
+                outputs.insert(key, (rv, fp));
+            }
+            None => {
+                outputs.remove(&key);
+            }
         }
     }
 
@@ -145,6 +184,12 @@ pub async fn run(
         instance: Some(config.instance.clone()),
     };
     let recorder = Recorder::new(client.clone(), reporter);
+    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let owned: Vec<_> = scopes.iter().map(|_| reflector::store()).collect();
     let ctx = Arc::new(Context {
         client: client.clone(),
         verifier,
@@ -152,32 +197,36 @@ pub async fn run(
         metrics: metrics.clone(),
         config: config.clone(),
         written: std::sync::Mutex::new(std::collections::HashMap::new()),
-        published: Published::default(),
+        outputs: Outputs::default(),
+        owned: owned.iter().map(|(reader, _)| reader.clone()).collect(),
+        sources: Arc::new(Sources::default()),
     });
 
-    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
-        vec![None]
-    } else {
-        config.namespaces.iter().cloned().map(Some).collect()
-    };
     let mut runs = Vec::new();
     let mut stores = Vec::new();
-    for scope in scopes {
-        let (controller, store) =
-            build_controller(&client, scope.as_deref(), &config, ctx.published.clone());
+    for (scope, (_, owned_writer)) in scopes.into_iter().zip(owned) {
+        let (controller, store, source_watches) =
+            build_controller(&ctx, scope.as_deref(), owned_writer);
         stores.push(store);
         let ctx = ctx.clone();
+        let controller = controller
+            .graceful_shutdown_on(shutdown_signal())
+            .run(reconcile, error_policy, ctx)
+            .for_each(|res| async move {
+                match res {
+                    Ok((obj, _)) => debug!(namespace = obj.namespace.as_deref().unwrap_or(""), name = %obj.name, "reconciled"),
+                    Err(e) => debug!(error = %e, "reconcile loop"),
+                }
+            });
+        // The source watches live as long as their controller.
         runs.push(
-            controller
-                .graceful_shutdown_on(shutdown_signal())
-                .run(reconcile, error_policy, ctx)
-                .for_each(|res| async move {
-                    match res {
-                        Ok((obj, _)) => debug!(namespace = obj.namespace.as_deref().unwrap_or(""), name = %obj.name, "reconciled"),
-                        Err(e) => debug!(error = %e, "reconcile loop"),
-                    }
-                })
-                .boxed(),
+            async move {
+                tokio::select! {
+                    () = controller => {}
+                    () = source_watches => {}
+                }
+            }
+            .boxed(),
         );
     }
     metrics.set_stores(stores.clone());
@@ -191,18 +240,24 @@ pub async fn run(
     tokio::join!(readiness, future::join_all(runs));
 }
 
+/// The controller of one scope (a namespace, or all), its connection store,
+/// and the task keeping its source-Secret watches.
 fn build_controller(
-    client: &Client,
+    ctx: &Arc<Context>,
     namespace: Option<&str>,
-    config: &Config,
-    published: Published,
-) -> (Controller<TrackViaConnection>, Store<TrackViaConnection>) {
+    owned_writer: reflector::store::Writer<SecretMeta>,
+) -> (
+    Controller<TrackViaConnection>,
+    Store<TrackViaConnection>,
+    future::BoxFuture<'static, ()>,
+) {
+    let client = &ctx.client;
     let connections: Api<TrackViaConnection> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    // Metadata only: the operator never caches Secret contents.
-    let secrets: Api<PartialObjectMeta<Secret>> = match namespace {
+    // Metadata only, and only the Secrets carrying the operator's label.
+    let outputs: Api<SecretMeta> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
@@ -217,34 +272,68 @@ fn build_controller(
             .unwrap_or_default();
         Some(hash_of(&(generation, requested)))
     };
+    let connections_changed = Arc::new(tokio::sync::Notify::new());
+    let notify = connections_changed.clone();
     let stream = watcher(connections, watcher::Config::default().any_semantic())
         .backoff(WatchBackoff::default())
         .modify(|tvc: &mut TrackViaConnection| {
             tvc.managed_fields_mut().clear();
         })
         .reflect(writer)
+        .inspect(move |_| notify.notify_one())
         .applied_objects()
         .predicate_filter(relevant, PredicateConfig::default());
+    let selector = format!("{MANAGED_BY_LABEL}={MANAGER_NAME}");
+    let metrics = ctx.metrics.clone();
+    let output_events = watcher(
+        outputs,
+        watcher::Config::default().labels(&selector).any_semantic(),
+    )
+    .backoff(WatchBackoff::default())
+    .modify(|meta: &mut SecretMeta| {
+        meta.managed_fields_mut().clear();
+    })
+    .reflect(owned_writer)
+    .inspect(move |event| {
+        if let Ok(
+            watcher::Event::Apply(_) | watcher::Event::InitApply(_) | watcher::Event::Delete(_),
+        ) = event
+        {
+            metrics.secret_watch_events.inc();
+        }
+    })
+    .touched_objects();
+    let (trigger, triggered) = futures::channel::mpsc::unbounded();
+    let source_watches = watches::run_source_watches(
+        SourceWatchContext {
+            client: client.clone(),
+            connections: reader.clone(),
+            sources: ctx.sources.clone(),
+            trigger,
+            metrics: ctx.metrics.clone(),
+        },
+        connections_changed,
+        ctx.config.source_watch_limit,
+    )
+    .boxed();
     let store = reader.clone();
-    let mapper_store = reader.clone();
-    let secret_events = watcher(secrets, watcher::Config::default().any_semantic())
-        .backoff(WatchBackoff::default())
-        .touched_objects();
+    let outputs_seen = ctx.outputs.clone();
     let controller = Controller::for_stream(stream, reader)
-        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
         // Each watch backs off on its own; a second backoff over the merged
         // streams would let one watch's errors stall all of them.
         .trigger_backoff(WatchBackoff::constant(Duration::from_millis(100)))
-        .watches_stream(secret_events, move |meta: PartialObjectMeta<Secret>| {
-            secret_to_connections(&mapper_store, &published, &meta)
-        });
-    (controller, store)
+        .watches_stream(output_events, move |meta: SecretMeta| {
+            output_owner(&outputs_seen, &meta)
+        })
+        .reconcile_on(triggered);
+    (controller, store, source_watches)
 }
 
 /// Backoff of a watch after an error: from 250 ms doubling to at most 4 s, so
 /// watches resume within seconds of the API server coming back.
 #[derive(Clone, Debug)]
-struct WatchBackoff {
+pub(crate) struct WatchBackoff {
     next: Duration,
     first: Duration,
     max: Duration,
@@ -292,42 +381,19 @@ fn hash_of<T: std::hash::Hash>(value: &T) -> u64 {
     h.finish()
 }
 
-/// Connections affected by a change of this Secret: the one it was published
-/// for, and those reading their credentials from it.
-fn secret_to_connections(
-    store: &Store<TrackViaConnection>,
-    published: &Published,
-    meta: &PartialObjectMeta<Secret>,
-) -> Vec<ObjectRef<TrackViaConnection>> {
-    let Some(ns) = meta.namespace() else {
-        return Vec::new();
-    };
-    let name = meta.name_any();
-    let mut refs = Vec::new();
-    let managed = meta.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGER_NAME);
-    // The echo of this process's own apply: nothing to repair.
-    let own_echo = managed
-        && meta.resource_version().is_some_and(|rv| {
-            published
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&(ns.clone(), name.clone()))
-                == Some(&rv)
-        });
-    if managed
-        && !own_echo
-        && let Some(owner) = meta.annotations().get(CONNECTION_ANNOTATION)
-    {
-        refs.push(ObjectRef::new(owner).within(&ns));
-    }
-    for tvc in store.state() {
-        if tvc.namespace().as_deref() == Some(ns.as_str())
-            && tvc.spec.credentials_secret_ref.name == name
-        {
-            refs.push(ObjectRef::from_obj(&*tvc));
-        }
-    }
-    refs
+/// The connection an output Secret was published for, unless the event is
+/// the echo of this process's own write (nothing to repair).
+fn output_owner(outputs: &Outputs, meta: &SecretMeta) -> Option<ObjectRef<TrackViaConnection>> {
+    let ns = meta.namespace()?;
+    let owner = meta.annotations().get(CONNECTION_ANNOTATION)?;
+    let own_echo = meta.resource_version().is_some_and(|rv| {
+        outputs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(ns.clone(), meta.name_any()))
+            .is_some_and(|(seen, _)| *seen == rv)
+    });
+    (!own_echo).then(|| ObjectRef::new(owner).within(&ns))
 }
 
 /// SIGTERM (what Kubernetes sends) or SIGINT.
@@ -352,26 +418,68 @@ fn jitter_for(tvc: &TrackViaConnection) -> f64 {
     (hash_of(&seed) % 10_000) as f64 / 10_000.0
 }
 
+/// Read a Secret, `None` when it does not exist.
+async fn get_secret(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    params: &GetParams,
+) -> Result<Option<Secret>, kube::Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    ctx.metrics.secret_reads.inc();
+    match api.get_with(name, params).await {
+        Ok(secret) => Ok(Some(secret)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Read the credentials. `Ok(Err(message))` when the Secret or a key is missing.
+/// Connections sharing a Secret read it once per version: its watch tells
+/// when the copy read earlier is still current.
 async fn read_credentials(
     ctx: &Context,
     tvc: &TrackViaConnection,
     ns: &str,
 ) -> Result<Result<Credentials, String>> {
     let r = &tvc.spec.credentials_secret_ref;
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let secret = api.get_opt(&r.name).await.map_err(|source| Error::Kube {
-        context: format!("reading Secret {ns}/{}", r.name),
-        source,
-    })?;
+    let key = (ns.to_string(), r.name.clone());
+    if let Some(known) = ctx.sources.cached(&key, &r.api_key_key, &r.auth_token_key) {
+        return Ok(known);
+    }
+    // At least the version the watch reported, served by the API server's cache.
+    let params = ctx
+        .sources
+        .seen_version(&key)
+        .map(|rv| GetParams::at(&rv))
+        .unwrap_or_default();
+    let secret = get_secret(ctx, ns, &r.name, &params)
+        .await
+        .map_err(|source| Error::Kube {
+            context: format!("reading Secret {ns}/{}", r.name),
+            source,
+        })?;
     let Some(secret) = secret else {
-        return Ok(Err(format!(
-            "Secret {} not found in namespace {ns}",
-            r.name
-        )));
+        let missing = format!("Secret {} not found in namespace {ns}", r.name);
+        ctx.sources.remember(
+            &key,
+            &r.api_key_key,
+            &r.auth_token_key,
+            String::new(),
+            Err(missing.clone()),
+        );
+        return Ok(Err(missing));
     };
+    let version = secret.resource_version().unwrap_or_default();
     let data = secret.data.unwrap_or_default();
     let creds = secret::credentials_from_data(&r.name, &data, &r.api_key_key, &r.auth_token_key);
+    ctx.sources.remember(
+        &key,
+        &r.api_key_key,
+        &r.auth_token_key,
+        version,
+        creds.clone(),
+    );
     Ok(creds)
 }
 
@@ -741,7 +849,28 @@ async fn sync_secret(
 ) -> SecretOutcome {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let name = tvc.target_name();
-    let existing = match api.get_opt(&name).await {
+    let desired = secret::desired_secret(tvc, host, creds);
+    let hash = secret::hash_of(&desired).unwrap_or_default().to_string();
+    let fingerprint = serde_json::to_vec(&desired)
+        .map(|bytes| hash_of(&bytes))
+        .unwrap_or_default();
+    // Unchanged since this process wrote (or checked) it for the same content:
+    // nothing to read, nothing to write.
+    let watched = ctx.owned_meta(ns, &name);
+    let watched_version = watched.as_ref().and_then(|m| m.resource_version());
+    if let (Some(meta), Some(version)) = (&watched, &watched_version)
+        && ctx.output_state(ns, &name) == Some((version.clone(), fingerprint))
+        && secret::ownership(&meta.metadata, tvc) == Ownership::Ours
+    {
+        return SecretOutcome::Synced { hash };
+    }
+    // At least the version the watch saw; a Secret it has not seen (absent, or
+    // not labelled as ours) is read from the API server's cache.
+    let params = match &watched_version {
+        Some(rv) => GetParams::at(rv),
+        None => GetParams::any(),
+    };
+    let existing = match get_secret(ctx, ns, &name, &params).await {
         Ok(s) => s,
         Err(e) => {
             return SecretOutcome::Error(format!(
@@ -772,9 +901,13 @@ async fn sync_secret(
             Ownership::Foreign => {}
         }
     }
-    let desired = secret::desired_secret(tvc, host, creds);
-    let hash = secret::hash_of(&desired).unwrap_or_default().to_string();
     if !secret::needs_apply(existing.as_ref(), &desired) {
+        ctx.set_output_state(
+            ns,
+            &name,
+            existing.as_ref().and_then(|e| e.resource_version()),
+            fingerprint,
+        );
         return SecretOutcome::Synced { hash };
     }
     match api
@@ -787,12 +920,7 @@ async fn sync_secret(
     {
         Ok(written) => {
             ctx.metrics.secret_writes.inc();
-            if let Some(rv) = written.resource_version() {
-                ctx.published
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert((ns.to_string(), name.clone()), rv);
-            }
+            ctx.set_output_state(ns, &name, written.resource_version(), fingerprint);
             info!(namespace = %ns, name = %tvc.name_any(), secret = %name, "output Secret written");
             SecretOutcome::Synced { hash }
         }

@@ -9,6 +9,7 @@ pub mod restart;
 pub mod secret;
 pub mod status;
 pub mod trackvia;
+pub mod watches;
 
 /// Errors of the operator's own paths. Their text never holds a credential.
 #[derive(Debug, thiserror::Error)]

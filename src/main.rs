@@ -108,6 +108,10 @@ struct RunArgs {
     /// run, so several changes in a row cause one restart.
     #[arg(long, env = "TRACKVIA_RESTART_DEBOUNCE", default_value = "10s")]
     restart_debounce: String,
+    /// Source Secrets of one namespace watched one by one (by name); a namespace
+    /// whose connections read more Secrets gets one namespace-wide watch instead.
+    #[arg(long, env = "TRACKVIA_SOURCE_WATCH_LIMIT", default_value_t = 50)]
+    source_watch_limit: usize,
     /// Testing only: shift the operator's clock by this signed duration (e.g. `-30s`, `36h`).
     #[arg(long, env = "TRACKVIA_CLOCK_OFFSET", allow_hyphen_values = true)]
     clock_offset: Option<String>,
@@ -317,6 +321,7 @@ async fn run_inner(args: RunArgs) -> Result<(), String> {
         instance: std::env::var("POD_NAME").unwrap_or_else(|_| hostname()),
         restart_debounce: parse_duration(&args.restart_debounce)
             .map_err(|e| format!("--restart-debounce: {e}"))?,
+        source_watch_limit: args.source_watch_limit.max(1),
     };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

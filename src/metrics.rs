@@ -48,6 +48,11 @@ struct ReadyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SelectorLabel {
+    selector: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
 }
@@ -69,6 +74,11 @@ pub struct Metrics {
     pub status_writes: Counter,
     /// Secret applies sent.
     pub secret_writes: Counter,
+    /// Secrets read from the API server (source and output Secrets).
+    pub secret_reads: Counter,
+    /// Secret watch events received (output and source watches).
+    pub secret_watch_events: Counter,
+    source_watches: Family<SelectorLabel, Gauge>,
     /// Rollout restarts by result.
     pub rollout_restarts: Family<ResultLabel, Counter>,
     /// 1 while this process holds leadership (or runs without election).
@@ -87,6 +97,9 @@ impl Metrics {
             reconcile_errors: Counter::default(),
             status_writes: Counter::default(),
             secret_writes: Counter::default(),
+            secret_reads: Counter::default(),
+            secret_watch_events: Counter::default(),
+            source_watches: Family::default(),
             rollout_restarts: Family::default(),
             leader: Gauge::default(),
             stores: Arc::new(Mutex::new(Vec::new())),
@@ -127,6 +140,21 @@ impl Metrics {
             m.secret_writes.clone(),
         );
         registry.register(
+            "trackvia_secret_reads",
+            "Secrets read from the API server",
+            m.secret_reads.clone(),
+        );
+        registry.register(
+            "trackvia_secret_watch_events",
+            "Secret watch events received; unrelated Secrets are not watched",
+            m.secret_watch_events.clone(),
+        );
+        registry.register(
+            "trackvia_source_secret_watches",
+            "Open watches of source Secrets, by selector (name or namespace)",
+            m.source_watches.clone(),
+        );
+        registry.register(
             "trackvia_rollout_restarts",
             "Workload rollout restarts by result",
             m.rollout_restarts.clone(),
@@ -153,6 +181,16 @@ impl Metrics {
     /// Point the scrape-time gauges at the controllers' stores.
     pub fn set_stores(&self, stores: Vec<Store<TrackViaConnection>>) {
         *self.stores.lock().unwrap_or_else(|p| p.into_inner()) = stores;
+    }
+
+    /// A source watch opened (`+1`) or closed (`-1`).
+    pub fn source_watch_changed(&self, namespace_wide: bool, delta: i64) {
+        let selector = if namespace_wide { "namespace" } else { "name" };
+        self.source_watches
+            .get_or_create(&SelectorLabel {
+                selector: selector.into(),
+            })
+            .inc_by(delta);
     }
 
     /// Count one verification call.

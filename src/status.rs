@@ -989,7 +989,11 @@ pub fn transitions(
     let old_ready = old.and_then(|o| o.condition(condition::READY));
     if let Some(ready) = new.condition(condition::READY) {
         let moved = old_ready.is_none_or(|o| o.status != ready.status || o.reason != ready.reason);
-        if moved && ready.reason != reason::VERIFICATION_PENDING {
+        // A new connection that is Ready at its first answer records no event
+        // (its status says so): creating a thousand writes no thousand Events.
+        let first_answer = old_ready.is_none_or(|o| o.reason == reason::VERIFICATION_PENDING);
+        let quiet = first_answer && ready.status == "True";
+        if moved && ready.reason != reason::VERIFICATION_PENDING && !quiet {
             out.push(Transition {
                 warning: ready.status != "True",
                 reason: ready.reason.clone(),

@@ -1184,6 +1184,16 @@ impl Place {
             .collect()
     }
 
+    /// Reasons of the operator's events about `name`.
+    async fn events_of(&self, name: &str) -> Vec<String> {
+        self.events()
+            .await
+            .iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| e.reason.clone().unwrap_or_default())
+            .collect()
+    }
+
     /// Waits for an event of the operator about `name` with `reason` and `type_`.
     async fn wait_event(&self, name: &str, reason: &str, type_: &str) -> Event {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -1425,9 +1435,11 @@ async fn cluster_wide() {
 
     // Events through events.k8s.io, as the ServiceAccount, from the pod named by the
     // Deployment's downward-API POD_NAME.
-    let event = a.wait_event("crm", "Verified", "Normal").await;
+    let event = a.wait_event("revoked", "Unauthorized", "Warning").await;
     assert_eq!(event.reporting_instance.as_deref(), Some(pod.name.as_str()));
-    a.wait_event("revoked", "Unauthorized", "Warning").await;
+    // Ready at the first answer records no event: the status says it. (Events
+    // are recorded before the status is written, so none can still be coming.)
+    assert_eq!(a.events_of("crm").await, Vec::<String>::new());
     b.wait_event("later", "CredentialsNotFound", "Warning")
         .await;
 
@@ -1549,7 +1561,12 @@ async fn scoped() {
     for place in &places[..2] {
         place.wait_ready("crm", "True", "Verified").await;
         assert!(place.secrets().get_opt("crm").await.unwrap().is_some());
-        place.wait_event("crm", "Verified", "Normal").await;
+        // Events are written in each watched namespace (Ready at the first
+        // answer records none; a refusal does).
+        let (bad_key, bad_token) = credential(&fake, Behavior::Revoked, &mut credentials);
+        place.put_source("revoked-user", &bad_key, &bad_token).await;
+        place.apply("revoked", "revoked-user", json!({})).await;
+        place.wait_event("revoked", "Unauthorized", "Warning").await;
     }
     // Namespace c: never read, called for, written to or reported on.
     let c = &places[2];

@@ -1683,10 +1683,29 @@ fn next_wakeup_picks_the_earliest_future_instant() {
 fn events_only_on_a_new_ready_reason() {
     let p = parsed();
     let s1 = verified_at(t0());
-    let events = transitions(None, &s1);
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].reason, reason::VERIFIED);
-    assert!(!events[0].warning);
+    // A new connection Ready at its first answer: its status says so, no event.
+    assert!(transitions(None, &s1).is_empty());
+    let pending = step(&p, None, unchecked_fp("fp-new"), t0());
+    assert_eq!(
+        state(&pending, condition::READY),
+        ("Unknown", reason::VERIFICATION_PENDING)
+    );
+    assert!(transitions(Some(&pending), &s1).is_empty());
+    // Refused at its first answer: a warning at once.
+    let refused = pass(
+        &p,
+        None,
+        checked(unauthorized(), t0()),
+        t0(),
+        &SecretOutcome::NotPublished,
+    );
+    assert_eq!(
+        transitions(None, &refused)
+            .iter()
+            .map(|e| (e.reason.as_str(), e.warning))
+            .collect::<Vec<_>>(),
+        [(reason::UNAUTHORIZED, true)]
+    );
 
     // Same answer again: nothing.
     let t1 = t0() + SignedDuration::from_hours(1);
@@ -1745,6 +1764,23 @@ fn events_only_on_a_new_ready_reason() {
         ("Unknown", reason::VERIFICATION_PENDING)
     );
     assert!(transitions(Some(&s5), &s6).is_empty());
+
+    // Accepted after a refusal: a Verified event, not a warning.
+    let s7 = pass(
+        &p,
+        Some(&s5),
+        checked(ok(), t1 + mins(5)),
+        t1 + mins(5),
+        &synced("hash-2"),
+    );
+    let events = transitions(Some(&s5), &s7);
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.reason.as_str(), e.warning))
+            .collect::<Vec<_>>(),
+        [(reason::VERIFIED, false), ("SecretUpdated", false)]
+    );
 }
 
 #[test]
