@@ -121,6 +121,7 @@ struct Report {
     trackvia: TrackViaCalls,
     memory: Memory,
     steady: Steady,
+    scoping: Scoping,
     rotation: Rotation,
     targets: Vec<Target>,
 }
@@ -163,6 +164,10 @@ struct Convergence {
     operator_status_writes: u64,
     operator_secret_writes: u64,
     operator_reconciles: u64,
+    /// Secrets the operator read (GET) while converging.
+    operator_secret_reads: u64,
+    /// Secret watch events the operator received while converging.
+    operator_secret_watch_events: u64,
     api_requests: u64,
     api_writes: u64,
     api_requests_by_verb_and_resource: BTreeMap<String, u64>,
@@ -228,6 +233,19 @@ struct Steady {
     trackvia_calls: usize,
     watched_connection_changes: u64,
     watched_output_secret_changes: u64,
+}
+
+/// Unrelated Secrets changing after convergence: what reaches the operator.
+#[derive(Serialize, Default)]
+struct Scoping {
+    unrelated_secrets_updated: usize,
+    /// Secret watch events the operator received meanwhile (its watches are
+    /// selected by label and by name, so none).
+    operator_secret_watch_events: u64,
+    operator_reconciles: u64,
+    operator_cpu_seconds: f64,
+    source_watches_by_name: u64,
+    source_watches_by_namespace: u64,
 }
 
 #[derive(Serialize, Default)]
@@ -491,8 +509,15 @@ async fn scrape_operator(http: &reqwest::Client, port: u16) -> BenchResult<Opera
         .map_err(|e| format!("scraping the operator: {e}"))?;
     let mut map = HashMap::new();
     for line in text.lines() {
-        if let Some((name, _, value)) = parse_sample(line) {
+        if let Some((name, labels, value)) = parse_sample(line) {
             *map.entry(name.to_string()).or_insert(0.0) += value;
+            // Also by series, e.g. `name{selector="name"}`.
+            if !labels.is_empty() {
+                let labels: Vec<String> =
+                    labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+                *map.entry(format!("{name}{{{}}}", labels.join(",")))
+                    .or_insert(0.0) += value;
+            }
         }
     }
     Ok(OperatorCounts(map))
@@ -1044,6 +1069,8 @@ impl Bench {
         c.operator_status_writes = o1.since(&o0, "trackvia_status_writes_total");
         c.operator_secret_writes = o1.since(&o0, "trackvia_secret_writes_total");
         c.operator_reconciles = o1.since(&o0, "trackvia_reconcile_duration_seconds_count");
+        c.operator_secret_reads = o1.since(&o0, "trackvia_secret_reads_total");
+        c.operator_secret_watch_events = o1.since(&o0, "trackvia_secret_watch_events_total");
         c.operator_cpu_seconds = secs(Duration::from_secs_f64(
             (cpu_seconds(operator.pid())? - cpu0).max(0.0),
         ));
@@ -1159,6 +1186,42 @@ impl Bench {
     }
 
     /// Give source `source` a new token; wait until `outputs` carry it. Returns the delays.
+    /// Update unrelated Secrets (up to 1,000) and count what reaches the operator.
+    async fn scoping(&mut self, operator: &OperatorProcess, port: u16) -> BenchResult<()> {
+        let n = self.args.unrelated_secrets.min(1000);
+        eprintln!("bench: updating {n} unrelated Secrets");
+        let o0 = scrape_operator(&self.http, port).await?;
+        let cpu0 = cpu_seconds(operator.pid())?;
+        let secrets: Api<Secret> = self.ns.api();
+        let api = &secrets;
+        for_each_bounded(n, self.args.setup_concurrency, |i| async move {
+            let patch = serde_json::json!({"metadata": {"labels": {"touched": "yes"}}});
+            api.patch(
+                &format!("unrelated-{i}"),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("updating unrelated Secret {i}: {e}"))
+        })
+        .await?;
+        // Time for any event to arrive.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let o1 = scrape_operator(&self.http, port).await?;
+        let sc = &mut self.report.scoping;
+        sc.unrelated_secrets_updated = n;
+        sc.operator_secret_watch_events = o1.since(&o0, "trackvia_secret_watch_events_total");
+        sc.operator_reconciles = o1.since(&o0, "trackvia_reconcile_duration_seconds_count");
+        sc.operator_cpu_seconds = secs(Duration::from_secs_f64(
+            (cpu_seconds(operator.pid())? - cpu0).max(0.0),
+        ));
+        sc.source_watches_by_name = o1.get("trackvia_source_secret_watches{selector=\"name\"}");
+        sc.source_watches_by_namespace =
+            o1.get("trackvia_source_secret_watches{selector=\"namespace\"}");
+        Ok(())
+    }
+
     async fn rotate(
         &mut self,
         shared: &Shared,
@@ -1457,6 +1520,12 @@ impl Bench {
                 met: r.steady.operator_cpu_percent_of_core < 1.0,
             },
             Target {
+                what: "Secret watch events from unrelated Secrets".into(),
+                value: r.scoping.operator_secret_watch_events.to_string(),
+                target: "0".into(),
+                met: r.scoping.operator_secret_watch_events == 0,
+            },
+            Target {
                 what: "rotation → output Secret updated".into(),
                 value: format!("{:.3} s", r.rotation.single_seconds),
                 target: "≤ 1 s".into(),
@@ -1553,6 +1622,13 @@ fn print_table(r: &Report) {
             c.load_average.clone(),
         ),
         (
+            "operator Secret reads / Secret watch events".into(),
+            format!(
+                "{} / {}",
+                c.operator_secret_reads, c.operator_secret_watch_events
+            ),
+        ),
+        (
             "operator reconciles / CPU during convergence".into(),
             format!(
                 "{} / {:.2} s",
@@ -1619,6 +1695,25 @@ fn print_table(r: &Report) {
             format!(
                 "{} / {}",
                 s.watched_connection_changes, s.watched_output_secret_changes
+            ),
+        ),
+        (
+            format!(
+                "{} unrelated Secrets updated: operator events / reconciles",
+                r.scoping.unrelated_secrets_updated
+            ),
+            format!(
+                "{} / {} ({:.2} s CPU)",
+                r.scoping.operator_secret_watch_events,
+                r.scoping.operator_reconciles,
+                r.scoping.operator_cpu_seconds
+            ),
+        ),
+        (
+            "source Secret watches: by name / namespace-wide".into(),
+            format!(
+                "{} / {}",
+                r.scoping.source_watches_by_name, r.scoping.source_watches_by_namespace
             ),
         ),
         (
@@ -1769,6 +1864,7 @@ async fn run(args: Args) -> BenchResult<Report> {
         .await?;
         bench.converge(&shared, &mut operator, port).await?;
         bench.steady(&shared, &mut operator, port).await?;
+        bench.scoping(&operator, port).await?;
         bench.rotations(&shared, &mut operator).await?;
         bench.report.memory.operator_peak_rss_mib =
             (vm_mib(operator.pid(), "VmHWM")? * 10.0).round() / 10.0;

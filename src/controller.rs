@@ -306,6 +306,7 @@ fn build_controller(
     let (trigger, triggered) = futures::channel::mpsc::unbounded();
     let source_watches = watches::run_source_watches(
         SourceWatchContext {
+            scope: namespace.map(str::to_string),
             client: client.clone(),
             connections: reader.clone(),
             sources: ctx.sources.clone(),

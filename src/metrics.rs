@@ -149,6 +149,11 @@ impl Metrics {
             "Secret watch events received; unrelated Secrets are not watched",
             m.secret_watch_events.clone(),
         );
+        for selector in ["name", "namespace"] {
+            m.source_watches.get_or_create(&SelectorLabel {
+                selector: selector.into(),
+            });
+        }
         registry.register(
             "trackvia_source_secret_watches",
             "Open watches of source Secrets, by selector (name or namespace)",

@@ -147,12 +147,22 @@ impl Sources {
             .collect()
     }
 
-    /// The Secrets referenced now; everything known of others is dropped.
-    fn set_referenced(&self, referenced: HashSet<SecretKey>) {
+    /// The Secrets referenced now in `scope` (a namespace, or all); everything
+    /// known of other Secrets of that scope is dropped. Other scopes are left alone.
+    fn set_referenced(&self, scope: Option<&str>, referenced: HashSet<SecretKey>) {
         let mut inner = self.lock();
-        inner.seen.retain(|k, _| referenced.contains(k));
-        inner.read.retain(|(k, _, _), _| referenced.contains(k));
-        inner.referenced = referenced;
+        let in_scope = |k: &SecretKey| scope.is_none_or(|ns| k.0 == ns);
+        inner
+            .referenced
+            .retain(|k| !in_scope(k) || referenced.contains(k));
+        inner.referenced.extend(referenced);
+        let SourcesInner {
+            seen,
+            read,
+            referenced,
+        } = &mut *inner;
+        seen.retain(|k, _| referenced.contains(k));
+        read.retain(|(k, _, _), _| referenced.contains(k));
     }
 
     /// Number of Secrets with credentials kept, for tests.
@@ -230,6 +240,8 @@ pub fn readers_of(
 /// Everything a source watch needs.
 #[derive(Clone)]
 pub struct SourceWatchContext {
+    /// The namespace of the scope, or `None` for all.
+    pub scope: Option<String>,
     /// Kubernetes client.
     pub client: Client,
     /// The connections of this scope.
@@ -253,7 +265,7 @@ pub async fn run_source_watches(ctx: SourceWatchContext, changed: Arc<Notify>, l
         let referenced = referenced_sources(&ctx.connections);
         let plan = plan_source_watches(&referenced, limit.max(1));
         // Forget unreferenced Secrets first, so a new watch's first report counts.
-        ctx.sources.set_referenced(referenced);
+        ctx.sources.set_referenced(ctx.scope.as_deref(), referenced);
         running.retain(|watch, handle| {
             let keep = plan.contains(watch);
             if !keep {
@@ -369,7 +381,7 @@ mod tests {
     fn credentials_are_kept_only_while_the_watch_reports_the_same_version() {
         let s = Sources::default();
         let k = key("a", "src");
-        s.set_referenced(HashSet::from([k.clone()]));
+        s.set_referenced(None, HashSet::from([k.clone()]));
         // Not reported by a watch yet: nothing is served from memory.
         s.remember(&k, "apiKey", "authToken", "5".into(), Ok(creds("one")));
         assert!(s.cached(&k, "apiKey", "authToken").is_none());
@@ -400,7 +412,7 @@ mod tests {
     fn a_first_report_asks_readers_to_look_again_unless_all_read_that_version() {
         let s = Sources::default();
         let (a, b, c) = (key("a", "one"), key("a", "two"), key("a", "three"));
-        s.set_referenced(HashSet::from([a.clone(), b.clone(), c.clone()]));
+        s.set_referenced(None, HashSet::from([a.clone(), b.clone(), c.clone()]));
         // Nobody read it yet.
         assert!(s.observe(&a, Some("1".into())));
         // Read at an older version before the watch started.
@@ -422,15 +434,19 @@ mod tests {
         let s = Sources::default();
         let k = key("a", "src");
         let other = key("a", "unrelated");
-        s.set_referenced(HashSet::from([k.clone()]));
+        s.set_referenced(None, HashSet::from([k.clone()]));
         assert!(!s.observe(&other, Some("1".into())));
         s.remember(&other, "apiKey", "authToken", "1".into(), Ok(creds("x")));
         assert_eq!(s.kept(), 0);
         assert!(s.observe(&k, Some("2".into())));
         s.remember(&k, "apiKey", "authToken", "2".into(), Ok(creds("y")));
         assert_eq!(s.kept(), 1);
-        // No longer referenced: forgotten.
-        s.set_referenced(HashSet::new());
+        // Another scope's references leave this one's alone.
+        s.set_referenced(Some("b"), HashSet::from([key("b", "src")]));
+        assert_eq!(s.kept(), 1);
+        assert!(s.is_referenced(&k) && s.is_referenced(&key("b", "src")));
+        // No longer referenced in its scope: forgotten.
+        s.set_referenced(Some("a"), HashSet::new());
         assert_eq!(s.kept(), 0);
         assert!(s.cached(&k, "apiKey", "authToken").is_none());
         assert!(!s.is_referenced(&k));

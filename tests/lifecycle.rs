@@ -559,3 +559,92 @@ async fn renaming_the_target_moves_the_secret_and_removes_the_old_one() {
     assert_eq!(t.status.unwrap().secret_name.as_deref(), Some("second"));
     h.finish().await;
 }
+
+/// Value of a gauge series of the operator's `/metrics`, e.g. `name{label="x"}`.
+fn series(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+async fn wait_source_watches(h: &Harness, by_name: f64, by_namespace: f64) {
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let m = h.metrics().await;
+        let seen = (
+            series(&m, r#"trackvia_source_secret_watches{selector="name"}"#),
+            series(
+                &m,
+                r#"trackvia_source_secret_watches{selector="namespace"}"#,
+            ),
+        );
+        if seen == (Some(by_name), Some(by_namespace)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "source watches (by name, namespace-wide) are {seen:?}, expected ({by_name}, {by_namespace})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wait_published(h: &Harness, name: &str, token: &str) {
+    wait_for(
+        &h.secrets_api(),
+        name,
+        SETTLE,
+        "the rotated token published",
+        |s: &Secret| secret_text(s, "authToken").as_deref() == Some(token),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn source_secrets_are_watched_by_name_or_by_namespace_over_the_limit() {
+    let mut h = Harness::start("tvc-sources", &["--source-watch-limit", "2"]).await;
+    let mut keys = Vec::new();
+    for i in 0..3 {
+        let (key, token) = h.credential(Behavior::Valid);
+        h.put_source(&format!("src-{i}"), &key, &token).await;
+        h.apply_connection(&format!("conn-{i}"), &format!("src-{i}"), json!({}))
+            .await
+            .expect("applying");
+        keys.push(key);
+    }
+    for i in 0..3 {
+        h.wait_ready(&format!("conn-{i}"), "True", "Verified").await;
+    }
+    // Three Secrets referenced, limit two: one namespace-wide watch.
+    wait_source_watches(&h, 0.0, 1.0).await;
+    let rotated = common::secret_value("t");
+    h.secrets.push(rotated.clone());
+    h.fake.set(&keys[2], &rotated, Behavior::Valid);
+    h.rotate_source("src-2", &keys[2], &rotated).await;
+    wait_published(&h, "conn-2", &rotated).await;
+
+    // Two referenced: one watch per Secret, by name.
+    h.connections()
+        .delete("conn-2", &DeleteParams::default())
+        .await
+        .expect("deleting conn-2");
+    wait_source_watches(&h, 2.0, 0.0).await;
+    let rotated = common::secret_value("t");
+    h.secrets.push(rotated.clone());
+    h.fake.set(&keys[1], &rotated, Behavior::Valid);
+    h.rotate_source("src-1", &keys[1], &rotated).await;
+    wait_published(&h, "conn-1", &rotated).await;
+
+    // Deleted and created again: noticed both times through the name watch.
+    h.secrets_api()
+        .delete("src-0", &DeleteParams::default())
+        .await
+        .expect("deleting src-0");
+    h.wait_ready("conn-0", "False", "CredentialsNotFound").await;
+    let (key, token) = h.credential(Behavior::Valid);
+    h.put_source("src-0", &key, &token).await;
+    h.wait_ready("conn-0", "True", "Verified").await;
+    wait_published(&h, "conn-0", &token).await;
+    h.finish().await;
+}

@@ -1,7 +1,8 @@
 //! A CI-sized run of the scale benchmark (`hack/bench`) on the real test bed: 200 connections
 //! sharing 10 credentials, with 500 unrelated Secrets in the watched namespace. It asserts the
 //! invariants that are not timings: every connection Ready with its output Secret, exactly one
-//! TrackVia call per credential, and no writes at all in a steady window afterwards.
+//! TrackVia call per credential, shared source Secrets read once (not once per connection), no
+//! writes at all in a steady window afterwards, and unrelated Secrets never reaching the operator.
 
 mod common;
 
@@ -13,7 +14,7 @@ use futures::{StreamExt, stream};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 use trackvia_testsupport::fake::Behavior;
 
@@ -202,6 +203,32 @@ async fn many_connections_share_few_credentials_without_churn() {
     }
     let converged = started.elapsed();
 
+    // Each connection reads its (absent) output Secret once before creating it; the ten
+    // shared source Secrets are read once per version, not once per connection. A few
+    // connections reconciled before their source's watch reported read it themselves.
+    let metrics = h.metrics().await;
+    let reads = counter(&metrics, "trackvia_secret_reads_total");
+    assert!(
+        reads <= (CONNECTIONS + CONNECTIONS / 4) as u64,
+        "{reads} Secret reads for {CONNECTIONS} connections sharing {CREDENTIALS} Secrets"
+    );
+    assert_eq!(
+        counter(
+            &metrics,
+            "trackvia_source_secret_watches{selector=\"name\"}"
+        ),
+        CREDENTIALS as u64,
+        "one watch per source Secret"
+    );
+    assert_eq!(
+        counter(
+            &metrics,
+            "trackvia_source_secret_watches{selector=\"namespace\"}"
+        ),
+        0,
+        "no namespace-wide Secret watch"
+    );
+
     // One TrackVia call per distinct credential, however many connections share it.
     let per_credential: Vec<usize> = creds
         .iter()
@@ -253,6 +280,70 @@ async fn many_connections_share_few_credentials_without_churn() {
         h.fake.total_calls(),
         CREDENTIALS,
         "TrackVia calls in the steady window"
+    );
+
+    // Unrelated Secrets changing: nothing reaches the operator, nothing is reconciled.
+    let events_before = counter(&metrics, "trackvia_secret_watch_events_total");
+    let reconciles_before = counter(&metrics, "trackvia_reconcile_duration_seconds_count");
+    let failures: Vec<String> = stream::iter(0..UNRELATED)
+        .map(|i| {
+            let secrets = secrets.clone();
+            async move {
+                let patch = json!({"metadata": {"labels": {"touched": "yes"}}});
+                secrets
+                    .patch(
+                        &format!("unrelated-{i}"),
+                        &PatchParams::default(),
+                        &Patch::Merge(&patch),
+                    )
+                    .await
+                    .err()
+                    .map(|e| format!("unrelated-{i}: {e}"))
+            }
+        })
+        .buffer_unordered(WRITERS)
+        .filter_map(|e| async move { e })
+        .collect()
+        .await;
+    assert!(
+        failures.is_empty(),
+        "updating unrelated Secrets: {failures:?}"
+    );
+    // A change the operator does watch, made after those: once it has been acted on,
+    // any event about the unrelated ones would have arrived too.
+    let (key, token) = h.credential(Behavior::Valid);
+    h.put_source("src-0", &key, &token).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while h
+        .secrets_api()
+        .get("conn-0")
+        .await
+        .ok()
+        .and_then(|s| secret_text(&s, "authToken"))
+        .as_deref()
+        != Some(token.as_str())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "conn-0 never got the rotated token"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = h.metrics().await;
+    let events = counter(&metrics, "trackvia_secret_watch_events_total") - events_before;
+    let reconciles =
+        counter(&metrics, "trackvia_reconcile_duration_seconds_count") - reconciles_before;
+    // The rotation: an event or two for src-0, and one for each output Secret it
+    // rewrote (the watch sees the operator's own writes; their echo is not
+    // reconciled). A single unrelated Secret reaching the operator would be 500 more.
+    let readers = CONNECTIONS / CREDENTIALS;
+    assert!(
+        events <= 5 + readers as u64,
+        "{events} Secret watch events after updating {UNRELATED} unrelated Secrets and rotating one source read by {readers}"
+    );
+    assert!(
+        reconciles <= 2 * readers as u64,
+        "{reconciles} reconciles after updating {UNRELATED} unrelated Secrets and rotating one source read by {readers}"
     );
     eprintln!(
         "scale: {CONNECTIONS} connections converged {:.1} s after the start; total {:.1} s",
