@@ -150,9 +150,11 @@ impl Metrics {
             m.secret_watch_events.clone(),
         );
         for selector in ["name", "namespace"] {
-            m.source_watches.get_or_create(&SelectorLabel {
-                selector: selector.into(),
-            });
+            m.source_watches
+                .get_or_create(&SelectorLabel {
+                    selector: selector.into(),
+                })
+                .set(0);
         }
         registry.register(
             "trackvia_source_secret_watches",
