@@ -285,6 +285,12 @@ fn build_controller(
         .predicate_filter(relevant, PredicateConfig::default());
     let selector = format!("{MANAGED_BY_LABEL}={MANAGER_NAME}");
     let metrics = ctx.metrics.clone();
+    let (trigger, triggered) = futures::channel::mpsc::unbounded();
+    // An output Secret deleted while the watch was away is missing from its
+    // relist, which raises no event: its connection is told at the end of the relist.
+    let vanished = trigger.clone();
+    let stored = owned_writer.as_reader();
+    let mut listed: Option<std::collections::HashSet<ObjectRef<SecretMeta>>> = None;
     let output_events = watcher(
         outputs,
         watcher::Config::default().labels(&selector).any_semantic(),
@@ -292,6 +298,28 @@ fn build_controller(
     .backoff(WatchBackoff::default())
     .modify(|meta: &mut SecretMeta| {
         meta.managed_fields_mut().clear();
+    })
+    .inspect(move |event| match event {
+        Ok(watcher::Event::Init) => listed = Some(std::collections::HashSet::new()),
+        Ok(watcher::Event::InitApply(meta)) => {
+            if let Some(listed) = listed.as_mut() {
+                listed.insert(ObjectRef::from_obj(meta));
+            }
+        }
+        Ok(watcher::Event::InitDone) => {
+            let listed = listed.take().unwrap_or_default();
+            for gone in stored.state() {
+                if !listed.contains(&ObjectRef::from_obj(&*gone))
+                    && let (Some(ns), Some(owner)) = (
+                        gone.namespace(),
+                        gone.annotations().get(CONNECTION_ANNOTATION),
+                    )
+                {
+                    let _ = vanished.unbounded_send(ObjectRef::new(owner).within(&ns));
+                }
+            }
+        }
+        _ => {}
     })
     .reflect(owned_writer)
     .inspect(move |event| {
@@ -303,7 +331,6 @@ fn build_controller(
         }
     })
     .touched_objects();
-    let (trigger, triggered) = futures::channel::mpsc::unbounded();
     let source_watches = watches::run_source_watches(
         SourceWatchContext {
             scope: namespace.map(str::to_string),
@@ -865,11 +892,12 @@ async fn sync_secret(
     {
         return SecretOutcome::Synced { hash };
     }
-    // At least the version the watch saw; a Secret it has not seen (absent, or
-    // not labelled as ours) is read from the API server's cache.
+    // At least the version the watch saw. A Secret it has not seen (absent, or
+    // not labelled as ours) is read consistently: a stale "not found" must not
+    // let the apply merge into a Secret someone else just created.
     let params = match &watched_version {
         Some(rv) => GetParams::at(rv),
-        None => GetParams::any(),
+        None => GetParams::default(),
     };
     let existing = match get_secret(ctx, ns, &name, &params).await {
         Ok(s) => s,

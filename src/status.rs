@@ -991,7 +991,9 @@ pub fn transitions(
         let moved = old_ready.is_none_or(|o| o.status != ready.status || o.reason != ready.reason);
         // A new connection that is Ready at its first answer records no event
         // (its status says so): creating a thousand writes no thousand Events.
-        let first_answer = old_ready.is_none_or(|o| o.reason == reason::VERIFICATION_PENDING);
+        let never_answered = old.is_none_or(|o| o.last_verified_time.is_none());
+        let first_answer =
+            old_ready.is_none_or(|o| o.reason == reason::VERIFICATION_PENDING && never_answered);
         let quiet = first_answer && ready.status == "True";
         if moved && ready.reason != reason::VERIFICATION_PENDING && !quiet {
             out.push(Transition {

@@ -112,24 +112,21 @@ impl Sources {
     }
 
     /// A watch reports `key` at `resource_version` (`None`: deleted). True when
-    /// the connections reading it must look again: the version changed, or, on
-    /// the first report, some connection may have read another version (or
-    /// nothing) before the watch started.
+    /// the connections reading it must look again: on the first report, and
+    /// whenever the version changes.
     pub fn observe(&self, key: &SecretKey, resource_version: Option<String>) -> bool {
         let mut inner = self.lock();
         if !inner.referenced.contains(key) {
             return false;
         }
         let previous = inner.seen.insert(key.clone(), resource_version.clone());
-        let before = inner.read.len();
         inner
             .read
             .retain(|(k, _, _), (rv, _)| k != key || Some(&*rv) == resource_version.as_ref());
-        let dropped = inner.read.len() != before;
-        match previous {
-            Some(previous) => previous != resource_version,
-            None => dropped || !inner.read.keys().any(|(k, _, _)| k == key),
-        }
+        // On the first report every reader looks again: some may have read
+        // another version before the watch started (reads are not tracked per
+        // connection). Those that read this version are answered from memory.
+        previous.is_none_or(|previous| previous != resource_version)
     }
 
     /// Is `key` read by some connection?
@@ -385,8 +382,8 @@ mod tests {
         // Not reported by a watch yet: nothing is served from memory.
         s.remember(&k, "apiKey", "authToken", "5".into(), Ok(creds("one")));
         assert!(s.cached(&k, "apiKey", "authToken").is_none());
-        // The first report matches what every reader read: nobody needs to look again.
-        assert!(!s.observe(&k, Some("5".into())));
+        // The first report: readers look again, and what was read at 5 answers them.
+        assert!(s.observe(&k, Some("5".into())));
         assert_eq!(s.cached(&k, "apiKey", "authToken"), Some(Ok(creds("one"))));
         // Another key pair of the same Secret is a different read.
         assert!(s.cached(&k, "key", "token").is_none());
@@ -409,15 +406,16 @@ mod tests {
     }
 
     #[test]
-    fn a_first_report_asks_readers_to_look_again_unless_all_read_that_version() {
+    fn a_first_report_always_asks_readers_to_look_again() {
         let s = Sources::default();
         let (a, b, c) = (key("a", "one"), key("a", "two"), key("a", "three"));
         s.set_referenced(None, HashSet::from([a.clone(), b.clone(), c.clone()]));
         // Nobody read it yet.
         assert!(s.observe(&a, Some("1".into())));
-        // Read at an older version before the watch started.
+        // Read at an older version before the watch started: not served.
         s.remember(&b, "apiKey", "authToken", "1".into(), Ok(creds("old")));
         assert!(s.observe(&b, Some("2".into())));
+        assert!(s.cached(&b, "apiKey", "authToken").is_none());
         // Found missing before the watch started, created since.
         s.remember(
             &c,
@@ -427,6 +425,7 @@ mod tests {
             Err("not found".into()),
         );
         assert!(s.observe(&c, Some("3".into())));
+        assert!(s.cached(&c, "apiKey", "authToken").is_none());
     }
 
     #[test]

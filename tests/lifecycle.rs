@@ -601,6 +601,15 @@ async fn wait_published(h: &Harness, name: &str, token: &str) {
     .await;
 }
 
+/// A new valid token for `key` in `source`, then wait until `connection` publishes it.
+async fn rotate_and_wait(h: &mut Harness, key: &str, source: &str, connection: &str) {
+    let rotated = common::secret_value("t");
+    h.secrets.push(rotated.clone());
+    h.fake.set(key, &rotated, Behavior::Valid);
+    h.rotate_source(source, key, &rotated).await;
+    wait_published(h, connection, &rotated).await;
+}
+
 #[tokio::test]
 async fn source_secrets_are_watched_by_name_or_by_namespace_over_the_limit() {
     let mut h = Harness::start("tvc-sources", &["--source-watch-limit", "2"]).await;
@@ -618,11 +627,7 @@ async fn source_secrets_are_watched_by_name_or_by_namespace_over_the_limit() {
     }
     // Three Secrets referenced, limit two: one namespace-wide watch.
     wait_source_watches(&h, 0.0, 1.0).await;
-    let rotated = common::secret_value("t");
-    h.secrets.push(rotated.clone());
-    h.fake.set(&keys[2], &rotated, Behavior::Valid);
-    h.rotate_source("src-2", &keys[2], &rotated).await;
-    wait_published(&h, "conn-2", &rotated).await;
+    rotate_and_wait(&mut h, &keys[2], "src-2", "conn-2").await;
 
     // Two referenced: one watch per Secret, by name.
     h.connections()
@@ -630,11 +635,7 @@ async fn source_secrets_are_watched_by_name_or_by_namespace_over_the_limit() {
         .await
         .expect("deleting conn-2");
     wait_source_watches(&h, 2.0, 0.0).await;
-    let rotated = common::secret_value("t");
-    h.secrets.push(rotated.clone());
-    h.fake.set(&keys[1], &rotated, Behavior::Valid);
-    h.rotate_source("src-1", &keys[1], &rotated).await;
-    wait_published(&h, "conn-1", &rotated).await;
+    rotate_and_wait(&mut h, &keys[1], "src-1", "conn-1").await;
 
     // Deleted and created again: noticed both times through the name watch.
     h.secrets_api()

@@ -48,6 +48,27 @@ fn unrelated_secret(i: usize) -> Secret {
     }
 }
 
+/// `write(i)` for every unrelated Secret, `WRITERS` at a time; fails naming what failed.
+async fn for_each_unrelated<F, Fut>(what: &str, write: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<(), kube::Error>>,
+{
+    let failures: Vec<String> = stream::iter(0..UNRELATED)
+        .map(|i| {
+            let done = write(i);
+            async move { done.await.err().map(|e| format!("unrelated-{i}: {e}")) }
+        })
+        .buffer_unordered(WRITERS)
+        .filter_map(|e| async move { e })
+        .collect()
+        .await;
+    assert!(
+        failures.is_empty(),
+        "{what} unrelated Secrets: {failures:?}"
+    );
+}
+
 /// A counter of the operator's `/metrics`.
 fn counter(metrics: &str, name: &str) -> u64 {
     metrics
@@ -147,25 +168,16 @@ async fn many_connections_share_few_credentials_without_churn() {
 
     // Unrelated Secrets in the watched namespace: they must cost nothing.
     let secrets = h.secrets_api();
-    let failures: Vec<String> = stream::iter(0..UNRELATED)
-        .map(|i| {
-            let secrets = secrets.clone();
-            async move {
-                secrets
-                    .create(&PostParams::default(), &unrelated_secret(i))
-                    .await
-                    .err()
-                    .map(|e| format!("unrelated-{i}: {e}"))
-            }
-        })
-        .buffer_unordered(WRITERS)
-        .filter_map(|e| async move { e })
-        .collect()
-        .await;
-    assert!(
-        failures.is_empty(),
-        "creating unrelated Secrets: {failures:?}"
-    );
+    for_each_unrelated("creating", |i| {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .create(&PostParams::default(), &unrelated_secret(i))
+                .await
+                .map(|_| ())
+        }
+    })
+    .await;
 
     let h_ref = &h;
     let failures: Vec<String> = stream::iter(0..CONNECTIONS)
@@ -285,30 +297,21 @@ async fn many_connections_share_few_credentials_without_churn() {
     // Unrelated Secrets changing: nothing reaches the operator, nothing is reconciled.
     let events_before = counter(&metrics, "trackvia_secret_watch_events_total");
     let reconciles_before = counter(&metrics, "trackvia_reconcile_duration_seconds_count");
-    let failures: Vec<String> = stream::iter(0..UNRELATED)
-        .map(|i| {
-            let secrets = secrets.clone();
-            async move {
-                let patch = json!({"metadata": {"labels": {"touched": "yes"}}});
-                secrets
-                    .patch(
-                        &format!("unrelated-{i}"),
-                        &PatchParams::default(),
-                        &Patch::Merge(&patch),
-                    )
-                    .await
-                    .err()
-                    .map(|e| format!("unrelated-{i}: {e}"))
-            }
-        })
-        .buffer_unordered(WRITERS)
-        .filter_map(|e| async move { e })
-        .collect()
-        .await;
-    assert!(
-        failures.is_empty(),
-        "updating unrelated Secrets: {failures:?}"
-    );
+    for_each_unrelated("updating", |i| {
+        let secrets = secrets.clone();
+        async move {
+            let patch = json!({"metadata": {"labels": {"touched": "yes"}}});
+            secrets
+                .patch(
+                    &format!("unrelated-{i}"),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .map(|_| ())
+        }
+    })
+    .await;
     // A change the operator does watch, made after those: once it has been acted on,
     // any event about the unrelated ones would have arrived too.
     let (key, token) = h.credential(Behavior::Valid);

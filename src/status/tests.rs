@@ -1765,6 +1765,21 @@ fn events_only_on_a_new_ready_reason() {
     );
     assert!(transitions(Some(&s5), &s6).is_empty());
 
+    // Pending again after a refusal (new credentials), then accepted: that is a
+    // recovery, not a first answer, so it is recorded.
+    let t = t1 + mins(5);
+    let s6b = step(&p, Some(&s5), unchecked_fp("fp-new-token"), t);
+    assert_eq!(
+        state(&s6b, condition::READY),
+        ("Unknown", reason::VERIFICATION_PENDING)
+    );
+    let recovered = pass(&p, Some(&s6b), checked(ok(), t), t, &synced("hash-3"));
+    assert!(
+        transitions(Some(&s6b), &recovered)
+            .iter()
+            .any(|e| e.reason == reason::VERIFIED && !e.warning)
+    );
+
     // Accepted after a refusal: a Verified event, not a warning.
     let s7 = pass(
         &p,
