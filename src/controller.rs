@@ -26,7 +26,7 @@ use crate::restart::{self, RestartResult};
 use crate::secret::{self, Ownership};
 use crate::status::{self, Observation, SecretOutcome, Settings, Verification};
 use crate::trackvia::{AllowedHosts, Credentials, Freshness, Verifier};
-use crate::watches::{self, SecretMeta, SourceWatchContext, Sources};
+use crate::watches::{self, Relist, SecretMeta, SourceWatchContext, Sources};
 use crate::{Error, Result};
 
 /// Field manager for every write.
@@ -252,15 +252,9 @@ fn build_controller(
     future::BoxFuture<'static, ()>,
 ) {
     let client = &ctx.client;
-    let connections: Api<TrackViaConnection> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let connections: Api<TrackViaConnection> = scoped_api(client, namespace);
     // Metadata only, and only the Secrets carrying the operator's label.
-    let outputs: Api<SecretMeta> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let outputs: Api<SecretMeta> = scoped_api(client, namespace);
     let (reader, writer) = reflector::store();
     // Reconcile on spec changes and on a new verify-requested-at value, not on our own status writes.
     let relevant = |obj: &TrackViaConnection| {
@@ -290,7 +284,7 @@ fn build_controller(
     // relist, which raises no event: its connection is told at the end of the relist.
     let vanished = trigger.clone();
     let stored = owned_writer.as_reader();
-    let mut listed: Option<std::collections::HashSet<ObjectRef<SecretMeta>>> = None;
+    let mut relist = Relist::default();
     let output_events = watcher(
         outputs,
         watcher::Config::default().labels(&selector).any_semantic(),
@@ -299,27 +293,19 @@ fn build_controller(
     .modify(|meta: &mut SecretMeta| {
         meta.managed_fields_mut().clear();
     })
-    .inspect(move |event| match event {
-        Ok(watcher::Event::Init) => listed = Some(std::collections::HashSet::new()),
-        Ok(watcher::Event::InitApply(meta)) => {
-            if let Some(listed) = listed.as_mut() {
-                listed.insert(ObjectRef::from_obj(meta));
+    .inspect(move |event| {
+        let Some(listed) = event.as_ref().ok().and_then(|e| relist.follow(e)) else {
+            return;
+        };
+        for gone in stored.state() {
+            if let (Some(ns), Some(owner)) = (
+                gone.namespace(),
+                gone.annotations().get(CONNECTION_ANNOTATION),
+            ) && !listed.contains(&(ns.clone(), gone.name_any()))
+            {
+                let _ = vanished.unbounded_send(ObjectRef::new(owner).within(&ns));
             }
         }
-        Ok(watcher::Event::InitDone) => {
-            let listed = listed.take().unwrap_or_default();
-            for gone in stored.state() {
-                if !listed.contains(&ObjectRef::from_obj(&*gone))
-                    && let (Some(ns), Some(owner)) = (
-                        gone.namespace(),
-                        gone.annotations().get(CONNECTION_ANNOTATION),
-                    )
-                {
-                    let _ = vanished.unbounded_send(ObjectRef::new(owner).within(&ns));
-                }
-            }
-        }
-        _ => {}
     })
     .reflect(owned_writer)
     .inspect(move |event| {
@@ -356,6 +342,18 @@ fn build_controller(
         })
         .reconcile_on(triggered);
     (controller, store, source_watches)
+}
+
+/// An API of one namespace, or of all.
+fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 /// Backoff of a watch after an error: from 250 ms doubling to at most 4 s, so
@@ -682,7 +680,7 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
 /// does not exist makes the collector remove it.
 async fn retire_secret(ctx: &Context, tvc: &TrackViaConnection, ns: &str, old_name: &str) {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let existing = match api.get_opt(old_name).await {
+    let existing = match get_secret(ctx, ns, old_name, &GetParams::default()).await {
         Ok(Some(s)) => s,
         Ok(None) => return,
         Err(e) => {

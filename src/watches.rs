@@ -163,7 +163,8 @@ impl Sources {
     }
 
     /// Number of Secrets with credentials kept, for tests.
-    pub fn kept(&self) -> usize {
+    #[cfg(test)]
+    fn kept(&self) -> usize {
         self.lock()
             .read
             .keys()
@@ -305,39 +306,31 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
     let mut stream = watcher::watcher(api, config.any_semantic())
         .backoff(crate::controller::WatchBackoff::default())
         .boxed();
-    // Names listed since the watch (re)started, to notice Secrets deleted while it was away.
-    let mut listed: Option<HashSet<String>> = None;
+    let mut relist = Relist::default();
     while let Some(event) = stream.next().await {
-        let (meta, deleted) = match event {
-            Ok(Event::Init) => {
-                listed = Some(HashSet::new());
-                continue;
-            }
-            Ok(Event::InitApply(meta)) => {
-                if let Some(listed) = listed.as_mut() {
-                    listed.insert(meta.name_any());
-                }
-                (meta, false)
-            }
-            Ok(Event::InitDone) => {
-                let listed = listed.take().unwrap_or_default();
-                let domain = match &watch {
-                    SourceWatch::Name(ns, name) => vec![(ns.clone(), name.clone())],
-                    SourceWatch::Namespace(ns) => ctx.sources.referenced_in(ns),
-                };
-                for key in domain {
-                    if !listed.contains(&key.1) {
-                        note(&ctx, &key, None);
-                    }
-                }
-                continue;
-            }
-            Ok(Event::Apply(meta)) => (meta, false),
-            Ok(Event::Delete(meta)) => (meta, true),
+        let event = match event {
+            Ok(event) => event,
             Err(e) => {
                 debug!(namespace = %namespace, error = %e, "source Secret watch");
                 continue;
             }
+        };
+        if let Some(listed) = relist.follow(&event) {
+            let domain = match &watch {
+                SourceWatch::Name(ns, name) => vec![(ns.clone(), name.clone())],
+                SourceWatch::Namespace(ns) => ctx.sources.referenced_in(ns),
+            };
+            for key in domain {
+                if !listed.contains(&key) {
+                    note(&ctx, &key, None);
+                }
+            }
+            continue;
+        }
+        let (meta, deleted) = match event {
+            Event::InitApply(meta) | Event::Apply(meta) => (meta, false),
+            Event::Delete(meta) => (meta, true),
+            Event::Init | Event::InitDone => continue,
         };
         ctx.metrics.secret_watch_events.inc();
         let key = (namespace.clone(), meta.name_any());
@@ -349,6 +342,31 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
         note(&ctx, &key, version);
     }
     info!(namespace = %namespace, "source Secret watch ended");
+}
+
+/// Follows the relists of a Secret watch (`Init` … `InitDone`). A relist raises
+/// no delete for a Secret deleted while the watch was away; what it listed,
+/// handed over at its end, tells the caller which ones are gone.
+#[derive(Default)]
+pub struct Relist {
+    listed: Option<HashSet<SecretKey>>,
+}
+
+impl Relist {
+    /// Follow one event; at the end of a relist, the Secrets it listed.
+    pub fn follow(&mut self, event: &Event<SecretMeta>) -> Option<HashSet<SecretKey>> {
+        match event {
+            Event::Init => self.listed = Some(HashSet::new()),
+            Event::InitApply(meta) => {
+                if let (Some(listed), Some(ns)) = (self.listed.as_mut(), meta.namespace()) {
+                    listed.insert((ns, meta.name_any()));
+                }
+            }
+            Event::InitDone => return Some(self.listed.take().unwrap_or_default()),
+            Event::Apply(_) | Event::Delete(_) => {}
+        }
+        None
+    }
 }
 
 fn note(ctx: &SourceWatchContext, key: &SecretKey, version: Option<String>) {
@@ -449,6 +467,33 @@ mod tests {
         assert_eq!(s.kept(), 0);
         assert!(s.cached(&k, "apiKey", "authToken").is_none());
         assert!(!s.is_referenced(&k));
+    }
+
+    #[test]
+    fn a_relist_hands_over_what_it_listed_at_its_end() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        use kube::core::PartialObjectMetaExt;
+        let meta = |name: &str| {
+            ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("a".into()),
+                ..ObjectMeta::default()
+            }
+            .into_response_partial::<Secret>()
+        };
+        let mut relist = Relist::default();
+        assert_eq!(relist.follow(&Event::Apply(meta("before"))), None);
+        assert_eq!(relist.follow(&Event::Init), None);
+        assert_eq!(relist.follow(&Event::InitApply(meta("one"))), None);
+        assert_eq!(relist.follow(&Event::InitApply(meta("two"))), None);
+        assert_eq!(
+            relist.follow(&Event::InitDone),
+            Some(HashSet::from([key("a", "one"), key("a", "two")]))
+        );
+        // Events after the relist are not collected; a new relist starts empty.
+        assert_eq!(relist.follow(&Event::Apply(meta("three"))), None);
+        assert_eq!(relist.follow(&Event::Init), None);
+        assert_eq!(relist.follow(&Event::InitDone), Some(HashSet::new()));
     }
 
     #[test]
