@@ -500,12 +500,11 @@ async fn the_api_server_going_away_and_back_is_survived() {
     h.secrets.push(rotated.clone());
     h.fake.set(&creds[0].0, &rotated, Behavior::Valid);
     h.rotate_source("src-0", &creds[0].0, &rotated).await;
-    trackvia_testsupport::kube::wait_for(
-        &h.secrets_api(),
+    h.wait_published(
         "early-0",
+        &rotated,
         common::SETTLE,
         "the rotated token published",
-        |s: &Secret| secret_text(s, "authToken").as_deref() == Some(rotated.as_str()),
     )
     .await;
     assert_eq!(

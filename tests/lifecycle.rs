@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use common::{Harness, SETTLE, secret_text};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
@@ -181,14 +180,9 @@ async fn rotation_publishes_only_verified_tokens_and_hash_tracks_values() {
     h.fake.set(&key, &t3, Behavior::Valid);
     h.rotate_source("src", &key, &t3).await;
     h.wait_ready("crm", "True", "Verified").await;
-    let out = wait_for(
-        &h.secrets_api(),
-        "crm",
-        SETTLE,
-        "the new token published",
-        |s: &Secret| secret_text(s, "authToken").as_deref() == Some(t3.as_str()),
-    )
-    .await;
+    let out = h
+        .wait_published("crm", &t3, SETTLE, "the new token published")
+        .await;
     let hash3 = out.metadata.annotations.as_ref().unwrap()["trackvia.io/content-hash"].clone();
     assert_ne!(hash1, hash3);
 
@@ -261,22 +255,15 @@ async fn edited_or_deleted_output_secrets_are_repaired() {
     api.patch("crm", &PatchParams::default(), &Patch::Merge(&edit))
         .await
         .unwrap();
-    wait_for(
-        &api,
-        "crm",
-        Duration::from_secs(10),
-        "the edit repaired",
-        |s: &Secret| secret_text(s, "authToken").as_deref() == Some(token.as_str()),
-    )
-    .await;
+    h.wait_published("crm", &token, Duration::from_secs(10), "the edit repaired")
+        .await;
 
     api.delete("crm", &DeleteParams::default()).await.unwrap();
-    wait_for(
-        &api,
+    h.wait_published(
         "crm",
+        &token,
         Duration::from_secs(10),
         "the deleted Secret recreated",
-        |s: &Secret| secret_text(s, "authToken").as_deref() == Some(token.as_str()),
     )
     .await;
     assert_eq!(h.fake.total_calls(), 1, "repairs need no TrackVia call");
@@ -408,14 +395,9 @@ async fn consumers_restart_once_per_real_change_and_never_on_operator_restart() 
     h.fake.set(&kx, &t, Behavior::Valid);
     h.rotate_source("src-x", &kx, &t).await;
     for (i, token) in new_tokens.iter().enumerate() {
-        let secret = wait_for(
-            &h.secrets_api(),
-            &format!("c-{i}"),
-            SETTLE,
-            "rotated Secret",
-            |s: &Secret| secret_text(s, "authToken").as_deref() == Some(token.as_str()),
-        )
-        .await;
+        let secret = h
+            .wait_published(&format!("c-{i}"), token, SETTLE, "rotated Secret")
+            .await;
         let hash =
             secret.metadata.annotations.as_ref().unwrap()["trackvia.io/content-hash"].clone();
         let d = wait_for(
@@ -497,14 +479,9 @@ async fn consumers_restart_once_per_real_change_and_never_on_operator_restart() 
         h.rotate_source("src-0", &keys[0], &last).await;
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
-    let secret = wait_for(
-        &h.secrets_api(),
-        "c-0",
-        SETTLE,
-        "the last rotation published",
-        |s: &Secret| secret_text(s, "authToken").as_deref() == Some(last.as_str()),
-    )
-    .await;
+    let secret = h
+        .wait_published("c-0", &last, SETTLE, "the last rotation published")
+        .await;
     let hash = secret.metadata.annotations.as_ref().unwrap()["trackvia.io/content-hash"].clone();
     let d = wait_for(
         &deployments,
@@ -545,14 +522,9 @@ async fn renaming_the_target_moves_the_secret_and_removes_the_old_one() {
     h.apply_connection("crm", "src", json!({"target": {"name": "second"}}))
         .await
         .expect("applying");
-    let out = wait_for(
-        &h.secrets_api(),
-        "second",
-        SETTLE,
-        "the Secret under its new name",
-        |s: &Secret| secret_text(s, "authToken").as_deref() == Some(token.as_str()),
-    )
-    .await;
+    let out = h
+        .wait_published("second", &token, SETTLE, "the Secret under its new name")
+        .await;
     assert!(out.metadata.owner_references.is_some());
     wait_for_absent(&h.secrets_api(), "first", SETTLE, "the old Secret removed").await;
     let t = h.wait_ready("crm", "True", "Verified").await;
@@ -590,24 +562,14 @@ async fn wait_source_watches(h: &Harness, by_name: f64, by_namespace: f64) {
     }
 }
 
-async fn wait_published(h: &Harness, name: &str, token: &str) {
-    wait_for(
-        &h.secrets_api(),
-        name,
-        SETTLE,
-        "the rotated token published",
-        |s: &Secret| secret_text(s, "authToken").as_deref() == Some(token),
-    )
-    .await;
-}
-
 /// A new valid token for `key` in `source`, then wait until `connection` publishes it.
 async fn rotate_and_wait(h: &mut Harness, key: &str, source: &str, connection: &str) {
     let rotated = common::secret_value("t");
     h.secrets.push(rotated.clone());
     h.fake.set(key, &rotated, Behavior::Valid);
     h.rotate_source(source, key, &rotated).await;
-    wait_published(h, connection, &rotated).await;
+    h.wait_published(connection, &rotated, SETTLE, "the rotated token published")
+        .await;
 }
 
 #[tokio::test]
@@ -646,6 +608,7 @@ async fn source_secrets_are_watched_by_name_or_by_namespace_over_the_limit() {
     let (key, token) = h.credential(Behavior::Valid);
     h.put_source("src-0", &key, &token).await;
     h.wait_ready("conn-0", "True", "Verified").await;
-    wait_published(&h, "conn-0", &token).await;
+    h.wait_published("conn-0", &token, SETTLE, "the recreated source published")
+        .await;
     h.finish().await;
 }

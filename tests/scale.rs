@@ -316,22 +316,13 @@ async fn many_connections_share_few_credentials_without_churn() {
     // any event about the unrelated ones would have arrived too.
     let (key, token) = h.credential(Behavior::Valid);
     h.put_source("src-0", &key, &token).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while h
-        .secrets_api()
-        .get("conn-0")
-        .await
-        .ok()
-        .and_then(|s| secret_text(&s, "authToken"))
-        .as_deref()
-        != Some(token.as_str())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "conn-0 never got the rotated token"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    h.wait_published(
+        "conn-0",
+        &token,
+        Duration::from_secs(30),
+        "conn-0 to publish the rotated token",
+    )
+    .await;
     let metrics = h.metrics().await;
     let events = counter(&metrics, "trackvia_secret_watch_events_total") - events_before;
     let reconciles =

@@ -285,6 +285,20 @@ impl Harness {
         self.ns.api()
     }
 
+    /// Wait (at most `within`) until output Secret `name` holds `token`; `what` names the wait.
+    pub async fn wait_published(
+        &self,
+        name: &str,
+        token: &str,
+        within: Duration,
+        what: &str,
+    ) -> Secret {
+        wait_for(&self.secrets_api(), name, within, what, |s: &Secret| {
+            secret_text(s, "authToken").as_deref() == Some(token)
+        })
+        .await
+    }
+
     /// Wait until Ready has `status` and `reason`.
     pub async fn wait_ready(&self, name: &str, status: &str, reason: &str) -> TrackViaConnection {
         let what = format!("{name} Ready={status}/{reason}");
