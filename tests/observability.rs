@@ -919,18 +919,29 @@ async fn status_command_shows_connections_consumers_conditions_and_events() {
     let stateful_sets: Api<StatefulSet> = h.ns.api();
     let daemon_sets: Api<DaemonSet> = h.ns.api();
     let pp = PostParams::default();
-    deployments
-        .create(
-            &pp,
-            &serde_json::from_value(workload_template(
-                "crm-sync",
-                json!({"containers": [container(json!({}))],
-                       "volumes": [{"name": "tv", "secret": {"secretName": "crm-out"}}]}),
-            ))
-            .expect("a Deployment"),
-        )
-        .await
-        .expect("creating crm-sync");
+    for (name, pod) in [
+        (
+            "crm-sync",
+            json!({"containers": [container(json!({}))],
+                   "volumes": [{"name": "tv", "secret": {"secretName": "crm-out"}}]}),
+        ),
+        (
+            "reporting",
+            json!({"containers": [container(json!({"envFrom": [{"secretRef": {"name": "nodate"}}]}))]}),
+        ),
+        (
+            "unrelated",
+            json!({"containers": [container(json!({"envFrom": [{"secretRef": {"name": "src-crm"}}]}))]}),
+        ),
+    ] {
+        deployments
+            .create(
+                &pp,
+                &serde_json::from_value(workload_template(name, pod)).expect("a Deployment"),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+    }
     stateful_sets
         .create(&pp, &{
             let mut v = workload_template(
@@ -955,28 +966,6 @@ async fn status_command_shows_connections_consumers_conditions_and_events() {
         )
         .await
         .expect("creating crm-agent");
-    deployments
-        .create(
-            &pp,
-            &serde_json::from_value(workload_template(
-                "reporting",
-                json!({"containers": [container(json!({"envFrom": [{"secretRef": {"name": "nodate"}}]}))]}),
-            ))
-            .expect("a Deployment"),
-        )
-        .await
-        .expect("creating reporting");
-    deployments
-        .create(
-            &pp,
-            &serde_json::from_value(workload_template(
-                "unrelated",
-                json!({"containers": [container(json!({"envFrom": [{"secretRef": {"name": "src-crm"}}]}))]}),
-            ))
-            .expect("a Deployment"),
-        )
-        .await
-        .expect("creating unrelated");
 
     for (name, status, reason) in [
         ("crm", "True", "Verified"),
