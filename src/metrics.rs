@@ -298,6 +298,18 @@ impl Collector for ConnectionCollector {
                 }
             }
         }
+        let mut interval = encoder.encode_descriptor(
+            "trackvia_connection_verify_interval_seconds",
+            "How often the connection is verified (seconds); 0 when periodic checks are off",
+            None,
+            MetricType::Gauge,
+        )?;
+        for tvc in &connections {
+            if let Ok(every) = crate::status::parse_duration(&tvc.spec.verify_interval) {
+                ConstGauge::new(every.as_secs_f64())
+                    .encode(interval.encode_family(&labels(tvc))?)?;
+            }
+        }
         let mut ready = encoder.encode_descriptor(
             "trackvia_connection_ready",
             "1 when the connection is Ready, 0 otherwise; reason is Ready's reason",

@@ -3,10 +3,16 @@
 //! - [`fake`]: a fake TrackVia API over HTTPS with its own certificate authority.
 //! - [`kube`]: helpers for tests against the real test bed (client, throw-away namespaces,
 //!   waiting with diagnostics, running the operator binary).
+//! - [`tools`]: finding helm, promtool, prometheus...; rendering the chart.
+//! - [`prometheus`]: a real Prometheus server on loopback.
+//! - [`time`]: wall-clock helpers.
 
 pub mod fake;
 pub mod kube;
 mod process;
+pub mod prometheus;
+pub mod time;
+pub mod tools;
 
 pub use fake::{Behavior, FakeOptions, FakeTrackVia, RecordedRequest};
 pub use process::{OperatorProcess, free_port};

@@ -1,0 +1,168 @@
+//! Finding the command-line tools the tests run (helm, kubernetes-validate, promtool,
+//! prometheus) and rendering the chart. A missing tool is a loud failure that says how to
+//! install it: tests that need a tool never skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Root of the test bed's tool cache (`TESTBED_CACHE`, else `~/.cache/trackvia-operator/testbed`).
+pub fn testbed_cache() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("TESTBED_CACHE").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|home| PathBuf::from(home).join(".cache/trackvia-operator/testbed"))
+}
+
+/// Whether `path` is an executable file.
+pub fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// How to get `name` when it is missing.
+fn install_hint(name: &str) -> &'static str {
+    match name {
+        "prometheus" | "promtool" => {
+            "install Debian's `prometheus` package (`hack/testbed install` does it as root)"
+        }
+        _ => "run `hack/testbed install` (or `eval \"$(hack/testbed up)\"`)",
+    }
+}
+
+/// `name` from `PATH`, else from the most recent complete test bed install that has it
+/// (`bin/` or `venv/bin/`). Panics with instructions when neither has it.
+pub fn tool(name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if is_executable(&candidate) {
+                return candidate;
+            }
+        }
+    }
+    let cache = testbed_cache();
+    if let Some(cache) = &cache {
+        let mut installs: Vec<PathBuf> = std::fs::read_dir(cache)
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        // An install still being built lives in `<key>.tmp`; it is not ready to use.
+        installs.retain(|p| p.extension().is_none_or(|ext| ext != "tmp"));
+        // Cache keys do not sort by age; prefer the most recently installed.
+        installs.sort_by_key(|p| p.metadata().and_then(|m| m.modified()).ok());
+        for install in installs.iter().rev() {
+            for sub in ["bin", "venv/bin"] {
+                let candidate = install.join(sub).join(name);
+                if is_executable(&candidate) {
+                    return candidate;
+                }
+            }
+        }
+    }
+    panic!(
+        "`{name}` is neither on PATH nor under {}/*/bin; {}",
+        cache
+            .map(|c| c.display().to_string())
+            .unwrap_or_else(|| "~/.cache/trackvia-operator/testbed".to_string()),
+        install_hint(name)
+    );
+}
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testsupport lives inside the repository")
+        .to_path_buf()
+}
+
+/// The Helm chart's directory.
+pub fn chart_dir() -> PathBuf {
+    repo_root().join("charts/trackvia-operator")
+}
+
+/// `helm template RELEASE <chart> --namespace NAMESPACE --set ...`, as parsed documents.
+/// Panics with helm's output when it fails.
+pub fn helm_template(release: &str, namespace: &str, sets: &[&str]) -> Vec<Value> {
+    let mut command = Command::new(tool("helm"));
+    command
+        .arg("template")
+        .arg(release)
+        .arg(chart_dir())
+        .args(["--namespace", namespace]);
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    let out = command.output().expect("running helm");
+    assert!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("helm prints UTF-8");
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .filter_map(|d| {
+            let v: Value = serde::Deserialize::deserialize(d).ok()?;
+            (!v.is_null()).then_some(v)
+        })
+        .collect()
+}
+
+/// The chart's PrometheusRule rendered with `sets` (plus `prometheusRule.enabled=true`), as a
+/// Prometheus rule file: `{"groups": spec.groups}`.
+pub fn rendered_rule_file(release: &str, namespace: &str, sets: &[&str]) -> Value {
+    let mut all = vec!["prometheusRule.enabled=true"];
+    all.extend_from_slice(sets);
+    let docs = helm_template(release, namespace, &all);
+    let rule = docs
+        .iter()
+        .find(|d| d["kind"] == "PrometheusRule")
+        .expect("the chart renders a PrometheusRule");
+    serde_json::json!({ "groups": rule["spec"]["groups"] })
+}
+
+/// Runs `program` with `args`; panics with its output unless it succeeds. Returns stdout.
+pub fn run_ok(program: &Path, args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{} {:?} failed ({}):\n{stdout}{}",
+        program.display(),
+        args,
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Every PromQL query of a Grafana dashboard: each `expr`, and each query variable's
+/// `definition`, recursively.
+pub fn dashboard_queries(dashboard: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map {
+                    match (k.as_str(), child) {
+                        ("expr", Value::String(s)) | ("definition", Value::String(s)) => {
+                            out.push(s.clone())
+                        }
+                        _ => walk(child, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(dashboard, &mut out);
+    out
+}
