@@ -404,6 +404,13 @@ async fn real_prometheus_raises_the_alerts_of_broken_connections_only() {
     )
     .await;
 
+    // The series TrackViaVerificationStale leaves connections out by: 0 for `verifyInterval: 0`.
+    for (name, seconds) in [("manual", "0"), ("healthy", "3600")] {
+        let expr = format!("trackvia_connection_verify_interval_seconds{{name=\"{name}\"}}");
+        let result = p.query(&expr).await.expect("querying the verify interval");
+        assert_eq!(result.len(), 1, "{expr}: {result:?}");
+        assert_eq!(result[0]["value"][1], seconds, "{expr}: {result:?}");
+    }
     // Before its first scrape Prometheus has no `up` series: TrackViaOperatorDown may go
     // pending then, and must be inactive from the next evaluation on.
     eventually(

@@ -214,8 +214,9 @@ fn midnight(date: &str) -> f64 {
 // (a) Series and values per outcome
 // ---------------------------------------------------------------------------------------------
 
-const CONNECTION_FAMILIES: [&str; 4] = [
+const CONNECTION_FAMILIES: [&str; 5] = [
     "trackvia_connection_ready",
+    "trackvia_connection_verify_interval_seconds",
     "trackvia_connection_token_expiration_timestamp_seconds",
     "trackvia_connection_expiry_warning_timestamp_seconds",
     "trackvia_connection_last_success_timestamp_seconds",
@@ -292,6 +293,16 @@ async fn metrics_follow_each_outcome_and_vanish_with_the_connection() {
                 &labels
             ),
             expiry - 48.0 * 3600.0,
+            "{name}"
+        );
+    }
+
+    // The verify interval: the default 1 h for every connection.
+    for (name, ..) in &cases {
+        let labels = [("namespace", ns.as_str()), ("name", *name)];
+        assert_eq!(
+            m.value("trackvia_connection_verify_interval_seconds", &labels),
+            3600.0,
             "{name}"
         );
     }
