@@ -1,6 +1,8 @@
 //! The budget of TrackVia calls, as a pure state machine over an injected
 //! clock: at most `per_minute` calls in any sliding minute for the whole
-//! process, granted in turn to the namespaces that wait (one call per
+//! process, a quarter of them at once and the rest spread over the minute (so
+//! a burst from one namespace leaves calls for the others within seconds),
+//! granted in turn to the namespaces that wait (one call per
 //! namespace per turn, so one busy namespace cannot starve another), a pause
 //! of every call to a host and account after a 429, and at most one forced
 //! check per connection per `forced_gap`.
@@ -66,6 +68,10 @@ pub struct Budget<J> {
     paused: HashMap<String, Instant>,
     /// Last forced check per connection uid.
     forced: HashMap<String, Instant>,
+    /// Calls that may go at once (a token bucket of `per_minute / 4`)…
+    tokens: f64,
+    /// …as of this instant.
+    refilled: Option<Instant>,
 }
 
 impl<J: Queued> Budget<J> {
@@ -81,7 +87,22 @@ impl<J: Queued> Budget<J> {
             last_served: None,
             paused: HashMap::new(),
             forced: HashMap::new(),
+            tokens: Self::burst(limits.per_minute.max(1)),
+            refilled: None,
         }
+    }
+
+    /// Calls that may go at once.
+    fn burst(per_minute: u32) -> f64 {
+        f64::from((per_minute / 4).max(1))
+    }
+
+    /// Calls a second after the burst: the rest of the minute's budget, spread
+    /// so that the burst and a window's worth of refill never exceed it.
+    fn refill_rate(&self) -> f64 {
+        let per_minute = self.limits.per_minute;
+        let window = 60.0 + self.limits.slack.as_secs_f64();
+        (f64::from(per_minute) - Self::burst(per_minute)).max(0.5) / window
     }
 
     /// Queue a call for `namespace`.
@@ -144,6 +165,16 @@ impl<J: Queued> Budget<J> {
                 None => Next::Idle,
             };
         }
+        let rate = self.refill_rate();
+        let elapsed = self
+            .refilled
+            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        self.tokens = (self.tokens + elapsed * rate).min(Self::burst(self.limits.per_minute));
+        self.refilled = Some(now);
+        if self.tokens < 1.0 {
+            let wait = Duration::from_secs_f64((1.0 - self.tokens) / rate);
+            return Next::WaitUntil(now + wait.max(Duration::from_millis(1)));
+        }
         // Namespaces after the one served last, then from the start.
         let order: Vec<String> = {
             let after = self.last_served.as_deref().unwrap_or("");
@@ -162,6 +193,7 @@ impl<J: Queued> Budget<J> {
                 && let Some(job) = queue.remove(i)
             {
                 self.window.push_back(now);
+                self.tokens -= 1.0;
                 self.last_served = Some(ns);
                 return Next::Call(job);
             }
@@ -196,54 +228,74 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_busy_namespace_does_not_starve_another() {
-        let now = Instant::now();
-        let mut budget = Budget::new(limits(5));
-        for i in 0..40 {
-            budget.enqueue("busy", Job("go|0", i));
+    /// Run the budget until `until`, granting every call at once: (job, when).
+    fn drain(budget: &mut Budget<Job>, start: Instant, until: Duration) -> Vec<(u32, Duration)> {
+        let mut now = start;
+        let mut granted = Vec::new();
+        loop {
+            match budget.next(now) {
+                Next::Call(j) => granted.push((j.1, now - start)),
+                Next::WaitUntil(t) if t - start <= until => now = t,
+                _ => return granted,
+            }
         }
-        assert_eq!(budget.next(now), Next::Call(Job("go|0", 0)));
-        // A call of another namespace, queued behind 39 others, goes next.
-        budget.enqueue("quiet", Job("go|0", 100));
-        assert_eq!(budget.next(now), Next::Call(Job("go|0", 100)));
-        assert_eq!(budget.next(now), Next::Call(Job("go|0", 1)));
-        budget.enqueue("quiet", Job("go|0", 101));
-        assert_eq!(budget.next(now), Next::Call(Job("go|0", 101)));
-        assert_eq!(budget.next(now), Next::Call(Job("go|0", 2)));
-        // The minute's budget is spent.
-        assert_eq!(
-            budget.next(now),
-            Next::WaitUntil(now + Duration::from_secs(60))
-        );
-        assert_eq!(budget.waiting(), 37);
     }
 
     #[test]
-    fn the_budget_is_a_sliding_minute() {
+    fn a_busy_namespace_does_not_starve_another() {
         let start = Instant::now();
-        let mut budget = Budget::new(limits(2));
-        for i in 0..5 {
-            budget.enqueue("a", Job("go|0", i));
+        let mut budget = Budget::new(limits(60));
+        for i in 0..40 {
+            budget.enqueue("busy", Job("go|0", i));
         }
-        let mut granted = Vec::new();
-        let mut now = start;
-        while granted.len() < 5 {
-            match budget.next(now) {
-                Next::Call(j) => granted.push((j.1, now - start)),
-                Next::WaitUntil(t) => now = t,
-                Next::Idle => break,
+        // The burst goes at once; the rest is spread over the minute.
+        let burst = drain(&mut budget, start, Duration::ZERO);
+        assert_eq!(burst.len(), 15);
+        // A call of another namespace, queued behind 25 others, goes within two seconds.
+        let now = start + Duration::from_millis(100);
+        budget.enqueue("quiet", Job("go|0", 100));
+        let next = drain(&mut budget, now, Duration::from_secs(2));
+        assert_eq!(next.first().map(|g| g.0), Some(100), "{next:?}");
+        // Turns alternate while both wait.
+        budget.enqueue("quiet", Job("go|0", 101));
+        budget.enqueue("quiet", Job("go|0", 102));
+        let order: Vec<u32> = drain(&mut budget, now, Duration::from_secs(10))
+            .iter()
+            .map(|g| g.0)
+            .collect();
+        assert_eq!(order[..4], [15, 101, 16, 102], "{order:?}");
+    }
+
+    #[test]
+    fn never_more_than_the_budget_in_any_minute() {
+        for per_minute in [1, 2, 5, 20, 60, 1200] {
+            let start = Instant::now();
+            let mut budget = Budget::new(BudgetLimits {
+                slack: Duration::from_secs(2),
+                ..limits(per_minute)
+            });
+            for i in 0..(per_minute * 3) {
+                budget.enqueue("a", Job("go|0", i));
+            }
+            let granted = drain(&mut budget, start, Duration::from_secs(600));
+            assert_eq!(granted.len() as u32, per_minute * 3);
+            for (k, (_, at)) in granted.iter().enumerate() {
+                let in_window = granted
+                    .iter()
+                    .filter(|(_, t)| *t >= *at && *t < *at + Duration::from_secs(62))
+                    .count();
+                assert!(
+                    in_window <= per_minute as usize,
+                    "{per_minute}/min: {in_window} calls in the minute after call {k}"
+                );
             }
         }
-        let at: Vec<u64> = granted.iter().map(|(_, d)| d.as_secs()).collect();
-        assert_eq!(at, [0, 0, 60, 60, 120]);
-        assert_eq!(budget.next(now), Next::Idle);
     }
 
     #[test]
     fn a_429_pauses_its_host_and_account_only_and_calls_resume() {
         let now = Instant::now();
-        let mut budget = Budget::new(limits(100));
+        let mut budget = Budget::new(limits(400));
         budget.pause("go|7", Some(Duration::from_secs(30)), now);
         budget.enqueue("a", Job("go|7", 1));
         budget.enqueue("a", Job("go|8", 2));

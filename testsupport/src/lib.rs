@@ -9,4 +9,4 @@ pub mod kube;
 mod process;
 
 pub use fake::{Behavior, FakeOptions, FakeTrackVia, RecordedRequest};
-pub use process::{OperatorProcess, free_port};
+pub use process::{OperatorProcess, free_port, rss_bytes_of};
