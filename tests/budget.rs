@@ -252,15 +252,21 @@ async fn forced_checks_are_limited_to_one_a_minute_per_connection() {
         "one forced check in the first minute"
     );
     // The last request is honoured once the minute is over.
-    h.wait_connection("crm", "the last forced check", |t| {
-        t.status
-            .as_ref()
-            .and_then(|s| s.verify_requested_at.as_ref())
-            == t.metadata
-                .annotations
+    wait_for(
+        &h.connections(),
+        "crm",
+        Duration::from_secs(90),
+        "the last forced check",
+        |t: &TrackViaConnection| {
+            t.status
                 .as_ref()
-                .and_then(|a| a.get("trackvia.io/verify-requested-at"))
-    })
+                .and_then(|s| s.verify_requested_at.as_ref())
+                == t.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("trackvia.io/verify-requested-at"))
+        },
+    )
     .await;
     let after = first.elapsed();
     eprintln!("the deferred forced check ran {after:?} after the first");
