@@ -102,6 +102,9 @@ struct State {
     waiting: HashMap<String, Waiting>,
 }
 
+/// A controller's scope (a namespace, or all) and where its wake-ups go.
+type Subscriber = (Option<String>, UnboundedSender<(String, String)>);
+
 type Observer = Box<dyn Fn(&CachedOutcome) + Send + Sync>;
 type Clock = Box<dyn Fn() -> Timestamp + Send + Sync>;
 
@@ -113,7 +116,7 @@ pub struct Verifier {
     wake_scheduler: tokio::sync::Notify,
     started: AtomicBool,
     calls: AtomicU64,
-    subscribers: Mutex<Vec<(Option<String>, UnboundedSender<(String, String)>)>>,
+    subscribers: Mutex<Vec<Subscriber>>,
     hooks: std::sync::OnceLock<(Clock, Observer)>,
 }
 
