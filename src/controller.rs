@@ -25,7 +25,9 @@ use crate::metrics::{Metrics, ResultLabel};
 use crate::restart::{self, RestartResult};
 use crate::secret::{self, Ownership};
 use crate::status::{self, Observation, SecretOutcome, Settings, Verification};
-use crate::trackvia::{AllowedHosts, Credentials, Freshness, Verifier};
+use crate::trackvia::{
+    AllowedHosts, Ask, CallerId, Credentials, Freshness, Verifier, VerifyRequest,
+};
 use crate::watches::{self, Relist, SecretMeta, SourceWatchContext, Sources};
 use crate::{Error, Result};
 
@@ -190,6 +192,15 @@ pub async fn run(
         config.namespaces.iter().cloned().map(Some).collect()
     };
     let owned: Vec<_> = scopes.iter().map(|_| reflector::store()).collect();
+    let clock = config.clock;
+    let observed = metrics.clone();
+    verifier.start(
+        move || clock.now(),
+        move |answer| {
+            observed.observe_verification(&answer.outcome);
+            observed.observe_api_duration(answer.took);
+        },
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         verifier,
@@ -340,7 +351,12 @@ fn build_controller(
         .watches_stream(output_events, move |meta: SecretMeta| {
             output_owner(&outputs_seen, &meta)
         })
-        .reconcile_on(triggered);
+        .reconcile_on(triggered)
+        .reconcile_on(
+            ctx.verifier
+                .wakeups(namespace)
+                .map(|(ns, name)| ObjectRef::new(&name).within(&ns)),
+        );
     (controller, store, source_watches)
 }
 
@@ -509,6 +525,10 @@ async fn read_credentials(
     Ok(creds)
 }
 
+/// When to look again at a connection whose check is queued, should the
+/// verifier's wake-up not come first.
+const VERIFICATION_RECHECK: Duration = Duration::from_secs(60);
+
 /// One pass over one connection.
 pub async fn reconcile(tvc: Arc<TrackViaConnection>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
@@ -535,6 +555,9 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
     let uid = tvc.uid().unwrap_or_default();
 
     let mut credentials = None;
+    // A check waiting for its answer (or for the forced-check limit): whether it
+    // was forced, and when to look again if no wake-up comes first.
+    let mut waiting: Option<(bool, Duration)> = None;
     let observation = match &parsed {
         Err(msg) => Observation::InvalidSpec(msg.clone()),
         Ok(p) if !ctx.config.allowed_hosts.allows(&p.host) => Observation::HostNotAllowed(format!(
@@ -554,26 +577,44 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
                     now,
                 );
                 let verification = if due {
+                    let caller = CallerId {
+                        namespace: ns.clone(),
+                        name: name.clone(),
+                        uid: uid.clone(),
+                    };
                     let freshness = Freshness {
                         max_age: p.verify_interval.unwrap_or(Duration::from_secs(3600)),
                         force: forced,
+                        last_verified: old
+                            .and_then(|o| o.last_verified_time.as_deref())
+                            .and_then(|t| t.parse().ok()),
                     };
-                    let clock = ctx.config.clock;
-                    let (answer, called) = ctx
-                        .verifier
-                        .verify(&p.host, tvc.spec.account_id, &creds, freshness, move || {
-                            clock.now()
-                        })
-                        .await;
-                    if called {
-                        ctx.metrics.observe_verification(&answer.outcome);
-                        ctx.metrics.observe_api_duration(answer.took);
+                    let request = VerifyRequest {
+                        caller: &caller,
+                        host: &p.host,
+                        account_id: tvc.spec.account_id,
+                        creds: &creds,
+                        freshness,
+                        now,
+                    };
+                    // The call is made by the verifier's scheduler; this pass never waits for it.
+                    match ctx.verifier.ask(&request) {
+                        Ask::Answer(answer) => {
+                            debug!(namespace = %ns, name = %name, outcome = answer.outcome.label(), "verified");
+                            Some(Verification {
+                                outcome: answer.outcome,
+                                at: answer.at,
+                            })
+                        }
+                        Ask::Pending => {
+                            waiting = Some((forced, VERIFICATION_RECHECK));
+                            None
+                        }
+                        Ask::Deferred(wait) => {
+                            waiting = Some((forced, wait));
+                            None
+                        }
                     }
-                    debug!(namespace = %ns, name = %name, outcome = answer.outcome.label(), shared = !called, "verified");
-                    Some(Verification {
-                        outcome: answer.outcome,
-                        at: answer.at,
-                    })
                 } else {
                     None
                 };
@@ -586,6 +627,17 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
         },
     };
 
+    if let Some((_, wait)) = waiting
+        && old.is_none()
+    {
+        // Nothing to say about a new connection until its first answer.
+        return Ok(Action::requeue(wait));
+    }
+    // A forced check still waiting is recorded as done only with its answer.
+    let verify_requested = match waiting {
+        Some((true, _)) => old.and_then(|o| o.verify_requested_at.as_deref()),
+        _ => verify_requested,
+    };
     let target_name = tvc.target_name();
     let input = status::Input {
         spec: parsed.as_ref().ok(),
@@ -663,7 +715,18 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
     // A Secret that could not be written is tried again soon.
     let secret_retry =
         matches!(secret_outcome, SecretOutcome::Error(_)).then(|| Duration::from_secs(15));
-    let wake = [status::next_wakeup(&next, now), restart_wake, secret_retry]
+    let scheduled = match waiting {
+        // The due check is asked for already: wake for the other instants only.
+        Some(_) => status::next_wakeup(
+            &TrackViaConnectionStatus {
+                next_verification_time: None,
+                ..next.clone()
+            },
+            now,
+        ),
+        None => status::next_wakeup(&next, now),
+    };
+    let wake = [scheduled, restart_wake, secret_retry, waiting.map(|w| w.1)]
         .into_iter()
         .flatten()
         .min();

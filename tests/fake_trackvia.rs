@@ -309,6 +309,44 @@ async fn huge_body_is_chunked_and_exactly_sized() {
 }
 
 #[tokio::test]
+async fn many_views_stream_as_one_json_array_of_about_five_megabytes() {
+    let fake = fake_with(TOKEN, Behavior::ManyViews { count: 50_000 }).await;
+    let response = get_views(&fake, TOKEN).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["transfer-encoding"], "chunked");
+    let body = response.bytes().await.unwrap();
+    assert!(
+        (5_000_000..6_000_000).contains(&body.len()),
+        "{} bytes",
+        body.len()
+    );
+    let views: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(views.len(), 50_000);
+    assert_eq!(views[49_999]["id"], 49_999);
+    let empty = fake_with(TOKEN, Behavior::ManyViews { count: 0 }).await;
+    let body = get_views(&empty, TOKEN).await.bytes().await.unwrap();
+    assert_eq!(&body[..], b"[]");
+}
+
+#[tokio::test]
+async fn a_not_json_body_is_exactly_sized_html() {
+    let fake = fake_with(TOKEN, Behavior::NotJsonBody { bytes: 1_000_003 }).await;
+    let body = get_views(&fake, TOKEN).await.bytes().await.unwrap();
+    assert_eq!(body.len(), 1_000_003);
+    assert!(body.starts_with(b"<html>"));
+    assert!(serde_json::from_slice::<serde_json::Value>(&body).is_err());
+}
+
+#[tokio::test]
+async fn the_gateway_refuses_a_bad_key_with_a_plain_text_403() {
+    let fake = fake_with(TOKEN, Behavior::KeyNotAccepted).await;
+    let response = get_views(&fake, TOKEN).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(content_type(&response).starts_with("text/plain"));
+    assert_eq!(response.text().await.unwrap(), "Authentication failed");
+}
+
+#[tokio::test]
 async fn unknown_or_missing_user_key_is_a_plain_text_401() {
     let fake = fake_with(TOKEN, Behavior::Valid).await;
     let client = client_for(&fake);

@@ -935,9 +935,9 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
             Outcome::Transient("redirects are not followed"),
         ),
         (
-            "a 50 MB body",
+            "a 50 MB body that is not JSON",
             main(&h.fake),
-            Behavior::HugeBody { bytes: 50_000_000 },
+            Behavior::NotJsonBody { bytes: 50_000_000 },
             Outcome::Transient("JSON list"),
         ),
         (

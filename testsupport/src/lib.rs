@@ -15,4 +15,4 @@ pub mod time;
 pub mod tools;
 
 pub use fake::{Behavior, FakeOptions, FakeTrackVia, RecordedRequest};
-pub use process::{OperatorProcess, free_port};
+pub use process::{OperatorProcess, free_port, rss_bytes_of};

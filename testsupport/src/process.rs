@@ -57,6 +57,12 @@ impl OperatorProcess {
         self.child.id()
     }
 
+    /// The resident set size of the process in bytes (`VmRSS` of `/proc/PID/status`).
+    /// Panics when it cannot be read (the process ended, or no `/proc`).
+    pub fn rss_bytes(&self) -> u64 {
+        rss_bytes_of(self.pid())
+    }
+
     /// Path of the log file (stdout and stderr interleaved).
     pub fn log_file(&self) -> &Path {
         &self.log_path
@@ -186,4 +192,18 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("binding 127.0.0.1:0 to find a free port")
+}
+
+/// The resident set size of process `pid` in bytes, from `/proc/PID/status`. Panics when it
+/// cannot be read.
+pub fn rss_bytes_of(pid: u32) -> u64 {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|kb| kb.trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or_else(|| panic!("no VmRSS in {path}"))
 }

@@ -65,6 +65,21 @@ pub enum Behavior {
         /// Size of the body in bytes.
         bytes: usize,
     },
+    /// 200 `application/json`, chunked: a JSON array of `count` views (about 100 bytes each),
+    /// generated as it is sent, as a large account's `/openapi/views` answers.
+    ManyViews {
+        /// Number of views.
+        count: usize,
+    },
+    /// 200 `application/json`, chunked: `bytes` bytes that are not JSON (an HTML page
+    /// padded with text).
+    NotJsonBody {
+        /// Size of the body in bytes.
+        bytes: usize,
+    },
+    /// 403 with the plain-text body `Authentication failed`: the answer of the 3scale
+    /// gateway in front of TrackVia to a bad or unknown `user_key`.
+    KeyNotAccepted,
 }
 
 /// The endpoints the fake serves.
@@ -89,6 +104,8 @@ pub(crate) enum Action {
     ReplyAfter(Duration, Reply),
     Close,
     Filler { bytes: usize },
+    Views { count: usize },
+    NotJson { bytes: usize },
 }
 
 impl Action {
@@ -97,7 +114,7 @@ impl Action {
         match self {
             Action::Reply(reply) | Action::ReplyAfter(_, reply) => Some(reply.status),
             Action::Close => None,
-            Action::Filler { .. } => Some(200),
+            Action::Filler { .. } | Action::Views { .. } | Action::NotJson { .. } => Some(200),
         }
     }
 }
@@ -234,6 +251,9 @@ impl Behavior {
                 Reply::new(*status, None, Bytes::new()).with_header("location", location.clone())
             }
             Behavior::HugeBody { bytes } => return Action::Filler { bytes: *bytes },
+            Behavior::ManyViews { count } => return Action::Views { count: *count },
+            Behavior::NotJsonBody { bytes } => return Action::NotJson { bytes: *bytes },
+            Behavior::KeyNotAccepted => Reply::new(403, Some(TEXT), "Authentication failed"),
         };
         Action::Reply(reply)
     }
@@ -249,7 +269,7 @@ impl fmt::Display for UnknownBehavior {
             f,
             "unknown behaviour {:?}; expected one of valid, empty, expired, revoked, deactivated, \
              unknown, inactive-user, forbidden, rate-limited[=SECS], server-error, slow=SECS, \
-             close, status=CODE, redirect=URL, huge=BYTES",
+             close, status=CODE, redirect=URL, huge=BYTES, views=COUNT, not-json=BYTES, bad-key",
             self.0
         )
     }
@@ -295,6 +315,13 @@ impl FromStr for Behavior {
                 location: location.to_string(),
                 status: 302,
             },
+            ("views", arg) => Behavior::ManyViews {
+                count: usize::try_from(number(arg)?).map_err(|_| unknown())?,
+            },
+            ("not-json", arg) => Behavior::NotJsonBody {
+                bytes: usize::try_from(number(arg)?).map_err(|_| unknown())?,
+            },
+            ("bad-key", None) => Behavior::KeyNotAccepted,
             ("huge", arg) => Behavior::HugeBody {
                 bytes: usize::try_from(number(arg)?).map_err(|_| unknown())?,
             },

@@ -93,14 +93,90 @@ async fn respond(
             close.notify_one();
             std::future::pending().await
         }
-        Action::Filler { bytes } => {
-            let mut response = Response::new(Filler::new(bytes).boxed());
-            response.headers_mut().insert(
-                hyper::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json;charset=UTF-8"),
-            );
-            Ok(response)
+        Action::Filler { bytes } => Ok(chunked(Filler::new(bytes).boxed())),
+        Action::Views { count } => Ok(chunked(Generated::views(count).boxed())),
+        Action::NotJson { bytes } => Ok(chunked(Generated::not_json(bytes).boxed())),
+    }
+}
+
+/// A 200 `application/json` answer with a body of unknown length.
+fn chunked(body: ResponseBody) -> Response<ResponseBody> {
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    response
+}
+
+/// A body produced chunk by chunk as it is sent, so that a large answer costs
+/// the fake no memory.
+struct Generated {
+    chunks: Box<dyn Iterator<Item = Bytes> + Send + Sync>,
+}
+
+impl Generated {
+    /// `[{view 0},{view 1},...]`, a few views per chunk.
+    fn views(count: usize) -> Generated {
+        const PER_CHUNK: usize = 500;
+        let mut next = 0;
+        let mut closed = false;
+        let chunks = std::iter::from_fn(move || {
+            if closed {
+                return None;
+            }
+            let end = (next + PER_CHUNK).min(count);
+            let mut text = String::with_capacity((end - next) * 110 + 2);
+            for i in next..end {
+                text.push(if i == 0 { '[' } else { ',' });
+                text.push_str(&format!(
+                    r#"{{"id":{i},"name":"View {i:06} of the records table","applicationName":"Operations","default":false}}"#
+                ));
+            }
+            if end == count {
+                text.push_str(if count == 0 { "[]" } else { "]" });
+                closed = true;
+            }
+            next = end;
+            Some(Bytes::from(text))
+        });
+        Generated {
+            chunks: Box::new(chunks),
         }
+    }
+
+    /// `<html>` and then text, `bytes` long.
+    fn not_json(bytes: usize) -> Generated {
+        let head = b"<html><body>Sign in to continue";
+        let mut sent = 0;
+        let chunks = std::iter::from_fn(move || {
+            let len = (bytes - sent).min(CHUNK);
+            if len == 0 {
+                return None;
+            }
+            let mut chunk = vec![b'x'; len];
+            if sent == 0 {
+                let n = head.len().min(len);
+                chunk[..n].copy_from_slice(&head[..n]);
+            }
+            sent += len;
+            Some(Bytes::from(chunk))
+        });
+        Generated {
+            chunks: Box::new(chunks),
+        }
+    }
+}
+
+impl Body for Generated {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.chunks.next().map(|c| Ok(Frame::data(c))))
     }
 }
 
