@@ -52,15 +52,28 @@ fn policy_text(policy: DeletionPolicy) -> &'static str {
 
 /// Is the Secret at the target name adopted rather than created by the
 /// operator? True when it is about to be taken over (not written by the
-/// operator) or was taken over earlier (it carries [`ADOPTED_ANNOTATION`]).
-pub fn is_adopted(existing: Option<&ObjectMeta>, tvc: &TrackViaConnection) -> bool {
-    existing.is_some_and(|meta| {
-        secret::ownership(meta, tvc) == Ownership::Foreign
-            || meta
-                .annotations
-                .as_ref()
-                .is_some_and(|a| a.contains_key(ADOPTED_ANNOTATION))
+/// operator), was taken over earlier (it carries [`ADOPTED_ANNOTATION`]), or
+/// holds a key the operator did not write (added by hand to a Secret it
+/// created, or adopted by an operator version that did not mark adoptions).
+pub fn is_adopted(existing: Option<&Secret>, tvc: &TrackViaConnection) -> bool {
+    existing.is_some_and(|s| {
+        secret::ownership(&s.metadata, tvc) == Ownership::Foreign
+            || marked_adopted(&s.metadata)
+            || holds_others_keys(s)
     })
+}
+
+fn marked_adopted(meta: &ObjectMeta) -> bool {
+    meta.annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(ADOPTED_ANNOTATION))
+}
+
+/// Does the Secret hold a data key that the operator's field manager does not
+/// own? Without `managedFields` every key counts as someone else's.
+fn holds_others_keys(s: &Secret) -> bool {
+    let ours = secret::keys_written_by_operator(&s.metadata);
+    s.data.iter().flatten().any(|(k, _)| !ours.contains(k))
 }
 
 /// The desired Secret as it is written over an adopted one: marked as
@@ -93,21 +106,18 @@ pub enum LetGo {
 }
 
 /// The decision for the previous output Secret `existing` after a rename.
-pub fn after_rename(existing: &ObjectMeta, tvc: &TrackViaConnection) -> LetGo {
-    if secret::ownership(existing, tvc) != Ownership::Ours {
+pub fn after_rename(existing: &Secret, tvc: &TrackViaConnection) -> LetGo {
+    let meta = &existing.metadata;
+    if secret::ownership(meta, tvc) != Ownership::Ours {
         return LetGo::Keep("it is not published by this connection");
     }
-    if existing.name.as_deref() == Some(tvc.spec.credentials_secret_ref.name.as_str()) {
+    if meta.name.as_deref() == Some(tvc.spec.credentials_secret_ref.name.as_str()) {
         return LetGo::Keep("it is now the connection's source Secret");
     }
     if tvc.spec.target.deletion_policy == DeletionPolicy::Retain {
         return LetGo::Keep("deletionPolicy is Retain");
     }
-    let adopted = existing
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(ADOPTED_ANNOTATION));
-    if adopted {
+    if marked_adopted(meta) || holds_others_keys(existing) {
         LetGo::Release
     } else {
         LetGo::Collect
@@ -226,6 +236,7 @@ mod tests {
     use super::*;
     use crate::crd::{MANAGED_BY_LABEL, TrackViaConnectionSpec};
     use crate::trackvia::Credentials;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 
     fn tvc(name: &str, spec: serde_json::Value) -> TrackViaConnection {
         let spec: TrackViaConnectionSpec = serde_json::from_value(spec).unwrap();
@@ -245,19 +256,44 @@ mod tests {
         )
     }
 
+    /// The Secret as the operator wrote it: its data keys owned by its field manager.
     fn published(t: &TrackViaConnection) -> Secret {
         let creds = Credentials {
             api_key: "key-1".into(),
             auth_token: "tok-1".into(),
         };
-        secret::desired_secret(t, "acme.trackvia.com", &creds)
+        let mut s = secret::desired_secret(t, "acme.trackvia.com", &creds);
+        let data: serde_json::Map<String, serde_json::Value> = s
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, _)| (format!("f:{k}"), serde_json::json!({})))
+            .collect();
+        s.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some(MANAGER_NAME.into()),
+            operation: Some("Apply".into()),
+            fields_v1: Some(FieldsV1(serde_json::json!({ "f:data": data }))),
+            ..ManagedFieldsEntry::default()
+        }]);
+        s
     }
 
-    fn foreign(name: &str) -> ObjectMeta {
-        ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some("ns".into()),
-            ..ObjectMeta::default()
+    /// `s` with a key someone else added.
+    fn with_their_key(mut s: Secret) -> Secret {
+        s.data
+            .get_or_insert_with(Default::default)
+            .insert("theirs".into(), k8s_openapi::ByteString(b"x".to_vec()));
+        s
+    }
+
+    fn foreign(name: &str) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
         }
     }
 
@@ -307,7 +343,7 @@ mod tests {
     }
 
     #[test]
-    fn adopted_means_found_foreign_or_marked_earlier() {
+    fn adopted_means_found_foreign_marked_earlier_or_holding_others_keys() {
         let t = connection("Delete");
         assert!(!is_adopted(None, &t), "absent: created");
         assert!(
@@ -315,26 +351,37 @@ mod tests {
             "foreign: adopted now"
         );
         let created = published(&t);
-        assert!(!is_adopted(Some(&created.metadata), &t));
-        let adopted = as_adopted(created, DeletionPolicy::Delete);
+        assert!(!is_adopted(Some(&created), &t));
         assert!(
-            is_adopted(Some(&adopted.metadata), &t),
-            "marked: stays adopted"
+            is_adopted(Some(&with_their_key(created.clone())), &t),
+            "a key added by someone else: never collected whole"
         );
+        let mut no_fields = created.clone();
+        no_fields.metadata.managed_fields = None;
+        assert!(
+            is_adopted(Some(&no_fields), &t),
+            "unknown writers: the safe side"
+        );
+        let adopted = as_adopted(created, DeletionPolicy::Delete);
+        assert!(is_adopted(Some(&adopted), &t), "marked: stays adopted");
     }
 
     #[test]
     fn a_rename_collects_only_created_secrets_and_never_under_retain() {
         let t = connection("Delete");
-        let created = published(&t).metadata;
-        let adopted = as_adopted(published(&t), DeletionPolicy::Delete).metadata;
+        let created = published(&t);
+        let adopted = as_adopted(published(&t), DeletionPolicy::Delete);
         assert_eq!(after_rename(&created, &t), LetGo::Collect);
         assert_eq!(after_rename(&adopted, &t), LetGo::Release);
+        assert_eq!(
+            after_rename(&with_their_key(created.clone()), &t),
+            LetGo::Release
+        );
         assert!(matches!(after_rename(&foreign("out"), &t), LetGo::Keep(_)));
 
         let retain = connection("Retain");
-        let created = published(&retain).metadata;
-        let adopted = as_adopted(published(&retain), DeletionPolicy::Retain).metadata;
+        let created = published(&retain);
+        let adopted = as_adopted(published(&retain), DeletionPolicy::Retain);
         assert!(matches!(after_rename(&created, &retain), LetGo::Keep(_)));
         assert!(matches!(after_rename(&adopted, &retain), LetGo::Keep(_)));
 
@@ -343,12 +390,10 @@ mod tests {
             "crm",
             serde_json::json!({"credentialsSecretRef": {"name": "out"}, "target": {"name": "new"}}),
         );
-        let mut old = published(&t).metadata;
-        old.annotations
-            .as_mut()
-            .unwrap()
-            .insert(CONNECTION_ANNOTATION.into(), "crm".into());
-        assert!(matches!(after_rename(&old, &moved), LetGo::Keep(_)));
+        assert!(matches!(
+            after_rename(&published(&t), &moved),
+            LetGo::Keep(_)
+        ));
     }
 
     #[test]
@@ -357,7 +402,7 @@ mod tests {
         let adopted = as_adopted(published(&t), DeletionPolicy::Delete).metadata;
         let retained = as_adopted(published(&t), DeletionPolicy::Retain).metadata;
         let created = published(&t).metadata;
-        let all = [adopted.clone(), retained, created, foreign("x")];
+        let all = [adopted, retained, created, foreign("x").metadata];
         let gone = orphans(all.iter(), |_, _| false);
         assert_eq!(gone, vec![("ns".into(), "out".into(), "crm".into())]);
         assert!(orphans(all.iter(), |ns, name| ns == "ns" && name == "crm").is_empty());

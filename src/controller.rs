@@ -700,7 +700,7 @@ async fn retire_secret(ctx: &Context, tvc: &TrackViaConnection, ns: &str, old_na
         }
     };
     let new_name = tvc.target_name();
-    let (result, message) = match adoption::after_rename(&existing.metadata, tvc) {
+    let (result, message) = match adoption::after_rename(&existing, tvc) {
         LetGo::Keep(why) => {
             if secret::ownership(&existing.metadata, tvc) == Ownership::Ours {
                 let t = status::Transition {
@@ -964,7 +964,7 @@ async fn sync_secret(
         }
     }
     // An adopted Secret keeps its other keys, so it never carries an ownerReference.
-    let desired = if adoption::is_adopted(existing.as_ref().map(|e| &e.metadata), tvc) {
+    let desired = if adoption::is_adopted(existing.as_ref(), tvc) {
         adoption::as_adopted(desired, tvc.spec.target.deletion_policy)
     } else {
         desired

@@ -253,6 +253,48 @@ async fn an_adopted_secret_is_released_when_its_connection_went_while_the_operat
 }
 
 #[tokio::test]
+async fn a_key_added_to_a_created_secret_survives_the_deletion_of_its_connection() {
+    let mut h = Harness::start("tvc-added", &[]).await;
+    let (key, token) = h.credential(Behavior::Valid);
+    h.put_source("src", &key, &token).await;
+    h.apply_connection("crm", "src", json!({}))
+        .await
+        .expect("applying");
+    let s = h.wait_published("crm", &token, SETTLE, "published").await;
+    assert!(
+        s.metadata.owner_references.is_some(),
+        "created: collectable"
+    );
+
+    // Someone else adds a key: the Secret is from now on treated as adopted.
+    put_foreign(&h, "crm").await;
+    wait_for(
+        &h.secrets_api(),
+        "crm",
+        SETTLE,
+        "the ownerReference dropped",
+        |s: &Secret| {
+            s.metadata
+                .owner_references
+                .as_ref()
+                .is_none_or(|o| o.is_empty())
+                && keeps_theirs(s)
+        },
+    )
+    .await;
+    h.connections()
+        .delete("crm", &DeleteParams::default())
+        .await
+        .expect("deleting the connection");
+    wait_released(&h, "crm", "the operator's keys removed after the deletion").await;
+    still_there(&h, "crm", "connection deleted", |s| {
+        nothing_of_ours(s) && keeps_theirs(s)
+    })
+    .await;
+    h.finish().await;
+}
+
+#[tokio::test]
 async fn retain_deletes_nothing_on_a_rename_or_a_deletion() {
     let mut h = Harness::start("tvc-retain", &[]).await;
     let (key, token) = h.credential(Behavior::Valid);
