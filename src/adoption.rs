@@ -155,6 +155,25 @@ pub fn release_body(name: &str) -> serde_json::Value {
     })
 }
 
+/// The apply body that empties a Secret the operator created and hands it to
+/// the garbage collector: an ownerReference to a connection that never exists.
+pub fn collect_body(name: &str, tvc: &TrackViaConnection) -> serde_json::Value {
+    use kube::Resource;
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "ownerReferences": [{
+                "apiVersion": TrackViaConnection::api_version(&()),
+                "kind": TrackViaConnection::kind(&()),
+                "name": tvc.name_any(),
+                "uid": secret::retired_owner_uid(),
+            }],
+        },
+    })
+}
+
 /// Remove the operator's keys, label, annotations and ownerReference from
 /// Secret `ns/name`; everything others wrote stays.
 pub async fn release(client: &Client, ns: &str, name: &str) -> Result<Secret, kube::Error> {
@@ -413,5 +432,9 @@ mod tests {
         let body = release_body("out");
         assert_eq!(body["metadata"], serde_json::json!({"name": "out"}));
         assert!(body.get("data").is_none());
+        let collect = collect_body("out", &connection("Delete"));
+        let owner = &collect["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["uid"], secret::retired_owner_uid());
+        assert!(collect.get("data").is_none());
     }
 }

@@ -721,19 +721,7 @@ async fn retire_secret(ctx: &Context, tvc: &TrackViaConnection, ns: &str, old_na
             ),
         ),
         LetGo::Collect => {
-            let body = serde_json::json!({
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {
-                    "name": old_name,
-                    "ownerReferences": [{
-                        "apiVersion": TrackViaConnection::api_version(&()),
-                        "kind": TrackViaConnection::kind(&()),
-                        "name": tvc.name_any(),
-                        "uid": secret::retired_owner_uid(),
-                    }],
-                },
-            });
+            let body = adoption::collect_body(old_name, tvc);
             let result = api
                 .patch(
                     old_name,

@@ -243,7 +243,7 @@ async fn an_adopted_secret_is_released_when_its_connection_went_while_the_operat
         .delete("crm", &DeleteParams::default())
         .await
         .expect("deleting the connection");
-    still_there(&h, "shared", "operator down", |s| keeps_theirs(s)).await;
+    still_there(&h, "shared", "operator down", keeps_theirs).await;
     h.restart_operator().await;
     wait_released(&h, "shared", "the operator's keys removed after a restart").await;
     tokio::time::sleep(ORPHAN_SCAN_INTERVAL * 2).await;
