@@ -17,6 +17,7 @@ use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
+use crate::adoption::{self, LetGo};
 use crate::crd::{
     CONNECTION_ANNOTATION, MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection,
     TrackViaConnectionStatus, VERIFY_REQUESTED_ANNOTATION,
@@ -241,6 +242,8 @@ pub async fn run(
         );
     }
     metrics.set_stores(stores.clone());
+    let orphans =
+        adoption::release_orphans(client, stores.clone(), ctx.owned.clone(), metrics.clone());
     let readiness = async move {
         for store in &stores {
             let _ = store.wait_until_ready().await;
@@ -248,7 +251,11 @@ pub async fn run(
         ready.store(true, Ordering::SeqCst);
         info!("caches synced; reconciling");
     };
-    tokio::join!(readiness, future::join_all(runs));
+    // The orphan scan never ends by itself: it stops with the controllers.
+    tokio::select! {
+        _ = async { tokio::join!(readiness, future::join_all(runs)) } => {}
+        () = orphans => {}
+    }
 }
 
 /// The controller of one scope (a namespace, or all), its connection store,
@@ -551,7 +558,9 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
         .annotations()
         .get(VERIFY_REQUESTED_ANNOTATION)
         .map(String::as_str);
-    let parsed = status::parse_spec(&tvc.spec);
+    // The output Secret is never the source: refused before anything is read or written.
+    let parsed =
+        status::parse_spec(&tvc.spec).and_then(|p| adoption::check_target(tvc).map(|()| p));
     let uid = tvc.uid().unwrap_or_default();
 
     let mut credentials = None;
@@ -737,10 +746,12 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
     })
 }
 
-/// After `spec.target.name` changed: strip the credentials from the Secret
-/// published under the old name and hand it to the garbage collector. The
+/// After `spec.target.name` changed: let go of the Secret published under the
+/// old name as [`adoption::after_rename`] decides. A Secret the operator
+/// created under `Delete` is emptied and handed to the garbage collector (the
 /// operator has no `delete` on Secrets; an owner reference to an owner that
-/// does not exist makes the collector remove it.
+/// does not exist makes the collector remove it); an adopted one loses only
+/// the operator's fields; under `Retain` nothing is touched.
 async fn retire_secret(ctx: &Context, tvc: &TrackViaConnection, ns: &str, old_name: &str) {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let existing = match get_secret(ctx, ns, old_name, &GetParams::default()).await {
@@ -751,39 +762,51 @@ async fn retire_secret(ctx: &Context, tvc: &TrackViaConnection, ns: &str, old_na
             return;
         }
     };
-    if secret::ownership(&existing.metadata, tvc) != Ownership::Ours {
-        return;
-    }
-    let body = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": old_name,
-            "ownerReferences": [{
-                "apiVersion": TrackViaConnection::api_version(&()),
-                "kind": TrackViaConnection::kind(&()),
-                "name": tvc.name_any(),
-                "uid": secret::retired_owner_uid(),
-            }],
-        },
-    });
-    match api
-        .patch(
-            old_name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-    {
+    let new_name = tvc.target_name();
+    let (result, message) = match adoption::after_rename(&existing, tvc) {
+        LetGo::Keep(why) => {
+            if secret::ownership(&existing.metadata, tvc) == Ownership::Ours {
+                let t = status::Transition {
+                    warning: false,
+                    reason: "SecretMoved".into(),
+                    message: format!(
+                        "output Secret moved from {old_name} to {new_name}; {old_name} is left as it is: {why}"
+                    ),
+                };
+                emit(ctx, tvc, &t).await;
+            }
+            return;
+        }
+        LetGo::Release => (
+            adoption::release(&ctx.client, ns, old_name).await,
+            format!(
+                "output Secret moved from {old_name} to {new_name}; the operator's keys were removed from the adopted Secret {old_name}, which stays with its other keys"
+            ),
+        ),
+        LetGo::Collect => {
+            let body = adoption::collect_body(old_name, tvc);
+            let result = api
+                .patch(
+                    old_name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&body),
+                )
+                .await;
+            (
+                result,
+                format!(
+                    "output Secret moved from {old_name} to {new_name}; {old_name} was emptied and is garbage-collected"
+                ),
+            )
+        }
+    };
+    match result {
         Ok(_) => {
             ctx.metrics.secret_writes.inc();
             let t = status::Transition {
                 warning: false,
                 reason: "SecretMoved".into(),
-                message: format!(
-                    "output Secret moved from {old_name} to {}; {old_name} was emptied and is garbage-collected",
-                    tvc.target_name()
-                ),
+                message,
             };
             emit(ctx, tvc, &t).await;
         }
@@ -991,6 +1014,12 @@ async fn sync_secret(
             Ownership::Foreign => {}
         }
     }
+    // An adopted Secret keeps its other keys, so it never carries an ownerReference.
+    let desired = if adoption::is_adopted(existing.as_ref(), tvc) {
+        adoption::as_adopted(desired, tvc.spec.target.deletion_policy)
+    } else {
+        desired
+    };
     if !secret::needs_apply(existing.as_ref(), &desired) {
         ctx.set_output_state(
             ns,

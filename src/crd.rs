@@ -19,6 +19,13 @@ pub const MANAGER_NAME: &str = "trackvia-operator";
 pub const CONNECTION_ANNOTATION: &str = "trackvia.io/connection";
 /// Annotation on an output Secret holding the hash of its content.
 pub const HASH_ANNOTATION: &str = "trackvia.io/content-hash";
+/// Annotation on an adopted output Secret (one the operator did not create);
+/// its value is the connection's `deletionPolicy`.
+pub const ADOPTED_ANNOTATION: &str = "trackvia.io/adopted";
+/// CEL rule on the whole object: the output Secret is never the source Secret.
+pub const TARGET_NOT_SOURCE_RULE: &str = "self.spec.credentialsSecretRef.name != (has(self.spec.target) && has(self.spec.target.name) ? self.spec.target.name : self.metadata.name)";
+/// Message of [`TARGET_NOT_SOURCE_RULE`].
+pub const TARGET_NOT_SOURCE_MESSAGE: &str = "the output Secret (spec.target.name, default metadata.name) must not be the credentials Secret (spec.credentialsSecretRef.name)";
 
 /// Regular expression for `spec.host`: a lower-case DNS name with an optional port.
 pub const HOST_PATTERN: &str =
@@ -98,6 +105,7 @@ pub mod reason {
     category = "trackvia",
     namespaced,
     status = "TrackViaConnectionStatus",
+    validation = kube::core::Rule::new(TARGET_NOT_SOURCE_RULE).message(TARGET_NOT_SOURCE_MESSAGE),
     printcolumn = r#"{"name":"Host","type":"string","jsonPath":".spec.host"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,

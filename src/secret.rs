@@ -1,7 +1,7 @@
 //! Pure decisions about the output Secret: its desired content, the content
 //! hash, whether an existing Secret is ours, and whether it needs writing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hmac::{Hmac, Mac};
 use k8s_openapi::ByteString;
@@ -174,14 +174,33 @@ pub fn ownership(existing: &ObjectMeta, tvc: &TrackViaConnection) -> Ownership {
     }
 }
 
+/// The data keys the operator's field manager owns in a Secret, from its
+/// `managedFields` (empty when they are not given).
+pub fn keys_written_by_operator(meta: &ObjectMeta) -> BTreeSet<String> {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.manager.as_deref() == Some(MANAGER_NAME))
+        .filter_map(|m| m.fields_v1.as_ref()?.0.get("f:data")?.as_object())
+        .flat_map(|data| data.keys())
+        .filter_map(|k| k.strip_prefix("f:").map(str::to_string))
+        .collect()
+}
+
 /// Does `existing` differ from `desired` in anything the operator sets?
-/// Extra labels or annotations added by others are left alone.
+/// Extra keys, labels or annotations added by others are left alone; a key
+/// the operator wrote and no longer wants is a difference.
 pub fn needs_apply(existing: Option<&Secret>, desired: &Secret) -> bool {
     let Some(existing) = existing else {
         return true;
     };
-    if existing.data.as_ref().unwrap_or(&BTreeMap::new())
-        != desired.data.as_ref().unwrap_or(&BTreeMap::new())
+    let empty = BTreeMap::new();
+    let have = existing.data.as_ref().unwrap_or(&empty);
+    let want = desired.data.as_ref().unwrap_or(&empty);
+    if want.iter().any(|(k, v)| have.get(k) != Some(v))
+        || keys_written_by_operator(&existing.metadata)
+            .iter()
+            .any(|k| !want.contains_key(k))
     {
         return true;
     }
@@ -330,6 +349,47 @@ mod tests {
             .unwrap()
             .remove(MANAGED_BY_LABEL);
         assert!(needs_apply(Some(&unlabeled), &desired));
+        let mut extra_key = desired.clone();
+        extra_key
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("theirs".into(), ByteString(b"x".to_vec()));
+        assert!(
+            !needs_apply(Some(&extra_key), &desired),
+            "others' keys stay"
+        );
+    }
+
+    #[test]
+    fn a_key_the_operator_wrote_and_no_longer_wants_is_drift() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+        let t = tvc(DeletionPolicy::Delete);
+        let desired = desired_secret(&t, "acme.trackvia.com", &creds("tok-1"));
+        let mut existing = desired.clone();
+        existing
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("stale".into(), ByteString(b"x".to_vec()));
+        let entry = |manager: &str| ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some("Apply".into()),
+            fields_v1: Some(FieldsV1(serde_json::json!({
+                "f:data": {"f:authToken": {}, "f:stale": {}},
+                "f:metadata": {"f:labels": {}}
+            }))),
+            ..ManagedFieldsEntry::default()
+        };
+        existing.metadata.managed_fields = Some(vec![entry("someone-else")]);
+        assert!(keys_written_by_operator(&existing.metadata).is_empty());
+        assert!(!needs_apply(Some(&existing), &desired));
+        existing.metadata.managed_fields = Some(vec![entry(MANAGER_NAME)]);
+        assert_eq!(
+            keys_written_by_operator(&existing.metadata),
+            BTreeSet::from(["authToken".to_string(), "stale".to_string()])
+        );
+        assert!(needs_apply(Some(&existing), &desired));
     }
 
     #[test]

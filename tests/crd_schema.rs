@@ -144,6 +144,7 @@ const WARNING: &str = "expiryWarning must be a non-negative duration such as 336
 const INTERVAL: &str = "verifyInterval must be at least 1m, or 0 to turn periodic checks off";
 const LABELS: &str = "target.labels must not set app.kubernetes.io/managed-by";
 const KEYS: &str = "target.keys must all be different";
+const TARGET_SOURCE: &str = crd::TARGET_NOT_SOURCE_MESSAGE;
 
 /// A spec every rule accepts.
 fn valid_spec() -> Value {
@@ -443,6 +444,25 @@ fn cases() -> Vec<Case> {
             json!({ "target": { "keys": { "apiKey": "k", "authToken": "k", "host": "k", "accountId": "k", "baseUrl": "k" } } }),
             &[KEYS],
         ),
+        // --- the output Secret is never the source Secret (a rule on the whole object)
+        refused(
+            "target.name is the credentials Secret",
+            json!({ "target": { "name": "trackvia-api-user" } }),
+            &[TARGET_SOURCE],
+        ),
+        refused(
+            "no target.name, and the connection is named like its credentials Secret",
+            json!({ "credentialsSecretRef": { "name": "crm" } }),
+            &[TARGET_SOURCE],
+        ),
+        accepted(
+            "named like its credentials Secret, publishing under another name",
+            json!({ "credentialsSecretRef": { "name": "crm" }, "target": { "name": "crm-out" } }),
+        ),
+        accepted(
+            "a target named like the connection, reading another Secret",
+            json!({ "target": { "name": "crm" } }),
+        ),
         // --- several problems at once are all reported
         refused(
             "a bad host, date and interval",
@@ -519,7 +539,16 @@ fn every_rule_is_refused_by_some_case() {
     );
     // The names the tables use are the rules' real messages.
     let messages: BTreeSet<&str> = rules.values().map(|r| r.message.as_str()).collect();
-    for named in [HOST_SHAPE, HOST_DNS, DATE, WARNING, INTERVAL, LABELS, KEYS] {
+    for named in [
+        HOST_SHAPE,
+        HOST_DNS,
+        DATE,
+        WARNING,
+        INTERVAL,
+        LABELS,
+        KEYS,
+        TARGET_SOURCE,
+    ] {
         assert!(
             messages.contains(named),
             "no rule has the message {named:?}"
@@ -610,6 +639,26 @@ fn refused_dates_and_durations_are_refused_by_the_operator_too() {
             Ok(parsed) => panic!("{}: parse_spec accepts it as {parsed:?}", case.what),
         }
     }
+}
+
+#[test]
+fn a_target_refused_by_the_rule_is_refused_by_the_operator_too() {
+    // Before Kubernetes 1.25 the rule is not enforced; the operator must still
+    // refuse to write its source Secret (Ready=False, InvalidSpec).
+    let mut checked = 0;
+    for case in cases() {
+        let spec = merged(valid_spec(), &case.patch);
+        let tvc: TrackViaConnection =
+            serde_json::from_value(object(spec)).expect("the object deserialises");
+        let operator = trackvia_operator::adoption::check_target(&tvc);
+        if case.refused_by.contains(&TARGET_SOURCE) {
+            checked += 1;
+            assert!(operator.is_err(), "{}: the operator accepts it", case.what);
+        } else {
+            assert_eq!(operator, Ok(()), "{}: the operator refuses it", case.what);
+        }
+    }
+    assert_eq!(checked, 2, "the cases of the rule");
 }
 
 // ---------------------------------------------------------------------------

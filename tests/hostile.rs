@@ -533,7 +533,12 @@ async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
         case(
             "its own source Secret",
             json!({"target": {"name": "src"}}),
-            Expect::NotReady("TargetConflict", "not managed"),
+            Expect::NotReady("InvalidSpec", "never writes its source Secret"),
+        ),
+        case(
+            "adopting its own source Secret",
+            json!({"target": {"name": "src", "adopt": true}}),
+            Expect::NotReady("InvalidSpec", "never writes its source Secret"),
         ),
         case(
             "another connection's Secret",

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Harness, SETTLE, secret_text};
+use common::{Harness, SETTLE, secret_text, series};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -530,14 +530,6 @@ async fn renaming_the_target_moves_the_secret_and_removes_the_old_one() {
     let t = h.wait_ready("crm", "True", "Verified").await;
     assert_eq!(t.status.unwrap().secret_name.as_deref(), Some("second"));
     h.finish().await;
-}
-
-/// Value of a gauge series of the operator's `/metrics`, e.g. `name{label="x"}`.
-fn series(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 async fn wait_source_watches(h: &Harness, by_name: f64, by_namespace: f64) {

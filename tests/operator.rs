@@ -393,12 +393,10 @@ async fn missing_credentials_recover_when_the_secret_appears() {
     )
     .await
     .unwrap();
-    h.apply_connection("partial", "partial", json!({}))
+    h.apply_connection("partly", "partial", json!({}))
         .await
         .expect("applying");
-    let tvc = h
-        .wait_ready("partial", "False", "CredentialsNotFound")
-        .await;
+    let tvc = h.wait_ready("partly", "False", "CredentialsNotFound").await;
     assert!(condition(&tvc, "Ready").message.contains("authToken"));
     h.finish().await;
 }

@@ -410,6 +410,14 @@ pub async fn plain_get(url: &str) -> Result<(u16, String), String> {
     Ok((status, body))
 }
 
+/// Value of a series of the operator's `/metrics`, e.g. `name{label="x"}`.
+pub fn series(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
 /// Text of a key of a Secret.
 pub fn secret_text(s: &Secret, key: &str) -> Option<String> {
     s.data
