@@ -24,6 +24,7 @@ use crate::crd::{
 use crate::metrics::{Metrics, ResultLabel};
 use crate::restart::{self, RestartResult};
 use crate::secret::{self, Ownership};
+use crate::source_read::{self, ReadFailures};
 use crate::status::{self, Observation, SecretOutcome, Settings, Verification};
 use crate::trackvia::{AllowedHosts, Credentials, Freshness, Verifier};
 use crate::watches::{self, Relist, SecretMeta, SourceWatchContext, Sources};
@@ -96,6 +97,8 @@ pub struct Context {
     pub owned: Vec<Store<SecretMeta>>,
     /// Source Secrets: versions reported by their watches and credentials read.
     pub sources: Arc<Sources>,
+    /// Source Secrets that could not be read, since when.
+    pub source_failures: ReadFailures,
 }
 
 /// Output Secrets (namespace, name) → (resourceVersion, fingerprint of the
@@ -200,6 +203,7 @@ pub async fn run(
         outputs: Outputs::default(),
         owned: owned.iter().map(|(reader, _)| reader.clone()).collect(),
         sources: Arc::new(Sources::default()),
+        source_failures: ReadFailures::default(),
     });
 
     let mut runs = Vec::new();
@@ -509,6 +513,40 @@ async fn read_credentials(
     Ok(creds)
 }
 
+/// The credentials, or the observation standing for their absence: missing,
+/// or unreadable once the failure to read them lasts (see [`source_read`]).
+/// A failure that may still pass by itself stays an error (retried shortly).
+fn unreadable_or(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    ns: &str,
+    read: Result<Result<Credentials, String>>,
+) -> Result<Result<Credentials, Observation>> {
+    let key = (ns.to_string(), tvc.spec.credentials_secret_ref.name.clone());
+    match read {
+        Ok(found) => {
+            ctx.source_failures.succeeded(&key);
+            Ok(found.map_err(Observation::CredentialsNotFound))
+        }
+        Err(Error::Kube { context, source }) => {
+            let code = match &source {
+                kube::Error::Api(status) => Some(status.code),
+                _ => None,
+            };
+            let failing_for = ctx.source_failures.failed(&key, Instant::now());
+            if source_read::lasting(code, failing_for) {
+                Ok(Err(Observation::CredentialsUnreadable(format!(
+                    "{context}: {}",
+                    short_kube_error(&source)
+                ))))
+            } else {
+                Err(Error::Kube { context, source })
+            }
+        }
+        Err(other) => Err(other),
+    }
+}
+
 /// One pass over one connection.
 pub async fn reconcile(tvc: Arc<TrackViaConnection>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
@@ -541,8 +579,8 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
             "host {} is not in the operator's allowed hosts ({}); no request was made",
             p.host, ctx.config.allowed_hosts_text
         )),
-        Ok(p) => match read_credentials(ctx, tvc, &ns).await? {
-            Err(msg) => Observation::CredentialsNotFound(msg),
+        Ok(p) => match unreadable_or(ctx, tvc, &ns, read_credentials(ctx, tvc, &ns).await)? {
+            Err(observation) => observation,
             Ok(creds) => {
                 let fingerprint = creds.fingerprint(uid.as_bytes());
                 let (due, forced) = status::verification_due(
@@ -660,13 +698,21 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
         let written = patch_status(ctx, &ns, &name, &next).await?;
         ctx.remember_written(tvc, written.resource_version(), &next);
     }
-    // A Secret that could not be written is tried again soon.
+    // A Secret that could not be written is tried again soon, one that could
+    // not be read now and then.
     let secret_retry =
         matches!(secret_outcome, SecretOutcome::Error(_)).then(|| Duration::from_secs(15));
-    let wake = [status::next_wakeup(&next, now), restart_wake, secret_retry]
-        .into_iter()
-        .flatten()
-        .min();
+    let source_retry = matches!(observation, Observation::CredentialsUnreadable(_))
+        .then_some(source_read::RETRY_EVERY);
+    let wake = [
+        status::next_wakeup(&next, now),
+        restart_wake,
+        secret_retry,
+        source_retry,
+    ]
+    .into_iter()
+    .flatten()
+    .min();
     Ok(match wake {
         // A little past the instant, so the next pass sees it as reached.
         Some(d) => Action::requeue(d + Duration::from_millis(250)),

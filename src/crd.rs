@@ -78,6 +78,12 @@ pub mod reason {
     pub const ERROR: &str = "Error";
     /// Ready: the credentials work but the output Secret could not be written.
     pub const SECRET_SYNC_FAILED: &str = "SecretSyncFailed";
+    /// The source Secret exists but cannot be read (403 from RBAC, or another
+    /// error than "not found").
+    pub const CREDENTIALS_UNREADABLE: &str = "CredentialsUnreadable";
+    /// Ready and Expiring: TrackVia accepted the credentials after
+    /// `spec.tokenExpiresOn` had passed, so that date is stale.
+    pub const EXPIRY_DATE_STALE: &str = "ExpiryDateStale";
     /// The token expires within the warning window.
     pub const EXPIRING: &str = "ExpiresSoon";
     /// The token is outside the warning window.
