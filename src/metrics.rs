@@ -317,7 +317,7 @@ impl Collector for ConnectionCollector {
 /// expired alert; the ExpiryDateStale reason reports it).
 fn dated(t: &TrackViaConnection) -> Option<&TrackViaConnectionStatus> {
     t.status.as_ref().filter(|s| {
-        !s.condition(condition::EXPIRING)
-            .is_some_and(|c| c.reason == reason::EXPIRY_DATE_STALE)
+        s.condition(condition::EXPIRING)
+            .is_none_or(|c| c.reason != reason::EXPIRY_DATE_STALE)
     })
 }

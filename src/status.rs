@@ -307,7 +307,10 @@ pub fn verification_due(
     if forced {
         return (true, true);
     }
-    let Some(old) = old else { return (true, false) };
+    let past = spec.token_expires_at.is_some_and(|at| now >= at);
+    let Some(old) = old else {
+        return (!past, false);
+    };
     let verified = old.condition(condition::VERIFIED);
     let never_answered = verified.is_none_or(|c| {
         c.status == "Unknown"
@@ -320,15 +323,19 @@ pub fn verification_due(
         .as_deref()
         .and_then(|t| t.parse::<Timestamp>().ok())
         .is_some_and(|next| now >= next);
-    if spec.token_expires_at.is_some_and(|at| now >= at) {
-        // Past the date, TrackVia is asked about credentials it has not
-        // answered for (users rotate and forget the date), and keeps being
-        // asked on schedule once it accepted them anyway; an unchanged token
-        // is expired without a call.
+    if past {
+        // Past the date, TrackVia is asked about rotated credentials (users
+        // rotate and forget the date) until it answers, and keeps being asked
+        // on schedule once it accepted them anyway; the token the connection
+        // started with, or one already answered for, expires without a call.
+        let rotated = old
+            .credentials_fingerprint
+            .as_deref()
+            .is_some_and(|previous| previous != fingerprint);
         let asking = (expiry::date_stale(Some(spec), old, now)
-            || verified.is_none_or(awaits_answer))
+            || verified.is_some_and(awaits_answer))
             && (never_answered || scheduled);
-        return (new_credentials || asking, false);
+        return (rotated || asking, false);
     }
     let changed = new_credentials || old.observed_generation != generation;
     (never_answered || changed || scheduled, false)
@@ -665,17 +672,11 @@ fn checked_status(input: &Input<'_>) -> TrackViaConnectionStatus {
 /// could not be written"; `finish` decides each pass whether they still hold.
 const HELD_BY_SECRET: [&str; 2] = [reason::TARGET_CONFLICT, reason::SECRET_SYNC_FAILED];
 
-/// Verified says the current credentials still wait for a real answer.
+/// Verified says a check of the current credentials got no definite answer
+/// yet (an outage, a 429): it is to be retried.
 fn awaits_answer(verified: &Condition) -> bool {
     verified.status == "Unknown"
-        && verified.reason != reason::EXPIRED
-        && ![
-            reason::INVALID_SPEC,
-            reason::HOST_NOT_ALLOWED,
-            reason::CREDENTIALS_NOT_FOUND,
-            reason::CREDENTIALS_UNREADABLE,
-        ]
-        .contains(&verified.reason.as_str())
+        && (verified.reason == reason::TRANSIENT_FAILURE || verified.reason == reason::RATE_LIMITED)
 }
 
 fn blocked(

@@ -227,21 +227,15 @@ async fn rejections_are_classified() {
 }
 
 #[tokio::test]
-async fn a_working_token_under_a_past_date_is_published_and_the_date_flagged_stale() {
+async fn a_rotated_token_under_a_past_date_is_checked_and_the_date_flagged_stale() {
     let mut h = Harness::start("tvc-pastdate", &[]).await;
-    // A token TrackVia says expired, and a working one whose date was forgotten.
-    let (old_key, old_token) = h.credential(Behavior::Expired);
-    h.put_source("src-old", &old_key, &old_token).await;
-    h.apply_connection("old", "src-old", json!({"tokenExpiresOn": "2020-01-01"}))
-        .await
-        .expect("applying");
     let (key, token) = h.credential(Behavior::Valid);
     h.put_source("src", &key, &token).await;
-    h.apply_connection("stale", "src", json!({"tokenExpiresOn": "2020-01-01"}))
+    h.apply_connection("crm", "src", json!({"tokenExpiresOn": "2020-01-01"}))
         .await
         .expect("applying");
-
-    let tvc = h.wait_ready("old", "False", "Expired").await;
+    // The token the connection starts with is expired by its date, unasked.
+    let tvc = h.wait_ready("crm", "False", "Expired").await;
     assert!(
         condition(&tvc, "Ready")
             .message
@@ -251,47 +245,52 @@ async fn a_working_token_under_a_past_date_is_published_and_the_date_flagged_sta
         tvc.status.as_ref().unwrap().token_expires_at.as_deref(),
         Some("2020-01-01T00:00:00Z")
     );
-    assert!(h.secrets_api().get_opt("old").await.unwrap().is_none());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        h.fake.total_calls(),
+        0,
+        "TrackVia is not asked about an expired token"
+    );
+    assert!(h.secrets_api().get_opt("crm").await.unwrap().is_none());
 
-    let tvc = h.wait_ready("stale", "True", "ExpiryDateStale").await;
+    // The user rotates the token and forgets the date: it is checked anyway.
+    let rotated = common::secret_value("t");
+    h.secrets.push(rotated.clone());
+    h.fake.set(&key, &rotated, Behavior::Valid);
+    h.rotate_source("src", &key, &rotated).await;
+    let tvc = h.wait_ready("crm", "True", "ExpiryDateStale").await;
     let expiring = condition(&tvc, "Expiring");
     assert_eq!(
         (expiring.status.as_str(), expiring.reason.as_str()),
         ("True", "ExpiryDateStale")
     );
     assert!(expiring.message.contains("stale"), "{}", expiring.message);
-    h.wait_published("stale", &token, SETTLE, "the working token published")
+    h.wait_published("crm", &rotated, SETTLE, "the rotated token published")
         .await;
-    let events = trackvia_testsupport::kube::recent_events(&h.connections(), "stale").await;
+    let events = trackvia_testsupport::kube::recent_events(&h.connections(), "crm").await;
     assert!(
         events.contains("ExpiryDateStale") && events.contains("Warning"),
         "{events}"
     );
     // The expiry alert's gauge says nothing for a date known to be wrong.
     let metrics = h.metrics().await;
-    let gauge = "trackvia_connection_token_expiration_timestamp_seconds";
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with(gauge) && l.contains("name=\"old\"")),
+        !metrics.lines().any(|l| l
+            .starts_with("trackvia_connection_token_expiration_timestamp_seconds")
+            && l.contains("name=\"crm\"")),
         "{metrics}"
     );
-    assert!(
-        !metrics
-            .lines()
-            .any(|l| l.starts_with(gauge) && l.contains("name=\"stale\"")),
-        "{metrics}"
-    );
-    assert_eq!(h.fake.total_calls(), 2, "one check per connection");
+    assert_eq!(h.fake.total_calls(), 1, "one check of the rotated token");
 
-    // Rotated again, date still stale: checked and republished.
-    let rotated = common::secret_value("t");
-    h.secrets.push(rotated.clone());
-    h.fake.set(&key, &rotated, Behavior::Valid);
-    h.rotate_source("src", &key, &rotated).await;
-    h.wait_published("stale", &rotated, SETTLE, "the rotated token published")
+    // Rotated to a token TrackVia says expired: Expired, and nothing new published.
+    let dead = common::secret_value("t");
+    h.secrets.push(dead.clone());
+    h.fake.set(&key, &dead, Behavior::Expired);
+    h.rotate_source("src", &key, &dead).await;
+    h.wait_ready("crm", "False", "Expired").await;
+    assert_eq!(h.fake.total_calls(), 2);
+    h.wait_published("crm", &rotated, SETTLE, "the last verified token kept")
         .await;
-    h.wait_ready("stale", "True", "ExpiryDateStale").await;
     h.finish().await;
 }
 

@@ -486,40 +486,25 @@ fn ready_turns_expired_exactly_at_the_expiry_instant_without_asking_trackvia() {
         );
         assert_eq!(
             verification_due(&p, GEN, None, FP, None, now),
-            (true, false)
+            (false, false)
         );
     }
 }
 
 #[test]
-fn a_brand_new_connection_past_its_date_is_checked_and_expired_when_refused() {
+fn a_brand_new_connection_past_its_date_is_expired() {
     let p = parsed();
     let now = expiry() + mins(1);
     assert_eq!(
         verification_due(&p, GEN, None, FP, None, now),
-        (true, false)
-    );
-    let s = pass(
-        &p,
-        None,
-        checked(unauthorized(), now),
-        now,
-        &SecretOutcome::NotPublished,
-    );
-    assert_eq!(state(&s, condition::READY), ("False", reason::EXPIRED));
-    assert_eq!(
-        state(&s, condition::VERIFIED),
-        ("False", reason::UNAUTHORIZED)
-    );
-    assert_eq!(s.next_verification_time, None);
-    assert!(!should_publish(Publish::Verified, &s));
-    // Refused once: not asked again, and the refusal stays as TrackVia gave it.
-    let later = now + SignedDuration::from_hours(5);
-    assert_eq!(
-        verification_due(&p, GEN, Some(&s), FP, None, later),
         (false, false)
     );
-    assert_fixed_point(&p, &s, unchecked(), later);
+    let s = step(&p, None, unchecked(), now);
+    assert_eq!(state(&s, condition::READY), ("False", reason::EXPIRED));
+    assert_eq!(state(&s, condition::VERIFIED), ("False", reason::EXPIRED));
+    assert_eq!(s.next_verification_time, None);
+    assert!(!should_publish(Publish::Verified, &s));
+    assert!(!verification_due(&p, GEN, Some(&s), FP, None, now + mins(90)).0);
 }
 
 // ---------------------------------------------------------------------------

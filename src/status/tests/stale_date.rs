@@ -160,20 +160,25 @@ fn a_rotation_past_its_date_during_an_outage_is_retried_until_answered() {
 }
 
 #[test]
-fn a_new_connection_with_a_past_date_and_a_working_token_is_flagged_not_hidden() {
+fn a_forced_check_past_the_date_that_trackvia_accepts_is_flagged_not_hidden() {
     let p = parsed();
     let now = expiry() + SignedDuration::from_hours(24 * 30);
+    let s = expired();
     assert_eq!(
-        verification_due(&p, GEN, None, FP, None, now),
-        (true, false)
+        verification_due(&p, GEN, Some(&s), FP, Some("r1"), now),
+        (true, true)
     );
-    let s = pass(&p, None, checked(ok(), now), now, &synced("hash-1"));
+    let observation = checked(ok(), now);
+    let next = desired_status(&Input {
+        verify_requested: Some("r1"),
+        ..input(&p, Some(&s), &observation, now)
+    });
+    let checked = finish(next, &synced("hash-1"), Publish::Verified, GEN, now);
     assert_eq!(
-        state(&s, condition::READY),
+        state(&checked, condition::READY),
         ("True", reason::EXPIRY_DATE_STALE)
     );
-    // Unlike a plain first success, this one is announced.
-    let events = transitions(None, &s);
+    let events = transitions(Some(&s), &checked);
     assert_eq!(
         events
             .iter()
