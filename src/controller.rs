@@ -25,6 +25,7 @@ use crate::crd::{
 use crate::metrics::{Metrics, ResultLabel};
 use crate::restart::{self, RestartResult};
 use crate::secret::{self, Ownership};
+use crate::source_read::{self, ReadFailures};
 use crate::status::{self, Observation, SecretOutcome, Settings, Verification};
 use crate::trackvia::{
     AllowedHosts, Ask, CallerId, Credentials, Freshness, Verifier, VerifyRequest,
@@ -99,6 +100,8 @@ pub struct Context {
     pub owned: Vec<Store<SecretMeta>>,
     /// Source Secrets: versions reported by their watches and credentials read.
     pub sources: Arc<Sources>,
+    /// Source Secrets that could not be read, since when.
+    pub source_failures: ReadFailures,
 }
 
 /// Output Secrets (namespace, name) → (resourceVersion, fingerprint of the
@@ -212,6 +215,7 @@ pub async fn run(
         outputs: Outputs::default(),
         owned: owned.iter().map(|(reader, _)| reader.clone()).collect(),
         sources: Arc::new(Sources::default()),
+        source_failures: ReadFailures::default(),
     });
 
     let mut runs = Vec::new();
@@ -536,6 +540,40 @@ async fn read_credentials(
 /// verifier's wake-up not come first.
 const VERIFICATION_RECHECK: Duration = Duration::from_secs(60);
 
+/// The credentials, or the observation standing for their absence: missing,
+/// or unreadable once the failure to read them lasts (see [`source_read`]).
+/// A failure that may still pass by itself stays an error (retried shortly).
+fn unreadable_or(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    ns: &str,
+    read: Result<Result<Credentials, String>>,
+) -> Result<Result<Credentials, Observation>> {
+    let key = (ns.to_string(), tvc.spec.credentials_secret_ref.name.clone());
+    match read {
+        Ok(found) => {
+            ctx.source_failures.succeeded(&key);
+            Ok(found.map_err(Observation::CredentialsNotFound))
+        }
+        Err(Error::Kube { context, source }) => {
+            let code = match &source {
+                kube::Error::Api(status) => Some(status.code),
+                _ => None,
+            };
+            let failing_for = ctx.source_failures.failed(&key, Instant::now());
+            if source_read::lasting(code, failing_for) {
+                Ok(Err(Observation::CredentialsUnreadable(format!(
+                    "{context}: {}",
+                    short_kube_error(&source)
+                ))))
+            } else {
+                Err(Error::Kube { context, source })
+            }
+        }
+        Err(other) => Err(other),
+    }
+}
+
 /// One pass over one connection.
 pub async fn reconcile(tvc: Arc<TrackViaConnection>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
@@ -573,8 +611,8 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
             "host {} is not in the operator's allowed hosts ({}); no request was made",
             p.host, ctx.config.allowed_hosts_text
         )),
-        Ok(p) => match read_credentials(ctx, tvc, &ns).await? {
-            Err(msg) => Observation::CredentialsNotFound(msg),
+        Ok(p) => match unreadable_or(ctx, tvc, &ns, read_credentials(ctx, tvc, &ns).await)? {
+            Err(observation) => observation,
             Ok(creds) => {
                 let fingerprint = creds.fingerprint(uid.as_bytes());
                 let (due, forced) = status::verification_due(
@@ -721,7 +759,8 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
         let written = patch_status(ctx, &ns, &name, &next).await?;
         ctx.remember_written(tvc, written.resource_version(), &next);
     }
-    // A Secret that could not be written is tried again soon.
+    // A Secret that could not be written is tried again soon, one that could
+    // not be read now and then.
     let secret_retry =
         matches!(secret_outcome, SecretOutcome::Error(_)).then(|| Duration::from_secs(15));
     let scheduled = match waiting {
@@ -735,7 +774,15 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
         ),
         None => status::next_wakeup(&next, now),
     };
-    let wake = [scheduled, restart_wake, secret_retry, waiting.map(|w| w.1)]
+    let source_retry = matches!(observation, Observation::CredentialsUnreadable(_))
+        .then_some(source_read::RETRY_EVERY);
+    let wake = [
+        scheduled,
+        restart_wake,
+        secret_retry,
+        source_retry,
+        waiting.map(|w| w.1),
+    ]
         .into_iter()
         .flatten()
         .min();

@@ -36,6 +36,9 @@ pub const DATE_PATTERN: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[0
 pub const DURATION_PATTERN: &str = r"^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$";
 /// Regular expression for a Secret data key.
 pub const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
+/// Regular expression for free text shown to people (`tokenName`, `apiUser`):
+/// no control characters, which could act on a terminal.
+pub const PRINTABLE_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
 /// Regular expression for an object name (DNS subdomain).
 pub const NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
@@ -85,6 +88,12 @@ pub mod reason {
     pub const ERROR: &str = "Error";
     /// Ready: the credentials work but the output Secret could not be written.
     pub const SECRET_SYNC_FAILED: &str = "SecretSyncFailed";
+    /// The source Secret exists but cannot be read (403 from RBAC, or another
+    /// error than "not found").
+    pub const CREDENTIALS_UNREADABLE: &str = "CredentialsUnreadable";
+    /// Ready and Expiring: TrackVia accepted the credentials after
+    /// `spec.tokenExpiresOn` had passed, so that date is stale.
+    pub const EXPIRY_DATE_STALE: &str = "ExpiryDateStale";
     /// The token expires within the warning window.
     pub const EXPIRING: &str = "ExpiresSoon";
     /// The token is outside the warning window.
@@ -153,14 +162,28 @@ pub struct TrackViaConnectionSpec {
     ))]
     pub token_expires_on: Option<String>,
 
-    /// The token's name on TrackVia's API Access page (informational).
+    /// The token's name on TrackVia's API Access page (informational; no control characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("maxLength" = 256))]
+    #[schemars(extend(
+        "maxLength" = 256,
+        "pattern" = PRINTABLE_PATTERN,
+        "x-kubernetes-validations" = [
+            {"rule": "!self.matches('[\\\\x00-\\\\x1F\\\\x7F-\\\\x9F]')",
+             "message": "tokenName must not contain control characters"}
+        ]
+    ))]
     pub token_name: Option<String>,
 
-    /// The API user the token belongs to (informational).
+    /// The API user the token belongs to (informational; no control characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("maxLength" = 256))]
+    #[schemars(extend(
+        "maxLength" = 256,
+        "pattern" = PRINTABLE_PATTERN,
+        "x-kubernetes-validations" = [
+            {"rule": "!self.matches('[\\\\x00-\\\\x1F\\\\x7F-\\\\x9F]')",
+             "message": "apiUser must not contain control characters"}
+        ]
+    ))]
     pub api_user: Option<String>,
 
     /// How long before expiry `Expiring` turns True (a duration such as `336h`).

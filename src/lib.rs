@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod report;
 pub mod restart;
 pub mod secret;
+pub mod source_read;
 pub mod status;
 pub mod trackvia;
 pub mod watches;

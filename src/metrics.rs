@@ -17,7 +17,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::crd::{TrackViaConnection, condition};
+use crate::crd::{TrackViaConnection, TrackViaConnectionStatus, condition, reason};
 use crate::trackvia::VerificationOutcome;
 
 /// Label set `{code}`.
@@ -258,24 +258,12 @@ impl Collector for ConnectionCollector {
             (
                 "trackvia_connection_token_expiration_timestamp_seconds",
                 "When the connection's token expires (Unix seconds)",
-                |t| {
-                    seconds(
-                        t.status
-                            .as_ref()
-                            .and_then(|s| s.token_expires_at.as_deref()),
-                    )
-                },
+                |t| seconds(dated(t).and_then(|s| s.token_expires_at.as_deref())),
             ),
             (
                 "trackvia_connection_expiry_warning_timestamp_seconds",
                 "When the connection enters its expiry-warning window (Unix seconds)",
-                |t| {
-                    seconds(
-                        t.status
-                            .as_ref()
-                            .and_then(|s| s.expiry_warning_at.as_deref()),
-                    )
-                },
+                |t| seconds(dated(t).and_then(|s| s.expiry_warning_at.as_deref())),
             ),
             (
                 "trackvia_connection_last_success_timestamp_seconds",
@@ -334,4 +322,14 @@ impl Collector for ConnectionCollector {
         }
         Ok(())
     }
+}
+
+/// The status, for its dates: none when TrackVia accepted the token after its
+/// date (a stale date says nothing about expiry and must not raise the
+/// expired alert; the ExpiryDateStale reason reports it).
+fn dated(t: &TrackViaConnection) -> Option<&TrackViaConnectionStatus> {
+    t.status.as_ref().filter(|s| {
+        s.condition(condition::EXPIRING)
+            .is_none_or(|c| c.reason != reason::EXPIRY_DATE_STALE)
+    })
 }

@@ -7,6 +7,7 @@
 //! comes from the connections' spec and status, the workloads' pod templates
 //! and events, none of which holds a credential.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -19,6 +20,8 @@ use kube::{Client, ResourceExt};
 use serde::Serialize;
 
 use crate::crd::{Condition, TrackViaConnection, condition};
+
+mod safe;
 use crate::status::{fmt_time, parse_spec, token_expiry_instant};
 
 /// Name a symlink to the binary must end with to act as `kubectl trackvia`.
@@ -627,14 +630,11 @@ struct Cell {
 
 impl Cell {
     fn plain(text: impl Into<String>) -> Cell {
-        Cell {
-            text: text.into(),
-            style: None,
-        }
+        Cell::styled(text, None)
     }
     fn styled(text: impl Into<String>, style: Option<&'static str>) -> Cell {
         Cell {
-            text: text.into(),
+            text: safe::for_terminal(&text.into()).into_owned(),
             style,
         }
     }
@@ -758,10 +758,15 @@ fn instant_with_relative(at: Option<&str>, now: Timestamp) -> String {
 /// The detailed view of one connection.
 pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> String {
     let s = &d.summary;
-    let paint = |text: String, style: Option<&'static str>| match style.filter(|_| color) {
-        Some(style) => format!("{style}{text}{RESET}"),
-        None => text,
+    let paint = |text: String, style: Option<&'static str>| {
+        let text = safe::for_terminal(&text).into_owned();
+        match style.filter(|_| color) {
+            Some(style) => format!("{style}{text}{RESET}"),
+            None => text,
+        }
     };
+    // Every value is escaped; the two painted ones were escaped before painting.
+    let painted = ["Ready", "Token expires"];
     let ready = match (&s.ready, &s.reason) {
         (Some(status), Some(reason)) => paint(
             format!("{status} ({reason})"),
@@ -851,6 +856,11 @@ pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> Strin
     let mut out = String::new();
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 2;
     for (key, value) in &fields {
+        let value = if painted.contains(key) {
+            Cow::Borrowed(value.as_str())
+        } else {
+            safe::for_terminal(value)
+        };
         let _ = writeln!(out, "{:<width$}{value}", format!("{key}:"));
     }
 
@@ -893,6 +903,7 @@ pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> Strin
         .unwrap_or(0)
         + 2;
     for (key, value) in &status_fields {
+        let value = safe::for_terminal(value);
         let _ = writeln!(out, "  {:<width$}{value}", format!("{key}:"));
     }
 
@@ -953,7 +964,8 @@ pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> Strin
 /// JSON text of a value, pretty-printed, with a final newline.
 fn to_json<T: Serialize>(value: &T) -> Result<String, String> {
     serde_json::to_string_pretty(value)
-        .map(|mut s| {
+        .map(|s| {
+            let mut s = safe::json_for_terminal(&s);
             s.push('\n');
             s
         })
@@ -1048,7 +1060,20 @@ fn connections_error(e: kube::Error) -> String {
 }
 
 /// Read what `options` asks for and render it.
+/// Collect and render; every text that reaches the terminal is escaped.
 pub async fn run(options: Options, color: bool) -> Result<Report, String> {
+    match collect(options, color).await {
+        Ok(mut report) => {
+            for warning in &mut report.warnings {
+                *warning = safe::for_terminal(warning).into_owned();
+            }
+            Ok(report)
+        }
+        Err(e) => Err(safe::for_terminal(&e).into_owned()),
+    }
+}
+
+async fn collect(options: Options, color: bool) -> Result<Report, String> {
     let client = connect(options.context.as_deref()).await?;
     let namespace = options
         .namespace

@@ -249,6 +249,8 @@ pub enum Observation {
     HostNotAllowed(String),
     /// The source Secret or a key is missing.
     CredentialsNotFound(String),
+    /// The source Secret could not be read (anything but "not found").
+    CredentialsUnreadable(String),
     /// Credentials were read.
     Credentials {
         /// Their keyed fingerprint.
@@ -300,32 +302,55 @@ pub fn verification_due(
     verify_requested: Option<&str>,
     now: Timestamp,
 ) -> (bool, bool) {
-    if spec.token_expires_at.is_some_and(|at| now >= at) {
-        return (false, false);
-    }
     let forced = verify_requested.is_some()
         && verify_requested != old.and_then(|o| o.verify_requested_at.as_deref());
     if forced {
         return (true, true);
     }
-    let Some(old) = old else { return (true, false) };
-    let never_answered = old.condition(condition::VERIFIED).is_none_or(|c| {
+    let past = spec.token_expires_at.is_some_and(|at| now >= at);
+    let Some(old) = old else {
+        return (!past, false);
+    };
+    let verified = old.condition(condition::VERIFIED);
+    let never_answered = verified.is_none_or(|c| {
         c.status == "Unknown"
             && c.reason != reason::TRANSIENT_FAILURE
             && c.reason != reason::RATE_LIMITED
     });
-    let changed = old.credentials_fingerprint.as_deref() != Some(fingerprint)
-        || old.observed_generation != generation;
+    let new_credentials = old.credentials_fingerprint.as_deref() != Some(fingerprint);
     let scheduled = old
         .next_verification_time
         .as_deref()
         .and_then(|t| t.parse::<Timestamp>().ok())
         .is_some_and(|next| now >= next);
+    if past {
+        // Past the date, TrackVia is asked about rotated credentials (users
+        // rotate and forget the date) until it answers, and keeps being asked
+        // on schedule once it accepted them anyway; the token the connection
+        // started with, or one already answered for, expires without a call.
+        let rotated = old
+            .credentials_fingerprint
+            .as_deref()
+            .is_some_and(|previous| previous != fingerprint);
+        let asking = (expiry::date_stale(Some(spec), old, now)
+            || verified.is_some_and(awaits_answer))
+            && (never_answered || scheduled);
+        return (rotated || asking, false);
+    }
+    let changed = new_credentials || old.observed_generation != generation;
     (never_answered || changed || scheduled, false)
 }
 
 /// The status after the verification step (SecretSynced is filled in by [`finish`]).
 pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
+    let mut next = checked_status(input);
+    // Set once, after the answer: whether the date is stale depends on it.
+    expiry::set_expiring(&mut next, input.spec, input.generation, input.now);
+    next
+}
+
+/// Everything but `Expiring`.
+fn checked_status(input: &Input<'_>) -> TrackViaConnectionStatus {
     let now = input.now;
     let old = input.old.cloned().unwrap_or_default();
     let mut next = TrackViaConnectionStatus {
@@ -370,51 +395,6 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
         );
     };
 
-    // Expiring depends only on the dates and the clock.
-    match input
-        .spec
-        .map(|s| (s.token_expires_at, s.expiry_warning_at))
-    {
-        Some((Some(expires), Some(warn))) => {
-            if now >= expires {
-                set(
-                    &mut next,
-                    condition::EXPIRING,
-                    "False",
-                    reason::EXPIRED,
-                    format!("the token expired at {}", fmt_time(expires)),
-                );
-            } else if now >= warn {
-                set(
-                    &mut next,
-                    condition::EXPIRING,
-                    "True",
-                    reason::EXPIRING,
-                    format!("the token expires at {}", fmt_time(expires)),
-                );
-            } else {
-                set(
-                    &mut next,
-                    condition::EXPIRING,
-                    "False",
-                    reason::NOT_EXPIRING,
-                    format!(
-                        "the token expires at {}; warning from {}",
-                        fmt_time(expires),
-                        fmt_time(warn)
-                    ),
-                );
-            }
-        }
-        _ => set(
-            &mut next,
-            condition::EXPIRING,
-            "False",
-            reason::NO_EXPIRY_DATE,
-            "spec.tokenExpiresOn is not set".into(),
-        ),
-    }
-
     let (fingerprint, verification) = match input.observation {
         Observation::InvalidSpec(msg) => {
             return blocked(next, reason::INVALID_SPEC, msg.clone(), generation, now);
@@ -426,6 +406,15 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
             return blocked(
                 next,
                 reason::CREDENTIALS_NOT_FOUND,
+                msg.clone(),
+                generation,
+                now,
+            );
+        }
+        Observation::CredentialsUnreadable(msg) => {
+            return blocked(
+                next,
+                reason::CREDENTIALS_UNREADABLE,
                 msg.clone(),
                 generation,
                 now,
@@ -549,8 +538,10 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
         }
     }
 
-    // Ready: the token's date first, then the latest answer, damped for transient failures.
-    if let Some(expires) = spec.token_expires_at.filter(|at| now >= *at) {
+    // Ready: the token's date first (unless TrackVia accepted the credentials
+    // after it), then the latest answer, damped for transient failures.
+    let stale = expiry::date_stale(Some(spec), &next, now);
+    if let Some(expires) = spec.token_expires_at.filter(|at| now >= *at && !stale) {
         set(
             &mut next,
             condition::READY,
@@ -561,37 +552,44 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
                 fmt_time(expires)
             ),
         );
-        if verification.is_none() {
-            set(
-                &mut next,
-                condition::VERIFIED,
-                "False",
-                reason::EXPIRED,
-                "the token is past its expiry date; TrackVia is not asked".into(),
-            );
+        // Credentials still waiting for a real answer (rotated during an
+        // outage) keep their retry; anything else is not asked again.
+        let verified = next.condition(condition::VERIFIED);
+        let waiting = verified.is_some_and(awaits_answer);
+        // A refusal stays as TrackVia gave it.
+        let refused = verified.is_some_and(|v| v.status == "False");
+        if !waiting {
+            if verification.is_none() && !refused {
+                set(
+                    &mut next,
+                    condition::VERIFIED,
+                    "False",
+                    reason::EXPIRED,
+                    "the token is past its expiry date; TrackVia is not asked".into(),
+                );
+            }
+            // A check left in the past would make `next_wakeup` requeue every second.
+            next.next_verification_time = None;
         }
-        // TrackVia is not asked again: a check left in the past would make
-        // `next_wakeup` requeue every second.
-        next.next_verification_time = None;
         return next;
     }
     let verified = next.condition(condition::VERIFIED).cloned();
     match verified {
         Some(c) if c.status == "True" => {
-            // A target conflict stays until `finish` knows whether it is still
-            // there, so Ready does not flip True and back on every pass (which
-            // would move lastTransitionTime and patch the status each time).
-            let conflict = old
-                .condition(condition::READY)
-                .is_some_and(|r| r.status == "False" && r.reason == reason::TARGET_CONFLICT);
-            if !conflict {
-                set(
-                    &mut next,
-                    condition::READY,
-                    "True",
-                    reason::VERIFIED,
-                    READY_MESSAGE.into(),
-                );
+            // A target conflict or an unwritable Secret stays until `finish`
+            // knows whether it is still there, so Ready does not flip True and
+            // back on every pass (which would move lastTransitionTime and patch
+            // the status each time).
+            let held = old.condition(condition::READY).is_some_and(|r| {
+                r.status == "False" && HELD_BY_SECRET.contains(&r.reason.as_str())
+            });
+            if !held {
+                let (why, message) = if stale {
+                    (reason::EXPIRY_DATE_STALE, expiry::STALE_READY_MESSAGE)
+                } else {
+                    (reason::VERIFIED, expiry::READY_MESSAGE)
+                };
+                set(&mut next, condition::READY, "True", why, message.into());
             }
         }
         Some(c) if c.status == "False" => {
@@ -636,6 +634,8 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
                             reason::EXPIRED,
                             reason::UNREACHABLE,
                             reason::TARGET_CONFLICT,
+                            reason::SECRET_SYNC_FAILED,
+                            reason::EXPIRY_DATE_STALE,
                         ]
                         .contains(&r.reason.as_str())
                     });
@@ -668,8 +668,16 @@ pub fn desired_status(input: &Input<'_>) -> TrackViaConnectionStatus {
     next
 }
 
-/// Ready's message when the credentials work.
-const READY_MESSAGE: &str = "the credentials work and are published";
+/// Ready reasons that stand for "the credentials work, but the output Secret
+/// could not be written"; `finish` decides each pass whether they still hold.
+const HELD_BY_SECRET: [&str; 2] = [reason::TARGET_CONFLICT, reason::SECRET_SYNC_FAILED];
+
+/// Verified says a check of the current credentials got no definite answer
+/// yet (an outage, a 429): it is to be retried.
+fn awaits_answer(verified: &Condition) -> bool {
+    verified.status == "Unknown"
+        && (verified.reason == reason::TRANSIENT_FAILURE || verified.reason == reason::RATE_LIMITED)
+}
 
 fn blocked(
     mut next: TrackViaConnectionStatus,
@@ -722,6 +730,7 @@ pub fn should_publish(publish: Publish, status: &TrackViaConnectionStatus) -> bo
             reason::INVALID_SPEC,
             reason::HOST_NOT_ALLOWED,
             reason::CREDENTIALS_NOT_FOUND,
+            reason::CREDENTIALS_UNREADABLE,
         ]
         .contains(&r.reason.as_str())
     });
@@ -759,22 +768,24 @@ pub fn finish(
     now: Timestamp,
 ) -> TrackViaConnectionStatus {
     let secret_name = status.secret_name.clone().unwrap_or_default();
-    // `desired_status` carries a conflict over only where Ready would otherwise
-    // be True (verified, or inside the grace period of an outage).
-    let conflict_pending = status
+    // `desired_status` carries a conflict or an unwritable Secret over only
+    // where Ready would otherwise be True (verified, or inside the grace period
+    // of an outage).
+    let held = status
         .condition(condition::READY)
-        .is_some_and(|r| r.reason == reason::TARGET_CONFLICT);
-    let ready_true = conflict_pending
+        .is_some_and(|r| HELD_BY_SECRET.contains(&r.reason.as_str()));
+    let ready_true = held
         || status
             .condition(condition::READY)
             .is_some_and(|r| r.status == "True");
-    if conflict_pending && !matches!(secret, SecretOutcome::Conflict(_)) {
+    if held && !matches!(secret, SecretOutcome::Conflict(_) | SecretOutcome::Error(_)) {
+        let (why, message) = expiry::working(&status);
         set_condition(
             &mut status.conditions,
             condition::READY,
             "True",
-            reason::VERIFIED,
-            READY_MESSAGE,
+            why,
+            message,
             generation,
             now,
         );
@@ -994,10 +1005,10 @@ pub fn transitions(
         let never_answered = old.is_none_or(|o| o.last_verified_time.is_none());
         let first_answer =
             old_ready.is_none_or(|o| o.reason == reason::VERIFICATION_PENDING && never_answered);
-        let quiet = first_answer && ready.status == "True";
+        let quiet = first_answer && ready.status == "True" && ready.reason == reason::VERIFIED;
         if moved && ready.reason != reason::VERIFICATION_PENDING && !quiet {
             out.push(Transition {
-                warning: ready.status != "True",
+                warning: ready.status != "True" || ready.reason == reason::EXPIRY_DATE_STALE,
                 reason: ready.reason.clone(),
                 message: ready.message.clone(),
             });
@@ -1010,9 +1021,16 @@ pub fn transitions(
         && exp.status == "True"
         && !was_expiring
     {
+        let event_reason = if exp.reason == reason::EXPIRY_DATE_STALE {
+            reason::EXPIRY_DATE_STALE
+        } else {
+            "Expiring"
+        };
+        // A stale date also moves Ready's reason: one event says it.
+        out.retain(|t| t.reason != event_reason);
         out.push(Transition {
             warning: true,
-            reason: "Expiring".into(),
+            reason: event_reason.into(),
             message: exp.message.clone(),
         });
     }
@@ -1032,5 +1050,6 @@ pub fn transitions(
     out
 }
 
+mod expiry;
 #[cfg(test)]
 mod tests;

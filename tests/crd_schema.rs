@@ -11,8 +11,8 @@ use kube::core::cel::{ErrorKind, Validator};
 use regex::Regex;
 use serde_json::{Value, json};
 use trackvia_operator::crd::{
-    self, DATE_PATTERN, DURATION_PATTERN, HOST_PATTERN, NAME_PATTERN, SECRET_KEY_PATTERN,
-    TrackViaConnection, TrackViaConnectionSpec,
+    self, DATE_PATTERN, DURATION_PATTERN, HOST_PATTERN, NAME_PATTERN, PRINTABLE_PATTERN,
+    SECRET_KEY_PATTERN, TrackViaConnection, TrackViaConnectionSpec,
 };
 use trackvia_operator::status;
 
@@ -94,7 +94,7 @@ struct FoundRule {
     message: String,
 }
 
-/// Every `x-kubernetes-validations` rule in the schema, by rule text.
+/// Every `x-kubernetes-validations` rule in the schema, by `path: rule text`.
 fn rules_in(schema: &Value) -> BTreeMap<String, FoundRule> {
     fn walk(node: &Value, path: &str, out: &mut BTreeMap<String, FoundRule>) {
         let Some(map) = node.as_object() else { return };
@@ -105,8 +105,9 @@ fn rules_in(schema: &Value) -> BTreeMap<String, FoundRule> {
             for rule in rules {
                 let text = rule["rule"].as_str().expect("a rule has text").to_string();
                 let message = rule["message"].as_str().expect("every rule has a message");
+                // Keyed by place and text: two fields may share a rule.
                 let previous = out.insert(
-                    text.clone(),
+                    format!("{path}: {text}"),
                     FoundRule {
                         path: path.to_string(),
                         message: message.to_string(),
@@ -145,6 +146,8 @@ const INTERVAL: &str = "verifyInterval must be at least 1m, or 0 to turn periodi
 const LABELS: &str = "target.labels must not set app.kubernetes.io/managed-by";
 const KEYS: &str = "target.keys must all be different";
 const TARGET_SOURCE: &str = crd::TARGET_NOT_SOURCE_MESSAGE;
+const TOKEN_NAME: &str = "tokenName must not contain control characters";
+const API_USER: &str = "apiUser must not contain control characters";
 
 /// A spec every rule accepts.
 fn valid_spec() -> Value {
@@ -195,7 +198,7 @@ fn failures(
     if let Err(errors) = validator.validate(schema, &object(spec), None) {
         for error in errors.iter() {
             let rule = rules
-                .get(&error.rule)
+                .get(&format!("{}: {}", error.field_path, error.rule))
                 .unwrap_or_else(|| panic!("an error that names no rule of the schema: {error:?}"));
             out.insert(
                 rule.message.clone(),
@@ -274,6 +277,31 @@ fn cases() -> Vec<Case> {
                 "publish": "Always",
                 "rolloutRestartTargets": [{ "kind": "Deployment", "name": "crm-sync" }],
             }),
+        ),
+        // --- informational text
+        accepted(
+            "a token name and API user beyond ASCII",
+            json!({ "tokenName": "Intégration — prod ✓", "apiUser": "svc.crm+ops@acme.com" }),
+        ),
+        refused(
+            "an escape sequence in tokenName",
+            json!({ "tokenName": "prod\u{1b}[2J" }),
+            &[TOKEN_NAME],
+        ),
+        refused(
+            "a newline in tokenName",
+            json!({ "tokenName": "prod\nfake line" }),
+            &[TOKEN_NAME],
+        ),
+        refused(
+            "a bell and a C1 control in apiUser",
+            json!({ "apiUser": "svc\u{7}@acme.com\u{9b}" }),
+            &[API_USER],
+        ),
+        refused(
+            "a DEL in apiUser",
+            json!({ "apiUser": "svc\u{7f}@acme.com" }),
+            &[API_USER],
         ),
         // --- host
         accepted("a subdomain", host("go.trackvia.com")),
@@ -540,14 +568,7 @@ fn every_rule_is_refused_by_some_case() {
     // The names the tables use are the rules' real messages.
     let messages: BTreeSet<&str> = rules.values().map(|r| r.message.as_str()).collect();
     for named in [
-        HOST_SHAPE,
-        HOST_DNS,
-        DATE,
-        WARNING,
-        INTERVAL,
-        LABELS,
-        KEYS,
-        TARGET_SOURCE,
+        HOST_SHAPE, HOST_DNS, DATE, WARNING, INTERVAL, LABELS, KEYS, TARGET_SOURCE, TOKEN_NAME, API_USER,
     ] {
         assert!(
             messages.contains(named),
@@ -675,6 +696,8 @@ fn patterns_in_the_schema_are_the_published_constants() {
     let spec = &schema["properties"]["spec"]["properties"];
     assert_eq!(spec["host"]["pattern"], HOST_PATTERN);
     assert_eq!(spec["tokenExpiresOn"]["pattern"], DATE_PATTERN);
+    assert_eq!(spec["tokenName"]["pattern"], PRINTABLE_PATTERN);
+    assert_eq!(spec["apiUser"]["pattern"], PRINTABLE_PATTERN);
     assert_eq!(spec["expiryWarning"]["pattern"], DURATION_PATTERN);
     assert_eq!(spec["verifyInterval"]["pattern"], DURATION_PATTERN);
     assert_eq!(
@@ -707,8 +730,27 @@ fn patterns_in_the_schema_are_the_published_constants() {
         DURATION_PATTERN,
         NAME_PATTERN,
         SECRET_KEY_PATTERN,
+        PRINTABLE_PATTERN,
     ] {
         pattern(text);
+    }
+}
+
+#[test]
+fn printable_pattern_refuses_control_characters_only() {
+    let re = pattern(PRINTABLE_PATTERN);
+    for good in [
+        "",
+        "workato-prod",
+        "svc-crm@acme.com",
+        "Intégration — prod ✓",
+        "a b",
+    ] {
+        assert!(re.is_match(good), "{good:?}");
+    }
+    for c in (0u32..0x20).chain(0x7f..0xa0).filter_map(char::from_u32) {
+        let text = format!("prod{c}x");
+        assert!(!re.is_match(&text), "{text:?}");
     }
 }
 

@@ -227,14 +227,15 @@ async fn rejections_are_classified() {
 }
 
 #[tokio::test]
-async fn a_past_expiry_date_is_expired_without_asking_trackvia() {
+async fn a_rotated_token_under_a_past_date_is_checked_and_the_date_flagged_stale() {
     let mut h = Harness::start("tvc-pastdate", &[]).await;
     let (key, token) = h.credential(Behavior::Valid);
     h.put_source("src", &key, &token).await;
-    h.apply_connection("old", "src", json!({"tokenExpiresOn": "2020-01-01"}))
+    h.apply_connection("crm", "src", json!({"tokenExpiresOn": "2020-01-01"}))
         .await
         .expect("applying");
-    let tvc = h.wait_ready("old", "False", "Expired").await;
+    // The token the connection starts with is expired by its date, unasked.
+    let tvc = h.wait_ready("crm", "False", "Expired").await;
     assert!(
         condition(&tvc, "Ready")
             .message
@@ -250,6 +251,46 @@ async fn a_past_expiry_date_is_expired_without_asking_trackvia() {
         0,
         "TrackVia is not asked about an expired token"
     );
+    assert!(h.secrets_api().get_opt("crm").await.unwrap().is_none());
+
+    // The user rotates the token and forgets the date: it is checked anyway.
+    let rotated = common::secret_value("t");
+    h.secrets.push(rotated.clone());
+    h.fake.set(&key, &rotated, Behavior::Valid);
+    h.rotate_source("src", &key, &rotated).await;
+    let tvc = h.wait_ready("crm", "True", "ExpiryDateStale").await;
+    let expiring = condition(&tvc, "Expiring");
+    assert_eq!(
+        (expiring.status.as_str(), expiring.reason.as_str()),
+        ("True", "ExpiryDateStale")
+    );
+    assert!(expiring.message.contains("stale"), "{}", expiring.message);
+    h.wait_published("crm", &rotated, SETTLE, "the rotated token published")
+        .await;
+    let events = trackvia_testsupport::kube::recent_events(&h.connections(), "crm").await;
+    assert!(
+        events.contains("ExpiryDateStale") && events.contains("Warning"),
+        "{events}"
+    );
+    // The expiry alert's gauge says nothing for a date known to be wrong.
+    let metrics = h.metrics().await;
+    assert!(
+        !metrics.lines().any(|l| l
+            .starts_with("trackvia_connection_token_expiration_timestamp_seconds")
+            && l.contains("name=\"crm\"")),
+        "{metrics}"
+    );
+    assert_eq!(h.fake.total_calls(), 1, "one check of the rotated token");
+
+    // Rotated to a token TrackVia says expired: Expired, and nothing new published.
+    let dead = common::secret_value("t");
+    h.secrets.push(dead.clone());
+    h.fake.set(&key, &dead, Behavior::Expired);
+    h.rotate_source("src", &key, &dead).await;
+    h.wait_ready("crm", "False", "Expired").await;
+    assert_eq!(h.fake.total_calls(), 2);
+    h.wait_published("crm", &rotated, SETTLE, "the last verified token kept")
+        .await;
     h.finish().await;
 }
 

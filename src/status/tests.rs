@@ -208,6 +208,8 @@ fn all_reasons() -> Vec<&'static str> {
         reason::UNAUTHORIZED,
         reason::FORBIDDEN,
         reason::CREDENTIALS_NOT_FOUND,
+        reason::CREDENTIALS_UNREADABLE,
+        reason::EXPIRY_DATE_STALE,
         reason::INVALID_SPEC,
         reason::HOST_NOT_ALLOWED,
         reason::TARGET_CONFLICT,
@@ -459,7 +461,8 @@ fn ready_turns_expired_exactly_at_the_expiry_instant_without_asking_trackvia() {
     assert_eq!(next_wakeup(&s, expiry()), None);
     assert_eq!(next_wakeup(&s, expiry() + mins(45)), None);
 
-    // Never a call once the date has passed, whatever else changed.
+    // Once the date has passed, an unchanged token is never checked again;
+    // new credentials and forced checks are.
     for now in [
         expiry(),
         expiry() + mins(45),
@@ -470,19 +473,19 @@ fn ready_turns_expired_exactly_at_the_expiry_instant_without_asking_trackvia() {
             (false, false)
         );
         assert_eq!(
-            verification_due(&p, GEN, Some(&s), "fp-rotated", None, now),
-            (false, false)
-        );
-        assert_eq!(
             verification_due(&p, Some(9), Some(&s), FP, None, now),
             (false, false)
         );
         assert_eq!(
-            verification_due(&p, GEN, Some(&s), FP, Some("force"), now),
-            (false, false)
+            verification_due(&p, GEN, Some(&s), "fp-rotated", None, now),
+            (true, false)
         );
         assert_eq!(
-            verification_due(&p, GEN, None, FP, Some("force"), now),
+            verification_due(&p, GEN, Some(&s), FP, Some("force"), now),
+            (true, true)
+        );
+        assert_eq!(
+            verification_due(&p, GEN, None, FP, None, now),
             (false, false)
         );
     }
@@ -490,11 +493,18 @@ fn ready_turns_expired_exactly_at_the_expiry_instant_without_asking_trackvia() {
 
 #[test]
 fn a_brand_new_connection_past_its_date_is_expired() {
-    let s = step(&parsed(), None, unchecked(), expiry() + mins(1));
+    let p = parsed();
+    let now = expiry() + mins(1);
+    assert_eq!(
+        verification_due(&p, GEN, None, FP, None, now),
+        (false, false)
+    );
+    let s = step(&p, None, unchecked(), now);
     assert_eq!(state(&s, condition::READY), ("False", reason::EXPIRED));
     assert_eq!(state(&s, condition::VERIFIED), ("False", reason::EXPIRED));
     assert_eq!(s.next_verification_time, None);
     assert!(!should_publish(Publish::Verified, &s));
+    assert!(!verification_due(&p, GEN, Some(&s), FP, None, now + mins(90)).0);
 }
 
 // ---------------------------------------------------------------------------
@@ -1019,12 +1029,20 @@ fn blocked_observations_set_ready_false_with_their_reason() {
             ),
             reason::CREDENTIALS_NOT_FOUND,
         ),
+        (
+            Observation::CredentialsUnreadable(
+                "reading Secret ns/trackvia-api-user: secrets \"trackvia-api-user\" is forbidden (403)"
+                    .into(),
+            ),
+            reason::CREDENTIALS_UNREADABLE,
+        ),
     ];
     for (observation, why) in cases {
         let message = match &observation {
             Observation::InvalidSpec(m)
             | Observation::HostNotAllowed(m)
-            | Observation::CredentialsNotFound(m) => m.clone(),
+            | Observation::CredentialsNotFound(m)
+            | Observation::CredentialsUnreadable(m) => m.clone(),
             Observation::Credentials { .. } => unreachable!(),
         };
         for previous in [None, Some(&old)] {
@@ -2116,7 +2134,8 @@ fn any_outcome() -> impl Strategy<Value = VerificationOutcome> {
         any_body(),
     )
         .prop_map(|(code, body)| classify_response(code, Some("30"), &body));
-    prop_oneof![answered, common, transient_outcome()]
+    let accepted = Just(classify_response(200, None, br#"[{"id":1}]"#));
+    prop_oneof![answered, common, transient_outcome(), accepted]
 }
 
 fn transient_outcome() -> impl Strategy<Value = VerificationOutcome> {
@@ -2322,8 +2341,11 @@ proptest! {
         old in proptest::option::of(any_status()),
         now in any_instant(),
         at in any_instant(),
+        // Most answers arrive just before the pass, some at any time.
+        age in proptest::option::of(0i64..600),
         outcome in any_outcome(),
-        which in 0u8..5,
+        which in 0u8..6,
+        idle in 1i64..7200,
         fingerprint in prop::sample::select(vec![FP, "fp-other"]),
         generation in proptest::option::of(-2i64..4),
         jitter in any::<f64>(),
@@ -2333,6 +2355,7 @@ proptest! {
     ) {
         let spec = spec.ok();
         let old = old.as_ref();
+        let at = age.and_then(|a| now.checked_sub(secs(a)).ok()).unwrap_or(at);
         // A check happens only when it is due, as in the controller.
         let due = spec
             .as_ref()
@@ -2341,6 +2364,7 @@ proptest! {
             0 => Observation::InvalidSpec("bad".into()),
             1 => Observation::HostNotAllowed("no".into()),
             2 => Observation::CredentialsNotFound("missing".into()),
+            3 => Observation::CredentialsUnreadable("forbidden (403)".into()),
             _ => Observation::Credentials {
                 fingerprint: fingerprint.to_string(),
                 verification: if due { answer(outcome, at) } else { None },
@@ -2368,9 +2392,17 @@ proptest! {
         for type_ in [condition::READY, condition::SECRET_SYNCED, condition::EXPIRING] {
             prop_assert_eq!(cond(&done, type_).observed_generation, generation, "{}", type_);
         }
-        if spec.as_ref().is_some_and(|p| p.token_expires_at.is_some_and(|e| now >= e)) {
+        let stale = cond(&next, condition::EXPIRING).reason == reason::EXPIRY_DATE_STALE;
+        if !stale && spec.as_ref().is_some_and(|p| p.token_expires_at.is_some_and(|e| now >= e)) {
             prop_assert_eq!(cond(&next, condition::READY).status.as_str(), "False");
-            prop_assert_eq!(next.next_verification_time.as_deref(), None);
+            // Only credentials still waiting for a real answer are retried.
+            if !next.condition(condition::VERIFIED).is_some_and(awaits_answer) {
+                prop_assert_eq!(next.next_verification_time.as_deref(), None);
+            }
+        }
+        if stale {
+            prop_assert!(next.verified_fingerprint.is_some());
+            prop_assert_eq!(&next.verified_fingerprint, &next.credentials_fingerprint);
         }
 
         // Nothing new: the same status again, with and without the Secret step.
@@ -2388,7 +2420,49 @@ proptest! {
             now,
         );
         prop_assert!(!changed(Some(&done), &again_done), "{:#?}\n{:#?}", done, again_done);
+
+        // An idle clock: no check due and no instant the status waits for
+        // crossed. A stuck connection (a Secret that cannot be written, a
+        // refusal, a missing Secret…) writes nothing in that time.
+        let Ok(later) = now.checked_add(secs(idle)) else { return Ok(()) };
+        let quiet_fp = match &quiet {
+            Observation::Credentials { fingerprint, .. } => Some(fingerprint.as_str()),
+            _ => None,
+        };
+        let due_later = spec.as_ref().zip(quiet_fp).is_some_and(|(p, fp)| {
+            verification_due(p, generation, Some(&done), fp, verify_requested.as_deref(), later).0
+        });
+        if due_later || quiet_until(&done, now).is_some_and(|until| later >= until) {
+            return Ok(());
+        }
+        let idle_pass = finish(
+            desired_status(&Input { old: Some(&done), observation: &quiet, now: later, ..base.clone() }),
+            &secret,
+            publish,
+            generation,
+            later,
+        );
+        prop_assert!(!changed(Some(&done), &idle_pass), "{} s later:\n{:#?}\n{:#?}", idle, done, idle_pass);
+        prop_assert!(transitions(Some(&done), &idle_pass).is_empty());
     }
+}
+
+/// The first instant after `now` at which time alone may change `status`: its
+/// next wake-up, or the end of the grace period of an outage.
+fn quiet_until(status: &TrackViaConnectionStatus, now: Timestamp) -> Option<Timestamp> {
+    let wake = next_wakeup(status, now).map(|d| add(now, d));
+    let grace_end = status
+        .condition(condition::VERIFIED)
+        .filter(|v| v.reason == reason::TRANSIENT_FAILURE || v.reason == reason::RATE_LIMITED)
+        .and_then(|v| {
+            status
+                .failing_since
+                .as_deref()
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .or_else(|| v.last_transition_time.parse().ok())
+        })
+        .map(|since| add(since, Settings::default().failure_grace));
+    [wake, grace_end].into_iter().flatten().min()
 }
 
 #[test]
@@ -2604,3 +2678,6 @@ fn a_secret_that_cannot_be_written_turns_ready_false() {
         ("False", reason::ERROR)
     );
 }
+
+mod stale_date;
+mod stuck;

@@ -108,6 +108,11 @@ pub struct Harness {
 impl Harness {
     /// Start with the default flags plus `extra` (later flags win).
     pub async fn start(prefix: &str, extra: &[&str]) -> Harness {
+        Harness::start_with_env(prefix, extra, &[]).await
+    }
+
+    /// Start with `extra` flags and `env` added to the operator's environment.
+    pub async fn start_with_env(prefix: &str, extra: &[&str], env: &[(String, String)]) -> Harness {
         let client = client().await;
         ensure_crd(&client).await;
         let ns = TestNamespace::create(&client, prefix).await;
@@ -131,7 +136,7 @@ impl Harness {
             "2s".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let operator = OperatorProcess::spawn(std::path::Path::new(OPERATOR), &args, &[]);
+        let operator = OperatorProcess::spawn(std::path::Path::new(OPERATOR), &args, env);
         let harness = Harness {
             client,
             ns,
