@@ -3,11 +3,13 @@
 pub mod controller;
 pub mod crd;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod report;
 pub mod restart;
 pub mod secret;
 pub mod status;
+pub mod supervisor;
 pub mod trackvia;
 pub mod watches;
 
