@@ -315,7 +315,11 @@ impl Elector {
         let Some(current) = read else {
             return self.write(None, now).await;
         };
-        let version = current.metadata.resource_version.clone().unwrap_or_default();
+        let version = current
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default();
         let first_seen = match &self.observed {
             Some((seen, at)) if *seen == version => *at,
             _ => {
@@ -337,7 +341,11 @@ impl Elector {
     }
 
     /// Creates the Lease or updates `current` (guarded by its resourceVersion) to name us.
-    async fn write(&mut self, current: Option<Lease>, sent: Instant) -> Result<Option<String>, String> {
+    async fn write(
+        &mut self,
+        current: Option<Lease>,
+        sent: Instant,
+    ) -> Result<Option<String>, String> {
         let now = MicroTime(jiff::Timestamp::now());
         let identity = self.settings.identity.clone();
         let duration = i32::try_from(self.settings.lease_duration.as_secs()).unwrap_or(i32::MAX);
@@ -404,7 +412,13 @@ mod tests {
         let d = Duration::from_secs(15);
         assert_eq!(decide(Some("a"), "b", seen, d, seen), Step::Wait);
         assert_eq!(
-            decide(Some("a"), "b", seen, d, seen + Duration::from_millis(14_999)),
+            decide(
+                Some("a"),
+                "b",
+                seen,
+                d,
+                seen + Duration::from_millis(14_999)
+            ),
             Step::Wait
         );
         assert_eq!(decide(Some("a"), "b", seen, d, seen + d), Step::Acquire);

@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinition as YAML.
     Crd,
     /// Check one API key and auth token against TrackVia, with the operator's classifier.
@@ -105,13 +105,25 @@ struct RunArgs {
     )]
     leader_election_lease_name: String,
     /// How long a standby waits after the Lease last changed before it takes over.
-    #[arg(long, env = "TRACKVIA_LEADER_ELECTION_LEASE_DURATION", default_value = "15s")]
+    #[arg(
+        long,
+        env = "TRACKVIA_LEADER_ELECTION_LEASE_DURATION",
+        default_value = "15s"
+    )]
     leader_election_lease_duration: String,
     /// How long after its last successful renewal the leader stops writing (below the lease duration).
-    #[arg(long, env = "TRACKVIA_LEADER_ELECTION_RENEW_DEADLINE", default_value = "10s")]
+    #[arg(
+        long,
+        env = "TRACKVIA_LEADER_ELECTION_RENEW_DEADLINE",
+        default_value = "10s"
+    )]
     leader_election_renew_deadline: String,
     /// Time between two attempts to acquire or renew the Lease.
-    #[arg(long, env = "TRACKVIA_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s")]
+    #[arg(
+        long,
+        env = "TRACKVIA_LEADER_ELECTION_RETRY_PERIOD",
+        default_value = "2s"
+    )]
     leader_election_retry_period: String,
     /// How long the published content must stay unchanged before rollout restarts
     /// run, so several changes in a row cause one restart.
@@ -191,7 +203,7 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => {
             let runtime = runtime();
-            let code = runtime.block_on(run(args));
+            let code = runtime.block_on(run(*args));
             // Whatever is still running (a call to an API server that went away) is dropped.
             runtime.shutdown_timeout(Duration::from_millis(200));
             code
@@ -304,7 +316,10 @@ async fn run_inner(args: RunArgs) -> Result<(), String> {
     let instance = std::env::var("POD_NAME").unwrap_or_else(|_| hostname());
     // Names this process in the API server's audit log and in the Lease.
     let identity = format!("{instance}-{}", std::process::id());
-    let user_agent = format!("trackvia-operator/{} ({identity})", env!("CARGO_PKG_VERSION"));
+    let user_agent = format!(
+        "trackvia-operator/{} ({identity})",
+        env!("CARGO_PKG_VERSION")
+    );
     let kube_client = leader::client(kube_config.clone(), &user_agent, None)?;
 
     let mut registry = prometheus_client::registry::Registry::default();
@@ -389,7 +404,9 @@ async fn run_inner(args: RunArgs) -> Result<(), String> {
     let work = || controller::run(fenced_client, config, verifier, metrics.clone(), ready);
     supervisor::run_elected(elector, work, &mut signals, &metrics)
         .await
-        .map_err(|lost| format!("lost leadership ({lost}); exiting so that only the new leader writes"))?;
+        .map_err(|lost| {
+            format!("lost leadership ({lost}); exiting so that only the new leader writes")
+        })?;
     tracing::info!("stopped");
     Ok(())
 }

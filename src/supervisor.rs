@@ -71,7 +71,8 @@ pub async fn run_elected<W: Future<Output = ()>>(
     }
     tracing::info!("became leader; reconciling");
     metrics.leader.set(1);
-    let mut work = std::pin::pin!(work());
+    // Boxed, so that dropping it below really ends the controller (and its spawned watches).
+    let mut work = Box::pin(work());
     let outcome = tokio::select! {
         biased;
         lost = elector.keep() => Err(lost),

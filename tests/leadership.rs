@@ -257,7 +257,10 @@ async fn frozen_leader() {
         .expect("applying the connection");
     let deadline = Instant::now() + Duration::from_secs(30);
     while h.fake.calls_for(&key, &token) == 0 {
-        assert!(Instant::now() < deadline, "the leader never called TrackVia");
+        assert!(
+            Instant::now() < deadline,
+            "the leader never called TrackVia"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let status_writes = metric(h.metrics_port, "trackvia_status_writes_total").await;
@@ -327,7 +330,9 @@ async fn frozen_leader() {
     // tried to hand back the Lease it no longer held (refused).
     let writes = audited_writes();
     assert!(
-        writes.iter().any(|w| by_process(w, old_pid) && w.resource == "leases"),
+        writes
+            .iter()
+            .any(|w| by_process(w, old_pid) && w.resource == "leases"),
         "no write of the old leader in the audit log: its user agent does not name it"
     );
     assert!(
@@ -369,7 +374,11 @@ async fn cannot_renew() {
     let stopping = tokio::spawn(common::ApiServerAway::stop());
     let exit = wait_exit(&mut h.operator, Instant::now(), Duration::from_secs(30)).await;
     let exited_at = jiff::Timestamp::now();
-    stopping.await.expect("stopping the API server").restore().await;
+    stopping
+        .await
+        .expect("stopping the API server")
+        .restore()
+        .await;
     let Some((code, _)) = exit else {
         panic!(
             "the leader still runs 30 s after its API server began to go away:\n{}",
@@ -388,8 +397,8 @@ async fn cannot_renew() {
         .and_then(|s| s.renew_time)
         .expect("a renew time")
         .0;
-    let margin = renewed + jiff::SignedDuration::try_from(SHORT_LEASE).expect("a duration")
-        - exited_at;
+    let margin =
+        renewed + jiff::SignedDuration::try_from(SHORT_LEASE).expect("a duration") - exited_at;
     eprintln!("the leader stopped {margin:#} before its Lease would have expired");
     assert!(
         margin.is_positive(),
@@ -418,7 +427,12 @@ async fn sigterm_without_api_server() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut elected = Harness::start("tvc-term-le", &args).await;
     let mut single = Harness::start("tvc-term", &[]).await;
-    wait_leading(elected.metrics_port, &mut elected.operator, Duration::from_secs(20)).await;
+    wait_leading(
+        elected.metrics_port,
+        &mut elected.operator,
+        Duration::from_secs(20),
+    )
+    .await;
     for h in [&mut elected, &mut single] {
         let (key, token) = h.credential(Behavior::Valid);
         h.put_source("src", &key, &token).await;
@@ -472,8 +486,7 @@ async fn clean_handover() {
     assert!(status.success(), "{status}:\n{}", h.operator.logs());
     let exit = stopped.elapsed();
     let port = standby.metrics_port;
-    let takeover = wait_leading(port, &mut standby.process, Duration::from_secs(15)).await
-        + exit;
+    let takeover = wait_leading(port, &mut standby.process, Duration::from_secs(15)).await + exit;
     eprintln!("the leader exited {exit:?} after SIGTERM; the standby led {takeover:?} after it");
     assert!(
         takeover < Duration::from_secs(5),
