@@ -4,12 +4,14 @@ pub mod adoption;
 pub mod controller;
 pub mod crd;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod report;
 pub mod restart;
 pub mod secret;
 pub mod source_read;
 pub mod status;
+pub mod supervisor;
 pub mod trackvia;
 pub mod watches;
 

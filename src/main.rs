@@ -14,7 +14,7 @@ use trackvia_operator::status::{Settings, parse_duration};
 use trackvia_operator::trackvia::{
     AllowedHosts, Credentials, Rejection, TrackViaClient, VerificationOutcome, Verifier,
 };
-use trackvia_operator::{crd, http, report};
+use trackvia_operator::{crd, http, leader, report, supervisor};
 
 #[derive(Parser)]
 #[command(
@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinition as YAML.
     Crd,
     /// Check one API key and auth token against TrackVia, with the operator's classifier.
@@ -104,6 +104,27 @@ struct RunArgs {
         default_value = "trackvia-operator"
     )]
     leader_election_lease_name: String,
+    /// How long a standby waits after the Lease last changed before it takes over.
+    #[arg(
+        long,
+        env = "TRACKVIA_LEADER_ELECTION_LEASE_DURATION",
+        default_value = "15s"
+    )]
+    leader_election_lease_duration: String,
+    /// How long after its last successful renewal the leader stops writing (below the lease duration).
+    #[arg(
+        long,
+        env = "TRACKVIA_LEADER_ELECTION_RENEW_DEADLINE",
+        default_value = "10s"
+    )]
+    leader_election_renew_deadline: String,
+    /// Time between two attempts to acquire or renew the Lease.
+    #[arg(
+        long,
+        env = "TRACKVIA_LEADER_ELECTION_RETRY_PERIOD",
+        default_value = "2s"
+    )]
+    leader_election_retry_period: String,
     /// How long the published content must stay unchanged before rollout restarts
     /// run, so several changes in a row cause one restart.
     #[arg(long, env = "TRACKVIA_RESTART_DEBOUNCE", default_value = "10s")]
@@ -180,7 +201,13 @@ fn main() -> ExitCode {
             print!("{}", crd::crd_yaml());
             ExitCode::SUCCESS
         }
-        Command::Run(args) => runtime().block_on(run(args)),
+        Command::Run(args) => {
+            let runtime = runtime();
+            let code = runtime.block_on(run(*args));
+            // Whatever is still running (a call to an API server that went away) is dropped.
+            runtime.shutdown_timeout(Duration::from_millis(200));
+            code
+        }
         Command::Verify(args) => runtime().block_on(verify(args)),
         Command::Status(args) => runtime().block_on(status(args)),
     }
@@ -252,6 +279,8 @@ async fn run(args: RunArgs) -> ExitCode {
 
 async fn run_inner(args: RunArgs) -> Result<(), String> {
     install_crypto_provider();
+    // From here on SIGTERM and SIGINT stop the process within a few seconds, in any phase.
+    let mut signals = supervisor::Signals::install()?;
     let allowed_hosts =
         AllowedHosts::parse(&args.allowed_hosts).map_err(|e| format!("--allowed-hosts: {e}"))?;
     let extra_ca = match &args.extra_ca_file {
@@ -281,9 +310,17 @@ async fn run_inner(args: RunArgs) -> Result<(), String> {
     }
     let client = TrackViaClient::new(extra_ca.as_deref(), timeout.max(Duration::from_millis(100)))?;
     let verifier = Arc::new(Verifier::new(client, args.rate_limit));
-    let kube_client = kube::Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
         .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+    let instance = std::env::var("POD_NAME").unwrap_or_else(|_| hostname());
+    // Names this process in the API server's audit log and in the Lease.
+    let identity = format!("{instance}-{}", std::process::id());
+    let user_agent = format!(
+        "trackvia-operator/{} ({identity})",
+        env!("CARGO_PKG_VERSION")
+    );
+    let kube_client = leader::client(kube_config.clone(), &user_agent, None)?;
 
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::new(&mut registry);
@@ -318,7 +355,7 @@ async fn run_inner(args: RunArgs) -> Result<(), String> {
         settings,
         concurrency: args.concurrency.max(1),
         clock,
-        instance: std::env::var("POD_NAME").unwrap_or_else(|_| hostname()),
+        instance,
         restart_debounce: parse_duration(&args.restart_debounce)
             .map_err(|e| format!("--restart-debounce: {e}"))?,
         source_watch_limit: args.source_watch_limit.max(1),
@@ -332,64 +369,44 @@ async fn run_inner(args: RunArgs) -> Result<(), String> {
     );
     if !args.leader_election {
         metrics.leader.set(1);
-        controller::run(kube_client, config, verifier, metrics, ready).await;
+        let work = controller::run(kube_client, config, verifier, metrics, ready);
+        supervisor::run_single(work, &mut signals).await;
         tracing::info!("stopped");
         return Ok(());
     }
 
-    // Leader election: only the holder of the Lease reconciles. A standby is
-    // healthy and ready; a leader that loses the Lease exits so that it never
-    // writes alongside the next leader.
-    let namespace = args
-        .leader_election_namespace
-        .clone()
-        .or_else(|| std::env::var("POD_NAMESPACE").ok())
-        .filter(|s| !s.is_empty())
-        .ok_or("--leader-election needs --leader-election-namespace or POD_NAMESPACE")?;
-    let identity = format!("{}-{}", config.instance, std::process::id());
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(
-        kube_client.clone(),
-        &args.leader_election_lease_name,
-    )
-    .with_namespace(&namespace)
-    .with_identity(&identity)
-    .with_duration(15)
-    .with_grace(5)
-    .with_field_manager(controller::FIELD_MANAGER)
-    .build()
-    .await
-    .map_err(|e| format!("leader election: {e}"))?;
-    let (mut leading, lease_task) = manager.watch().await;
+    // Leader election: only the holder of the Lease reconciles, and only its writes pass
+    // the fence. A standby is healthy and ready.
+    let settings = leader::LeaseSettings {
+        name: args.leader_election_lease_name.clone(),
+        namespace: args
+            .leader_election_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .filter(|s| !s.is_empty())
+            .ok_or("--leader-election needs --leader-election-namespace or POD_NAMESPACE")?,
+        identity,
+        lease_duration: parse_duration(&args.leader_election_lease_duration)
+            .map_err(|e| format!("--leader-election-lease-duration: {e}"))?,
+        renew_deadline: parse_duration(&args.leader_election_renew_deadline)
+            .map_err(|e| format!("--leader-election-renew-deadline: {e}"))?,
+        retry_period: parse_duration(&args.leader_election_retry_period)
+            .map_err(|e| format!("--leader-election-retry-period: {e}"))?,
+    };
+    settings
+        .validate()
+        .map_err(|e| format!("leader election: {e}"))?;
+    let fence = leader::Fence::closed();
+    let fenced_client = leader::client(kube_config, &user_agent, Some(fence.clone()))?;
+    tracing::info!(lease = %settings.name, namespace = %settings.namespace, identity = %settings.identity, "waiting for leadership");
+    let elector = leader::Elector::new(kube_client, settings, fence);
     ready.store(true, std::sync::atomic::Ordering::SeqCst);
-    tracing::info!(lease = %args.leader_election_lease_name, namespace = %namespace, identity = %identity, "waiting for leadership");
-    while !*leading.borrow_and_update() {
-        if leading.changed().await.is_err() {
-            return Err("leader election stopped".into());
-        }
-    }
-    tracing::info!(identity = %identity, "became leader; reconciling");
-    metrics.leader.set(1);
-    let lost = async move {
-        loop {
-            if leading.changed().await.is_err() || !*leading.borrow() {
-                return;
-            }
-        }
-    };
-    let stopped = tokio::select! {
-        _ = controller::run(kube_client, config, verifier, metrics.clone(), ready) => true,
-        _ = lost => false,
-    };
-    metrics.leader.set(0);
-    if !stopped {
-        return Err("lost leadership; exiting so that only the new leader writes".into());
-    }
-    // The watch channel is gone, so the lease task ends; release the Lease for a quick handover.
-    if let Ok(Ok(Ok(manager))) = tokio::time::timeout(Duration::from_secs(5), lease_task).await
-        && let Err(e) = manager.release().await
-    {
-        tracing::warn!("releasing the Lease: {e}");
-    }
+    let work = || controller::run(fenced_client, config, verifier, metrics.clone(), ready);
+    supervisor::run_elected(elector, work, &mut signals, &metrics)
+        .await
+        .map_err(|lost| {
+            format!("lost leadership ({lost}); exiting so that only the new leader writes")
+        })?;
     tracing::info!("stopped");
     Ok(())
 }

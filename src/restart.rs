@@ -64,6 +64,22 @@ pub fn template_hash(obj: &DynamicObject) -> Option<&str> {
         .and_then(|v| v.as_str())
 }
 
+/// The merge patch restarting a workload for `hash`. It carries the resourceVersion the
+/// decision was made on: the API server refuses it (409) if the workload changed since, so a
+/// writer working from a stale read never restarts a workload a second time.
+pub fn restart_patch(resource_version: &str, hash: &str, now: &str) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"resourceVersion": resource_version},
+        "spec": {"template": {"metadata": {"annotations": {
+            RESTARTED_AT_ANNOTATION: now,
+            RESTART_HASH_ANNOTATION: hash,
+        }}}}
+    })
+}
+
+/// Reads a workload and patches it, a few rounds when it keeps changing under us.
+const RESTART_ATTEMPTS: usize = 3;
+
 /// Restart one target for `hash`, unless it already was.
 pub async fn restart(
     client: &Client,
@@ -75,27 +91,32 @@ pub async fn restart(
     let gvk = GroupVersionKind::gvk("apps", "v1", kind_name(target.kind));
     let resource = ApiResource::from_gvk(&gvk);
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-    let current = match api.get_opt(&target.name).await {
-        Ok(Some(obj)) => obj,
-        Ok(None) => return RestartResult::Missing,
-        Err(e) => return RestartResult::Failed(short(&e)),
-    };
-    if template_hash(&current) == Some(hash) {
-        return RestartResult::AlreadyDone;
+    for _ in 0..RESTART_ATTEMPTS {
+        let current = match api.get_opt(&target.name).await {
+            Ok(Some(obj)) => obj,
+            Ok(None) => return RestartResult::Missing,
+            Err(e) => return RestartResult::Failed(short(&e)),
+        };
+        if template_hash(&current) == Some(hash) {
+            return RestartResult::AlreadyDone;
+        }
+        let Some(version) = current.metadata.resource_version.as_deref() else {
+            return RestartResult::Failed("the workload has no resourceVersion".into());
+        };
+        let patch = restart_patch(version, hash, now);
+        match api
+            .patch(&target.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return RestartResult::Restarted,
+            // Changed since it was read: read it again (someone may have restarted it).
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return RestartResult::Failed(short(&e)),
+        }
     }
-    let patch = serde_json::json!({
-        "spec": {"template": {"metadata": {"annotations": {
-            RESTARTED_AT_ANNOTATION: now,
-            RESTART_HASH_ANNOTATION: hash,
-        }}}}
-    });
-    match api
-        .patch(&target.name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => RestartResult::Restarted,
-        Err(e) => RestartResult::Failed(short(&e)),
-    }
+    RestartResult::Failed(format!(
+        "the workload changed during each of {RESTART_ATTEMPTS} attempts"
+    ))
 }
 
 fn short(e: &kube::Error) -> String {
@@ -119,6 +140,16 @@ mod tests {
         assert!(!restart_needed(None, "abc"), "first publish");
         assert!(!restart_needed(Some("abc"), "abc"), "same content");
         assert!(restart_needed(Some("abc"), "def"));
+    }
+
+    #[test]
+    fn the_patch_is_guarded_by_the_version_it_was_decided_on() {
+        let patch = restart_patch("42", "h2", "2026-01-01T00:00:00Z");
+        assert_eq!(patch["metadata"]["resourceVersion"], "42");
+        assert_eq!(
+            patch["spec"]["template"]["metadata"]["annotations"][RESTART_HASH_ANNOTATION],
+            "h2"
+        );
     }
 
     #[test]

@@ -749,6 +749,8 @@ fn default_values_render_a_hardened_cluster_wide_operator() {
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
         "Service",
         "Deployment",
     ]
@@ -780,16 +782,11 @@ fn default_values_render_a_hardened_cluster_wide_operator() {
     assert_eq!(flag(&a, "--log-format").as_deref(), Some("json"));
     assert_eq!(flag(&a, "--rate-limit").as_deref(), Some("60"));
     assert_eq!(flag(&a, "--concurrency").as_deref(), Some("16"));
-    for absent in [
-        "--namespaces",
-        "--allowed-hosts",
-        "--extra-ca-file",
-        "--leader-election-namespace",
-        "--leader-election-lease-name",
-    ] {
+    for absent in ["--namespaces", "--allowed-hosts", "--extra-ca-file"] {
         assert_eq!(flag(&a, absent), None, "{absent} must not be passed: {a:?}");
     }
-    assert!(!a.iter().any(|x| x == "--leader-election"), "args: {a:?}");
+    // One replica elects itself too, so that a rolling update never runs two reconcilers.
+    assert!(a.iter().any(|x| x == "--leader-election"), "args: {a:?}");
 
     // Probes on the metrics port.
     assert_eq!(c.pointer("/ports/0/name"), Some(&json!("metrics")));
@@ -811,11 +808,10 @@ fn default_values_render_a_hardened_cluster_wide_operator() {
         Some(&json!("metrics"))
     );
 
-    // Exactly the permissions the operator needs, cluster-wide; no Lease, no workloads.
-    assert_eq!(
-        service_account_permissions(&docs, &fullname()),
-        base_permissions("cluster")
-    );
+    // Exactly the permissions the operator needs, cluster-wide, and its Lease; no workloads.
+    let mut expected = base_permissions("cluster");
+    expected.extend(lease_permissions(NAMESPACE));
+    assert_eq!(service_account_permissions(&docs, &fullname()), expected);
 
     // The metrics Service selects the operator's pods.
     let service = only(&docs, "Service");
@@ -845,10 +841,11 @@ fn scoped_mode_grants_roles_only_in_the_watched_namespaces() {
             name(role)
         );
     }
-    // Roles and bindings only in the listed namespaces.
+    // Roles and bindings only in the listed namespaces (and the Lease's).
     for doc in docs
         .iter()
         .filter(|d| matches!(kind(d), "Role" | "RoleBinding"))
+        .filter(|d| !name(d).ends_with("-leader-election"))
     {
         assert!(
             ["a", "b"].contains(&namespace(doc)),
@@ -860,6 +857,7 @@ fn scoped_mode_grants_roles_only_in_the_watched_namespaces() {
     }
     let mut expected = base_permissions("a");
     expected.extend(base_permissions("b"));
+    expected.extend(lease_permissions(NAMESPACE));
     assert_eq!(service_account_permissions(&docs, &fullname()), expected);
 }
 
@@ -910,22 +908,41 @@ fn several_replicas_elect_a_leader_with_a_lease_role_and_a_pdb() {
 }
 
 #[test]
-fn one_replica_has_no_lease_access_and_no_pdb() {
+fn one_replica_elects_itself_and_rolls_out_without_overlap() {
     for replicas in [0, 1] {
-        let docs = render(&json!({ "replicaCount": replicas }));
+        let docs = render_checked(&json!({ "replicaCount": replicas }));
         assert!(of_kind(&docs, "PodDisruptionBudget").is_empty());
-        assert!(
-            !service_account_permissions(&docs, &fullname())
-                .iter()
-                .any(|(_, _, resource, _)| resource == "leases"),
-            "replicaCount {replicas} must not grant Leases"
-        );
-        assert!(
-            !args(&docs)
-                .iter()
-                .any(|x| x.starts_with("--leader-election"))
+        let mut expected = base_permissions("cluster");
+        expected.extend(lease_permissions(NAMESPACE));
+        assert_eq!(service_account_permissions(&docs, &fullname()), expected);
+        assert!(args(&docs).iter().any(|x| x == "--leader-election"));
+        // The new pod starts as a standby before the old one stops: it takes the Lease the
+        // old one hands back, never reconciling beside it.
+        assert_eq!(
+            deployment(&docs)["spec"]["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
         );
     }
+}
+
+#[test]
+fn without_leader_election_the_old_pod_stops_before_a_new_one_starts() {
+    let docs = render_checked(&json!({ "leaderElection": { "enabled": false } }));
+    assert_eq!(
+        deployment(&docs)["spec"]["strategy"],
+        json!({"type": "Recreate"})
+    );
+    assert!(
+        !args(&docs)
+            .iter()
+            .any(|x| x.starts_with("--leader-election"))
+    );
+    assert_eq!(
+        service_account_permissions(&docs, &fullname()),
+        base_permissions("cluster")
+    );
+    let err = refused(&json!({ "replicaCount": 2, "leaderElection": { "enabled": false } }));
+    assert!(err.contains("needs leaderElection.enabled"), "{err}");
 }
 
 #[test]
@@ -941,11 +958,13 @@ fn workloads_are_patched_only_with_rollout_restart_enabled() {
         render_checked(&json!({ "watchNamespaces": ["a"], "rolloutRestart": { "enabled": true } }));
     let mut expected = base_permissions("a");
     expected.extend(workload_permissions("a"));
+    expected.extend(lease_permissions(NAMESPACE));
     assert_eq!(service_account_permissions(&on, &fullname()), expected);
 
     let cluster = render(&json!({ "rolloutRestart": { "enabled": true } }));
     let mut expected = base_permissions("cluster");
     expected.extend(workload_permissions("cluster"));
+    expected.extend(lease_permissions(NAMESPACE));
     assert_eq!(service_account_permissions(&cluster, &fullname()), expected);
 }
 

@@ -967,6 +967,20 @@ impl Pod {
         }
     }
 
+    /// Waits (20 s at most) until this pod leads.
+    async fn wait_leading(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.metric("trackvia_operator_leader").await != 1.0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not lead within 20 s; its log:\n{}",
+                self.name,
+                self.process.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn metrics(&self) -> String {
         plain_get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port))
             .await
@@ -1359,7 +1373,9 @@ async fn cluster_wide() {
             &team_a,
             false,
         ),
-        ("create", "leases.coordination.k8s.io", &release_ns, false),
+        // Leader election is on by default: its Lease, in the release namespace only.
+        ("create", "leases.coordination.k8s.io", &release_ns, true),
+        ("create", "leases.coordination.k8s.io", &team_a, false),
         ("create", "events", &team_a, false),
         ("list", "configmaps", &team_a, false),
         ("list", "pods", &team_a, false),
@@ -1388,9 +1404,10 @@ async fn cluster_wide() {
         "the default values run the operator cluster-wide: {:?}",
         pod.args
     );
-    assert!(!pod.args.iter().any(|a| a == "--leader-election"));
+    // One replica elects itself too: it uses the chart's Lease RBAC.
+    assert!(pod.args.iter().any(|a| a == "--leader-election"));
     pod.wait_ready().await;
-    assert_eq!(pod.metric("trackvia_operator_leader").await, 1.0);
+    pod.wait_leading().await;
 
     let mut credentials = Vec::new();
     let a = Place::new(&bed, &team_a, &fake);
@@ -1905,15 +1922,16 @@ async fn upgrade() {
     )
     .await;
     one.wait_ready("crm", "True", "Verified").await;
+    // One replica elects itself too (its Lease only).
     sa.assert_access(&[
         ("patch", "deployments.apps", &first_ns, false),
-        ("create", "leases.coordination.k8s.io", &release_ns, false),
-        ("get", &lease_by_name, &release_ns, false),
+        ("create", "leases.coordination.k8s.io", &release_ns, true),
+        ("get", &lease_by_name, &release_ns, true),
         ("list", "secrets", &second_ns, false),
     ])
     .await;
 
-    // Upgrade: a second namespace, two replicas (leader election), restarts, debug logs.
+    // Upgrade: a second namespace, two replicas, restarts, debug logs.
     values["watchNamespaces"] = json!([first_ns, second_ns]);
     values["replicaCount"] = json!(2);
     values["rolloutRestart"] = json!({"enabled": true});
@@ -1947,15 +1965,7 @@ async fn upgrade() {
     );
     assert!(after.args.iter().any(|a| a == "--leader-election"));
     after.wait_ready().await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while after.metric("trackvia_operator_leader").await != 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "the upgraded pod did not lead within 20 s; its log:\n{}",
-            after.process.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    after.wait_leading().await;
     assert_eq!(
         holder(&lease(&bed, &release_ns, &lease_name).await),
         Some(after.lease_identity())

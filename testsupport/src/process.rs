@@ -112,6 +112,22 @@ impl OperatorProcess {
         }
     }
 
+    /// Sends SIGTERM without waiting.
+    pub fn terminate(&mut self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Freezes the process (SIGSTOP): it runs no code until [`OperatorProcess::resume`],
+    /// while the clocks go on.
+    pub fn freeze(&mut self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a frozen process run again (SIGCONT).
+    pub fn resume(&mut self) {
+        self.signal(libc::SIGCONT);
+    }
+
     /// Sends SIGTERM and waits up to [`STOP_GRACE`] for the process to exit, then SIGKILL.
     pub async fn stop(&mut self) -> ExitStatus {
         self.stop_within(STOP_GRACE).await

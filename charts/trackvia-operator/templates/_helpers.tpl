@@ -80,7 +80,7 @@ Image reference: repository, then a digest if one is pinned, else the tag
 the Lease permissions and the PodDisruptionBudget.
 */}}
 {{- define "trackvia-operator.leaderElection" -}}
-{{- if gt (int .Values.replicaCount) 1 }}true{{ end }}
+{{- if .Values.leaderElection.enabled }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -139,6 +139,9 @@ Refuse combinations the schema cannot express.
 {{- define "trackvia-operator.validate" -}}
 {{- if and .Values.extraCA.secretName .Values.extraCA.configMapName }}
 {{- fail "extraCA: set secretName or configMapName, not both" }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- fail "replicaCount above 1 needs leaderElection.enabled: without it every replica would reconcile" }}
 {{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.service.enabled" }}
