@@ -53,7 +53,9 @@ impl<V> AnswerCache<V> {
     }
 
     /// Remember `value` for `key`, dropping expired answers and then the
-    /// oldest tenth when the cache is full.
+    /// oldest tenth when the cache is full. The table keeps its size: shrinking
+    /// it here would have it grow again within a few evictions, a reallocation
+    /// of the whole table each time and a fragmented heap.
     pub fn put(&mut self, key: String, value: V, now: Instant) {
         if self.entries.len() >= self.limits.max_entries && !self.entries.contains_key(&key) {
             let max_age = self.limits.max_age;
@@ -65,7 +67,6 @@ impl<V> AnswerCache<V> {
                 let cut = ages[(ages.len() / 10).min(ages.len() - 1)];
                 self.entries.retain(|_, (_, stored)| *stored > cut);
             }
-            self.entries.shrink_to(self.limits.max_entries);
         }
         self.entries.insert(key, (value, now));
     }

@@ -4,10 +4,43 @@
 
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+
 use super::classify::{classify_transport_error, classify_views, scrub_outcome};
 use super::hosts::split_host_port;
 use super::views::ViewList;
 use super::{Credentials, TransientKind, VerificationOutcome, classify_response_at};
+
+/// The verification call as the verifier makes it: [`TrackViaClient`] in the
+/// operator, or anything that answers the same way (a measurement of the
+/// verifier's memory answers at once, without a network).
+pub trait VerifyCall: Send + Sync + 'static {
+    /// The longest one call may take.
+    fn timeout(&self) -> Duration;
+
+    /// Ask TrackVia whether `creds` are accepted.
+    fn verify<'a>(
+        &'a self,
+        host: &'a str,
+        account_id: Option<u64>,
+        creds: &'a Credentials,
+    ) -> BoxFuture<'a, VerificationOutcome>;
+}
+
+impl VerifyCall for TrackViaClient {
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn verify<'a>(
+        &'a self,
+        host: &'a str,
+        account_id: Option<u64>,
+        creds: &'a Credentials,
+    ) -> BoxFuture<'a, VerificationOutcome> {
+        Box::pin(TrackViaClient::verify(self, host, account_id, creds))
+    }
+}
 
 /// Client for the verification call.
 #[derive(Clone)]

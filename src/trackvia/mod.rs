@@ -27,7 +27,7 @@ pub use classify::{
     MAX_DETAIL, body_message, classify_response, classify_response_at, classify_transport_error,
     parse_retry_after, parse_retry_after_at,
 };
-pub use client::TrackViaClient;
+pub use client::{TrackViaClient, VerifyCall};
 pub use hosts::{AllowedHosts, split_host_port};
 pub use verifier::{Ask, CachedOutcome, Freshness, Verifier, VerifyRequest};
 pub use views::{ViewList, ViewListError};

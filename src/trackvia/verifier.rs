@@ -12,9 +12,12 @@ use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use jiff::Timestamp;
 use tokio::time::Instant;
 
+#[cfg(doc)]
+use super::TrackViaClient;
 use super::answers::{AnswerCache, CacheLimits};
 use super::budget::{Budget, BudgetLimits, CallerId, Next, Queued};
-use super::{Credentials, TrackViaClient, VerificationOutcome};
+use super::client::VerifyCall;
+use super::{Credentials, VerificationOutcome};
 
 /// How long a transient answer (a failure, a 429) is shared: long enough for
 /// the connections that retry together, too short to speak for a later moment.
@@ -110,7 +113,7 @@ type Clock = Box<dyn Fn() -> Timestamp + Send + Sync>;
 
 /// The shared verifier.
 pub struct Verifier {
-    client: TrackViaClient,
+    client: Box<dyn VerifyCall>,
     cache_key: [u8; 32],
     state: Mutex<State>,
     wake_scheduler: tokio::sync::Notify,
@@ -125,13 +128,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Verifier {
-    /// A verifier over `client` with `per_minute` calls a minute.
-    pub fn new(client: TrackViaClient, per_minute: u32) -> Self {
+    /// A verifier making its calls through `client` (a [`TrackViaClient`]),
+    /// `per_minute` calls a minute.
+    pub fn new(client: impl VerifyCall, per_minute: u32) -> Self {
         Verifier::with_limits(client, per_minute, CacheLimits::default())
     }
 
-    /// A verifier with the answer cache bounded by `cache`.
-    pub fn with_limits(client: TrackViaClient, per_minute: u32, cache: CacheLimits) -> Self {
+    /// A verifier making its calls through `client`, with the answer cache
+    /// bounded by `cache`.
+    pub fn with_limits(client: impl VerifyCall, per_minute: u32, cache: CacheLimits) -> Self {
         let mut cache_key = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut cache_key);
         let limits = BudgetLimits {
@@ -141,7 +146,7 @@ impl Verifier {
             default_pause: Duration::from_secs(60),
         };
         Verifier {
-            client,
+            client: Box::new(client),
             cache_key,
             state: Mutex::new(State {
                 budget: Budget::new(limits),
