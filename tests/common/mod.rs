@@ -13,6 +13,7 @@ use kube::{Client, CustomResourceExt};
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::FakeTrackVia;
+use trackvia_testsupport::image::Launcher;
 use trackvia_testsupport::kube::{TestNamespace, client, wait_for};
 use trackvia_testsupport::{OperatorProcess, free_port};
 
@@ -103,11 +104,18 @@ pub struct Harness {
     pub args: Vec<String>,
     /// Logs of operator processes that were stopped, for the leak audit.
     pub earlier_logs: String,
+    /// How the operator is started (and restarted): the binary or the image.
+    pub launcher: Launcher,
 }
 
 impl Harness {
     /// Start with the default flags plus `extra` (later flags win).
     pub async fn start(prefix: &str, extra: &[&str]) -> Harness {
+        Harness::start_with(prefix, extra, Launcher::Binary(OPERATOR.into())).await
+    }
+
+    /// [`Harness::start`], with the operator started by `launcher`.
+    pub async fn start_with(prefix: &str, extra: &[&str], launcher: Launcher) -> Harness {
         let client = client().await;
         ensure_crd(&client).await;
         let ns = TestNamespace::create(&client, prefix).await;
@@ -131,7 +139,7 @@ impl Harness {
             "2s".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let operator = OperatorProcess::spawn(std::path::Path::new(OPERATOR), &args, &[]);
+        let operator = launcher.spawn(&args);
         let harness = Harness {
             client,
             ns,
@@ -141,6 +149,7 @@ impl Harness {
             secrets: Vec::new(),
             args,
             earlier_logs: String::new(),
+            launcher,
         };
         harness.wait_operator_ready().await;
         harness
@@ -150,7 +159,7 @@ impl Harness {
     pub async fn restart_operator(&mut self) {
         self.operator.stop().await;
         self.earlier_logs.push_str(&self.operator.logs());
-        self.operator = OperatorProcess::spawn(std::path::Path::new(OPERATOR), &self.args, &[]);
+        self.operator = self.launcher.spawn(&self.args);
         self.wait_operator_ready().await;
     }
 
@@ -424,7 +433,7 @@ impl Harness {
     pub fn crash_operator(&mut self) {
         self.operator.kill();
         self.earlier_logs.push_str(&self.operator.logs());
-        self.operator = OperatorProcess::spawn(std::path::Path::new(OPERATOR), &self.args, &[]);
+        self.operator = self.launcher.spawn(&self.args);
     }
 
     /// Status code of the operator's `/readyz`, `None` when it does not answer.

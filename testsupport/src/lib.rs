@@ -3,8 +3,11 @@
 //! - [`fake`]: a fake TrackVia API over HTTPS with its own certificate authority.
 //! - [`kube`]: helpers for tests against the real test bed (client, throw-away namespaces,
 //!   waiting with diagnostics, running the operator binary).
+//! - [`image`]: the operator's container image (`hack/image`) and [`image::Launcher`], which
+//!   starts the operator from the binary or from the image.
 
 pub mod fake;
+pub mod image;
 pub mod kube;
 mod process;
 
