@@ -209,7 +209,12 @@ fn proc_status(pid: &str) -> std::collections::HashMap<String, String> {
         .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"))
         .lines()
         .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
         .collect()
 }
 
