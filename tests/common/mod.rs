@@ -13,6 +13,7 @@ use kube::{Client, CustomResourceExt};
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::FakeTrackVia;
+use trackvia_testsupport::image::Launcher;
 use trackvia_testsupport::kube::{TestNamespace, client, wait_for};
 use trackvia_testsupport::{OperatorProcess, free_port};
 
@@ -101,18 +102,32 @@ pub struct Harness {
     pub secrets: Vec<String>,
     /// The operator's arguments, for restarts.
     pub args: Vec<String>,
+    /// Variables added to the operator's environment, for restarts.
+    pub env: Vec<(String, String)>,
     /// Logs of operator processes that were stopped, for the leak audit.
     pub earlier_logs: String,
+    /// How the operator is started (and restarted): the binary or the image.
+    pub launcher: Launcher,
 }
 
 impl Harness {
     /// Start with the default flags plus `extra` (later flags win).
     pub async fn start(prefix: &str, extra: &[&str]) -> Harness {
-        Harness::start_with_env(prefix, extra, &[]).await
+        Harness::start_with(prefix, extra, &[], Launcher::Binary(OPERATOR.into())).await
     }
 
     /// Start with `extra` flags and `env` added to the operator's environment.
     pub async fn start_with_env(prefix: &str, extra: &[&str], env: &[(String, String)]) -> Harness {
+        Harness::start_with(prefix, extra, env, Launcher::Binary(OPERATOR.into())).await
+    }
+
+    /// [`Harness::start_with_env`], with the operator started by `launcher`.
+    pub async fn start_with(
+        prefix: &str,
+        extra: &[&str],
+        env: &[(String, String)],
+        launcher: Launcher,
+    ) -> Harness {
         let client = client().await;
         ensure_crd(&client).await;
         let ns = TestNamespace::create(&client, prefix).await;
@@ -136,7 +151,7 @@ impl Harness {
             "2s".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let operator = OperatorProcess::spawn(std::path::Path::new(OPERATOR), &args, env);
+        let operator = launcher.spawn(&args, env);
         let harness = Harness {
             client,
             ns,
@@ -145,7 +160,9 @@ impl Harness {
             metrics_port,
             secrets: Vec::new(),
             args,
+            env: env.to_vec(),
             earlier_logs: String::new(),
+            launcher,
         };
         harness.wait_operator_ready().await;
         harness
@@ -155,7 +172,7 @@ impl Harness {
     pub async fn restart_operator(&mut self) {
         self.operator.stop().await;
         self.earlier_logs.push_str(&self.operator.logs());
-        self.operator = OperatorProcess::spawn(std::path::Path::new(OPERATOR), &self.args, &[]);
+        self.operator = self.launcher.spawn(&self.args, &self.env);
         self.wait_operator_ready().await;
     }
 
@@ -437,7 +454,7 @@ impl Harness {
     pub fn crash_operator(&mut self) {
         self.operator.kill();
         self.earlier_logs.push_str(&self.operator.logs());
-        self.operator = OperatorProcess::spawn(std::path::Path::new(OPERATOR), &self.args, &[]);
+        self.operator = self.launcher.spawn(&self.args, &self.env);
     }
 
     /// Status code of the operator's `/readyz`, `None` when it does not answer.

@@ -3,11 +3,14 @@
 //! - [`fake`]: a fake TrackVia API over HTTPS with its own certificate authority.
 //! - [`kube`]: helpers for tests against the real test bed (client, throw-away namespaces,
 //!   waiting with diagnostics, running the operator binary).
+//! - [`image`]: the operator's container image (`hack/image`) and [`image::Launcher`], which
+//!   starts the operator from the binary or from the image.
 //! - [`tools`]: finding helm, promtool, prometheus...; rendering the chart.
 //! - [`prometheus`]: a real Prometheus server on loopback.
 //! - [`time`]: wall-clock helpers.
 
 pub mod fake;
+pub mod image;
 pub mod kube;
 mod process;
 pub mod prometheus;

@@ -16,6 +16,8 @@ pub struct OperatorProcess {
     program: String,
     log_path: PathBuf,
     exit: Option<ExitStatus>,
+    /// Run after the process is killed: removes what it leaves behind (a container).
+    after_kill: Option<Box<dyn Fn() + Send + Sync>>,
     // Held for its Drop: removes the log file's directory.
     _log_dir: tempfile::TempDir,
 }
@@ -48,8 +50,17 @@ impl OperatorProcess {
             program,
             log_path,
             exit: None,
+            after_kill: None,
             _log_dir: log_dir,
         }
+    }
+
+    /// Runs `cleanup` whenever the process is killed (and when this value is dropped), for a
+    /// process that leaves something behind when it dies without a chance to clean up, such
+    /// as a container engine's client.
+    pub fn with_cleanup(mut self, cleanup: impl Fn() + Send + Sync + 'static) -> OperatorProcess {
+        self.after_kill = Some(Box::new(cleanup));
+        self
     }
 
     /// The process id.
@@ -88,11 +99,14 @@ impl OperatorProcess {
         self.try_exit_status().is_none()
     }
 
-    /// Sends SIGKILL and reaps the process.
+    /// Sends SIGKILL and reaps the process (then runs the cleanup, if any).
     pub fn kill(&mut self) -> Option<ExitStatus> {
         if self.try_exit_status().is_none() {
             let _ = self.child.kill();
             self.exit = self.child.wait().ok();
+            if let Some(cleanup) = &self.after_kill {
+                cleanup();
+            }
         }
         self.exit
     }
@@ -187,6 +201,10 @@ impl OperatorProcess {
 impl Drop for OperatorProcess {
     fn drop(&mut self) {
         self.kill();
+        // Also after a normal exit: what the process left behind must not outlive the test.
+        if let Some(cleanup) = self.after_kill.take() {
+            cleanup();
+        }
         if std::thread::panicking() {
             let logs = self.logs();
             let lines: Vec<&str> = logs.lines().collect();
