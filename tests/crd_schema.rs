@@ -568,7 +568,16 @@ fn every_rule_is_refused_by_some_case() {
     // The names the tables use are the rules' real messages.
     let messages: BTreeSet<&str> = rules.values().map(|r| r.message.as_str()).collect();
     for named in [
-        HOST_SHAPE, HOST_DNS, DATE, WARNING, INTERVAL, LABELS, KEYS, TARGET_SOURCE, TOKEN_NAME, API_USER,
+        HOST_SHAPE,
+        HOST_DNS,
+        DATE,
+        WARNING,
+        INTERVAL,
+        LABELS,
+        KEYS,
+        TARGET_SOURCE,
+        TOKEN_NAME,
+        API_USER,
     ] {
         assert!(
             messages.contains(named),

@@ -72,7 +72,11 @@ fn printer_columns_show_the_secret_and_with_wide_the_message() {
         find("Message").1,
         ".status.conditions[?(@.type==\"Ready\")].message"
     );
-    assert_eq!(find("Message").2, 1, "the message is shown only with -o wide");
+    assert_eq!(
+        find("Message").2,
+        1,
+        "the message is shown only with -o wide"
+    );
 }
 
 #[tokio::test]
