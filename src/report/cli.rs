@@ -76,14 +76,32 @@ pub enum Shell {
 
 /// The completion script for `command` (the whole program) under `bin_name`.
 pub fn completion_script(shell: Shell, mut command: clap::Command, bin_name: &str) -> String {
-    let shell = match shell {
-        Shell::Bash => clap_complete::Shell::Bash,
-        Shell::Zsh => clap_complete::Shell::Zsh,
-        Shell::Fish => clap_complete::Shell::Fish,
+    let generate = |shell, command: &mut clap::Command, name: &str| {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, command, name, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
     };
-    let mut out = Vec::new();
-    clap_complete::generate(shell, &mut command, bin_name, &mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    match shell {
+        Shell::Bash => {
+            // clap_complete's bash script completes nothing after a subcommand when the
+            // program's name holds a hyphen (it spells its states two ways); it is
+            // generated for a name without one and registered for the real name.
+            let plain = bin_name.replace('-', "_");
+            let script = generate(clap_complete::Shell::Bash, &mut command, &plain);
+            let suffix = format!(" {plain}");
+            script
+                .lines()
+                .map(|line| match line.strip_suffix(&suffix) {
+                    Some(head) if line.trim_start().starts_with("complete ") => {
+                        format!("{head} {bin_name}\n")
+                    }
+                    _ => format!("{line}\n"),
+                })
+                .collect()
+        }
+        Shell::Zsh => generate(clap_complete::Shell::Zsh, &mut command, bin_name),
+        Shell::Fish => generate(clap_complete::Shell::Fish, &mut command, bin_name),
+    }
 }
 
 /// Run `status`. `root` is the whole program's command line and `plugin` whether it
