@@ -112,15 +112,18 @@ pub mod reason {
     plural = "trackviaconnections",
     shortname = "tvc",
     category = "trackvia",
+    doc = "TrackViaConnection keeps one TrackVia API key and auth token verified: it reads them from a Secret, checks them against the TrackVia API and publishes them, with the host and base URL, as a connection Secret for applications. Its status tells whether the credentials work and when the token expires.",
     namespaced,
     status = "TrackViaConnectionStatus",
     validation = kube::core::Rule::new(TARGET_NOT_SOURCE_RULE).message(TARGET_NOT_SOURCE_MESSAGE),
     printcolumn = r#"{"name":"Host","type":"string","jsonPath":".spec.host"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".status.secretName","description":"The output Secret"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".spec.tokenExpiresOn"}"#,
     printcolumn = r#"{"name":"Last Verified","type":"date","jsonPath":".status.lastVerifiedTime"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message","description":"Why the connection is or is not ready"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TrackViaConnectionSpec {

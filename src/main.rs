@@ -1,4 +1,4 @@
-//! Command line: `run`, `crd`, `verify`, `status`. No logic lives here.
+//! Command line: `run`, `crd`, `verify`, `status`, `completion`. No logic lives here.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use jiff::SignedDuration;
 use trackvia_operator::controller::{self, Clock, Config};
 use trackvia_operator::metrics::Metrics;
@@ -43,7 +43,12 @@ enum Command {
     ///
     /// Also works as a kubectl plugin: `ln -s $(which trackvia-operator) ~/bin/kubectl-trackvia`,
     /// then `kubectl trackvia -A`.
-    Status(StatusArgs),
+    Status(report::cli::StatusArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completion {
+        /// The shell.
+        shell: report::cli::Shell,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -164,28 +169,12 @@ struct VerifyArgs {
     timeout: String,
 }
 
-#[derive(Args)]
-struct StatusArgs {
-    /// Show this connection in detail (conditions, status fields, recent events).
-    name: Option<String>,
-    /// Namespace (default: the kubeconfig context's).
-    #[arg(short = 'n', long, conflicts_with = "all_namespaces")]
-    namespace: Option<String>,
-    /// Connections in every namespace.
-    #[arg(short = 'A', long, conflicts_with = "name")]
-    all_namespaces: bool,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value = "table")]
-    output: report::OutputFormat,
-    /// Kubeconfig context (default: the current one).
-    #[arg(long)]
-    context: Option<String>,
-}
-
 fn main() -> ExitCode {
     // Started as `kubectl-trackvia` (kubectl plugin): the arguments are those of `status`.
     // Usage errors exit 1 (exit codes 2-5 are verification outcomes); --help and --version exit 0.
-    let cli = match Cli::try_parse_from(report::plugin_args(std::env::args_os().collect())) {
+    let args: Vec<_> = std::env::args_os().collect();
+    let plugin = report::invoked_as_plugin(&args);
+    let cli = match Cli::try_parse_from(report::plugin_args(args)) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -209,7 +198,17 @@ fn main() -> ExitCode {
             code
         }
         Command::Verify(args) => runtime().block_on(verify(args)),
-        Command::Status(args) => runtime().block_on(status(args)),
+        Command::Status(args) => {
+            install_crypto_provider();
+            runtime().block_on(report::cli::main(args, Cli::command(), plugin))
+        }
+        Command::Completion { shell } => {
+            print!(
+                "{}",
+                report::cli::completion_script(shell, Cli::command(), "trackvia-operator")
+            );
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -415,30 +414,6 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "trackvia-operator".into())
-}
-
-async fn status(args: StatusArgs) -> ExitCode {
-    install_crypto_provider();
-    let options = report::Options {
-        namespace: args.namespace,
-        all_namespaces: args.all_namespaces,
-        name: args.name,
-        output: args.output,
-        context: args.context,
-    };
-    match report::run(options, report::use_color()).await {
-        Ok(r) => {
-            for warning in &r.warnings {
-                eprintln!("{warning}");
-            }
-            print!("{}", r.output);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
 }
 
 async fn verify(args: VerifyArgs) -> ExitCode {

@@ -21,8 +21,13 @@ use serde::Serialize;
 
 use crate::crd::{Condition, TrackViaConnection, condition};
 
+pub mod cli;
+mod connect;
+mod encode;
 mod safe;
+pub mod verify;
 use crate::status::{fmt_time, parse_spec, token_expiry_instant};
+use encode::{to_json, to_yaml};
 
 /// Name a symlink to the binary must end with to act as `kubectl trackvia`.
 pub const PLUGIN_NAME: &str = "kubectl-trackvia";
@@ -40,6 +45,8 @@ pub enum OutputFormat {
     Table,
     /// JSON with stable field names, for scripts.
     Json,
+    /// YAML with the same field names as the JSON.
+    Yaml,
 }
 
 /// What to show.
@@ -55,6 +62,8 @@ pub struct Options {
     pub output: OutputFormat,
     /// Kubeconfig context; `None` means the current one.
     pub context: Option<String>,
+    /// Kubeconfig file; `None` means kubectl's default.
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 /// What [`run`] produced: the text for stdout and warnings for stderr.
@@ -70,16 +79,20 @@ pub struct Report {
 /// `trackvia-operator status ...`: when the program was started through a link
 /// named `kubectl-trackvia`, `status` is put in front of the arguments.
 pub fn plugin_args(mut args: Vec<OsString>) -> Vec<OsString> {
-    let invoked_as_plugin = args.first().is_some_and(|first| {
+    if invoked_as_plugin(&args) {
+        args.insert(1.min(args.len()), OsString::from("status"));
+    }
+    args
+}
+
+/// Whether the program was started through a link named `kubectl-trackvia`.
+pub fn invoked_as_plugin(args: &[OsString]) -> bool {
+    args.first().is_some_and(|first| {
         std::path::Path::new(first)
             .file_name()
             .map(|n| n.to_string_lossy().ends_with(PLUGIN_NAME))
             .unwrap_or(false)
-    });
-    if invoked_as_plugin {
-        args.insert(1.min(args.len()), OsString::from("status"));
-    }
-    args
+    })
 }
 
 /// Colour is used only on a terminal, and never when `NO_COLOR` is set.
@@ -157,6 +170,8 @@ pub struct ConnectionSummary {
     pub consecutive_failures: u32,
     /// Name of the output Secret.
     pub secret_name: String,
+    /// Whether the operator has written the output Secret.
+    pub published: bool,
     /// Workloads whose pod templates use the output Secret; null when they could not be listed.
     pub consumers: Option<Vec<WorkloadRef>>,
 }
@@ -440,6 +455,7 @@ pub fn summarize(
         next_verification_time: status.next_verification_time.clone(),
         last_http_status: status.last_http_status,
         consecutive_failures: status.consecutive_failures,
+        published: status.published_hash.is_some(),
         secret_name,
     }
 }
@@ -733,7 +749,11 @@ pub fn render_table(
                 expiry_style(row),
             ),
             Cell::plain(relative(row.last_verified_time.as_deref(), now)),
-            Cell::plain(row.secret_name.clone()),
+            Cell::plain(if row.published {
+                row.secret_name.as_str()
+            } else {
+                "-"
+            }),
             Cell::plain(consumers_cell(row.consumers.as_deref())),
         ]);
         table.push(cells);
@@ -846,8 +866,10 @@ pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> Strin
         (
             "Output Secret",
             format!(
-                "{} (deletion policy {})",
-                s.secret_name, d.spec.deletion_policy
+                "{}{} (deletion policy {})",
+                s.secret_name,
+                if s.published { "" } else { ", not written" },
+                d.spec.deletion_policy
             ),
         ),
         ("Consumers", consumers),
@@ -961,38 +983,9 @@ pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> Strin
     out
 }
 
-/// JSON text of a value, pretty-printed, with a final newline.
-fn to_json<T: Serialize>(value: &T) -> Result<String, String> {
-    serde_json::to_string_pretty(value)
-        .map(|s| {
-            let mut s = safe::json_for_terminal(&s);
-            s.push('\n');
-            s
-        })
-        .map_err(|e| format!("encoding JSON: {e}"))
-}
-
 // ---------------------------------------------------------------------------------------------
 // IO
 // ---------------------------------------------------------------------------------------------
-
-async fn connect(context: Option<&str>) -> Result<Client, String> {
-    match context {
-        None => Client::try_default()
-            .await
-            .map_err(|e| format!("connecting to Kubernetes: {e}")),
-        Some(context) => {
-            let options = kube::config::KubeConfigOptions {
-                context: Some(context.to_string()),
-                ..Default::default()
-            };
-            let config = kube::Config::from_kubeconfig(&options)
-                .await
-                .map_err(|e| format!("kubeconfig context {context:?}: {e}"))?;
-            Client::try_from(config).map_err(|e| format!("connecting to Kubernetes: {e}"))
-        }
-    }
-}
 
 fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -1074,7 +1067,8 @@ pub async fn run(options: Options, color: bool) -> Result<Report, String> {
 }
 
 async fn collect(options: Options, color: bool) -> Result<Report, String> {
-    let client = connect(options.context.as_deref()).await?;
+    let client =
+        connect::connect(options.kubeconfig.as_deref(), options.context.as_deref()).await?;
     let namespace = options
         .namespace
         .clone()
@@ -1132,6 +1126,7 @@ async fn collect(options: Options, color: bool) -> Result<Report, String> {
         let d = detail(tvc, workloads.as_deref(), events.as_deref(), now);
         report.output = match options.output {
             OutputFormat::Json => to_json(&d)?,
+            OutputFormat::Yaml => to_yaml(&d)?,
             OutputFormat::Table => render_detail(&d, now, color),
         };
         return Ok(report);
@@ -1143,6 +1138,7 @@ async fn collect(options: Options, color: bool) -> Result<Report, String> {
         .collect();
     report.output = match options.output {
         OutputFormat::Json => to_json(&ConnectionList { connections: rows })?,
+        OutputFormat::Yaml => to_yaml(&ConnectionList { connections: rows })?,
         OutputFormat::Table if rows.is_empty() => {
             report.warnings.push(if all {
                 "No TrackViaConnections found.".into()
@@ -1197,6 +1193,7 @@ mod tests {
             "expiryWarningAt": "2030-01-01T00:00:00Z",
             "lastVerifiedTime": "2030-01-02T23:55:00Z",
             "secretName": "crm-out",
+            "publishedHash": "h1",
             "consecutiveFailures": 0,
         })
     }
@@ -1302,19 +1299,26 @@ mod tests {
             },
             secrets: ["crm-out".to_string()].into(),
         }];
+        let mut unpublished = ready_status("False", "Unauthorized");
+        unpublished["publishedHash"] = serde_json::Value::Null;
+        unpublished["secretName"] = json!("revoked-out");
+        let revoked = base("revoked", unpublished);
         let rows = vec![
             summarize(&crm, Some(&workloads), now),
             summarize(&pending, Some(&workloads), now),
+            summarize(&revoked, Some(&workloads), now),
         ];
         assert!(rows[0].expiring && !rows[0].expired);
         assert_eq!(rows[0].expires_in_seconds, Some(12 * 86400));
         assert_eq!(rows[1].ready, None);
         assert_eq!(rows[1].secret_name, "new");
+        assert!(rows[0].published && !rows[1].published && !rows[2].published);
         let table = render_table(&rows, false, now, false);
         let expected = "\
-NAME  READY  REASON    HOST               EXPIRES IN  LAST VERIFIED  SECRET   CONSUMERS
-crm   True   Verified  acme.trackvia.com  12d         5m ago         crm-out  deploy/crm-sync
-new   -      -         go.trackvia.com    -           -              new      -
+NAME     READY  REASON        HOST               EXPIRES IN  LAST VERIFIED  SECRET   CONSUMERS
+crm      True   Verified      acme.trackvia.com  12d         5m ago         crm-out  deploy/crm-sync
+new      -      -             go.trackvia.com    -           -              -        -
+revoked  False  Unauthorized  acme.trackvia.com  12d         5m ago         -        -
 ";
         assert_eq!(table, expected);
         let coloured = render_table(&rows, true, now, true);

@@ -6,10 +6,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::cli::{kubeconfig_with_namespace, run_cli, tempfile_dir};
 use common::{Harness, OPERATOR};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::api::{Api, DeleteParams, PostParams};
@@ -473,20 +474,6 @@ fn helm_template(sets: &[&str]) -> Vec<Value> {
 // ---------------------------------------------------------------------------------------------
 
 /// Runs the binary (as `program`) with `args`: (exit code, stdout, stderr).
-fn run_cli(program: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = Command::new(program);
-    cmd.args(args).env_remove("NO_COLOR");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("running the status command");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).expect("UTF-8 stdout"),
-        String::from_utf8(out.stderr).expect("UTF-8 stderr"),
-    )
-}
-
 fn status_ok(args: &[&str]) -> String {
     let (code, out, err) = run_cli(Path::new(OPERATOR), args, &[]);
     assert_eq!(code, 0, "status {args:?} failed: {err}\n{out}");
@@ -656,10 +643,10 @@ async fn status_command_shows_connections_consumers_conditions_and_events() {
     let expected = "\
 NAME | READY | REASON | HOST | EXPIRES IN | LAST VERIFIED | SECRET | CONSUMERS
 crm | True | Verified | <host> | <t> | <t> ago | crm-out | ds/crm-agent, deploy/crm-sync, sts/crm-batch
-expired | False | Expired | <host> | expired <t> ago | - | expired | -
-missing | False | CredentialsNotFound | <host> | <t> | - | missing | -
+expired | False | Expired | <host> | expired <t> ago | - | - | -
+missing | False | CredentialsNotFound | <host> | <t> | - | - | -
 nodate | True | Verified | <host> | - | <t> ago | nodate | deploy/reporting
-revoked | False | Unauthorized | <host> | <t> | <t> ago | revoked | -
+revoked | False | Unauthorized | <host> | <t> | <t> ago | - | -
 soon | True | Verified | <host> | <t> | <t> ago | soon | -";
     assert_eq!(cells(&table), expected, "\n{table}");
     let soon_line = table
@@ -719,6 +706,9 @@ soon | True | Verified | <host> | <t> | <t> ago | soon | -";
     assert_eq!(crm["reason"], "Verified");
     assert_eq!(crm["host"], h.fake.host().as_str());
     assert_eq!(crm["secretName"], "crm-out");
+    assert_eq!(crm["published"], true);
+    assert_eq!(row("revoked")["secretName"], "revoked");
+    assert_eq!(row("revoked")["published"], false);
     assert_eq!(crm["tokenExpiresAt"], "2099-03-31T00:00:00Z");
     assert_eq!(crm["tokenName"], "workato-prod");
     assert_eq!(crm["apiUser"], "svc-crm@example.com");
@@ -876,39 +866,6 @@ async fn wait_for_output(args: &[&str], what: &str, pred: impl Fn(&str) -> bool)
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-fn tempfile_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "trackvia-obs-{}-{}",
-        std::process::id(),
-        common::secret_value("d")
-    ));
-    std::fs::create_dir_all(&dir).expect("a temporary directory");
-    dir
-}
-
-/// A copy of the bed's kubeconfig whose current context has `namespace`.
-fn kubeconfig_with_namespace(dir: &Path, namespace: &str) -> PathBuf {
-    let path = std::env::var("KUBECONFIG").expect("KUBECONFIG is set");
-    let path = std::env::split_paths(&path)
-        .next()
-        .expect("a kubeconfig path");
-    let text = std::fs::read_to_string(&path).expect("reading the kubeconfig");
-    let mut config: Value = serde_yaml_ng::from_str(&text).expect("a kubeconfig");
-    let current = config["current-context"]
-        .as_str()
-        .expect("a current context")
-        .to_string();
-    let contexts = config["contexts"].as_array_mut().expect("contexts");
-    let context = contexts
-        .iter_mut()
-        .find(|c| c["name"] == current.as_str())
-        .expect("the current context");
-    context["context"]["namespace"] = json!(namespace);
-    let out = dir.join("kubeconfig");
-    std::fs::write(&out, serde_yaml_ng::to_string(&config).expect("YAML")).expect("writing");
-    out
 }
 
 // ---------------------------------------------------------------------------------------------

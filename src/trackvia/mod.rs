@@ -29,7 +29,7 @@ pub use classify::{
 };
 pub use client::{TrackViaClient, VerifyCall};
 pub use hosts::{AllowedHosts, split_host_port};
-pub use verifier::{Ask, CachedOutcome, Freshness, Verifier, VerifyRequest};
+pub use verifier::{Ask, CachedOutcome, FORCED_GAP, Freshness, Verifier, VerifyRequest};
 pub use views::{ViewList, ViewListError};
 
 /// A TrackVia API key and auth token. `Debug` never prints them.

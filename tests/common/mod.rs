@@ -17,6 +17,8 @@ use trackvia_testsupport::image::Launcher;
 use trackvia_testsupport::kube::{TestNamespace, client, wait_for};
 use trackvia_testsupport::{OperatorProcess, free_port};
 
+pub mod cli;
+
 /// The operator binary built for these tests.
 pub const OPERATOR: &str = env!("CARGO_BIN_EXE_trackvia-operator");
 

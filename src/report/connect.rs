@@ -1,0 +1,34 @@
+//! The Kubernetes client of the `status` commands: the kubeconfig of
+//! `--kubeconfig` (else `KUBECONFIG`, else `~/.kube/config`, else in-cluster) and
+//! the context of `--context` (else the current one), as kubectl picks them.
+
+use std::path::Path;
+
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// A client for `kubeconfig` and `context`; `None` means kubectl's default.
+pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Client, String> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
+    let config = match (kubeconfig, context) {
+        (None, None) => {
+            return Client::try_default()
+                .await
+                .map_err(|e| format!("connecting to Kubernetes: {e}"));
+        }
+        (None, Some(context)) => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| format!("kubeconfig context {context:?}: {e}"))?,
+        (Some(path), _) => {
+            let file = Kubeconfig::read_from(path)
+                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?
+        }
+    };
+    Client::try_from(config).map_err(|e| format!("connecting to Kubernetes: {e}"))
+}
