@@ -783,9 +783,9 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
         source_retry,
         waiting.map(|w| w.1),
     ]
-        .into_iter()
-        .flatten()
-        .min();
+    .into_iter()
+    .flatten()
+    .min();
     Ok(match wake {
         // A little past the instant, so the next pass sees it as reached.
         Some(d) => Action::requeue(d + Duration::from_millis(250)),

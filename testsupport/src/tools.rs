@@ -88,12 +88,25 @@ pub fn chart_dir() -> PathBuf {
 /// `helm template RELEASE <chart> --namespace NAMESPACE --set ...`, as parsed documents.
 /// Panics with helm's output when it fails.
 pub fn helm_template(release: &str, namespace: &str, sets: &[&str]) -> Vec<Value> {
+    helm_template_for(release, namespace, None, sets)
+}
+
+/// [`helm_template`] for a cluster of `kube_version` (helm's own default when `None`).
+pub fn helm_template_for(
+    release: &str,
+    namespace: &str,
+    kube_version: Option<&str>,
+    sets: &[&str],
+) -> Vec<Value> {
     let mut command = Command::new(tool("helm"));
     command
         .arg("template")
         .arg(release)
         .arg(chart_dir())
         .args(["--namespace", namespace]);
+    if let Some(version) = kube_version {
+        command.args(["--kube-version", version]);
+    }
     for set in sets {
         command.args(["--set", set]);
     }

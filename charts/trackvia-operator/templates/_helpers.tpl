@@ -147,3 +147,15 @@ Refuse combinations the schema cannot express.
 {{- fail "metrics.serviceMonitor.enabled needs metrics.service.enabled" }}
 {{- end }}
 {{- end }}
+
+{{/*
+Removes every x-kubernetes-validations key from a parsed schema, in place; prints nothing.
+*/}}
+{{- define "trackvia-operator.dropValidations" -}}
+{{- if kindIs "map" . }}
+{{- $_ := unset . "x-kubernetes-validations" }}
+{{- range $key, $child := . }}{{ include "trackvia-operator.dropValidations" $child }}{{ end }}
+{{- else if kindIs "slice" . }}
+{{- range . }}{{ include "trackvia-operator.dropValidations" . }}{{ end }}
+{{- end }}
+{{- end }}
