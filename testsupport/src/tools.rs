@@ -98,6 +98,17 @@ pub fn helm_template_for(
     kube_version: Option<&str>,
     sets: &[&str],
 ) -> Vec<Value> {
+    helm_template_result(release, namespace, kube_version, sets)
+        .unwrap_or_else(|e| panic!("helm template failed: {e}"))
+}
+
+/// [`helm_template_for`], with helm's error output when it refuses the values.
+pub fn helm_template_result(
+    release: &str,
+    namespace: &str,
+    kube_version: Option<&str>,
+    sets: &[&str],
+) -> Result<Vec<Value>, String> {
     let mut command = Command::new(tool("helm"));
     command
         .arg("template")
@@ -111,18 +122,16 @@ pub fn helm_template_for(
         command.args(["--set", set]);
     }
     let out = command.output().expect("running helm");
-    assert!(
-        out.status.success(),
-        "helm template failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
     let text = String::from_utf8(out.stdout).expect("helm prints UTF-8");
-    serde_yaml_ng::Deserializer::from_str(&text)
+    Ok(serde_yaml_ng::Deserializer::from_str(&text)
         .filter_map(|d| {
             let v: Value = serde::Deserialize::deserialize(d).ok()?;
             (!v.is_null()).then_some(v)
         })
-        .collect()
+        .collect())
 }
 
 /// The chart's PrometheusRule rendered with `sets` (plus `prometheusRule.enabled=true`), as a
