@@ -212,6 +212,8 @@ fn helm_template_output(values: &Value) -> Output {
             NAMESPACE,
             "--kube-version",
             KUBE_VERSION,
+            "--api-versions",
+            trackvia_testsupport::tools::MONITORING_API,
             "--values",
             path_str(&file),
         ],

@@ -6,20 +6,32 @@
 use std::process::Command;
 
 use serde_json::{Value, json};
-use trackvia_testsupport::tools::{chart_dir, helm_template_result, repo_root};
+use trackvia_testsupport::tools::{MONITORING_API, chart_dir, helm_template_result, repo_root};
 
 const RELEASE: &str = "tvo";
 const NAMESPACE: &str = "trackvia-system";
 const KUBE_VERSION: &str = "1.33.0";
 
 fn render(sets: &[&str]) -> Vec<Value> {
-    helm_template_result(RELEASE, NAMESPACE, Some(KUBE_VERSION), sets)
-        .unwrap_or_else(|e| panic!("helm template {sets:?} failed: {e}"))
+    helm_template_result(
+        RELEASE,
+        NAMESPACE,
+        Some(KUBE_VERSION),
+        &[MONITORING_API],
+        sets,
+    )
+    .unwrap_or_else(|e| panic!("helm template {sets:?} failed: {e}"))
 }
 
 /// helm's message when it refuses `sets`; panics when it renders them.
 fn refused(sets: &[&str]) -> String {
-    match helm_template_result(RELEASE, NAMESPACE, Some(KUBE_VERSION), sets) {
+    match helm_template_result(
+        RELEASE,
+        NAMESPACE,
+        Some(KUBE_VERSION),
+        &[MONITORING_API],
+        sets,
+    ) {
         Ok(_) => panic!("helm rendered {sets:?}; it should have refused them"),
         Err(e) => e,
     }
@@ -78,8 +90,8 @@ fn chart_yaml_has_the_metadata_artifact_hub_shows() {
     }
     // kubeVersion admits the version the tests run on and refuses what lacks the APIs used.
     render(&[]);
-    helm_template_result(RELEASE, NAMESPACE, Some("1.20.2"), &[]).expect("1.20 is supported");
-    let old = helm_template_result(RELEASE, NAMESPACE, Some("1.18.0"), &[])
+    helm_template_result(RELEASE, NAMESPACE, Some("1.20.2"), &[], &[]).expect("1.20 is supported");
+    let old = helm_template_result(RELEASE, NAMESPACE, Some("1.18.0"), &[], &[])
         .expect_err("1.18 lacks events.k8s.io/v1");
     assert!(old.contains("kubeVersion"), "{old}");
 

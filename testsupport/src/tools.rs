@@ -91,6 +91,10 @@ pub fn helm_template(release: &str, namespace: &str, sets: &[&str]) -> Vec<Value
     helm_template_for(release, namespace, None, sets)
 }
 
+/// The Prometheus Operator's API, which the chart's ServiceMonitor and PrometheusRule need
+/// the cluster to serve; `helm template` is told the cluster has it.
+pub const MONITORING_API: &str = "monitoring.coreos.com/v1";
+
 /// [`helm_template`] for a cluster of `kube_version` (helm's own default when `None`).
 pub fn helm_template_for(
     release: &str,
@@ -98,15 +102,17 @@ pub fn helm_template_for(
     kube_version: Option<&str>,
     sets: &[&str],
 ) -> Vec<Value> {
-    helm_template_result(release, namespace, kube_version, sets)
+    helm_template_result(release, namespace, kube_version, &[MONITORING_API], sets)
         .unwrap_or_else(|e| panic!("helm template failed: {e}"))
 }
 
-/// [`helm_template_for`], with helm's error output when it refuses the values.
+/// [`helm_template_for`] for a cluster serving `api_versions` besides the built-in ones,
+/// with helm's error output when it refuses the values.
 pub fn helm_template_result(
     release: &str,
     namespace: &str,
     kube_version: Option<&str>,
+    api_versions: &[&str],
     sets: &[&str],
 ) -> Result<Vec<Value>, String> {
     let mut command = Command::new(tool("helm"));
@@ -117,6 +123,9 @@ pub fn helm_template_result(
         .args(["--namespace", namespace]);
     if let Some(version) = kube_version {
         command.args(["--kube-version", version]);
+    }
+    for api in api_versions {
+        command.args(["--api-versions", api]);
     }
     for set in sets {
         command.args(["--set", set]);

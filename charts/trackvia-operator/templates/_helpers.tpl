@@ -218,3 +218,18 @@ Removes every x-kubernetes-validations key from a parsed schema, in place; print
 {{- range . }}{{ include "trackvia-operator.dropValidations" . }}{{ end }}
 {{- end }}
 {{- end }}
+
+{{/*
+"true" when the ServiceMonitor / PrometheusRule is asked for and the cluster serves the
+Prometheus Operator's API (`helm template` needs `--api-versions monitoring.coreos.com/v1`);
+NOTES.txt says when one was asked for but left out.
+*/}}
+{{- define "trackvia-operator.monitoringApi" -}}
+{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" }}true{{ end }}
+{{- end }}
+{{- define "trackvia-operator.serviceMonitor" -}}
+{{- if and .Values.metrics.serviceMonitor.enabled (include "trackvia-operator.monitoringApi" .) }}true{{ end }}
+{{- end }}
+{{- define "trackvia-operator.prometheusRule" -}}
+{{- if and .Values.prometheusRule.enabled (include "trackvia-operator.monitoringApi" .) }}true{{ end }}
+{{- end }}
