@@ -1,11 +1,9 @@
 //! The chart's Prometheus Operator objects: rendered only where the cluster serves their API
 //! (with a warning in the release notes otherwise), and every alert linking to its runbook.
 
-use std::process::Command;
-
 use serde_json::Value;
 use trackvia_testsupport::tools::{
-    MONITORING_API, chart_dir, helm_template_result, repo_root, tool,
+    MONITORING_API, chart_dir, helm_install_notes, helm_template_result, repo_root,
 };
 
 const RELEASE: &str = "tvo";
@@ -23,38 +21,6 @@ fn kinds(api_versions: &[&str], sets: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// The release notes `helm install --dry-run` prints for `sets`. Helm asks the cluster for
-/// its version and APIs: the test bed `KUBECONFIG` names (1.20, no Prometheus Operator).
-pub fn notes(sets: &[&str]) -> String {
-    assert!(
-        std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty()),
-        "KUBECONFIG must name the test bed (eval \"$(hack/testbed up)\")"
-    );
-    let mut command = Command::new(tool("helm"));
-    command.args(["install", RELEASE]).arg(chart_dir()).args([
-        "--namespace",
-        NAMESPACE,
-        "--dry-run=client",
-        // The bed's CRD belongs to the other tests.
-        "--set",
-        "crds.enabled=false",
-    ]);
-    for set in sets {
-        command.args(["--set", set]);
-    }
-    let out = command.output().expect("running helm");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "helm install --dry-run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .split_once("NOTES:\n")
-        .map(|(_, notes)| notes.to_string())
-        .unwrap_or_else(|| panic!("no NOTES in:\n{stdout}"))
-}
-
 #[test]
 fn monitoring_objects_need_the_prometheus_operator_api() {
     let with = kinds(&[MONITORING_API], &MONITORING);
@@ -68,12 +34,12 @@ fn monitoring_objects_need_the_prometheus_operator_api() {
         "{without:?}"
     );
 
-    let warned = notes(&MONITORING);
+    let warned = helm_install_notes(&MONITORING);
     assert!(
         warned.contains("does not serve monitoring.coreos.com/v1"),
         "{warned}"
     );
-    assert!(!notes(&[]).contains("monitoring.coreos.com"));
+    assert!(!helm_install_notes(&[]).contains("monitoring.coreos.com"));
 }
 
 /// GitHub's anchor of a Markdown heading.

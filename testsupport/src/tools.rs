@@ -156,6 +156,39 @@ pub fn rendered_rule_file(release: &str, namespace: &str, sets: &[&str]) -> Valu
     serde_json::json!({ "groups": rule["spec"]["groups"] })
 }
 
+/// The release notes `helm install --dry-run` prints for `sets` (release `tvo` in
+/// `trackvia-system`). Helm asks the cluster for its version and APIs: the test bed
+/// `KUBECONFIG` names (no Prometheus Operator there).
+pub fn helm_install_notes(sets: &[&str]) -> String {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty()),
+        "KUBECONFIG must name the test bed (eval \"$(hack/testbed up)\")"
+    );
+    let mut command = Command::new(tool("helm"));
+    command.args(["install", "tvo"]).arg(chart_dir()).args([
+        "--namespace",
+        "trackvia-system",
+        "--dry-run=client",
+        // The bed's CRD belongs to the other tests.
+        "--set",
+        "crds.enabled=false",
+    ]);
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    let out = command.output().expect("running helm");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "helm install --dry-run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .split_once("NOTES:\n")
+        .map(|(_, notes)| notes.to_string())
+        .unwrap_or_else(|| panic!("no NOTES in:\n{stdout}"))
+}
+
 /// Runs `program` with `args`; panics with its output unless it succeeds. Returns stdout.
 pub fn run_ok(program: &Path, args: &[&std::ffi::OsStr]) -> String {
     let out = Command::new(program)
