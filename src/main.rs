@@ -1,4 +1,4 @@
-//! Command line: `run`, `crd`, `verify`, `status`. No logic lives here.
+//! Command line: `run`, `crd`, `verify`, `status`, `probe`. No logic lives here.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -44,6 +44,18 @@ enum Command {
     /// Also works as a kubectl plugin: `ln -s $(which trackvia-operator) ~/bin/kubectl-trackvia`,
     /// then `kubectl trackvia -A`.
     Status(StatusArgs),
+    /// GET an address of the operator (for example http://HOST:8080/readyz) and exit 0 when
+    /// it answers 2xx, 1 otherwise; for checks run from the operator's image (`helm test`).
+    Probe(ProbeArgs),
+}
+
+#[derive(Args)]
+struct ProbeArgs {
+    /// The http:// address to GET.
+    url: String,
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "5s")]
+    timeout: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -210,6 +222,28 @@ fn main() -> ExitCode {
         }
         Command::Verify(args) => runtime().block_on(verify(args)),
         Command::Status(args) => runtime().block_on(status(args)),
+        Command::Probe(args) => runtime().block_on(probe(args)),
+    }
+}
+
+async fn probe(args: ProbeArgs) -> ExitCode {
+    let timeout = match parse_duration(&args.timeout) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("--timeout: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    install_crypto_provider();
+    match trackvia_operator::probe::probe(&args.url, timeout).await {
+        Ok(()) => {
+            println!("{} is ready", args.url);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -756,6 +756,7 @@ fn default_values_render_a_hardened_cluster_wide_operator() {
     let kinds: BTreeSet<&str> = docs.iter().map(kind).collect();
     let expected: BTreeSet<&str> = [
         "CustomResourceDefinition",
+        "Pod",
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",

@@ -53,6 +53,20 @@ app.kubernetes.io/part-of: trackvia-operator
 {{- end }}
 
 {{/*
+Labels of the `helm test` pod: the release's, without the operator pods' selector labels.
+*/}}
+{{- define "trackvia-operator.testLabels" -}}
+helm.sh/chart: {{ include "trackvia-operator.chart" . }}
+app.kubernetes.io/name: {{ include "trackvia-operator.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: test
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
 Name of the ServiceAccount the operator runs as.
 */}}
 {{- define "trackvia-operator.serviceAccountName" -}}
@@ -164,8 +178,8 @@ The arguments the chart passes to `trackvia-operator run`, as a YAML list.
 {{- end }}
 
 {{/*
-Refuse extraArgs and TRACKVIA_* extraEnv entries for flags the chart passes itself: the
-operator would refuse a repeated flag, and a flag silently wins over its variable.
+Refuse extraArgs and TRACKVIA_* extraEnv entries for flags the chart passes itself: of a
+repeated flag the last silently wins, and a flag silently wins over its variable.
 */}}
 {{- define "trackvia-operator.validateExtras" -}}
 {{- $flags := list }}
