@@ -3,6 +3,7 @@
 //! plane (the shared bed's CRD belongs to the other tests).
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -337,5 +338,121 @@ async fn upgrade_updates_the_crd() {
         .get("crm")
         .await
         .expect("the connection survives uninstall");
+    drop(bed);
+}
+
+/// The chart README's commands that hand a CRD installed by an earlier chart version (from
+/// its `crds/` directory, owned by no release) to the release.
+fn documented_adoption_commands() -> String {
+    let readme = std::fs::read_to_string(chart_dir().join("README.md")).expect("the chart README");
+    let start = readme
+        .find("```sh\nkubectl annotate crd")
+        .expect("the chart README shows how to adopt the CRD");
+    let block = &readme[start + "```sh\n".len()..];
+    block[..block.find("```").expect("the block ends")].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crd_from_an_earlier_chart_is_adopted_with_the_documented_commands() {
+    tokio::time::timeout(TEST_TIMEOUT, adoption())
+        .await
+        .unwrap_or_else(|_| panic!("the adoption test did not finish within {TEST_TIMEOUT:?}"));
+}
+
+async fn adoption() {
+    let bed = tokio::task::spawn_blocking(|| PrivateBed::up("chart-crds-adopt"))
+        .await
+        .expect("the bed thread");
+    let kubeconfig = bed.kubeconfig();
+    let client = bed.client().await;
+    // What an earlier chart left: the CRD, without any release's labels or annotations.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition =
+        serde_json::from_value(generated_crd()).expect("the generated CRD");
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("creating the CRD as an earlier chart did");
+
+    // The documented release name and namespace.
+    let chart = chart_dir();
+    let install = [
+        "install",
+        "trackvia-operator",
+        chart.to_str().expect("UTF-8"),
+        "--namespace",
+        "trackvia-system",
+        "--create-namespace",
+        "--set",
+        "replicaCount=0",
+        "--timeout",
+        "60s",
+    ];
+    let refused = {
+        let kubeconfig = kubeconfig.clone();
+        let args: Vec<String> = install.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            Command::new(tool("helm"))
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(&args)
+                .output()
+                .expect("running helm")
+        })
+        .await
+        .expect("the helm thread")
+    };
+    assert!(
+        !refused.status.success(),
+        "helm took over a CRD it does not own"
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("invalid ownership metadata"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let script = documented_adoption_commands();
+    let kubectl_dir = tool("kubectl")
+        .parent()
+        .expect("kubectl's directory")
+        .to_path_buf();
+    let out = {
+        let kubeconfig = kubeconfig.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new("bash")
+                .args(["-euc", &script])
+                .env("KUBECONFIG", &kubeconfig)
+                .env(
+                    "PATH",
+                    format!(
+                        "{}:{}",
+                        kubectl_dir.display(),
+                        std::env::var("PATH").unwrap_or_default()
+                    ),
+                )
+                .output()
+                .expect("running bash")
+        })
+        .await
+        .expect("the bash thread")
+    };
+    assert!(
+        out.status.success(),
+        "the documented commands failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    helm(&kubeconfig, &install).await;
+    let adopted = crds.get(CRD_NAME).await.expect("the CRD");
+    assert_eq!(
+        adopted
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .get(KEEP)
+            .map(String::as_str),
+        Some("keep"),
+        "the release manages the adopted CRD"
+    );
     drop(bed);
 }
