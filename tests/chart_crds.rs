@@ -341,15 +341,73 @@ async fn upgrade_updates_the_crd() {
     drop(bed);
 }
 
-/// The chart README's commands that hand a CRD installed by an earlier chart version (from
-/// its `crds/` directory, owned by no release) to the release.
-fn documented_adoption_commands() -> String {
+/// The chart README's `sh` block that starts with `first`.
+fn documented_commands(first: &str) -> String {
     let readme = std::fs::read_to_string(chart_dir().join("README.md")).expect("the chart README");
     let start = readme
-        .find("```sh\nkubectl annotate crd")
-        .expect("the chart README shows how to adopt the CRD");
+        .find(&format!("```sh\n{first}"))
+        .unwrap_or_else(|| panic!("the chart README has no block starting with {first:?}"));
     let block = &readme[start + "```sh\n".len()..];
     block[..block.find("```").expect("the block ends")].to_string()
+}
+
+/// Runs `script` with bash in the repository, against the bed `kubeconfig`, with the test
+/// bed's helm and kubectl first on `PATH`; panics with its output when it fails.
+async fn run_documented(script: String, kubeconfig: &Path) {
+    let kubeconfig = kubeconfig.to_path_buf();
+    let tools = tool("kubectl")
+        .parent()
+        .expect("kubectl's directory")
+        .to_path_buf();
+    let helm = tool("helm")
+        .parent()
+        .expect("helm's directory")
+        .to_path_buf();
+    let shown = script.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .current_dir(repo_root())
+            .env("KUBECONFIG", &kubeconfig)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}:{}",
+                    tools.display(),
+                    helm.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .output()
+            .expect("running bash")
+    })
+    .await
+    .expect("the bash thread");
+    assert!(
+        out.status.success(),
+        "the documented commands failed:\n{shown}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_manual_crd_apply_works_on_the_bed() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let bed = tokio::task::spawn_blocking(|| PrivateBed::up("chart-crds-manual"))
+            .await
+            .expect("the bed thread");
+        let script =
+            documented_commands("helm template trackvia-operator charts/trackvia-operator");
+        run_documented(script, &bed.kubeconfig()).await;
+        let crds: Api<CustomResourceDefinition> = Api::all(bed.client().await);
+        crds.get(CRD_NAME)
+            .await
+            .expect("the documented commands created the CRD");
+        drop(bed);
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the manual CRD test did not finish within {TEST_TIMEOUT:?}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,37 +469,7 @@ async fn adoption() {
         String::from_utf8_lossy(&refused.stderr)
     );
 
-    let script = documented_adoption_commands();
-    let kubectl_dir = tool("kubectl")
-        .parent()
-        .expect("kubectl's directory")
-        .to_path_buf();
-    let out = {
-        let kubeconfig = kubeconfig.clone();
-        tokio::task::spawn_blocking(move || {
-            Command::new("bash")
-                .args(["-euc", &script])
-                .env("KUBECONFIG", &kubeconfig)
-                .env(
-                    "PATH",
-                    format!(
-                        "{}:{}",
-                        kubectl_dir.display(),
-                        std::env::var("PATH").unwrap_or_default()
-                    ),
-                )
-                .output()
-                .expect("running bash")
-        })
-        .await
-        .expect("the bash thread")
-    };
-    assert!(
-        out.status.success(),
-        "the documented commands failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_documented(documented_commands("kubectl annotate crd"), &kubeconfig).await;
     helm(&kubeconfig, &install).await;
     let adopted = crds.get(CRD_NAME).await.expect("the CRD");
     assert_eq!(
