@@ -6,6 +6,7 @@ pub mod crd;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod probe;
 pub mod report;
 pub mod restart;
 pub mod secret;

@@ -1,4 +1,4 @@
-//! Command line: `run`, `crd`, `verify`, `status`, `completion`. No logic lives here.
+//! Command line: `run`, `crd`, `verify`, `status`, `completion`, `probe`. No logic lives here.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -49,6 +49,18 @@ enum Command {
         /// The shell.
         shell: report::cli::Shell,
     },
+    /// GET an address of the operator (for example http://HOST:8080/readyz) and exit 0 when
+    /// it answers 2xx, 1 otherwise; for checks run from the operator's image (`helm test`).
+    Probe(ProbeArgs),
+}
+
+#[derive(Args)]
+struct ProbeArgs {
+    /// The http:// address to GET.
+    url: String,
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "5s")]
+    timeout: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -208,6 +220,28 @@ fn main() -> ExitCode {
                 report::cli::completion_script(shell, Cli::command(), "trackvia-operator")
             );
             ExitCode::SUCCESS
+        }
+        Command::Probe(args) => runtime().block_on(probe(args)),
+    }
+}
+
+async fn probe(args: ProbeArgs) -> ExitCode {
+    let timeout = match parse_duration(&args.timeout) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("--timeout: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    install_crypto_provider();
+    match trackvia_operator::probe::probe(&args.url, timeout).await {
+        Ok(()) => {
+            println!("{} is ready", args.url);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

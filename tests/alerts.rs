@@ -165,6 +165,23 @@ fn promtool_unit_tests_of_every_alert_pass() {
     assert_eq!(out.matches("SUCCESS").count(), files.len(), "{out}");
 }
 
+/// `prometheusRule.expiringSoonDays` is a floor besides each connection's own warning instant.
+#[test]
+fn promtool_expiring_soon_floor() {
+    let dir = rendered_rules(&["prometheusRule.expiringSoonDays=14"]);
+    let copy = dir.path().join("expiring-floor.test.yaml");
+    std::fs::copy(
+        repo_root().join("tests/prometheus/floor/expiring-floor.test.yaml"),
+        &copy,
+    )
+    .expect("copying the promtool test");
+    let out = run_ok(
+        &tool("promtool"),
+        &[OsStr::new("test"), OsStr::new("rules"), copy.as_os_str()],
+    );
+    assert_eq!(out.matches("SUCCESS").count(), 1, "{out}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // A real Prometheus scraping the operator
 // ---------------------------------------------------------------------------------------------

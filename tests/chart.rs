@@ -7,6 +7,8 @@
 //! to run `hack/testbed install`. The install test also needs a running bed
 //! (`eval "$(hack/testbed up)"`).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -26,8 +28,10 @@ const KUBE_VERSION: &str = "1.33.0";
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 /// The CRD's name.
 const CRD_NAME: &str = "trackviaconnections.trackvia.io";
-/// The CRD file, relative to both the repository and the chart.
+/// The generated CRD file, relative to the repository.
 const CRD_FILE: &str = "crds/trackviaconnections.trackvia.io.yaml";
+/// The chart's copy of it, relative to the chart; `templates/crds.yaml` renders it.
+const CHART_CRD_FILE: &str = "files/crds/trackviaconnections.trackvia.io.yaml";
 /// What every test says when a tool is missing.
 const INSTALL_HINT: &str = "run `hack/testbed install` (or `eval \"$(hack/testbed up)\"`)";
 
@@ -208,6 +212,8 @@ fn helm_template_output(values: &Value) -> Output {
             NAMESPACE,
             "--kube-version",
             KUBE_VERSION,
+            "--api-versions",
+            trackvia_testsupport::tools::MONITORING_API,
             "--values",
             path_str(&file),
         ],
@@ -617,7 +623,10 @@ fn assert_no_dangerous_rbac(docs: &[Value]) {
 
 fn assert_namespaced_objects_placed(docs: &[Value]) {
     for doc in docs {
-        let cluster_scoped = matches!(kind(doc), "ClusterRole" | "ClusterRoleBinding");
+        let cluster_scoped = matches!(
+            kind(doc),
+            "ClusterRole" | "ClusterRoleBinding" | "CustomResourceDefinition"
+        );
         assert_eq!(
             namespace(doc).is_empty(),
             cluster_scoped,
@@ -746,6 +755,8 @@ fn default_values_render_a_hardened_cluster_wide_operator() {
     let docs = render_checked(&json!({}));
     let kinds: BTreeSet<&str> = docs.iter().map(kind).collect();
     let expected: BTreeSet<&str> = [
+        "CustomResourceDefinition",
+        "Pod",
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
@@ -1508,7 +1519,8 @@ fn chart_app_version_is_the_crate_version() {
 #[test]
 fn chart_crd_is_identical_to_the_generated_crd() {
     let generated = repo_root().join(CRD_FILE);
-    let in_chart = chart_dir().join(CRD_FILE);
+    let in_chart = chart_dir().join(CHART_CRD_FILE);
+    let fix = format!("cp {CRD_FILE} charts/trackvia-operator/{CHART_CRD_FILE}");
     let generated_bytes = std::fs::read(&generated).unwrap_or_else(|e| {
         panic!(
             "{} is missing ({e}); generate it with `cargo run -- crd > {CRD_FILE}`",
@@ -1517,26 +1529,21 @@ fn chart_crd_is_identical_to_the_generated_crd() {
     });
     let chart_bytes = std::fs::read(&in_chart).unwrap_or_else(|e| {
         panic!(
-            "{} is missing ({e}); copy it with `cp {CRD_FILE} charts/trackvia-operator/{CRD_FILE}`",
+            "{} is missing ({e}); copy it with `{fix}`",
             in_chart.display()
         )
     });
     assert!(
         generated_bytes == chart_bytes,
-        "{} differs from {}; copy it with `cp {CRD_FILE} charts/trackvia-operator/{CRD_FILE}`",
+        "{} differs from {}; copy it with `{fix}`",
         in_chart.display(),
         generated.display()
     );
-    // The chart carries nothing else in crds/: Helm would install it unasked.
-    let extra: Vec<String> = std::fs::read_dir(chart_dir().join("crds"))
-        .expect("the chart's crds/ directory")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| format!("crds/{n}") != CRD_FILE)
-        .collect();
+    // No crds/ directory in the chart: Helm would install its files besides the template,
+    // and never upgrade them.
     assert!(
-        extra.is_empty(),
-        "unexpected files in the chart's crds/: {extra:?}"
+        !chart_dir().join("crds").exists(),
+        "the chart must not have a crds/ directory; the CRD is rendered by templates/crds.yaml"
     );
 
     let crd: Value = serde_yaml_ng::from_slice(&chart_bytes).expect("the CRD parses");
@@ -1783,7 +1790,7 @@ fn helm_in_bed(args: &[&str]) -> Output {
 const INSTALL_TEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn helm_install_upgrade_uninstall_keeps_crds() {
+async fn helm_install_upgrade_uninstall_on_the_shared_bed() {
     tokio::time::timeout(INSTALL_TEST_TIMEOUT, install_upgrade_uninstall())
         .await
         .unwrap_or_else(|_| {
@@ -1798,11 +1805,10 @@ async fn install_upgrade_uninstall() {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 
-    assert!(
-        repo_root().join(CRD_FILE).exists() && chart_dir().join(CRD_FILE).exists(),
-        "{CRD_FILE} must exist at the top level and in the chart before the chart can be installed"
-    );
     let client = trackvia_testsupport::kube::client().await;
+    // The shared bed's CRD belongs to every test binary: the chart leaves it alone here
+    // (crds.enabled=false); tests/chart_crds.rs installs and upgrades it on a private bed.
+    common::ensure_crd(&client).await;
     let ns = trackvia_testsupport::kube::TestNamespace::create(&client, "chart-install").await;
     let namespace = ns.name().to_string();
     let release = namespace.clone();
@@ -1827,6 +1833,8 @@ async fn install_upgrade_uninstall() {
                 &namespace,
                 "--set",
                 "replicaCount=0",
+                "--set",
+                "crds.enabled=false",
                 "--timeout",
                 "60s",
             ])
@@ -1899,6 +1907,8 @@ async fn install_upgrade_uninstall() {
                 "rolloutRestart.enabled=true",
                 "--set",
                 "networkPolicy.enabled=true",
+                "--set",
+                "crds.enabled=false",
                 "--timeout",
                 "60s",
             ])
@@ -1969,7 +1979,7 @@ async fn install_upgrade_uninstall() {
     );
     crds.get(CRD_NAME)
         .await
-        .expect("the CRD survives uninstall");
+        .expect("a CRD the release does not manage survives uninstall");
     connections
         .get("crm")
         .await

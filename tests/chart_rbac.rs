@@ -418,6 +418,15 @@ impl Bed {
         name
     }
 
+    /// Helm arguments for the CRD: the chart's on a private bed, none on the shared one.
+    fn crd_values(&self) -> Vec<String> {
+        if self.private.is_some() {
+            Vec::new()
+        } else {
+            vec!["--set".into(), "crds.enabled=false".into()]
+        }
+    }
+
     fn helm_env(&self) -> Vec<(String, String)> {
         vec![("KUBECONFIG".into(), self.kubeconfig.clone())]
     }
@@ -483,7 +492,8 @@ struct Release {
 
 impl Release {
     /// `helm install` into `namespace`, under the namespace's (unique) name. On the shared bed
-    /// the CRD is skipped ([`Bed::shared`] keeps it current); a private bed gets the chart's.
+    /// the CRD is left out (`crds.enabled=false`; [`Bed::shared`] keeps it current); a private
+    /// bed gets the chart's.
     async fn install(bed: &Bed, namespace: &str, values: &Value, scratch: &Scratch) -> Release {
         let release = Release {
             name: namespace.to_string(),
@@ -506,9 +516,7 @@ impl Release {
             "--timeout".into(),
             "60s".into(),
         ];
-        if bed.private.is_none() {
-            args.push("--skip-crds".into());
-        }
+        args.extend(bed.crd_values());
         run_tool(find_tool("helm"), args, bed.helm_env(), HELM_TIMEOUT)
             .await
             .expect_success();
@@ -536,7 +544,10 @@ impl Release {
                 values.display().to_string(),
                 "--timeout".into(),
                 "60s".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(bed.crd_values())
+            .collect(),
             bed.helm_env(),
             HELM_TIMEOUT,
         )

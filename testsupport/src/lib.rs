@@ -1,5 +1,6 @@
 //! Test support for trackvia-operator.
 //!
+//! - [`bed`]: a private control plane started and stopped by one test.
 //! - [`fake`]: a fake TrackVia API over HTTPS with its own certificate authority.
 //! - [`kube`]: helpers for tests against the real test bed (client, throw-away namespaces,
 //!   waiting with diagnostics, running the operator binary).
@@ -9,6 +10,7 @@
 //! - [`prometheus`]: a real Prometheus server on loopback.
 //! - [`time`]: wall-clock helpers.
 
+pub mod bed;
 pub mod fake;
 pub mod image;
 pub mod kube;

@@ -88,28 +88,59 @@ pub fn chart_dir() -> PathBuf {
 /// `helm template RELEASE <chart> --namespace NAMESPACE --set ...`, as parsed documents.
 /// Panics with helm's output when it fails.
 pub fn helm_template(release: &str, namespace: &str, sets: &[&str]) -> Vec<Value> {
+    helm_template_for(release, namespace, None, sets)
+}
+
+/// The Prometheus Operator's API, which the chart's ServiceMonitor and PrometheusRule need
+/// the cluster to serve; `helm template` is told the cluster has it.
+pub const MONITORING_API: &str = "monitoring.coreos.com/v1";
+
+/// [`helm_template`] for a cluster of `kube_version` (helm's own default when `None`).
+pub fn helm_template_for(
+    release: &str,
+    namespace: &str,
+    kube_version: Option<&str>,
+    sets: &[&str],
+) -> Vec<Value> {
+    helm_template_result(release, namespace, kube_version, &[MONITORING_API], sets)
+        .unwrap_or_else(|e| panic!("helm template failed: {e}"))
+}
+
+/// [`helm_template_for`] for a cluster serving `api_versions` besides the built-in ones,
+/// with helm's error output when it refuses the values.
+pub fn helm_template_result(
+    release: &str,
+    namespace: &str,
+    kube_version: Option<&str>,
+    api_versions: &[&str],
+    sets: &[&str],
+) -> Result<Vec<Value>, String> {
     let mut command = Command::new(tool("helm"));
     command
         .arg("template")
         .arg(release)
         .arg(chart_dir())
         .args(["--namespace", namespace]);
+    if let Some(version) = kube_version {
+        command.args(["--kube-version", version]);
+    }
+    for api in api_versions {
+        command.args(["--api-versions", api]);
+    }
     for set in sets {
         command.args(["--set", set]);
     }
     let out = command.output().expect("running helm");
-    assert!(
-        out.status.success(),
-        "helm template failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
     let text = String::from_utf8(out.stdout).expect("helm prints UTF-8");
-    serde_yaml_ng::Deserializer::from_str(&text)
+    Ok(serde_yaml_ng::Deserializer::from_str(&text)
         .filter_map(|d| {
             let v: Value = serde::Deserialize::deserialize(d).ok()?;
             (!v.is_null()).then_some(v)
         })
-        .collect()
+        .collect())
 }
 
 /// The chart's PrometheusRule rendered with `sets` (plus `prometheusRule.enabled=true`), as a
@@ -123,6 +154,39 @@ pub fn rendered_rule_file(release: &str, namespace: &str, sets: &[&str]) -> Valu
         .find(|d| d["kind"] == "PrometheusRule")
         .expect("the chart renders a PrometheusRule");
     serde_json::json!({ "groups": rule["spec"]["groups"] })
+}
+
+/// The release notes `helm install --dry-run` prints for `sets` (release `tvo` in
+/// `trackvia-system`). Helm asks the cluster for its version and APIs: the test bed
+/// `KUBECONFIG` names (no Prometheus Operator there).
+pub fn helm_install_notes(sets: &[&str]) -> String {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty()),
+        "KUBECONFIG must name the test bed (eval \"$(hack/testbed up)\")"
+    );
+    let mut command = Command::new(tool("helm"));
+    command.args(["install", "tvo"]).arg(chart_dir()).args([
+        "--namespace",
+        "trackvia-system",
+        "--dry-run=client",
+        // The bed's CRD belongs to the other tests.
+        "--set",
+        "crds.enabled=false",
+    ]);
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    let out = command.output().expect("running helm");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "helm install --dry-run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .split_once("NOTES:\n")
+        .map(|(_, notes)| notes.to_string())
+        .unwrap_or_else(|| panic!("no NOTES in:\n{stdout}"))
 }
 
 /// Runs `program` with `args`; panics with its output unless it succeeds. Returns stdout.

@@ -53,6 +53,20 @@ app.kubernetes.io/part-of: trackvia-operator
 {{- end }}
 
 {{/*
+Labels of the `helm test` pod: the release's, without the operator pods' selector labels.
+*/}}
+{{- define "trackvia-operator.testLabels" -}}
+helm.sh/chart: {{ include "trackvia-operator.chart" . }}
+app.kubernetes.io/name: {{ include "trackvia-operator.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: test
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
 Name of the ServiceAccount the operator runs as.
 */}}
 {{- define "trackvia-operator.serviceAccountName" -}}
@@ -134,6 +148,61 @@ Secrets are removed by garbage collection through ownerReferences.
 {{- end }}
 
 {{/*
+The arguments the chart passes to `trackvia-operator run`, as a YAML list.
+*/}}
+{{- define "trackvia-operator.args" -}}
+- run
+- --metrics-addr=0.0.0.0:{{ .Values.metrics.port }}
+- --log-level={{ .Values.logLevel }}
+- --log-format={{ .Values.logFormat }}
+- --rate-limit={{ .Values.rateLimit }}
+- --concurrency={{ .Values.concurrency }}
+- --source-watch-limit={{ .Values.sourceWatchLimit }}
+{{- with .Values.watchNamespaces }}
+- --namespaces={{ join "," . }}
+{{- end }}
+{{- with .Values.allowedHosts }}
+- --allowed-hosts={{ join "," . }}
+{{- end }}
+{{- if or .Values.extraCA.secretName .Values.extraCA.configMapName }}
+- --extra-ca-file={{ include "trackvia-operator.extraCAFile" . }}
+{{- end }}
+{{- if include "trackvia-operator.leaderElection" . }}
+- --leader-election
+- --leader-election-namespace={{ include "trackvia-operator.leaseNamespace" . }}
+- --leader-election-lease-name={{ include "trackvia-operator.leaseName" . }}
+- --leader-election-lease-duration={{ .Values.leaderElection.leaseDuration }}
+- --leader-election-renew-deadline={{ .Values.leaderElection.renewDeadline }}
+- --leader-election-retry-period={{ .Values.leaderElection.retryPeriod }}
+{{- end }}
+{{- end }}
+
+{{/*
+Refuse extraArgs and TRACKVIA_* extraEnv entries for flags the chart passes itself: of a
+repeated flag the last silently wins, and a flag silently wins over its variable.
+*/}}
+{{- define "trackvia-operator.validateExtras" -}}
+{{- $flags := list }}
+{{- range (include "trackvia-operator.args" . | fromYamlArray) }}
+{{- $flags = append $flags (regexReplaceAll "=.*$" (toString .) "") }}
+{{- end }}
+{{- range .Values.extraArgs }}
+{{- $flag := regexReplaceAll "=.*$" (toString .) "" }}
+{{- if has $flag $flags }}
+{{- fail (printf "extraArgs: %s is set by the chart; use the chart value for it instead (see the values table)" $flag) }}
+{{- end }}
+{{- end }}
+{{- range .Values.extraEnv }}
+{{- if hasPrefix "TRACKVIA_" .name }}
+{{- $flag := printf "--%s" (trimPrefix "TRACKVIA_" .name | lower | replace "_" "-") }}
+{{- if has $flag $flags }}
+{{- fail (printf "extraEnv: %s would be ignored, the chart passes %s; use the chart value for it instead" .name $flag) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 Refuse combinations the schema cannot express.
 */}}
 {{- define "trackvia-operator.validate" -}}
@@ -143,7 +212,38 @@ Refuse combinations the schema cannot express.
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
 {{- fail "replicaCount above 1 needs leaderElection.enabled: without it every replica would reconcile" }}
 {{- end }}
+{{- if and (not .Values.leaderElection.enabled) .Values.strategy (ne (.Values.strategy.type | default "") "Recreate") }}
+{{- fail "strategy: without leaderElection.enabled only type Recreate is safe: a rolling update would run two reconcilers at once" }}
+{{- end }}
+{{- include "trackvia-operator.validateExtras" . }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.service.enabled" }}
 {{- end }}
+{{- end }}
+
+{{/*
+Removes every x-kubernetes-validations key from a parsed schema, in place; prints nothing.
+*/}}
+{{- define "trackvia-operator.dropValidations" -}}
+{{- if kindIs "map" . }}
+{{- $_ := unset . "x-kubernetes-validations" }}
+{{- range $key, $child := . }}{{ include "trackvia-operator.dropValidations" $child }}{{ end }}
+{{- else if kindIs "slice" . }}
+{{- range . }}{{ include "trackvia-operator.dropValidations" . }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when the ServiceMonitor / PrometheusRule is asked for and the cluster serves the
+Prometheus Operator's API (`helm template` needs `--api-versions monitoring.coreos.com/v1`);
+NOTES.txt says when one was asked for but left out.
+*/}}
+{{- define "trackvia-operator.monitoringApi" -}}
+{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" }}true{{ end }}
+{{- end }}
+{{- define "trackvia-operator.serviceMonitor" -}}
+{{- if and .Values.metrics.serviceMonitor.enabled (include "trackvia-operator.monitoringApi" .) }}true{{ end }}
+{{- end }}
+{{- define "trackvia-operator.prometheusRule" -}}
+{{- if and .Values.prometheusRule.enabled (include "trackvia-operator.monitoringApi" .) }}true{{ end }}
 {{- end }}
