@@ -133,6 +133,7 @@ fn checked_fp(fingerprint: &str, outcome: VerificationOutcome, at: Timestamp) ->
     Observation::Credentials {
         fingerprint: fingerprint.to_string(),
         verification: answer(outcome, at),
+        awaiting: false,
     }
 }
 
@@ -145,6 +146,16 @@ fn unchecked_fp(fingerprint: &str) -> Observation {
     Observation::Credentials {
         fingerprint: fingerprint.to_string(),
         verification: None,
+        awaiting: false,
+    }
+}
+
+/// Credentials `fingerprint` were read; their check is asked for and not answered yet.
+fn awaiting_fp(fingerprint: &str) -> Observation {
+    Observation::Credentials {
+        fingerprint: fingerprint.to_string(),
+        verification: None,
+        awaiting: true,
     }
 }
 
@@ -2368,6 +2379,7 @@ proptest! {
             _ => Observation::Credentials {
                 fingerprint: fingerprint.to_string(),
                 verification: if due { answer(outcome, at) } else { None },
+                awaiting: false,
             },
         };
         let base = Input {
