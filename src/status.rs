@@ -1014,9 +1014,10 @@ pub fn transitions(
         let moved = old_ready.is_none_or(|o| o.status != ready.status || o.reason != ready.reason);
         // A new connection that is Ready at its first answer records no event
         // (its status says so): creating a thousand writes no thousand Events.
-        let never_answered = old.is_none_or(|o| o.last_verified_time.is_none());
-        let first_answer =
-            old_ready.is_none_or(|o| o.reason == reason::VERIFICATION_PENDING && never_answered);
+        // A new connection has no status until that answer; one that had a
+        // status before (missing credentials, an invalid spec…) and passed
+        // through a pending check has recovered, which is recorded.
+        let first_answer = old_ready.is_none();
         let quiet = first_answer && ready.status == "True" && ready.reason == reason::VERIFIED;
         if moved && ready.reason != reason::VERIFICATION_PENDING && !quiet {
             out.push(Transition {
