@@ -669,6 +669,7 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
                 Observation::Credentials {
                     fingerprint,
                     verification,
+                    awaiting: waiting.is_some(),
                 }
             }
         },

@@ -257,6 +257,9 @@ pub enum Observation {
         fingerprint: String,
         /// The verification answer obtained this pass, if a check was due.
         verification: Option<Verification>,
+        /// A check was due and asked for, but its answer is not in yet (queued,
+        /// under way, or deferred by the forced-check limit).
+        awaiting: bool,
     },
 }
 
@@ -333,7 +336,7 @@ pub fn verification_due(
             .as_deref()
             .is_some_and(|previous| previous != fingerprint);
         let asking = (expiry::date_stale(Some(spec), old, now)
-            || verified.is_some_and(awaits_answer))
+            || verified.is_some_and(|v| awaits_answer(v) || asked_for(v)))
             && (never_answered || scheduled);
         return (rotated || asking, false);
     }
@@ -395,7 +398,7 @@ fn checked_status(input: &Input<'_>) -> TrackViaConnectionStatus {
         );
     };
 
-    let (fingerprint, verification) = match input.observation {
+    let (fingerprint, verification, awaiting) = match input.observation {
         Observation::InvalidSpec(msg) => {
             return blocked(next, reason::INVALID_SPEC, msg.clone(), generation, now);
         }
@@ -423,7 +426,8 @@ fn checked_status(input: &Input<'_>) -> TrackViaConnectionStatus {
         Observation::Credentials {
             fingerprint,
             verification,
-        } => (fingerprint.as_str(), verification.as_ref()),
+            awaiting,
+        } => (fingerprint.as_str(), verification.as_ref(), *awaiting),
     };
     let Some(spec) = input.spec else {
         return blocked(
@@ -552,10 +556,11 @@ fn checked_status(input: &Input<'_>) -> TrackViaConnectionStatus {
                 fmt_time(expires)
             ),
         );
-        // Credentials still waiting for a real answer (rotated during an
-        // outage) keep their retry; anything else is not asked again.
+        // Credentials whose check is asked for and not answered yet, or still
+        // waiting for a real answer (rotated during an outage), keep their
+        // check; anything else is not asked again.
         let verified = next.condition(condition::VERIFIED);
-        let waiting = verified.is_some_and(awaits_answer);
+        let waiting = awaiting || verified.is_some_and(awaits_answer);
         // A refusal stays as TrackVia gave it.
         let refused = verified.is_some_and(|v| v.status == "False");
         if !waiting {
@@ -677,6 +682,13 @@ const HELD_BY_SECRET: [&str; 2] = [reason::TARGET_CONFLICT, reason::SECRET_SYNC_
 fn awaits_answer(verified: &Condition) -> bool {
     verified.status == "Unknown"
         && (verified.reason == reason::TRANSIENT_FAILURE || verified.reason == reason::RATE_LIMITED)
+}
+
+/// Verified says the current credentials' check was asked for and is not
+/// answered yet (set only when it was: see the past-date branch of
+/// [`desired_status`]).
+fn asked_for(verified: &Condition) -> bool {
+    verified.status == "Unknown" && verified.reason == reason::VERIFICATION_PENDING
 }
 
 fn blocked(
@@ -1002,9 +1014,10 @@ pub fn transitions(
         let moved = old_ready.is_none_or(|o| o.status != ready.status || o.reason != ready.reason);
         // A new connection that is Ready at its first answer records no event
         // (its status says so): creating a thousand writes no thousand Events.
-        let never_answered = old.is_none_or(|o| o.last_verified_time.is_none());
-        let first_answer =
-            old_ready.is_none_or(|o| o.reason == reason::VERIFICATION_PENDING && never_answered);
+        // A new connection has no status until that answer; one that had a
+        // status before (missing credentials, an invalid spec…) and passed
+        // through a pending check has recovered, which is recorded.
+        let first_answer = old_ready.is_none();
         let quiet = first_answer && ready.status == "True" && ready.reason == reason::VERIFIED;
         if moved && ready.reason != reason::VERIFICATION_PENDING && !quiet {
             out.push(Transition {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Harness, secret_text};
+use common::{Harness, SETTLE};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -25,17 +25,29 @@ fn condition(t: &TrackViaConnection, type_: &str) -> Option<(String, String, Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_account_verifies_in_bounded_memory_and_a_huge_page_is_refused_quickly() {
     let mut h = Harness::start("tvc-large", &["--request-timeout", "30s"]).await;
-    // Warm every path (TLS to the fake, status and Secret writes) first.
+    // The connection Ready with a small account first: its watch of the source Secret, its
+    // store entries, TLS to the fake and the status and Secret writes are all in place, so
+    // the rise measured below is what reading the large answer costs.
     let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src-warm", &key, &token).await;
-    h.apply_connection("warm", "src-warm", json!({}))
+    h.put_source("src-large", &key, &token).await;
+    h.apply_connection("large", "src-large", json!({}))
         .await
         .expect("applying");
-    h.wait_ready("warm", "True", "Verified").await;
-
-    let (key, token) = h.credential(Behavior::ManyViews { count: 50_000 });
-    h.put_source("src-large", &key, &token).await;
+    h.wait_ready("large", "True", "Verified").await;
+    h.wait_published(
+        "large",
+        &token,
+        SETTLE,
+        "the small account's token published",
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The token is rotated to one whose account sees 50,000 views (about 5 MB).
+    let rotated = common::secret_value("t");
+    h.secrets.push(rotated.clone());
+    h.fake
+        .set(&key, &rotated, Behavior::ManyViews { count: 50_000 });
     let pid = h.operator.pid();
     let before = trackvia_testsupport::rss_bytes_of(pid);
     let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -50,10 +62,14 @@ async fn a_large_account_verifies_in_bounded_memory_and_a_huge_page_is_refused_q
             peak
         })
     };
-    h.apply_connection("large", "src-large", json!({}))
-        .await
-        .expect("applying");
-    h.wait_ready("large", "True", "Verified").await;
+    h.rotate_source("src-large", &key, &rotated).await;
+    h.wait_published(
+        "large",
+        &rotated,
+        SETTLE,
+        "the large account's token published",
+    )
+    .await;
     sampling.store(false, std::sync::atomic::Ordering::SeqCst);
     let peak = sampler.await.expect("the RSS sampler");
     let rise = peak.saturating_sub(before);
@@ -68,11 +84,12 @@ async fn a_large_account_verifies_in_bounded_memory_and_a_huge_page_is_refused_q
         "RSS rose by {} KiB while reading the list of views",
         rise / 1024
     );
-    let published = h.secrets_api().get("large").await.expect("output Secret");
     assert_eq!(
-        secret_text(&published, "authToken").as_deref(),
-        Some(&*token)
+        h.fake.calls_for(&key, &rotated),
+        1,
+        "the large answer was read once"
     );
+    h.wait_ready("large", "True", "Verified").await;
 
     // 50 MB that is not JSON: refused at its first bytes, not read to the end.
     let (key, token) = h.credential(Behavior::NotJsonBody { bytes: 50_000_000 });

@@ -133,6 +133,7 @@ fn checked_fp(fingerprint: &str, outcome: VerificationOutcome, at: Timestamp) ->
     Observation::Credentials {
         fingerprint: fingerprint.to_string(),
         verification: answer(outcome, at),
+        awaiting: false,
     }
 }
 
@@ -145,6 +146,16 @@ fn unchecked_fp(fingerprint: &str) -> Observation {
     Observation::Credentials {
         fingerprint: fingerprint.to_string(),
         verification: None,
+        awaiting: false,
+    }
+}
+
+/// Credentials `fingerprint` were read; their check is asked for and not answered yet.
+fn awaiting_fp(fingerprint: &str) -> Observation {
+    Observation::Credentials {
+        fingerprint: fingerprint.to_string(),
+        verification: None,
+        awaiting: true,
     }
 }
 
@@ -1703,12 +1714,34 @@ fn events_only_on_a_new_ready_reason() {
     let s1 = verified_at(t0());
     // A new connection Ready at its first answer: its status says so, no event.
     assert!(transitions(None, &s1).is_empty());
-    let pending = step(&p, None, unchecked_fp("fp-new"), t0());
+    // Missing credentials, then found and checked through a pending pass: a
+    // recovery, recorded, although TrackVia never answered before.
+    let missing = step(
+        &p,
+        None,
+        Observation::CredentialsNotFound("Secret trackvia-api-user not found".into()),
+        t0(),
+    );
+    let pending = step(&p, Some(&missing), awaiting_fp(FP), t0() + secs(5));
     assert_eq!(
         state(&pending, condition::READY),
         ("Unknown", reason::VERIFICATION_PENDING)
     );
-    assert!(transitions(Some(&pending), &s1).is_empty());
+    assert!(transitions(Some(&missing), &pending).is_empty());
+    let recovered = pass(
+        &p,
+        Some(&pending),
+        checked(ok(), t0() + secs(6)),
+        t0() + secs(6),
+        &synced("hash-1"),
+    );
+    assert_eq!(
+        transitions(Some(&pending), &recovered)
+            .iter()
+            .map(|e| (e.reason.as_str(), e.warning))
+            .collect::<Vec<_>>(),
+        [(reason::VERIFIED, false)]
+    );
     // Refused at its first answer: a warning at once.
     let refused = pass(
         &p,
@@ -2368,6 +2401,7 @@ proptest! {
             _ => Observation::Credentials {
                 fingerprint: fingerprint.to_string(),
                 verification: if due { answer(outcome, at) } else { None },
+                awaiting: false,
             },
         };
         let base = Input {

@@ -111,6 +111,13 @@ type Subscriber = (Option<String>, UnboundedSender<(String, String)>);
 type Observer = Box<dyn Fn(&CachedOutcome) + Send + Sync>;
 type Clock = Box<dyn Fn() -> Timestamp + Send + Sync>;
 
+/// How old an answer obtained `at` is for a question asked `now`. A pass dates
+/// its question when it starts, so an answer that arrived while it read the
+/// source Secret is younger than the question: as fresh as can be.
+fn answer_age(now: Timestamp, at: Timestamp) -> Duration {
+    Duration::try_from(now.duration_since(at)).unwrap_or(Duration::ZERO)
+}
+
 /// The shared verifier.
 pub struct Verifier {
     client: Box<dyn VerifyCall>,
@@ -236,16 +243,15 @@ impl Verifier {
                 return Ask::Deferred(wait);
             }
         } else if let Some(answer) = state.answers.get(&key, instant) {
-            let age = req.now.duration_since(answer.at);
-            let age = Duration::try_from(age).ok();
+            let age = answer_age(req.now, answer.at);
             let reusable = match answer.outcome {
                 VerificationOutcome::Transient { .. } => {
-                    age.is_some_and(|a| a < TRANSIENT_SHARED_FOR.min(f.max_age))
+                    age < TRANSIENT_SHARED_FOR.min(f.max_age)
                         // Statuses keep whole seconds: a connection's own answer is not news to it.
                         && f.last_verified
                             .is_none_or(|last| answer.at.as_second() > last.as_second())
                 }
-                _ => age.is_some_and(|a| a < f.max_age),
+                _ => age < f.max_age,
             };
             if reusable {
                 return Ask::Answer(answer.clone());
@@ -346,3 +352,6 @@ impl Verifier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -101,6 +101,67 @@ fn a_rotated_token_past_its_date_is_checked_published_and_its_date_flagged_stale
     );
 }
 
+/// The check is made by the verifier's scheduler: the pass that asks for it
+/// records the rotated credentials as waiting for their answer, and the pass
+/// the answer wakes still asks for it.
+#[test]
+fn a_rotated_token_past_its_date_still_waits_for_its_check_after_a_pass_without_the_answer() {
+    let p = parsed();
+    let before = expired();
+    let now = expiry() + SignedDuration::from_hours(24 * 7);
+    assert_eq!(
+        verification_due(&p, GEN, Some(&before), "fp-rotated", None, now),
+        (true, false)
+    );
+    let waiting = pass(
+        &p,
+        Some(&before),
+        awaiting_fp("fp-rotated"),
+        now,
+        &SecretOutcome::NotPublished,
+    );
+    assert_eq!(
+        state(&waiting, condition::VERIFIED),
+        ("Unknown", reason::VERIFICATION_PENDING)
+    );
+    assert_eq!(
+        state(&waiting, condition::READY),
+        ("False", reason::EXPIRED)
+    );
+    assert!(!should_publish(Publish::Verified, &waiting));
+    assert!(transitions(Some(&before), &waiting).is_empty());
+    // Asked for still, on the pass the answer wakes or after a restart.
+    for later in [now + secs(2), now + mins(10)] {
+        assert_eq!(
+            verification_due(&p, GEN, Some(&waiting), "fp-rotated", None, later),
+            (true, false)
+        );
+    }
+    let later = now + secs(2);
+    let answered = pass(
+        &p,
+        Some(&waiting),
+        checked_fp("fp-rotated", ok(), later),
+        later,
+        &synced("hash-2"),
+    );
+    assert_eq!(
+        state(&answered, condition::READY),
+        ("True", reason::EXPIRY_DATE_STALE)
+    );
+    assert!(
+        !verification_due(
+            &p,
+            GEN,
+            Some(&answered),
+            "fp-rotated",
+            None,
+            later + mins(30)
+        )
+        .0
+    );
+}
+
 #[test]
 fn a_rotated_token_refused_past_its_date_is_expired() {
     let p = parsed();

@@ -1,0 +1,106 @@
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use jiff::SignedDuration;
+
+use super::*;
+
+/// TrackVia accepting everything at once, counting its calls per token.
+#[derive(Clone, Default)]
+struct Accepting {
+    calls: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl VerifyCall for Accepting {
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    fn verify<'a>(
+        &'a self,
+        _host: &'a str,
+        _account_id: Option<u64>,
+        creds: &'a Credentials,
+    ) -> BoxFuture<'a, VerificationOutcome> {
+        *lock(&self.calls)
+            .entry(creds.auth_token.clone())
+            .or_default() += 1;
+        Box::pin(async { VerificationOutcome::Verified { http_status: 200 } })
+    }
+}
+
+fn caller(i: usize) -> CallerId {
+    CallerId {
+        namespace: "ns".into(),
+        name: format!("conn-{i}"),
+        uid: format!("uid-{i}"),
+    }
+}
+
+fn creds(token: &str) -> Credentials {
+    Credentials {
+        api_key: "key".into(),
+        auth_token: token.into(),
+    }
+}
+
+fn ask(verifier: &Verifier, caller: &CallerId, creds: &Credentials, now: Timestamp) -> Ask {
+    verifier.ask(&VerifyRequest {
+        caller,
+        host: "trackvia.example",
+        account_id: None,
+        creds,
+        freshness: Freshness {
+            max_age: Duration::from_secs(3600),
+            force: false,
+            last_verified: None,
+        },
+        now,
+    })
+}
+
+/// Connections sharing a credential make one call: those asking while it is
+/// queued wait for it, and those whose pass began before its answer arrived
+/// (their question is dated earlier than the answer) take the answer.
+#[tokio::test]
+async fn connections_sharing_a_credential_make_one_call() {
+    let trackvia = Accepting::default();
+    let verifier = Arc::new(Verifier::new(trackvia.clone(), 60));
+    let start = Timestamp::now();
+    let answered_at = start + SignedDuration::from_secs(5);
+    verifier.start(move || answered_at, |_| {});
+    let mut wakeups = verifier.wakeups(None);
+    let shared = creds("shared");
+
+    // Three ask before the call is made: one call, three wake-ups.
+    for i in 0..3 {
+        assert!(matches!(
+            ask(&verifier, &caller(i), &shared, start),
+            Ask::Pending
+        ));
+    }
+    let mut woken = Vec::new();
+    while woken.len() < 3 {
+        let (_, name) = tokio::time::timeout(Duration::from_secs(10), wakeups.next())
+            .await
+            .expect("a wake-up within 10 s")
+            .expect("the verifier's wake-ups");
+        woken.push(name);
+    }
+    woken.sort();
+    assert_eq!(woken, ["conn-0", "conn-1", "conn-2"]);
+    for i in 0..3 {
+        assert!(matches!(
+            ask(&verifier, &caller(i), &shared, start),
+            Ask::Answer(_)
+        ));
+    }
+
+    // A pass that began before the answer arrived asks once it is there: it is answered.
+    let began = start + SignedDuration::from_secs(2);
+    match ask(&verifier, &caller(3), &shared, began) {
+        Ask::Answer(a) => assert_eq!(a.at, answered_at),
+        other => panic!("a new call for an answer younger than the question: {other:?}"),
+    }
+    assert_eq!(lock(&trackvia.calls).get("shared"), Some(&1));
+    assert_eq!(verifier.calls(), 1);
+}
