@@ -391,7 +391,7 @@ pub struct TrackViaConnectionStatus {
     /// The generation the status was computed for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, Verified, SecretSynced and Expiring.
+    /// Ready, Verified, SecretSynced, Expiring and RolloutRestart.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -2,6 +2,7 @@
 //! (with a warning in the release notes otherwise), and every alert linking to its runbook.
 
 use serde_json::Value;
+use trackvia_testsupport::markdown::anchors;
 use trackvia_testsupport::tools::{
     MONITORING_API, chart_dir, helm_install_notes, helm_template_result, repo_root,
 };
@@ -42,25 +43,11 @@ fn monitoring_objects_need_the_prometheus_operator_api() {
     assert!(!helm_install_notes(&[]).contains("monitoring.coreos.com"));
 }
 
-/// GitHub's anchor of a Markdown heading.
-fn anchor(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
-        .map(|c| if c == ' ' { '-' } else { c })
-        .collect()
-}
-
 #[test]
 fn every_alert_links_to_a_runbook_section_that_exists() {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
-    let anchors: Vec<String> = readme
-        .lines()
-        .filter_map(|l| l.strip_prefix('#'))
-        .map(|l| anchor(l.trim_start_matches('#')))
-        .collect();
+    let runbooks = std::fs::read_to_string(repo_root().join("docs/operations.md"))
+        .expect("docs/operations.md");
+    let anchors = anchors(&runbooks);
     let docs = helm_template_result(
         RELEASE,
         NAMESPACE,
@@ -68,7 +55,7 @@ fn every_alert_links_to_a_runbook_section_that_exists() {
         &[MONITORING_API],
         &[
             "prometheusRule.enabled=true",
-            "prometheusRule.runbookBaseUrl=https://docs.example/trackvia/README.md",
+            "prometheusRule.runbookBaseUrl=https://docs.example/trackvia/docs/operations.md",
         ],
     )
     .expect("the chart renders");
@@ -84,18 +71,18 @@ fn every_alert_links_to_a_runbook_section_that_exists() {
                 .as_str()
                 .unwrap_or_else(|| panic!("{name} has no runbook_url"));
             let fragment = url
-                .strip_prefix("https://docs.example/trackvia/README.md#")
+                .strip_prefix("https://docs.example/trackvia/docs/operations.md#")
                 .unwrap_or_else(|| panic!("{name}: {url} is not under runbookBaseUrl"));
             assert!(
                 anchors.iter().any(|a| a == fragment),
-                "{name}: README.md has no section #{fragment}"
+                "{name}: docs/operations.md has no section #{fragment}"
             );
             alerts += 1;
         }
     }
     assert_eq!(alerts, 5, "every alert of the chart was checked");
 
-    // By default the runbooks are the README at the chart's home.
+    // By default the runbooks are docs/operations.md at the chart's home.
     let chart: Value = serde_yaml_ng::from_str(
         &std::fs::read_to_string(chart_dir().join("Chart.yaml")).expect("Chart.yaml"),
     )
@@ -114,7 +101,7 @@ fn every_alert_links_to_a_runbook_section_that_exists() {
     .expect("the chart renders");
     let text = serde_json::to_string(&docs).expect("JSON");
     assert!(
-        text.contains(&format!("{home}/README.md#rotation-runbook")),
+        text.contains(&format!("{home}/docs/operations.md#rotation-runbook")),
         "{text}"
     );
 }

@@ -6,6 +6,7 @@
 //!   waiting with diagnostics, running the operator binary).
 //! - [`image`]: the operator's container image (`hack/image`) and [`image::Launcher`], which
 //!   starts the operator from the binary or from the image.
+//! - [`markdown`]: the headings (as GitHub anchors) and links of a Markdown file.
 //! - [`tools`]: finding helm, promtool, prometheus...; rendering the chart.
 //! - [`prometheus`]: a real Prometheus server on loopback.
 //! - [`time`]: wall-clock helpers.
@@ -14,6 +15,7 @@ pub mod bed;
 pub mod fake;
 pub mod image;
 pub mod kube;
+pub mod markdown;
 mod process;
 pub mod prometheus;
 pub mod time;
