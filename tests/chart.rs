@@ -39,66 +39,7 @@ const INSTALL_HINT: &str = "run `hack/testbed install` (or `eval \"$(hack/testbe
 // Finding and running the tools
 // ---------------------------------------------------------------------------------------------
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn chart_dir() -> PathBuf {
-    repo_root().join("charts/trackvia-operator")
-}
-
-/// Root of the test bed's tool cache.
-fn testbed_cache() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("TESTBED_CACHE").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(dir));
-    }
-    std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .map(|home| PathBuf::from(home).join(".cache/trackvia-operator/testbed"))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// `name` from `PATH`, else from the newest test bed install that has it. Panics with
-/// instructions when neither has it: these tests never skip silently.
-fn tool(name: &str) -> PathBuf {
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join(name);
-            if is_executable(&candidate) {
-                return candidate;
-            }
-        }
-    }
-    let cache = testbed_cache();
-    if let Some(cache) = &cache {
-        let mut installs: Vec<PathBuf> = std::fs::read_dir(cache)
-            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        // An install still being built lives in `<key>.tmp`; it is not ready to use.
-        installs.retain(|p| p.extension().is_none_or(|ext| ext != "tmp"));
-        // Cache keys do not sort by age; prefer the most recently installed.
-        installs.sort_by_key(|p| p.metadata().and_then(|m| m.modified()).ok());
-        for install in installs.iter().rev() {
-            for sub in ["bin", "venv/bin"] {
-                let candidate = install.join(sub).join(name);
-                if is_executable(&candidate) {
-                    return candidate;
-                }
-            }
-        }
-    }
-    panic!(
-        "`{name}` is neither on PATH nor under {}/*/bin; {INSTALL_HINT}",
-        cache
-            .map(|c| c.display().to_string())
-            .unwrap_or_else(|| "~/.cache/trackvia-operator/testbed".to_string())
-    );
-}
+use trackvia_testsupport::tools::{chart_dir, repo_root, tool};
 
 /// What a finished command printed.
 struct Output {
