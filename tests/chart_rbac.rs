@@ -55,9 +55,6 @@ const HANDOVER_TIMEOUT: Duration = Duration::from_secs(30);
 const UNTOUCHED_FOR: Duration = Duration::from_secs(10);
 /// The reporting controller of the operator's events.
 const REPORTER: &str = "trackvia-operator";
-/// What every test says when a tool is missing.
-const TOOLS_HINT: &str =
-    "run `hack/testbed install` (or `eval \"$(hack/testbed up)\"`, which also starts a bed)";
 /// What the API server says in every RBAC refusal; never expected in the operator's log.
 const FORBIDDEN: &str = "is forbidden";
 
@@ -66,9 +63,7 @@ fn random_suffix() -> String {
     secret_value("").chars().take(6).collect()
 }
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use trackvia_testsupport::tools::{repo_root, tool};
 
 /// Runs `test`, failing if it takes longer than [`TEST_TIMEOUT`]. On timeout the test's
 /// future is dropped, so its guards stop the operators, uninstall and clean up.
@@ -81,51 +76,6 @@ async fn bounded(name: &str, test: impl Future<Output = ()>) {
 // ---------------------------------------------------------------------------------------------
 // Tools: helm and the test bed script
 // ---------------------------------------------------------------------------------------------
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// `name` from `PATH`, else from the newest complete install in the test bed's cache.
-/// Panics with instructions otherwise: these tests never skip.
-fn find_tool(name: &str) -> PathBuf {
-    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect())
-        .unwrap_or_default();
-    let cache = std::env::var_os("TESTBED_CACHE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".cache/trackvia-operator/testbed"))
-        });
-    if let Some(cache) = &cache
-        && let Ok(entries) = std::fs::read_dir(cache)
-    {
-        let mut installs: Vec<(std::time::SystemTime, PathBuf)> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            // `<key>.tmp` is an install still being built.
-            .filter(|p| !p.to_string_lossy().ends_with(".tmp"))
-            .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
-            .collect();
-        installs.sort();
-        candidates.extend(
-            installs
-                .into_iter()
-                .rev()
-                .map(|(_, p)| p.join("bin").join(name)),
-        );
-    }
-    candidates
-        .into_iter()
-        .find(|c| is_executable(c))
-        .unwrap_or_else(|| {
-            panic!("`{name}` is neither on PATH nor in the test bed's cache; {TOOLS_HINT}")
-        })
-}
 
 /// What a finished (or timed-out) command printed.
 struct Ran {
@@ -364,7 +314,7 @@ impl Bed {
         install_crypto_provider();
         // Fail fast, with instructions, rather than let `up` start a long install.
         for binary in ["kube-apiserver", "etcd", "kube-controller-manager"] {
-            find_tool(binary);
+            tool(binary);
         }
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -517,7 +467,7 @@ impl Release {
             "60s".into(),
         ];
         args.extend(bed.crd_values());
-        run_tool(find_tool("helm"), args, bed.helm_env(), HELM_TIMEOUT)
+        run_tool(tool("helm"), args, bed.helm_env(), HELM_TIMEOUT)
             .await
             .expect_success();
         if bed.private.is_some() {
@@ -530,7 +480,7 @@ impl Release {
     async fn upgrade(&self, bed: &Bed, values: &Value, scratch: &Scratch) {
         let values = scratch.file("values-upgrade.json", values.to_string().as_bytes());
         run_tool(
-            find_tool("helm"),
+            tool("helm"),
             vec![
                 "upgrade".into(),
                 self.name.clone(),
@@ -584,7 +534,7 @@ impl Release {
     fn uninstall_blocking(&mut self) -> Ran {
         self.uninstall_on_drop = false;
         run_blocking(
-            &find_tool("helm"),
+            &tool("helm"),
             &[
                 "uninstall".into(),
                 self.name.clone(),
