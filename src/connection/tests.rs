@@ -1,4 +1,16 @@
-use super::*;
+//! Tests of the status decisions, through the paths the controller uses.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::schedule::add;
+use super::verification::awaits_answer;
+use crate::crd::{
+    Condition, Publish, TrackViaConnectionSpec, TrackViaConnectionStatus, condition, reason,
+};
+use crate::status::*;
+use crate::trackvia::{TransientKind, VerificationOutcome};
 
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
