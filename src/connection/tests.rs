@@ -271,4 +271,5 @@ mod publish;
 mod schedule;
 mod spec;
 mod stale_date;
+mod strategies;
 mod stuck;
