@@ -197,73 +197,89 @@ fn retry_delay_honours_retry_after_and_never_exceeds_the_interval() {
     }
 }
 
+/// `(nextVerificationTime, expiryWarningAt, tokenExpiresAt, wake-up in seconds
+/// from `t0()`, why)`.
+type WakeupCase = (
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<u64>,
+    &'static str,
+);
+
+const WAKEUPS: [WakeupCase; 9] = [
+    (
+        Some("2027-01-10T13:00:00Z"),
+        Some("2027-03-17T00:00:00Z"),
+        Some("2027-03-31T00:00:00Z"),
+        Some(3600),
+        "the check first",
+    ),
+    (
+        Some("2027-01-10T15:00:00Z"),
+        Some("2027-01-10T14:00:00Z"),
+        Some("2027-01-10T16:00:00Z"),
+        Some(2 * 3600),
+        "the warning first",
+    ),
+    (
+        Some("2027-01-10T17:00:00Z"),
+        Some("2027-01-10T11:00:00Z"),
+        Some("2027-01-10T16:00:00Z"),
+        Some(4 * 3600),
+        "a passed warning is skipped",
+    ),
+    (
+        None,
+        None,
+        Some("2027-01-10T12:00:01Z"),
+        Some(1),
+        "the expiry in a second",
+    ),
+    (
+        None,
+        Some("2027-01-10T12:00:00Z"),
+        Some("2027-01-10T18:00:00Z"),
+        Some(6 * 3600),
+        "an instant equal to now is not in the future",
+    ),
+    (None, None, None, None, "nothing scheduled"),
+    (
+        None,
+        Some("2027-01-01T00:00:00Z"),
+        Some("2027-01-02T00:00:00Z"),
+        None,
+        "all passed",
+    ),
+    (
+        Some("2027-01-10T11:00:00Z"),
+        Some("2026-01-01T00:00:00Z"),
+        None,
+        Some(1),
+        "a check that became due while nobody looked: right away",
+    ),
+    (
+        Some("soon"),
+        Some(""),
+        Some("2027-13-01"),
+        None,
+        "garbage is ignored",
+    ),
+];
+
 #[test]
 fn next_wakeup_picks_the_earliest_future_instant() {
     let now = t0();
-    let with =
-        |next: Option<&str>, warn: Option<&str>, expires: Option<&str>| TrackViaConnectionStatus {
+    let hours = |h: u64| Some(Duration::from_secs(h * 3600));
+    for (next, warn, expires, want, why) in WAKEUPS {
+        let s = TrackViaConnectionStatus {
             next_verification_time: next.map(str::to_string),
             expiry_warning_at: warn.map(str::to_string),
             token_expires_at: expires.map(str::to_string),
             ..TrackViaConnectionStatus::default()
         };
-    let hours = |h: u64| Some(Duration::from_secs(h * 3600));
-
-    let s = with(
-        Some("2027-01-10T13:00:00Z"),
-        Some("2027-03-17T00:00:00Z"),
-        Some("2027-03-31T00:00:00Z"),
-    );
-    assert_eq!(next_wakeup(&s, now), hours(1));
-    let s = with(
-        Some("2027-01-10T15:00:00Z"),
-        Some("2027-01-10T14:00:00Z"),
-        Some("2027-01-10T16:00:00Z"),
-    );
-    assert_eq!(next_wakeup(&s, now), hours(2));
-    let s = with(
-        Some("2027-01-10T17:00:00Z"),
-        Some("2027-01-10T11:00:00Z"),
-        Some("2027-01-10T16:00:00Z"),
-    );
-    assert_eq!(
-        next_wakeup(&s, now),
-        hours(4),
-        "a passed warning is skipped"
-    );
-    let s = with(None, None, Some("2027-01-10T12:00:01Z"));
-    assert_eq!(next_wakeup(&s, now), Some(Duration::from_secs(1)));
-    // An instant equal to now is not in the future.
-    let s = with(
-        None,
-        Some("2027-01-10T12:00:00Z"),
-        Some("2027-01-10T18:00:00Z"),
-    );
-    assert_eq!(next_wakeup(&s, now), hours(6));
-    assert_eq!(next_wakeup(&with(None, None, None), now), None);
-    assert_eq!(
-        next_wakeup(
-            &with(
-                None,
-                Some("2027-01-01T00:00:00Z"),
-                Some("2027-01-02T00:00:00Z")
-            ),
-            now
-        ),
-        None
-    );
-    // A check that became due while nobody looked: right away.
-    let s = with(
-        Some("2027-01-10T11:00:00Z"),
-        Some("2026-01-01T00:00:00Z"),
-        None,
-    );
-    assert_eq!(next_wakeup(&s, now), Some(Duration::from_secs(1)));
-    // Garbage is ignored.
-    assert_eq!(
-        next_wakeup(&with(Some("soon"), Some(""), Some("2027-13-01")), now),
-        None
-    );
+        assert_eq!(next_wakeup(&s, now), want.map(Duration::from_secs), "{why}");
+    }
 
     // From real statuses: the check after a 200, the warning when periodic checks are off.
     assert_eq!(next_wakeup(&verified_at(now), now), hours(1));
