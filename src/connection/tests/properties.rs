@@ -141,6 +141,11 @@ proptest! {
             if !awaiting && !next.condition(condition::VERIFIED).is_some_and(awaits_answer) {
                 prop_assert_eq!(next.next_verification_time.as_deref(), None);
             }
+            // A check asked for and not answered yet keeps its place.
+            if awaiting {
+                let before = old.and_then(|o| o.next_verification_time.as_deref());
+                prop_assert_eq!(next.next_verification_time.as_deref(), before);
+            }
         }
         if stale {
             prop_assert!(next.verified_fingerprint.is_some());
