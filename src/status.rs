@@ -5,6 +5,7 @@
 
 use jiff::Timestamp;
 
+use crate::connection::conditions::Setter;
 use crate::connection::{self, ConditionStatus};
 pub use crate::connection::{
     Input, Observation, ParsedSpec, SecretOutcome, Settings, Transition, Verification, changed,
@@ -43,5 +44,5 @@ pub fn set_condition(
     now: Timestamp,
 ) {
     let status = ConditionStatus::of_text(status);
-    connection::set_condition(conditions, type_, status, reason, message, generation, now);
+    Setter { generation, now }.on(conditions, type_, status, reason, message);
 }

@@ -198,15 +198,20 @@ impl Setter {
         reason: &str,
         message: &str,
     ) {
-        set_condition(
-            &mut status.conditions,
-            type_,
-            state,
-            reason,
-            message,
-            self.generation,
-            self.now,
-        );
+        self.on(&mut status.conditions, type_, state, reason, message);
+    }
+
+    /// Set condition `type_` in `conditions`.
+    pub fn on(
+        &self,
+        conditions: &mut Vec<Condition>,
+        type_: &str,
+        state: ConditionStatus,
+        reason: &str,
+        message: &str,
+    ) {
+        let (generation, now) = (self.generation, self.now);
+        set_condition(conditions, type_, state, reason, message, generation, now);
     }
 
     /// Set `kept` again on `status` as it was (status text, reason, message).

@@ -220,6 +220,24 @@ fn verified_at(at: Timestamp) -> TrackViaConnectionStatus {
     pass(&parsed(), None, checked(ok(), at), at, &synced("hash-1"))
 }
 
+/// When [`rotated`] checks the new credentials: five minutes after `t0()`.
+fn rotated_at() -> Timestamp {
+    t0() + mins(5)
+}
+
+/// A connection verified at `t0()` whose credentials were rotated to
+/// `fp-rotated`, checked at [`rotated_at`] with `outcome`.
+fn rotated(outcome: VerificationOutcome) -> TrackViaConnectionStatus {
+    let old = verified_at(t0());
+    let now = rotated_at();
+    step(
+        &parsed(),
+        Some(&old),
+        checked_fp("fp-rotated", outcome, now),
+        now,
+    )
+}
+
 fn all_reasons() -> Vec<&'static str> {
     vec![
         reason::VERIFIED,

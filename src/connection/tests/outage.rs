@@ -214,15 +214,7 @@ fn a_transient_failure_on_a_new_connection_is_pending() {
 
 #[test]
 fn transient_failures_on_new_credentials_do_not_keep_the_old_answer() {
-    let p = parsed();
-    let old = verified_at(t0());
-    let now = t0() + mins(5);
-    let s = step(
-        &p,
-        Some(&old),
-        checked_fp("fp-rotated", server_error(), now),
-        now,
-    );
+    let s = rotated(server_error());
     assert_eq!(
         state(&s, condition::READY),
         ("Unknown", reason::VERIFICATION_PENDING)

@@ -95,15 +95,7 @@ fn new_credentials_start_pending_with_a_clean_slate() {
 
 #[test]
 fn publish_always_writes_whatever_the_secret_holds() {
-    let p = parsed();
-    let old = verified_at(t0());
-    let now = t0() + mins(5);
-    let s = step(
-        &p,
-        Some(&old),
-        checked_fp("fp-rotated", unauthorized(), now),
-        now,
-    );
+    let (s, now) = (rotated(unauthorized()), rotated_at());
     assert!(should_publish(Publish::Always, &s));
     let done = finish(s, &synced("hash-2"), Publish::Always, GEN, now);
     assert_eq!(
