@@ -1,11 +1,13 @@
 //! trackvia-operator: keeps TrackVia API credentials verified and published in Kubernetes.
 
 pub mod adoption;
+pub mod connection;
 pub mod controller;
 pub mod crd;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod names;
 pub mod probe;
 pub mod report;
 pub mod restart;

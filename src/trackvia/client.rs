@@ -49,13 +49,34 @@ pub struct TrackViaClient {
     timeout: Duration,
 }
 
+/// A client that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The extra CA bundle is not PEM.
+    #[error("extra CA bundle: {0}")]
+    CaBundle(#[source] reqwest::Error),
+    /// The extra CA bundle holds nothing.
+    #[error("extra CA bundle holds no certificate")]
+    EmptyCaBundle,
+    /// The HTTP client refused its settings.
+    #[error("HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
+/// Start-up code that reports errors as text takes this one as text.
+impl From<ClientError> for String {
+    fn from(e: ClientError) -> String {
+        e.to_string()
+    }
+}
+
 /// Largest error body read from TrackVia.
 pub const MAX_BODY: usize = 64 * 1024;
 
 impl TrackViaClient {
     /// Build a client trusting the system roots plus `extra_ca_pem`; redirects
     /// are never followed (they would carry the key and token elsewhere).
-    pub fn new(extra_ca_pem: Option<&[u8]>, timeout: Duration) -> Result<Self, String> {
+    pub fn new(extra_ca_pem: Option<&[u8]>, timeout: Duration) -> Result<Self, ClientError> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .https_only(true)
@@ -64,14 +85,14 @@ impl TrackViaClient {
             // HTTPS_PROXY / NO_PROXY from the environment are honoured (egress proxies).
             .user_agent(concat!("trackvia-operator/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = extra_ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("extra CA bundle: {e}"))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(pem).map_err(ClientError::CaBundle)?;
             if certs.is_empty() {
-                return Err("extra CA bundle holds no certificate".into());
+                return Err(ClientError::EmptyCaBundle);
             }
             builder = builder.tls_certs_merge(certs);
         }
-        let http = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
+        let http = builder.build().map_err(ClientError::Build)?;
         Ok(TrackViaClient { http, timeout })
     }
 

@@ -1,5 +1,28 @@
 //! The allow list of hosts the operator may call.
 
+use crate::names::{self, HostPort};
+
+/// An allow list that cannot be used, with the pattern at fault.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HostsError {
+    /// A pattern's port is no number.
+    #[error("allowed host {0:?}: bad port")]
+    Port(String),
+    /// A pattern is not `host[:port]` or `*.domain[:port]`.
+    #[error("allowed host {0:?}: expected host[:port] or *.domain[:port]")]
+    Pattern(String),
+    /// No pattern at all.
+    #[error("the allow list of hosts is empty")]
+    Empty,
+}
+
+/// Start-up code that reports errors as text takes this one as text.
+impl From<HostsError> for String {
+    fn from(e: HostsError) -> String {
+        e.to_string()
+    }
+}
+
 /// Hosts the operator may call. Patterns: `host`, `host:port`, `host:*`,
 /// `*.domain`, `*.domain:port`; a pattern without a port means port 443.
 #[derive(Clone, Debug)]
@@ -17,33 +40,29 @@ struct HostPattern {
 
 impl AllowedHosts {
     /// Parse a comma-separated list of patterns.
-    pub fn parse(list: &str) -> Result<Self, String> {
+    pub fn parse(list: &str) -> Result<Self, HostsError> {
         let mut patterns = Vec::new();
         for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let lower = raw.to_ascii_lowercase();
-            let (host_part, port_part) = match lower.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p.to_string())),
-                None => (lower.clone(), None),
-            };
-            let (any_port, port) = match port_part.as_deref() {
+            let (host_part, port_part) = names::split_port(&lower);
+            let (any_port, port) = match port_part {
                 None => (false, None),
                 Some("*") => (true, None),
                 Some(p) => (
                     false,
                     Some(
+                        // Any u16, as always: a pattern of port 0 matches nothing.
                         p.parse::<u16>()
-                            .map_err(|_| format!("allowed host {raw:?}: bad port"))?,
+                            .map_err(|_| HostsError::Port(raw.to_string()))?,
                     ),
                 ),
             };
             let (wildcard, host) = match host_part.strip_prefix("*.") {
                 Some(rest) => (true, rest.to_string()),
-                None => (false, host_part),
+                None => (false, host_part.to_string()),
             };
             if host.is_empty() || host.contains('*') || host.contains('/') {
-                return Err(format!(
-                    "allowed host {raw:?}: expected host[:port] or *.domain[:port]"
-                ));
+                return Err(HostsError::Pattern(raw.to_string()));
             }
             patterns.push(HostPattern {
                 host,
@@ -53,7 +72,7 @@ impl AllowedHosts {
             });
         }
         if patterns.is_empty() {
-            return Err("the allow list of hosts is empty".into());
+            return Err(HostsError::Empty);
         }
         Ok(AllowedHosts { patterns })
     }
@@ -77,11 +96,8 @@ impl AllowedHosts {
     }
 }
 
-/// Split `host[:port]` into a lower-case host and a port (443 by default).
+/// Split `host[:port]` into a lower-case host and a port (443 by default);
+/// `None` when the port is not one.
 pub fn split_host_port(host_port: &str) -> Option<(String, u16)> {
-    let lower = host_port.to_ascii_lowercase();
-    match lower.rsplit_once(':') {
-        Some((h, p)) => Some((h.to_string(), p.parse().ok().filter(|p| *p > 0)?)),
-        None => Some((lower, 443)),
-    }
+    HostPort::split(host_port).map(|h| (h.host, h.port))
 }

@@ -27,8 +27,8 @@ pub use classify::{
     MAX_DETAIL, body_message, classify_response, classify_response_at, classify_transport_error,
     parse_retry_after, parse_retry_after_at,
 };
-pub use client::{TrackViaClient, VerifyCall};
-pub use hosts::{AllowedHosts, split_host_port};
+pub use client::{ClientError, TrackViaClient, VerifyCall};
+pub use hosts::{AllowedHosts, HostsError, split_host_port};
 pub use verifier::{Ask, CachedOutcome, FORCED_GAP, Freshness, Verifier, VerifyRequest};
 pub use views::{ViewList, ViewListError};
 

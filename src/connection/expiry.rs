@@ -3,7 +3,8 @@
 
 use jiff::Timestamp;
 
-use super::{ParsedSpec, fmt_time, set_condition};
+use super::conditions::{ConditionStatus, Instants, Setter, fmt_time};
+use super::spec::ParsedSpec;
 use crate::crd::{TrackViaConnectionStatus, condition, reason};
 
 /// Ready's message when the credentials work.
@@ -22,22 +23,16 @@ pub(super) fn date_stale(
     let Some(expires) = spec.and_then(|s| s.token_expires_at) else {
         return false;
     };
-    let accepted_at = status
-        .last_successful_verification_time
-        .as_deref()
-        .and_then(|t| t.parse::<Timestamp>().ok());
     now >= expires
         && status.verified_fingerprint.is_some()
         && status.verified_fingerprint == status.credentials_fingerprint
-        && accepted_at.is_some_and(|at| at >= expires)
+        && Instants::of(status)
+            .last_success
+            .is_some_and(|at| at >= expires)
 }
 
-/// Ready's reason and message when the credentials work, from the `Expiring`
-/// condition already set on `status`.
-pub(super) fn working(status: &TrackViaConnectionStatus) -> (&'static str, &'static str) {
-    let stale = status
-        .condition(condition::EXPIRING)
-        .is_some_and(|c| c.reason == reason::EXPIRY_DATE_STALE);
+/// Ready's reason and message when the credentials work: stale or not.
+pub(super) fn working_as(stale: bool) -> (&'static str, &'static str) {
     if stale {
         (reason::EXPIRY_DATE_STALE, STALE_READY_MESSAGE)
     } else {
@@ -45,61 +40,57 @@ pub(super) fn working(status: &TrackViaConnectionStatus) -> (&'static str, &'sta
     }
 }
 
+/// Ready's reason and message when the credentials work, from the `Expiring`
+/// condition already set on `status`.
+pub(super) fn working(status: &TrackViaConnectionStatus) -> (&'static str, &'static str) {
+    working_as(
+        status
+            .condition(condition::EXPIRING)
+            .is_some_and(|c| c.reason == reason::EXPIRY_DATE_STALE),
+    )
+}
+
 /// Set `Expiring` from the dates, the clock and whether the date is stale.
 pub(super) fn set_expiring(
     next: &mut TrackViaConnectionStatus,
     spec: Option<&ParsedSpec>,
-    generation: Option<i64>,
-    now: Timestamp,
+    setter: &Setter,
 ) {
+    let now = setter.now;
     let stale = date_stale(spec, next, now);
     let (status, why, message) = match spec.map(|s| (s.token_expires_at, s.expiry_warning_at)) {
         Some((Some(expires), _)) if stale => (
-            "True",
+            ConditionStatus::True,
             reason::EXPIRY_DATE_STALE,
             format!(
                 "TrackVia accepted the credentials after spec.tokenExpiresOn had passed ({}): the date is stale; set it to the token's expiration date in TrackVia",
                 fmt_time(expires)
             ),
         ),
-        Some((Some(expires), Some(warn))) => {
-            if now >= expires {
-                (
-                    "False",
-                    reason::EXPIRED,
-                    format!("the token expired at {}", fmt_time(expires)),
-                )
-            } else if now >= warn {
-                (
-                    "True",
-                    reason::EXPIRING,
-                    format!("the token expires at {}", fmt_time(expires)),
-                )
-            } else {
-                (
-                    "False",
-                    reason::NOT_EXPIRING,
-                    format!(
-                        "the token expires at {}; warning from {}",
-                        fmt_time(expires),
-                        fmt_time(warn)
-                    ),
-                )
-            }
-        }
+        Some((Some(expires), Some(_))) if now >= expires => (
+            ConditionStatus::False,
+            reason::EXPIRED,
+            format!("the token expired at {}", fmt_time(expires)),
+        ),
+        Some((Some(expires), Some(warn))) if now >= warn => (
+            ConditionStatus::True,
+            reason::EXPIRING,
+            format!("the token expires at {}", fmt_time(expires)),
+        ),
+        Some((Some(expires), Some(warn))) => (
+            ConditionStatus::False,
+            reason::NOT_EXPIRING,
+            format!(
+                "the token expires at {}; warning from {}",
+                fmt_time(expires),
+                fmt_time(warn)
+            ),
+        ),
         _ => (
-            "False",
+            ConditionStatus::False,
             reason::NO_EXPIRY_DATE,
             "spec.tokenExpiresOn is not set".into(),
         ),
     };
-    set_condition(
-        &mut next.conditions,
-        condition::EXPIRING,
-        status,
-        why,
-        &message,
-        generation,
-        now,
-    );
+    setter.set(next, condition::EXPIRING, status, why, &message);
 }

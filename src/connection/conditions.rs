@@ -1,0 +1,229 @@
+//! Conditions as the domain reads and writes them: [`ConditionStatus`] instead
+//! of strings, the one place instants are formatted and parsed, and
+//! [`set_condition`], which keeps `lastTransitionTime` unless `status` flips.
+
+use std::fmt;
+
+use jiff::Timestamp;
+
+use crate::crd::{Condition, TrackViaConnectionStatus, condition};
+
+/// The status of a condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionStatus {
+    /// `True`.
+    True,
+    /// `False`.
+    False,
+    /// `Unknown`.
+    Unknown,
+}
+
+impl ConditionStatus {
+    /// As written in a `metav1.Condition`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionStatus::True => "True",
+            ConditionStatus::False => "False",
+            ConditionStatus::Unknown => "Unknown",
+        }
+    }
+
+    /// Read a condition's status; anything but `True` or `False` is `Unknown`.
+    pub fn of_text(text: &str) -> ConditionStatus {
+        match text {
+            "True" => ConditionStatus::True,
+            "False" => ConditionStatus::False,
+            _ => ConditionStatus::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for ConditionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A condition's typed status and its reason.
+pub trait ConditionExt {
+    /// The status, typed.
+    fn state(&self) -> ConditionStatus;
+    /// Is the status `s`?
+    fn is(&self, s: ConditionStatus) -> bool {
+        self.state() == s
+    }
+    /// Is the reason one of `reasons`?
+    fn reason_in(&self, reasons: &[&str]) -> bool;
+    /// When `status` last changed, if readable.
+    fn transition(&self) -> Option<Timestamp>;
+}
+
+impl ConditionExt for Condition {
+    fn state(&self) -> ConditionStatus {
+        ConditionStatus::of_text(&self.status)
+    }
+    fn reason_in(&self, reasons: &[&str]) -> bool {
+        reasons.contains(&self.reason.as_str())
+    }
+    fn transition(&self) -> Option<Timestamp> {
+        parse_time(&self.last_transition_time)
+    }
+}
+
+/// RFC 3339 with seconds precision, UTC.
+pub fn fmt_time(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// An instant written in a status; `None` when it is not one.
+pub fn parse_time(text: &str) -> Option<Timestamp> {
+    text.parse().ok()
+}
+
+/// An optional instant field of a status.
+pub fn instant(field: &Option<String>) -> Option<Timestamp> {
+    field.as_deref().and_then(parse_time)
+}
+
+/// The instants of a status, parsed once.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Instants {
+    /// `tokenExpiresAt`.
+    pub token_expires: Option<Timestamp>,
+    /// `expiryWarningAt`.
+    pub expiry_warning: Option<Timestamp>,
+    /// `nextVerificationTime`.
+    pub next_verification: Option<Timestamp>,
+    /// `lastSuccessfulVerificationTime`.
+    pub last_success: Option<Timestamp>,
+    /// `failingSince`.
+    pub failing_since: Option<Timestamp>,
+}
+
+impl Instants {
+    /// Parse the instants of `status`.
+    pub fn of(status: &TrackViaConnectionStatus) -> Instants {
+        Instants {
+            token_expires: instant(&status.token_expires_at),
+            expiry_warning: instant(&status.expiry_warning_at),
+            next_verification: instant(&status.next_verification_time),
+            last_success: instant(&status.last_successful_verification_time),
+            failing_since: instant(&status.failing_since),
+        }
+    }
+}
+
+/// The fixed order of conditions: Ready, Verified, SecretSynced, Expiring, others.
+const ORDER: [&str; 4] = [
+    condition::READY,
+    condition::VERIFIED,
+    condition::SECRET_SYNCED,
+    condition::EXPIRING,
+];
+
+/// The longest message kept, in characters.
+const MAX_MESSAGE: usize = 1024;
+
+/// Set a condition, keeping `lastTransitionTime` unless `status` flips. The
+/// list stays in a fixed order: Ready, Verified, SecretSynced, Expiring, others.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: ConditionStatus,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    write(
+        conditions,
+        type_,
+        status.as_str(),
+        reason,
+        message,
+        generation,
+        now,
+    );
+}
+
+/// [`set_condition`] with the status as text.
+fn write(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let message: String = message.chars().take(MAX_MESSAGE).collect();
+    if let Some(existing) = conditions.iter_mut().find(|c| c.type_ == type_) {
+        if existing.status != status {
+            existing.last_transition_time = fmt_time(now);
+        }
+        existing.status = status.to_string();
+        existing.reason = reason.to_string();
+        existing.message = message;
+        existing.observed_generation = generation;
+    } else {
+        conditions.push(Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message,
+            last_transition_time: fmt_time(now),
+            observed_generation: generation,
+        });
+    }
+    let rank = |t: &str| ORDER.iter().position(|x| *x == t).unwrap_or(99);
+    conditions.sort_by_key(|c| rank(&c.type_));
+}
+
+/// Sets conditions of one status for one pass: the generation and clock fixed.
+pub(crate) struct Setter {
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The clock.
+    pub now: Timestamp,
+}
+
+impl Setter {
+    /// Set condition `type_` on `status`.
+    pub fn set(
+        &self,
+        status: &mut TrackViaConnectionStatus,
+        type_: &str,
+        state: ConditionStatus,
+        reason: &str,
+        message: &str,
+    ) {
+        self.on(&mut status.conditions, type_, state, reason, message);
+    }
+
+    /// Set condition `type_` in `conditions`.
+    pub fn on(
+        &self,
+        conditions: &mut Vec<Condition>,
+        type_: &str,
+        state: ConditionStatus,
+        reason: &str,
+        message: &str,
+    ) {
+        let (generation, now) = (self.generation, self.now);
+        set_condition(conditions, type_, state, reason, message, generation, now);
+    }
+
+    /// Set `kept` again on `status` as it was (status text, reason, message).
+    pub fn keep(&self, status: &mut TrackViaConnectionStatus, kept: &Condition) {
+        write(
+            &mut status.conditions,
+            &kept.type_,
+            &kept.status,
+            &kept.reason,
+            &kept.message,
+            self.generation,
+            self.now,
+        );
+    }
+}

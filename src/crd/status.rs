@@ -1,0 +1,89 @@
+//! The status of a connection as stored: plain fields and standard
+//! conditions, serialised exactly as the CRD schema says.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Observed state of a connection.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackViaConnectionStatus {
+    /// The generation the status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Verified, SecretSynced, Expiring and RolloutRestart.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The instant the token stops working (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<String>,
+    /// The instant `Expiring` turns True (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_warning_at: Option<String>,
+    /// When TrackVia was last asked (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_time: Option<String>,
+    /// When TrackVia last accepted the credentials (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_verification_time: Option<String>,
+    /// When the next check is planned (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_verification_time: Option<String>,
+    /// HTTP status of TrackVia's last answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_http_status: Option<u16>,
+    /// Transient failures in a row since the last definite answer.
+    #[serde(default)]
+    #[schemars(extend("maximum" = 4294967295u32))]
+    pub consecutive_failures: u32,
+    /// When the current run of transient failures began (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<String>,
+    /// Name of the output Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// Keyed-HMAC prefix identifying the current credentials (never the value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_fingerprint: Option<String>,
+    /// Fingerprint of the credentials TrackVia last accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_fingerprint: Option<String>,
+    /// Content hash of the published output Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_hash: Option<String>,
+    /// The last value of the verify-requested-at annotation acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_requested_at: Option<String>,
+    /// Since when a rollout restart waits for the published content to settle (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_restart_since: Option<String>,
+}
+
+/// A standard Kubernetes condition (`metav1.Condition`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// True, False or Unknown.
+    #[schemars(extend("enum" = ["True", "False", "Unknown"]))]
+    pub status: String,
+    /// Machine-readable reason in CamelCase.
+    pub reason: String,
+    /// Human-readable detail.
+    pub message: String,
+    /// When `status` last changed (RFC 3339).
+    pub last_transition_time: String,
+    /// The generation this condition was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl TrackViaConnectionStatus {
+    /// The condition of the given type, if present.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
