@@ -68,9 +68,12 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
-/// What serde_json says about a body: the length of the list, or not a list.
+/// What serde_json says about a body's syntax: the length of the list, or not a list. The
+/// body must be UTF-8; items are skipped unconverted (`IgnoredAny`), so a number too large
+/// for an f64, which is valid JSON, counts as the syntax it is.
 fn reference(body: &[u8]) -> Option<u64> {
-    serde_json::from_slice::<Vec<serde_json::Value>>(body)
+    let text = std::str::from_utf8(body).ok()?;
+    serde_json::from_str::<Vec<serde::de::IgnoredAny>>(text)
         .ok()
         .map(|v| v.len() as u64)
 }
