@@ -18,6 +18,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use crate::adoption::{self, LetGo};
+use crate::kube_helpers::{WatchBackoff, scoped_api, short_kube_error};
 use crate::crd::{
     CONNECTION_ANNOTATION, MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection,
     TrackViaConnectionStatus, VERIFY_REQUESTED_ANNOTATION,
@@ -369,62 +370,6 @@ fn build_controller(
                 .map(|(ns, name)| ObjectRef::new(&name).within(&ns)),
         );
     (controller, store, source_watches)
-}
-
-/// An API of one namespace, or of all.
-fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = kube::core::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
-/// Backoff of a watch after an error: from 250 ms doubling to at most 4 s, so
-/// watches resume within seconds of the API server coming back.
-#[derive(Clone, Debug)]
-pub(crate) struct WatchBackoff {
-    next: Duration,
-    first: Duration,
-    max: Duration,
-}
-
-impl Default for WatchBackoff {
-    fn default() -> Self {
-        WatchBackoff {
-            next: Duration::from_millis(250),
-            first: Duration::from_millis(250),
-            max: Duration::from_secs(4),
-        }
-    }
-}
-
-impl WatchBackoff {
-    fn constant(delay: Duration) -> Self {
-        WatchBackoff {
-            next: delay,
-            first: delay,
-            max: delay,
-        }
-    }
-}
-
-impl Iterator for WatchBackoff {
-    type Item = Duration;
-    fn next(&mut self) -> Option<Duration> {
-        let current = self.next;
-        self.next = (current * 2).min(self.max);
-        Some(current)
-    }
-}
-
-impl kube::runtime::utils::Backoff for WatchBackoff {
-    fn reset(&mut self) {
-        self.next = self.first;
-    }
 }
 
 fn hash_of<T: std::hash::Hash>(value: &T) -> u64 {
@@ -1092,14 +1037,6 @@ async fn sync_secret(
             SecretOutcome::Synced { hash }
         }
         Err(e) => SecretOutcome::Error(format!("writing Secret {name}: {}", short_kube_error(&e))),
-    }
-}
-
-/// A Kubernetes error as text: the API's status message, never a request body.
-fn short_kube_error(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
-        other => other.to_string(),
     }
 }
 

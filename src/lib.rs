@@ -4,6 +4,7 @@ pub mod adoption;
 pub mod controller;
 pub mod crd;
 pub mod http;
+pub mod kube_helpers;
 pub mod leader;
 pub mod metrics;
 pub mod probe;

@@ -7,6 +7,7 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 
 use crate::crd::{RolloutRestartTarget, WorkloadKind};
+use crate::kube_helpers::short_kube_error;
 
 /// Condition type reporting the last rollout restart.
 pub const CONDITION: &str = "RolloutRestart";
@@ -95,7 +96,7 @@ pub async fn restart(
         let current = match api.get_opt(&target.name).await {
             Ok(Some(obj)) => obj,
             Ok(None) => return RestartResult::Missing,
-            Err(e) => return RestartResult::Failed(short(&e)),
+            Err(e) => return RestartResult::Failed(short_kube_error(&e)),
         };
         if template_hash(&current) == Some(hash) {
             return RestartResult::AlreadyDone;
@@ -111,19 +112,12 @@ pub async fn restart(
             Ok(_) => return RestartResult::Restarted,
             // Changed since it was read: read it again (someone may have restarted it).
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return RestartResult::Failed(short(&e)),
+            Err(e) => return RestartResult::Failed(short_kube_error(&e)),
         }
     }
     RestartResult::Failed(format!(
         "the workload changed during each of {RESTART_ATTEMPTS} attempts"
     ))
-}
-
-fn short(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-        other => other.to_string(),
-    }
 }
 
 /// `Kind/name` for messages.

@@ -31,6 +31,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info};
 
 use crate::crd::TrackViaConnection;
+use crate::kube_helpers::WatchBackoff;
 use crate::metrics::Metrics;
 use crate::trackvia::Credentials;
 
@@ -304,7 +305,7 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
     };
     let api: Api<SecretMeta> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut stream = watcher::watcher(api, config.any_semantic())
-        .backoff(crate::controller::WatchBackoff::default())
+        .backoff(WatchBackoff::default())
         .boxed();
     let mut relist = Relist::default();
     while let Some(event) = stream.next().await {
