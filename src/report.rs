@@ -19,8 +19,8 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde::Serialize;
 
-use crate::kube_helpers::scoped_api as api_for;
 use crate::crd::{Condition, TrackViaConnection, condition};
+use crate::kube_helpers::scoped_api as api_for;
 
 pub mod cli;
 mod connect;
