@@ -20,6 +20,9 @@ pub mod watches;
 mod writes;
 mod written;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
