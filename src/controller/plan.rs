@@ -47,11 +47,25 @@ pub fn fingerprint(desired: &Secret) -> u64 {
         .unwrap_or_default()
 }
 
+/// Why a spec is refused beyond what the schema catches.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSpec {
+    /// A field does not parse or is out of range.
+    #[error("{0}")]
+    Field(String),
+    /// The output Secret would be the source Secret.
+    #[error(transparent)]
+    TargetIsSource(#[from] adoption::TargetIsSource),
+}
+
+/// The spec as the operator reads it, parsed once.
+pub type Parsed = Result<ParsedSpec, InvalidSpec>;
+
 /// The spec as the operator reads it; the output Secret is never the source,
 /// refused before anything is read or written.
-pub fn parse(tvc: &TrackViaConnection) -> Result<ParsedSpec, String> {
-    let parsed = status::parse_spec(&tvc.spec).map_err(|e| e.to_string())?;
-    adoption::check_target(tvc).map_err(|e| e.to_string())?;
+pub fn parse(tvc: &TrackViaConnection) -> Parsed {
+    let parsed = status::parse_spec(&tvc.spec).map_err(|e| InvalidSpec::Field(e.to_string()))?;
+    adoption::check_target(tvc)?;
     Ok(parsed)
 }
 
@@ -129,7 +143,7 @@ pub fn quiet_until_first_answer(
 pub fn status_before_publishing(
     tvc: &TrackViaConnection,
     old: Option<&TrackViaConnectionStatus>,
-    parsed: &Result<ParsedSpec, String>,
+    parsed: &Parsed,
     seen: &Seen,
     now: Timestamp,
     settings: Settings,
@@ -160,7 +174,7 @@ pub fn status_before_publishing(
 /// The host and credentials to publish, when the status allows publishing.
 pub fn to_publish<'a>(
     tvc: &TrackViaConnection,
-    parsed: &'a Result<ParsedSpec, String>,
+    parsed: &'a Parsed,
     seen: &'a Seen,
     next: &TrackViaConnectionStatus,
 ) -> Option<(&'a str, &'a Credentials)> {

@@ -80,14 +80,13 @@ async fn observe(
     tvc: &TrackViaConnection,
     ns: &str,
     old: Option<&TrackViaConnectionStatus>,
-    parsed: &Result<ParsedSpec, String>,
+    parsed: &plan::Parsed,
     now: Timestamp,
 ) -> Result<Seen> {
     let p = match parsed {
-        Err(msg) => {
-            return Ok(Seen::without_credentials(Observation::InvalidSpec(
-                msg.clone(),
-            )));
+        Err(invalid) => {
+            let observation = Observation::InvalidSpec(invalid.to_string());
+            return Ok(Seen::without_credentials(observation));
         }
         Ok(p) => p,
     };
