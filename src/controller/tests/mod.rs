@@ -283,6 +283,13 @@ impl Bed {
         server.objects.insert(path.to_string(), object);
     }
 
+    /// How many times `path` was read since the calls were last taken.
+    pub fn reads_of(&self, path: &str) -> usize {
+        let server = self.server.lock().expect("server");
+        let reads = server.calls.iter().filter(|c| c.method == Method::GET);
+        reads.filter(|c| c.path == path).count()
+    }
+
     /// Every call but reads and events, and forget all calls.
     pub fn writes(&self) -> Vec<Call> {
         let calls = std::mem::take(&mut self.server.lock().expect("server").calls);

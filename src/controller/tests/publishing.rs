@@ -143,3 +143,28 @@ async fn a_secret_of_another_type_is_not_adopted() {
         "{writes:?}"
     );
 }
+
+#[tokio::test]
+async fn a_target_naming_the_source_is_refused_before_anything_is_read() {
+    let bed = Bed::new(
+        vec![
+            connection(json!({"target": {"name": "src"}})),
+            source("tok-1"),
+        ],
+        DEBOUNCE,
+    );
+    bed.pass().await;
+    let source_reads = bed.reads_of(&secret_path("src"));
+    assert_eq!(source_reads, 0, "the source Secret is read");
+    let writes = bed.writes();
+    assert_eq!(writes.len(), 1, "only the status: {writes:?}");
+    let ready = condition(&writes[0].body["status"], "Ready");
+    assert_eq!(ready["reason"], "InvalidSpec");
+    let message = ready["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("never writes its source Secret"),
+        "{message}"
+    );
+    let source_reads = bed.reads_of(&secret_path("src"));
+    assert_eq!(source_reads, 0, "the source Secret is read");
+}
