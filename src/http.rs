@@ -24,13 +24,17 @@ pub struct HttpState {
 
 /// Serve until the process ends.
 pub async fn serve(addr: SocketAddr, state: HttpState) -> std::io::Result<()> {
-    let app = Router::new()
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, router(state)).await
+}
+
+/// The routes, answering from `state`.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(state);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, app).await
+        .with_state(state)
 }
 
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
@@ -86,5 +90,59 @@ pub async fn watch_api_server(client: kube::Client, reachable: Arc<AtomicBool>) 
         } else if !was && ok {
             tracing::info!("the Kubernetes API server answers");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    async fn get(state: &HttpState, path: &str) -> (StatusCode, String, String) {
+        let request = axum::http::Request::get(path).body(Body::empty()).unwrap();
+        let response = router(state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let kind = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, kind, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readiness_follows_the_api_server_then_the_caches_and_metrics_are_openmetrics() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        metrics.status_writes.inc();
+        let state = HttpState {
+            registry: Arc::new(registry),
+            ready: Arc::new(AtomicBool::new(false)),
+            api_reachable: Arc::new(AtomicBool::new(false)),
+        };
+        assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);
+        let (code, _, body) = get(&state, "/readyz").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("unreachable"), "{body}");
+        state.api_reachable.store(true, Ordering::SeqCst);
+        let (code, _, body) = get(&state, "/readyz").await;
+        assert_eq!(
+            (code, body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet")
+        );
+        state.ready.store(true, Ordering::SeqCst);
+        assert_eq!(get(&state, "/readyz").await.0, StatusCode::OK);
+
+        let (code, kind, body) = get(&state, "/metrics").await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+        assert!(body.contains("trackvia_status_writes_total 1"), "{body}");
+        assert!(body.ends_with("# EOF\n"), "{body}");
     }
 }

@@ -1,39 +1,21 @@
 //! trackvia-operator: keeps TrackVia API credentials verified and published in Kubernetes.
 
-pub mod adoption;
 pub mod connection;
 pub mod controller;
 pub mod crd;
 pub mod http;
+pub mod kube_helpers;
 pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod probe;
 pub mod report;
-pub mod restart;
-pub mod secret;
-pub mod source_read;
 pub mod status;
 pub mod supervisor;
 pub mod trackvia;
-pub mod watches;
 
-/// Errors of the operator's own paths. Their text never holds a credential.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A Kubernetes API call failed.
-    #[error("kubernetes API: {context}: {source}")]
-    Kube {
-        /// What was being done.
-        context: String,
-        /// The client error.
-        #[source]
-        source: kube::Error,
-    },
-    /// Configuration given at start-up is invalid.
-    #[error("configuration: {0}")]
-    Config(String),
-}
+// The controller's parts keep their earlier paths.
+pub use controller::{adoption, restart, secret, source_read, watches};
 
-/// Result with the operator's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+/// The controller's error, and a result carrying it.
+pub use controller::{Error, Result};

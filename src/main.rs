@@ -528,7 +528,8 @@ async fn verify_credentials(args: &VerifyArgs) -> Result<Credentials, String> {
             &data,
             &args.api_key_key,
             &args.auth_token_key,
-        );
+        )
+        .map_err(|e| e.to_string());
     }
     let get = |k: &str| {
         std::env::var(k)

@@ -6,19 +6,19 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::ResourceExt;
 use kube::runtime::reflector::Store;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::MetricType;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::crd::{TrackViaConnection, TrackViaConnectionStatus, condition, reason};
+use crate::crd::TrackViaConnection;
 use crate::trackvia::VerificationOutcome;
+use connections::ConnectionCollector;
+
+mod connections;
 
 /// Label set `{code}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -32,19 +32,6 @@ pub struct CodeLabel {
 pub struct ResultLabel {
     /// A bounded outcome name.
     pub result: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ConnectionLabels {
-    namespace: String,
-    name: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReadyLabels {
-    namespace: String,
-    name: String,
-    reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -104,73 +91,7 @@ impl Metrics {
             leader: Gauge::default(),
             stores: Arc::new(Mutex::new(Vec::new())),
         };
-        registry.register(
-            "trackvia_api_requests",
-            "TrackVia API calls by HTTP status code",
-            m.api_requests.clone(),
-        );
-        registry.register(
-            "trackvia_verifications",
-            "Verification calls by outcome",
-            m.verifications.clone(),
-        );
-        registry.register(
-            "trackvia_api_request_duration_seconds",
-            "Duration of TrackVia API calls",
-            m.api_request_duration.clone(),
-        );
-        registry.register(
-            "trackvia_reconcile_duration_seconds",
-            "Time spent reconciling one connection",
-            m.reconcile_duration.clone(),
-        );
-        registry.register(
-            "trackvia_reconcile_errors",
-            "Reconciles that ended in an error",
-            m.reconcile_errors.clone(),
-        );
-        registry.register(
-            "trackvia_status_writes",
-            "Status patches sent to the API server",
-            m.status_writes.clone(),
-        );
-        registry.register(
-            "trackvia_secret_writes",
-            "Output Secret applies sent to the API server",
-            m.secret_writes.clone(),
-        );
-        registry.register(
-            "trackvia_secret_reads",
-            "Secrets read from the API server",
-            m.secret_reads.clone(),
-        );
-        registry.register(
-            "trackvia_secret_watch_events",
-            "Secret watch events received; unrelated Secrets are not watched",
-            m.secret_watch_events.clone(),
-        );
-        for selector in ["name", "namespace"] {
-            m.source_watches
-                .get_or_create(&SelectorLabel {
-                    selector: selector.into(),
-                })
-                .set(0);
-        }
-        registry.register(
-            "trackvia_source_secret_watches",
-            "Open watches of source Secrets, by selector (name or namespace)",
-            m.source_watches.clone(),
-        );
-        registry.register(
-            "trackvia_rollout_restarts",
-            "Workload rollout restarts by result",
-            m.rollout_restarts.clone(),
-        );
-        registry.register(
-            "trackvia_operator_leader",
-            "1 while this process reconciles (leader)",
-            m.leader.clone(),
-        );
+        m.register(registry);
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -179,10 +100,79 @@ impl Metrics {
             .set(1);
         registry.register("trackvia_operator_build_info", "Build information", build);
         let m = Arc::new(m);
-        registry.register_collector(Box::new(ConnectionCollector {
-            stores: m.stores.clone(),
-        }));
+        registry.register_collector(Box::new(ConnectionCollector::new(m.stores.clone())));
         m
+    }
+
+    /// Register every metric of `self` in `registry`.
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "trackvia_api_requests",
+            "TrackVia API calls by HTTP status code",
+            self.api_requests.clone(),
+        );
+        registry.register(
+            "trackvia_verifications",
+            "Verification calls by outcome",
+            self.verifications.clone(),
+        );
+        registry.register(
+            "trackvia_api_request_duration_seconds",
+            "Duration of TrackVia API calls",
+            self.api_request_duration.clone(),
+        );
+        registry.register(
+            "trackvia_reconcile_duration_seconds",
+            "Time spent reconciling one connection",
+            self.reconcile_duration.clone(),
+        );
+        registry.register(
+            "trackvia_reconcile_errors",
+            "Reconciles that ended in an error",
+            self.reconcile_errors.clone(),
+        );
+        registry.register(
+            "trackvia_status_writes",
+            "Status patches sent to the API server",
+            self.status_writes.clone(),
+        );
+        registry.register(
+            "trackvia_secret_writes",
+            "Output Secret applies sent to the API server",
+            self.secret_writes.clone(),
+        );
+        registry.register(
+            "trackvia_secret_reads",
+            "Secrets read from the API server",
+            self.secret_reads.clone(),
+        );
+        registry.register(
+            "trackvia_secret_watch_events",
+            "Secret watch events received; unrelated Secrets are not watched",
+            self.secret_watch_events.clone(),
+        );
+        for selector in ["name", "namespace"] {
+            self.source_watches
+                .get_or_create(&SelectorLabel {
+                    selector: selector.into(),
+                })
+                .set(0);
+        }
+        registry.register(
+            "trackvia_source_secret_watches",
+            "Open watches of source Secrets, by selector (name or namespace)",
+            self.source_watches.clone(),
+        );
+        registry.register(
+            "trackvia_rollout_restarts",
+            "Workload rollout restarts by result",
+            self.rollout_restarts.clone(),
+        );
+        registry.register(
+            "trackvia_operator_leader",
+            "1 while this process reconciles (leader)",
+            self.leader.clone(),
+        );
     }
 
     /// Point the scrape-time gauges at the controllers' stores.
@@ -226,110 +216,4 @@ impl Metrics {
             self.reconcile_errors.inc();
         }
     }
-}
-
-/// Reads one instant of a connection's status.
-type TimeOf = fn(&TrackViaConnection) -> Option<f64>;
-
-#[derive(Debug)]
-struct ConnectionCollector {
-    stores: Arc<Mutex<Vec<Store<TrackViaConnection>>>>,
-}
-
-fn seconds(rfc3339: Option<&str>) -> Option<f64> {
-    rfc3339
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .map(|t| t.as_second() as f64)
-}
-
-impl Collector for ConnectionCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stores = self
-            .stores
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let connections: Vec<_> = stores.iter().flat_map(|s| s.state()).collect();
-        let labels = |tvc: &TrackViaConnection| ConnectionLabels {
-            namespace: tvc.namespace().unwrap_or_default(),
-            name: tvc.name_any(),
-        };
-        let time_gauges: [(&str, &str, TimeOf); 3] = [
-            (
-                "trackvia_connection_token_expiration_timestamp_seconds",
-                "When the connection's token expires (Unix seconds)",
-                |t| seconds(dated(t).and_then(|s| s.token_expires_at.as_deref())),
-            ),
-            (
-                "trackvia_connection_expiry_warning_timestamp_seconds",
-                "When the connection enters its expiry-warning window (Unix seconds)",
-                |t| seconds(dated(t).and_then(|s| s.expiry_warning_at.as_deref())),
-            ),
-            (
-                "trackvia_connection_last_success_timestamp_seconds",
-                "When TrackVia last accepted the connection's credentials (Unix seconds)",
-                |t| {
-                    seconds(
-                        t.status
-                            .as_ref()
-                            .and_then(|s| s.last_successful_verification_time.as_deref()),
-                    )
-                },
-            ),
-        ];
-        for (name, help, value) in time_gauges {
-            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for tvc in &connections {
-                if let Some(v) = value(tvc) {
-                    let l = labels(tvc);
-                    ConstGauge::new(v).encode(family.encode_family(&l)?)?;
-                }
-            }
-        }
-        let mut interval = encoder.encode_descriptor(
-            "trackvia_connection_verify_interval_seconds",
-            "How often the connection is verified (seconds); 0 when periodic checks are off",
-            None,
-            MetricType::Gauge,
-        )?;
-        for tvc in &connections {
-            if let Ok(every) = crate::status::parse_duration(&tvc.spec.verify_interval) {
-                ConstGauge::new(every.as_secs_f64())
-                    .encode(interval.encode_family(&labels(tvc))?)?;
-            }
-        }
-        let mut ready = encoder.encode_descriptor(
-            "trackvia_connection_ready",
-            "1 when the connection is Ready, 0 otherwise; reason is Ready's reason",
-            None,
-            MetricType::Gauge,
-        )?;
-        for tvc in &connections {
-            let cond = tvc
-                .status
-                .as_ref()
-                .and_then(|s| s.condition(condition::READY));
-            let reason = cond
-                .map(|c| c.reason.clone())
-                .unwrap_or_else(|| "VerificationPending".into());
-            let value = i64::from(cond.is_some_and(|c| c.status == "True"));
-            let l = ReadyLabels {
-                namespace: tvc.namespace().unwrap_or_default(),
-                name: tvc.name_any(),
-                reason,
-            };
-            ConstGauge::new(value).encode(ready.encode_family(&l)?)?;
-        }
-        Ok(())
-    }
-}
-
-/// The status, for its dates: none when TrackVia accepted the token after its
-/// date (a stale date says nothing about expiry and must not raise the
-/// expired alert; the ExpiryDateStale reason reports it).
-fn dated(t: &TrackViaConnection) -> Option<&TrackViaConnectionStatus> {
-    t.status.as_ref().filter(|s| {
-        s.condition(condition::EXPIRING)
-            .is_none_or(|c| c.reason != reason::EXPIRY_DATE_STALE)
-    })
 }

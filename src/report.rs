@@ -20,6 +20,7 @@ use kube::{Client, ResourceExt};
 use serde::Serialize;
 
 use crate::crd::{Condition, TrackViaConnection, condition};
+use crate::kube_helpers::scoped_api as api_for;
 
 pub mod cli;
 mod connect;
@@ -986,17 +987,6 @@ pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> Strin
 // ---------------------------------------------------------------------------------------------
 // IO
 // ---------------------------------------------------------------------------------------------
-
-fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    <K as kube::Resource>::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
 
 fn describe_list_error(what: &str, e: &kube::Error) -> String {
     match e {

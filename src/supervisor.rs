@@ -16,6 +16,18 @@ pub const DRAIN: Duration = Duration::from_secs(2);
 /// How long handing the Lease back may take.
 pub const RELEASE: Duration = Duration::from_secs(2);
 
+/// The signal handlers could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[error("listening for signals: {0}")]
+pub struct SignalsError(#[source] pub std::io::Error);
+
+/// For callers that report start-up errors as text.
+impl From<SignalsError> for String {
+    fn from(e: SignalsError) -> String {
+        e.to_string()
+    }
+}
+
 /// SIGTERM and SIGINT, listened to from start-up on.
 pub struct Signals {
     term: Signal,
@@ -24,8 +36,8 @@ pub struct Signals {
 
 impl Signals {
     /// Installs the handlers (the default action, dying by the signal, no longer applies).
-    pub fn install() -> Result<Signals, String> {
-        let listen = |kind| signal(kind).map_err(|e| format!("listening for signals: {e}"));
+    pub fn install() -> Result<Signals, SignalsError> {
+        let listen = |kind| signal(kind).map_err(SignalsError);
         Ok(Signals {
             term: listen(SignalKind::terminate())?,
             interrupt: listen(SignalKind::interrupt())?,
@@ -97,7 +109,7 @@ pub async fn run_elected<W: Future<Output = ()>>(
     drop(work);
     match tokio::time::timeout(RELEASE, elector.release()).await {
         Ok(Ok(())) => tracing::info!("released the Lease"),
-        Ok(Err(e)) => tracing::warn!("releasing the Lease: {e}"),
+        Ok(Err(e)) => tracing::warn!("{e}"),
         Err(_) => tracing::warn!("releasing the Lease: no answer within {RELEASE:?}"),
     }
     outcome

@@ -1,4 +1,5 @@
-//! Secret watches, metadata only.
+//! The watches that queue a connection: its own, and those of Secrets
+//! (metadata only).
 //!
 //! - Output Secrets: one watch per scope, selected by the operator's
 //!   `app.kubernetes.io/managed-by` label, kept in a store (managed fields
@@ -8,170 +9,113 @@
 //!   namespace that references more than `--source-watch-limit` Secrets gets
 //!   one namespace-wide watch instead, which keeps nothing of the Secrets no
 //!   connection references. Unrelated Secrets are never cached.
-//!
-//! Credentials read from a source Secret are kept with the resourceVersion
-//! they were read at, only while a watch reports that same version, so a
-//! thousand connections sharing one Secret read it once.
+//! - Connections: one watch per scope, feeding the controller's store and
+//!   queue (spec changes and verify requests only, not its own status writes).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::{Client, ResourceExt};
+use kube::runtime::{PredicateConfig, WatchStreamExt};
+use kube::{Client, Resource, ResourceExt};
 use tokio::sync::Notify;
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info};
 
-use crate::crd::TrackViaConnection;
+use super::plan::stable_hash;
+use super::sources::{SecretKey, Sources};
+use crate::crd::{
+    CONNECTION_ANNOTATION, MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection,
+    VERIFY_REQUESTED_ANNOTATION,
+};
+use crate::kube_helpers::{WatchBackoff, scoped_api};
 use crate::metrics::Metrics;
-use crate::trackvia::Credentials;
 
 /// A Secret's metadata, as the watches deliver it.
 pub type SecretMeta = PartialObjectMeta<Secret>;
 
-/// A Secret by (namespace, name).
-pub type SecretKey = (String, String);
-
-type ReadKey = (SecretKey, String, String);
-
-/// What is known of the referenced source Secrets.
-#[derive(Default)]
-pub struct Sources {
-    inner: Mutex<SourcesInner>,
-}
-
-#[derive(Default)]
-struct SourcesInner {
-    /// Referenced Secrets → the resourceVersion a watch last reported
-    /// (`None` once deleted). Absent until a watch has reported it.
-    seen: HashMap<SecretKey, Option<String>>,
-    /// Secrets some connection reads its credentials from.
-    referenced: HashSet<SecretKey>,
-    /// Credentials (or why there are none) per Secret and key pair, with the
-    /// resourceVersion they were read at.
-    read: HashMap<ReadKey, (String, std::result::Result<Credentials, String>)>,
-}
-
-impl Sources {
-    fn lock(&self) -> std::sync::MutexGuard<'_, SourcesInner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Credentials read earlier, when the watch reports the Secret unchanged since.
-    pub fn cached(
-        &self,
-        key: &SecretKey,
-        api_key_key: &str,
-        auth_token_key: &str,
-    ) -> Option<std::result::Result<Credentials, String>> {
-        let inner = self.lock();
-        let seen = inner.seen.get(key)?.as_deref()?;
-        let read_key = (
-            key.clone(),
-            api_key_key.to_string(),
-            auth_token_key.to_string(),
-        );
-        match inner.read.get(&read_key) {
-            Some((rv, result)) if rv == seen => Some(result.clone()),
-            _ => None,
-        }
-    }
-
-    /// The resourceVersion the watch last reported: a read should return at least that one.
-    pub fn seen_version(&self, key: &SecretKey) -> Option<String> {
-        self.lock().seen.get(key).cloned().flatten()
-    }
-
-    /// Keep what was read at `resource_version`, if the Secret is still referenced.
-    pub fn remember(
-        &self,
-        key: &SecretKey,
-        api_key_key: &str,
-        auth_token_key: &str,
-        resource_version: String,
-        result: std::result::Result<Credentials, String>,
-    ) {
-        let mut inner = self.lock();
-        if !inner.referenced.contains(key) {
-            return;
-        }
-        let read_key = (
-            key.clone(),
-            api_key_key.to_string(),
-            auth_token_key.to_string(),
-        );
-        inner.read.insert(read_key, (resource_version, result));
-    }
-
-    /// A watch reports `key` at `resource_version` (`None`: deleted). True when
-    /// the connections reading it must look again: on the first report, and
-    /// whenever the version changes.
-    pub fn observe(&self, key: &SecretKey, resource_version: Option<String>) -> bool {
-        let mut inner = self.lock();
-        if !inner.referenced.contains(key) {
-            return false;
-        }
-        let previous = inner.seen.insert(key.clone(), resource_version.clone());
-        inner
-            .read
-            .retain(|(k, _, _), (rv, _)| k != key || Some(&*rv) == resource_version.as_ref());
-        // On the first report every reader looks again: some may have read
-        // another version before the watch started (reads are not tracked per
-        // connection). Those that read this version are answered from memory.
-        previous.is_none_or(|previous| previous != resource_version)
-    }
-
-    /// Is `key` read by some connection?
-    pub fn is_referenced(&self, key: &SecretKey) -> bool {
-        self.lock().referenced.contains(key)
-    }
-
-    /// Referenced Secrets of one namespace.
-    fn referenced_in(&self, namespace: &str) -> Vec<SecretKey> {
-        self.lock()
-            .referenced
-            .iter()
-            .filter(|(ns, _)| ns == namespace)
+/// The connections of one scope, kept in `store` (managed fields stripped):
+/// the controller's trigger stream. A pass is queued on a spec change and on a
+/// new verify-requested-at value, not on the operator's own status writes.
+/// `changed` is told of every event, for the source watches' re-plan.
+pub fn connection_events(
+    client: &Client,
+    namespace: Option<&str>,
+    store: reflector::store::Writer<TrackViaConnection>,
+    changed: Arc<Notify>,
+) -> impl Stream<Item = Result<TrackViaConnection, watcher::Error>> + Send + 'static {
+    let relevant = |obj: &TrackViaConnection| {
+        let generation = obj.meta().generation.unwrap_or_default();
+        let requested = obj
+            .annotations()
+            .get(VERIFY_REQUESTED_ANNOTATION)
             .cloned()
-            .collect()
-    }
+            .unwrap_or_default();
+        Some(stable_hash(&(generation, requested)))
+    };
+    let connections: Api<TrackViaConnection> = scoped_api(client, namespace);
+    watcher::watcher(connections, watcher::Config::default().any_semantic())
+        .backoff(WatchBackoff::default())
+        .modify(|tvc: &mut TrackViaConnection| {
+            tvc.managed_fields_mut().clear();
+        })
+        .reflect(store)
+        .inspect(move |_| changed.notify_one())
+        .applied_objects()
+        .predicate_filter(relevant, PredicateConfig::default())
+}
 
-    /// The Secrets referenced now in `scope` (a namespace, or all); everything
-    /// known of other Secrets of that scope is dropped. Other scopes are left alone.
-    fn set_referenced(&self, scope: Option<&str>, referenced: HashSet<SecretKey>) {
-        let mut inner = self.lock();
-        let in_scope = |k: &SecretKey| scope.is_none_or(|ns| k.0 == ns);
-        inner
-            .referenced
-            .retain(|k| !in_scope(k) || referenced.contains(k));
-        inner.referenced.extend(referenced);
-        let SourcesInner {
-            seen,
-            read,
-            referenced,
-        } = &mut *inner;
-        seen.retain(|k, _| referenced.contains(k));
-        read.retain(|(k, _, _), _| referenced.contains(k));
-    }
-
-    /// Number of Secrets with credentials kept, for tests.
-    #[cfg(test)]
-    fn kept(&self) -> usize {
-        self.lock()
-            .read
-            .keys()
-            .map(|(k, _, _)| k)
-            .collect::<HashSet<_>>()
-            .len()
-    }
+/// The output Secrets of one scope (metadata, the operator's label only), kept
+/// in `store`. An output Secret deleted while the watch was away is missing
+/// from its relist, which raises no event: its connection is sent to
+/// `vanished` at the end of the relist.
+pub fn output_events(
+    client: &Client,
+    metrics: Arc<Metrics>,
+    namespace: Option<&str>,
+    store: reflector::store::Writer<SecretMeta>,
+    vanished: UnboundedSender<ObjectRef<TrackViaConnection>>,
+) -> impl Stream<Item = Result<SecretMeta, watcher::Error>> + Send + 'static {
+    let outputs: Api<SecretMeta> = scoped_api(client, namespace);
+    let selector = format!("{MANAGED_BY_LABEL}={MANAGER_NAME}");
+    let stored = store.as_reader();
+    let mut relist = Relist::default();
+    watcher::watcher(
+        outputs,
+        watcher::Config::default().labels(&selector).any_semantic(),
+    )
+    .backoff(WatchBackoff::default())
+    .modify(|meta: &mut SecretMeta| {
+        meta.managed_fields_mut().clear();
+    })
+    .inspect(move |event| {
+        let Some(listed) = event.as_ref().ok().and_then(|e| relist.follow(e)) else {
+            return;
+        };
+        for gone in stored.state() {
+            if let (Some(ns), Some(owner)) = (
+                gone.namespace(),
+                gone.annotations().get(CONNECTION_ANNOTATION),
+            ) && !listed.contains(&(ns.clone(), gone.name_any()))
+            {
+                let _ = vanished.unbounded_send(ObjectRef::new(owner).within(&ns));
+            }
+        }
+    })
+    .reflect(store)
+    .inspect(move |event| {
+        if let Ok(Event::Apply(_) | Event::InitApply(_) | Event::Delete(_)) = event {
+            metrics.secret_watch_events.inc();
+        }
+    })
+    .touched_objects()
 }
 
 /// One watch of source Secrets.
@@ -304,7 +248,7 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
     };
     let api: Api<SecretMeta> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut stream = watcher::watcher(api, config.any_semantic())
-        .backoff(crate::controller::WatchBackoff::default())
+        .backoff(WatchBackoff::default())
         .boxed();
     let mut relist = Relist::default();
     while let Some(event) = stream.next().await {
@@ -383,90 +327,6 @@ mod tests {
 
     fn key(ns: &str, name: &str) -> SecretKey {
         (ns.to_string(), name.to_string())
-    }
-
-    fn creds(token: &str) -> Credentials {
-        Credentials {
-            api_key: "k".into(),
-            auth_token: token.into(),
-        }
-    }
-
-    #[test]
-    fn credentials_are_kept_only_while_the_watch_reports_the_same_version() {
-        let s = Sources::default();
-        let k = key("a", "src");
-        s.set_referenced(None, HashSet::from([k.clone()]));
-        // Not reported by a watch yet: nothing is served from memory.
-        s.remember(&k, "apiKey", "authToken", "5".into(), Ok(creds("one")));
-        assert!(s.cached(&k, "apiKey", "authToken").is_none());
-        // The first report: readers look again, and what was read at 5 answers them.
-        assert!(s.observe(&k, Some("5".into())));
-        assert_eq!(s.cached(&k, "apiKey", "authToken"), Some(Ok(creds("one"))));
-        // Another key pair of the same Secret is a different read.
-        assert!(s.cached(&k, "key", "token").is_none());
-        // The same version again (a relist) changes nothing.
-        assert!(!s.observe(&k, Some("5".into())));
-        assert_eq!(s.cached(&k, "apiKey", "authToken"), Some(Ok(creds("one"))));
-        // A new version invalidates.
-        assert!(s.observe(&k, Some("6".into())));
-        assert!(s.cached(&k, "apiKey", "authToken").is_none());
-        assert_eq!(s.seen_version(&k).as_deref(), Some("6"));
-        // A read that raced the watch and returned the old version is not served.
-        s.remember(&k, "apiKey", "authToken", "5".into(), Ok(creds("one")));
-        assert!(s.cached(&k, "apiKey", "authToken").is_none());
-        // Deleted: nothing served, and the change is reported once.
-        s.remember(&k, "apiKey", "authToken", "6".into(), Ok(creds("two")));
-        assert!(s.observe(&k, None));
-        assert!(!s.observe(&k, None));
-        assert!(s.cached(&k, "apiKey", "authToken").is_none());
-        assert_eq!(s.seen_version(&k), None);
-    }
-
-    #[test]
-    fn a_first_report_always_asks_readers_to_look_again() {
-        let s = Sources::default();
-        let (a, b, c) = (key("a", "one"), key("a", "two"), key("a", "three"));
-        s.set_referenced(None, HashSet::from([a.clone(), b.clone(), c.clone()]));
-        // Nobody read it yet.
-        assert!(s.observe(&a, Some("1".into())));
-        // Read at an older version before the watch started: not served.
-        s.remember(&b, "apiKey", "authToken", "1".into(), Ok(creds("old")));
-        assert!(s.observe(&b, Some("2".into())));
-        assert!(s.cached(&b, "apiKey", "authToken").is_none());
-        // Found missing before the watch started, created since.
-        s.remember(
-            &c,
-            "apiKey",
-            "authToken",
-            String::new(),
-            Err("not found".into()),
-        );
-        assert!(s.observe(&c, Some("3".into())));
-        assert!(s.cached(&c, "apiKey", "authToken").is_none());
-    }
-
-    #[test]
-    fn unreferenced_secrets_are_neither_tracked_nor_kept() {
-        let s = Sources::default();
-        let k = key("a", "src");
-        let other = key("a", "unrelated");
-        s.set_referenced(None, HashSet::from([k.clone()]));
-        assert!(!s.observe(&other, Some("1".into())));
-        s.remember(&other, "apiKey", "authToken", "1".into(), Ok(creds("x")));
-        assert_eq!(s.kept(), 0);
-        assert!(s.observe(&k, Some("2".into())));
-        s.remember(&k, "apiKey", "authToken", "2".into(), Ok(creds("y")));
-        assert_eq!(s.kept(), 1);
-        // Another scope's references leave this one's alone.
-        s.set_referenced(Some("b"), HashSet::from([key("b", "src")]));
-        assert_eq!(s.kept(), 1);
-        assert!(s.is_referenced(&k) && s.is_referenced(&key("b", "src")));
-        // No longer referenced in its scope: forgotten.
-        s.set_referenced(Some("a"), HashSet::new());
-        assert_eq!(s.kept(), 0);
-        assert!(s.cached(&k, "apiKey", "authToken").is_none());
-        assert!(!s.is_referenced(&k));
     }
 
     #[test]

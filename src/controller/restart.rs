@@ -2,11 +2,20 @@
 //! pod-template annotation patched only when the published content really
 //! changed. The hash acted on is stored on the workload itself, so a crash or a
 //! restart of the operator never restarts a workload twice for one change.
+//! The debounce, the condition and the events are decided here, purely; the
+//! patch is [`restart`].
 
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 
-use crate::crd::{RolloutRestartTarget, WorkloadKind};
+use crate::crd::{
+    RolloutRestartTarget, TrackViaConnection, TrackViaConnectionStatus, WorkloadKind,
+};
+use crate::kube_helpers::short_kube_error;
+use crate::status::{self, SecretOutcome, Transition};
 
 /// Condition type reporting the last rollout restart.
 pub const CONDITION: &str = "RolloutRestart";
@@ -95,7 +104,7 @@ pub async fn restart(
         let current = match api.get_opt(&target.name).await {
             Ok(Some(obj)) => obj,
             Ok(None) => return RestartResult::Missing,
-            Err(e) => return RestartResult::Failed(short(&e)),
+            Err(e) => return RestartResult::Failed(short_kube_error(&e)),
         };
         if template_hash(&current) == Some(hash) {
             return RestartResult::AlreadyDone;
@@ -111,7 +120,7 @@ pub async fn restart(
             Ok(_) => return RestartResult::Restarted,
             // Changed since it was read: read it again (someone may have restarted it).
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return RestartResult::Failed(short(&e)),
+            Err(e) => return RestartResult::Failed(short_kube_error(&e)),
         }
     }
     RestartResult::Failed(format!(
@@ -119,16 +128,112 @@ pub async fn restart(
     ))
 }
 
-fn short(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-        other => other.to_string(),
-    }
-}
-
 /// `Kind/name` for messages.
 pub fn describe(target: &RolloutRestartTarget) -> String {
     format!("{}/{}", kind_name(target.kind), target.name)
+}
+
+/// What the restart debounce decides this pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RestartStep {
+    /// Nothing pending.
+    Idle,
+    /// A restart is pending: look again after this.
+    Wait(Duration),
+    /// Restart the consumers now, for this published hash.
+    Now(String),
+}
+
+/// Consumers restart once the published content has been stable for the
+/// debounce window, so a burst of changes causes one restart. Updates
+/// `next.pendingRestartSince`.
+pub fn restart_step(
+    tvc: &TrackViaConnection,
+    old: Option<&TrackViaConnectionStatus>,
+    outcome: &SecretOutcome,
+    next: &mut TrackViaConnectionStatus,
+    now: Timestamp,
+    debounce: Duration,
+) -> RestartStep {
+    if tvc.spec.rollout_restart_targets.is_empty() {
+        next.pending_restart_since = None;
+        return RestartStep::Idle;
+    }
+    if let SecretOutcome::Synced { hash } = outcome
+        && restart_needed(old.and_then(|o| o.published_hash.as_deref()), hash)
+    {
+        next.pending_restart_since = Some(status::fmt_time(now));
+    }
+    let Some(since) = next
+        .pending_restart_since
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+    else {
+        return RestartStep::Idle;
+    };
+    let debounce = SignedDuration::try_from(debounce).unwrap_or(SignedDuration::ZERO);
+    let due = since.checked_add(debounce).unwrap_or(since);
+    if now < due {
+        return RestartStep::Wait(due.duration_since(now).unsigned_abs());
+    }
+    next.pending_restart_since = None;
+    match next.published_hash.clone() {
+        Some(hash) => RestartStep::Now(hash),
+        None => RestartStep::Idle,
+    }
+}
+
+/// The `RolloutRestart` condition after restarting the targets: (status,
+/// reason, message).
+pub fn restart_condition(
+    results: &[(String, RestartResult)],
+    published_at: &str,
+) -> (&'static str, &'static str, String) {
+    let mut done = Vec::new();
+    let mut problems = Vec::new();
+    for (what, result) in results {
+        match result {
+            RestartResult::Restarted | RestartResult::AlreadyDone => done.push(what.clone()),
+            RestartResult::Missing => problems.push(format!("{what} not found")),
+            RestartResult::Failed(msg) => problems.push(format!("{what}: {msg}")),
+        }
+    }
+    if problems.is_empty() {
+        let message = format!(
+            "restarted {} for the credentials published at {published_at}",
+            done.join(", ")
+        );
+        ("True", "Restarted", message)
+    } else {
+        ("False", "RestartIncomplete", problems.join("; "))
+    }
+}
+
+/// The event for one target's restart, if it deserves one.
+pub fn restart_event(what: &str, result: &RestartResult, ns: &str) -> Option<Transition> {
+    let (warning, reason, message) = match result {
+        RestartResult::Restarted => (
+            false,
+            "RolloutRestarted",
+            format!("restarted {what}: the published credentials changed"),
+        ),
+        RestartResult::AlreadyDone => return None,
+        RestartResult::Missing => (
+            true,
+            "RolloutTargetMissing",
+            format!("{what} not found in namespace {ns}; nothing restarted"),
+        ),
+        RestartResult::Failed(msg) => (
+            true,
+            "RolloutRestartFailed",
+            format!("restarting {what} failed: {msg}"),
+        ),
+    };
+    Some(Transition {
+        warning,
+        reason: reason.into(),
+        message,
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ use crate::crd::{
 };
 use crate::trackvia::Credentials;
 
+pub use super::credentials::{CredentialsError, credentials_from_data};
+
 /// The Secret the connection should publish. `Debug` of the result must never
 /// be printed: it holds the credentials.
 pub fn desired_secret(tvc: &TrackViaConnection, host: &str, creds: &Credentials) -> Secret {
@@ -78,43 +80,6 @@ pub fn content_hash(data: &BTreeMap<String, ByteString>, key: &[u8]) -> String {
         mac.update(&v.0);
     }
     hex::encode(&mac.finalize().into_bytes()[..8])
-}
-
-/// The key and token from a Secret's data, checked: present, UTF-8, not empty,
-/// at most 8 KiB, no whitespace or control characters. Messages name the Secret
-/// and the key, never the value.
-pub fn credentials_from_data(
-    secret_name: &str,
-    data: &BTreeMap<String, ByteString>,
-    api_key_key: &str,
-    auth_token_key: &str,
-) -> Result<Credentials, String> {
-    let value = |key: &str| -> Result<String, String> {
-        let bytes = data
-            .get(key)
-            .ok_or_else(|| format!("Secret {secret_name} has no key {key:?}"))?;
-        let text = std::str::from_utf8(&bytes.0)
-            .map_err(|_| format!("Secret {secret_name} key {key:?} is not UTF-8"))?
-            .trim();
-        if text.len() > 8 * 1024 {
-            return Err(format!(
-                "Secret {secret_name} key {key:?} is longer than 8 KiB"
-            ));
-        }
-        if text.is_empty() {
-            return Err(format!("Secret {secret_name} key {key:?} is empty"));
-        }
-        if text.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(format!(
-                "Secret {secret_name} key {key:?} contains whitespace or control characters"
-            ));
-        }
-        Ok(text.to_string())
-    };
-    Ok(Credentials {
-        api_key: value(api_key_key)?,
-        auth_token: value(auth_token_key)?,
-    })
 }
 
 /// The uid of an owner that never exists: a retired Secret points at it so the
@@ -413,42 +378,5 @@ mod tests {
             ownership(&other, &t),
             Ownership::OtherConnection("other".into())
         );
-    }
-
-    #[test]
-    fn credentials_are_read_and_checked_without_echoing_values() {
-        let data = |pairs: &[(&str, &[u8])]| -> BTreeMap<String, ByteString> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
-                .collect()
-        };
-        let ok = data(&[("apiKey", b" key-1\n"), ("authToken", b"tok-1")]);
-        let c = credentials_from_data("src", &ok, "apiKey", "authToken").unwrap();
-        assert_eq!(
-            (c.api_key.as_str(), c.auth_token.as_str()),
-            ("key-1", "tok-1")
-        );
-        let long = vec![b'x'; 8 * 1024 + 1];
-        for (bad, needle) in [
-            (data(&[("apiKey", b"key-1")]), "no key \"authToken\""),
-            (
-                data(&[("apiKey", b"key-1"), ("authToken", b"  ")]),
-                "is empty",
-            ),
-            (
-                data(&[("apiKey", b"key-1"), ("authToken", b"a b")]),
-                "whitespace",
-            ),
-            (
-                data(&[("apiKey", b"key-1"), ("authToken", &[0xff, 0xfe])]),
-                "not UTF-8",
-            ),
-            (data(&[("apiKey", b"key-1"), ("authToken", &long)]), "8 KiB"),
-        ] {
-            let err = credentials_from_data("src", &bad, "apiKey", "authToken").unwrap_err();
-            assert!(err.contains(needle) && err.contains("src"), "{err}");
-            assert!(!err.contains("key-1"), "{err}");
-        }
     }
 }

@@ -1,6 +1,7 @@
 //! Never lose data: which Secret the operator may write, which Secrets it
 //! adopted rather than created, and what it may do to a Secret it lets go of.
-//! The decisions are pure; [`release`] and [`release_orphans`] are the writes.
+//! The decisions are pure; the writes that let go of a Secret are in
+//! [`super::orphans`].
 //!
 //! The rules:
 //! - the output Secret is never the source Secret (`InvalidSpec`);
@@ -10,34 +11,30 @@
 //! - `deletionPolicy: Retain` leaves every Secret as it is, in every path;
 //! - only a Secret the operator created is garbage-collected whole.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, ResourceExt};
-use tracing::{info, warn};
+use kube::ResourceExt;
 
-use crate::crd::{
-    ADOPTED_ANNOTATION, CONNECTION_ANNOTATION, DeletionPolicy, MANAGER_NAME, TrackViaConnection,
-};
-use crate::metrics::Metrics;
-use crate::secret::{self, Ownership};
-use crate::watches::SecretMeta;
+use super::secret::{self, Ownership};
+use crate::crd::{ADOPTED_ANNOTATION, CONNECTION_ANNOTATION, DeletionPolicy, TrackViaConnection};
 
 /// How often Secrets adopted by connections that no longer exist are looked for.
 pub const ORPHAN_SCAN_INTERVAL: Duration = Duration::from_secs(3);
 
-/// `Err(message)` when the connection's output Secret is its own source Secret.
-pub fn check_target(tvc: &TrackViaConnection) -> Result<(), String> {
+/// The connection's output Secret would be its own source Secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "spec.target.name (default: the connection's name) is {0}, the Secret named by spec.credentialsSecretRef; the operator never writes its source Secret: set spec.target.name to another name"
+)]
+pub struct TargetIsSource(pub String);
+
+/// `Err` when the connection's output Secret is its own source Secret.
+pub fn check_target(tvc: &TrackViaConnection) -> Result<(), TargetIsSource> {
     let target = tvc.target_name();
-    let source = &tvc.spec.credentials_secret_ref.name;
-    if target == *source {
-        return Err(format!(
-            "spec.target.name (default: the connection's name) is {target}, the Secret named by spec.credentialsSecretRef; the operator never writes its source Secret: set spec.target.name to another name"
-        ));
+    if target == tvc.spec.credentials_secret_ref.name {
+        return Err(TargetIsSource(target));
     }
     Ok(())
 }
@@ -174,86 +171,10 @@ pub fn collect_body(name: &str, tvc: &TrackViaConnection) -> serde_json::Value {
     })
 }
 
-/// Remove the operator's keys, label, annotations and ownerReference from
-/// Secret `ns/name`; everything others wrote stays.
-pub async fn release(client: &Client, ns: &str, name: &str) -> Result<Secret, kube::Error> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    api.patch(
-        name,
-        &PatchParams::apply(MANAGER_NAME).force(),
-        &Patch::Apply(&release_body(name)),
-    )
-    .await
-}
-
-/// Release, every [`ORPHAN_SCAN_INTERVAL`], the Secrets adopted under
-/// `deletionPolicy: Delete` by connections that were deleted (while the
-/// operator ran or not). There are no finalizers: this is how deleting such a
-/// connection removes its keys without deleting the Secret. Runs until dropped.
-pub async fn release_orphans(
-    client: Client,
-    connections: Vec<Store<TrackViaConnection>>,
-    outputs: Vec<Store<SecretMeta>>,
-    metrics: std::sync::Arc<Metrics>,
-) {
-    for store in &connections {
-        let _ = store.wait_until_ready().await;
-    }
-    for store in &outputs {
-        let _ = store.wait_until_ready().await;
-    }
-    // (namespace, name, resourceVersion) released, so a Secret the watch has
-    // not yet seen released is not released twice.
-    let mut released: HashSet<(String, String, String)> = HashSet::new();
-    loop {
-        let metas: Vec<std::sync::Arc<SecretMeta>> =
-            outputs.iter().flat_map(|store| store.state()).collect();
-        let exists = |ns: &str, name: &str| {
-            let key = ObjectRef::new(name).within(ns);
-            connections.iter().any(|store| store.get(&key).is_some())
-        };
-        for (ns, name, owner) in orphans(metas.iter().map(|m| &m.metadata), exists) {
-            let version = metas
-                .iter()
-                .find(|m| m.namespace().as_deref() == Some(&ns) && m.name_any() == name)
-                .and_then(|m| m.resource_version())
-                .unwrap_or_default();
-            let key = (ns.clone(), name.clone(), version);
-            if released.contains(&key) {
-                continue;
-            }
-            // The cache may lag: only a connection the API server does not know is gone.
-            let api: Api<TrackViaConnection> = Api::namespaced(client.clone(), &ns);
-            match api.get_opt(&owner).await {
-                Ok(None) => {}
-                Ok(Some(_)) => continue,
-                Err(e) => {
-                    warn!(namespace = %ns, secret = %name, connection = %owner, error = %e, "checking the connection of an adopted Secret");
-                    continue;
-                }
-            }
-            match release(&client, &ns, &name).await {
-                Ok(_) => {
-                    metrics.secret_writes.inc();
-                    if released.len() >= 10_000 {
-                        released.clear();
-                    }
-                    released.insert(key);
-                    info!(namespace = %ns, secret = %name, connection = %owner, "connection deleted: its keys were removed from the adopted Secret, which stays");
-                }
-                Err(e) => {
-                    warn!(namespace = %ns, secret = %name, connection = %owner, error = %e, "releasing an adopted Secret")
-                }
-            }
-        }
-        tokio::time::sleep(ORPHAN_SCAN_INTERVAL).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{MANAGED_BY_LABEL, TrackViaConnectionSpec};
+    use crate::crd::{MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnectionSpec};
     use crate::trackvia::Credentials;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 
@@ -327,7 +248,7 @@ mod tests {
             serde_json::json!({"credentialsSecretRef": {"name": "src"}}),
         );
         for t in [&explicit, &by_default] {
-            let err = check_target(t).unwrap_err();
+            let err = check_target(t).unwrap_err().to_string();
             assert!(
                 err.contains("spec.target.name") && err.contains("src"),
                 "{err}"

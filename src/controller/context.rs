@@ -1,0 +1,137 @@
+//! What the reconciles share: the start-up [`Config`], the operator's
+//! [`Clock`], the [`Context`] (client, verifier, recorder, metrics, caches)
+//! and the controller's [`Error`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+
+use super::source_read::ReadFailures;
+use super::sources::Sources;
+use super::watches::SecretMeta;
+use super::written::{Outputs, Written};
+use crate::crd::MANAGER_NAME;
+use crate::metrics::Metrics;
+use crate::status::Settings;
+use crate::trackvia::{AllowedHosts, Verifier};
+
+/// Field manager for every write.
+pub const FIELD_MANAGER: &str = "trackvia-operator";
+
+/// Errors of a reconcile. Their text never holds a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("kubernetes API: {context}: {source}")]
+    Kube {
+        /// What was being done.
+        context: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A connection came without a namespace (never from the API server).
+    #[error("configuration: TrackViaConnection {0} without namespace")]
+    NoNamespace(String),
+}
+
+/// Result with the controller's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The operator's clock; tests may shift it (`--clock-offset`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Clock {
+    /// Added to the system time.
+    pub offset: SignedDuration,
+}
+
+impl Clock {
+    /// The current instant as the operator sees it.
+    pub fn now(&self) -> Timestamp {
+        Timestamp::now()
+            .checked_add(self.offset)
+            .unwrap_or_else(|_| Timestamp::now())
+    }
+}
+
+/// Start-up configuration of the controller.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Namespaces to watch; empty = all.
+    pub namespaces: Vec<String>,
+    /// Hosts the operator may call.
+    pub allowed_hosts: AllowedHosts,
+    /// The allow list as given, for messages.
+    pub allowed_hosts_text: String,
+    /// Status knobs.
+    pub settings: Settings,
+    /// Reconciles at once.
+    pub concurrency: u16,
+    /// The clock.
+    pub clock: Clock,
+    /// Name reported on events.
+    pub instance: String,
+    /// Quiet period before consumers restart after a change.
+    pub restart_debounce: Duration,
+    /// Source Secrets of one namespace watched one by one, by name; above
+    /// this, one namespace-wide watch.
+    pub source_watch_limit: usize,
+}
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// TrackVia calls, deduplicated and rate-limited.
+    pub verifier: Arc<Verifier>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Configuration.
+    pub config: Config,
+    /// The last status written per connection, so a reconcile that runs before
+    /// the watch has delivered that write starts from it.
+    pub written: Written,
+    /// Output Secrets this process wrote or checked, so neither the watch event
+    /// of its own apply nor a later reconcile needs to read them again.
+    pub outputs: Outputs,
+    /// The output Secrets (metadata only), one store per watched scope.
+    pub owned: Vec<Store<SecretMeta>>,
+    /// Source Secrets: versions reported by their watches and credentials read.
+    pub sources: Arc<Sources>,
+    /// Source Secrets that could not be read, since when.
+    pub source_failures: ReadFailures,
+}
+
+impl Context {
+    /// The shared state for `config`, reading the output Secrets from `owned`.
+    pub fn new(
+        client: Client,
+        config: Config,
+        verifier: Arc<Verifier>,
+        metrics: Arc<Metrics>,
+        owned: Vec<Store<SecretMeta>>,
+    ) -> Context {
+        let reporter = Reporter {
+            controller: MANAGER_NAME.into(),
+            instance: Some(config.instance.clone()),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            verifier,
+            metrics,
+            config,
+            written: Written::default(),
+            outputs: Outputs::default(),
+            owned,
+            sources: Arc::new(Sources::default()),
+            source_failures: ReadFailures::default(),
+        }
+    }
+}

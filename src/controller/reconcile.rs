@@ -1,0 +1,240 @@
+//! One pass over one connection: read (its credentials, the verifier's reply,
+//! the output Secret) → decide (pure, in [`plan`] and `status`) → write
+//! (through [`writes`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use jiff::Timestamp;
+use kube::api::GetParams;
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use tracing::debug;
+
+use super::context::{Context, Error, Result};
+use super::plan::{self, Seen, WakeInputs};
+use super::restart::{self, RestartStep};
+use super::secret::{self, CredentialsError};
+use super::sources::CredentialsRead;
+use super::{source_read, writes};
+use crate::crd::{TrackViaConnection, TrackViaConnectionStatus, VERIFY_REQUESTED_ANNOTATION};
+use crate::kube_helpers::short_kube_error;
+use crate::status::{self, Observation, ParsedSpec, SecretOutcome};
+use crate::trackvia::{CallerId, Credentials, VerifyRequest};
+
+/// One pass over one connection, timed.
+pub async fn reconcile(tvc: Arc<TrackViaConnection>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let result = reconcile_inner(&tvc, &ctx).await;
+    ctx.metrics
+        .observe_reconcile(started.elapsed(), result.is_ok());
+    result
+}
+
+async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Action> {
+    let ns = tvc
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(tvc.name_any()))?;
+    let now = ctx.config.clock.now();
+    let fresher = ctx.written.fresher_than_cache(tvc);
+    let old = fresher.as_ref().or(tvc.status.as_ref());
+    let parsed = plan::parse(tvc);
+    // Read: the credentials and, when a check is due, the verifier's reply.
+    let seen = observe(ctx, tvc, &ns, old, &parsed, now).await?;
+    if let Some(wait) = plan::quiet_until_first_answer(old, seen.waiting) {
+        return Ok(Action::requeue(wait));
+    }
+    // Decide the status, then publish what it allows.
+    let next = plan::status_before_publishing(tvc, old, &parsed, &seen, now, ctx.config.settings);
+    let outcome = match plan::to_publish(tvc, &parsed, &seen, &next) {
+        Some((host, creds)) => writes::sync_secret(ctx, tvc, &ns, host, creds).await,
+        None => SecretOutcome::NotPublished,
+    };
+    let mut next = plan::status_after_publishing(next, &outcome, tvc, now);
+    if let Some(previous) = plan::retired_name(old, &outcome, tvc) {
+        writes::retire_secret(ctx, tvc, &ns, previous).await;
+    }
+    for t in status::transitions(old, &next) {
+        writes::emit(ctx, tvc, &t).await;
+    }
+    let debounce = ctx.config.restart_debounce;
+    let restarting = restart::restart_step(tvc, old, &outcome, &mut next, now, debounce);
+    if let RestartStep::Now(hash) = &restarting {
+        writes::restart_consumers(ctx, tvc, &ns, hash, &mut next, now).await;
+    }
+    writes::status_if_changed(ctx, tvc, old, &next).await?;
+    Ok(plan::next_action(&WakeInputs {
+        next: &next,
+        waiting: seen.waiting,
+        restart: &restarting,
+        outcome: &outcome,
+        observation: &seen.observation,
+        now,
+    }))
+}
+
+/// What this pass finds out about the credentials: whether they may be used,
+/// are there, and, when a check is due, the verifier's reply.
+async fn observe(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    ns: &str,
+    old: Option<&TrackViaConnectionStatus>,
+    parsed: &plan::Parsed,
+    now: Timestamp,
+) -> Result<Seen> {
+    let p = match parsed {
+        Err(invalid) => {
+            let observation = Observation::InvalidSpec(invalid.to_string());
+            return Ok(Seen::without_credentials(observation));
+        }
+        Ok(p) => p,
+    };
+    if !ctx.config.allowed_hosts.allows(&p.host) {
+        return Ok(Seen::without_credentials(Observation::HostNotAllowed(
+            format!(
+                "host {} is not in the operator's allowed hosts ({}); no request was made",
+                p.host, ctx.config.allowed_hosts_text
+            ),
+        )));
+    }
+    let creds = match unreadable_or(ctx, tvc, ns, read_credentials(ctx, tvc, ns).await)? {
+        Err(observation) => return Ok(Seen::without_credentials(observation)),
+        Ok(creds) => creds,
+    };
+    let uid = tvc.uid().unwrap_or_default();
+    let fingerprint = creds.fingerprint(uid.as_bytes());
+    let requested = tvc.annotations().get(VERIFY_REQUESTED_ANNOTATION);
+    let generation = tvc.meta().generation;
+    let (due, forced) = status::verification_due(
+        p,
+        generation,
+        old,
+        &fingerprint,
+        requested.map(String::as_str),
+        now,
+    );
+    let (verification, waiting) = if due {
+        ask(ctx, tvc, p, &creds, forced, old, now)
+    } else {
+        (None, None)
+    };
+    Ok(Seen {
+        observation: Observation::Credentials {
+            fingerprint,
+            verification,
+            awaiting: waiting.is_some(),
+        },
+        credentials: Some(creds),
+        waiting,
+    })
+}
+
+/// Ask the verifier; the call is made by its scheduler, this pass never waits for it.
+fn ask(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    p: &ParsedSpec,
+    creds: &Credentials,
+    forced: bool,
+    old: Option<&TrackViaConnectionStatus>,
+    now: Timestamp,
+) -> (Option<status::Verification>, Option<plan::Waiting>) {
+    let caller = CallerId {
+        namespace: tvc.namespace().unwrap_or_default(),
+        name: tvc.name_any(),
+        uid: tvc.uid().unwrap_or_default(),
+    };
+    let request = VerifyRequest {
+        caller: &caller,
+        host: &p.host,
+        account_id: tvc.spec.account_id,
+        creds,
+        freshness: plan::freshness(p, forced, old),
+        now,
+    };
+    let reply = plan::reply(ctx.verifier.ask(&request), forced);
+    if let (Some(v), _) = &reply {
+        debug!(namespace = %caller.namespace, name = %caller.name, outcome = v.outcome.label(), "verified");
+    }
+    reply
+}
+
+/// Read the credentials. `Ok(Err(_))` when the Secret or a key is missing.
+/// Connections sharing a Secret read it once per version: its watch tells
+/// when the copy read earlier is still current.
+async fn read_credentials(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    ns: &str,
+) -> Result<CredentialsRead> {
+    let r = &tvc.spec.credentials_secret_ref;
+    let key = (ns.to_string(), r.name.clone());
+    let remember = |version: String, read: &CredentialsRead| {
+        let (api_key, token) = (&r.api_key_key, &r.auth_token_key);
+        ctx.sources
+            .remember(&key, api_key, token, version, read.clone());
+    };
+    if let Some(known) = ctx.sources.cached(&key, &r.api_key_key, &r.auth_token_key) {
+        return Ok(known);
+    }
+    // At least the version the watch reported, served by the API server's cache.
+    let params = ctx
+        .sources
+        .seen_version(&key)
+        .map(|rv| GetParams::at(&rv))
+        .unwrap_or_default();
+    let secret = writes::get_secret(ctx, ns, &r.name, &params)
+        .await
+        .map_err(|source| Error::Kube {
+            context: format!("reading Secret {ns}/{}", r.name),
+            source,
+        })?;
+    let Some(secret) = secret else {
+        let missing = Err(CredentialsError::SecretNotFound {
+            namespace: ns.to_string(),
+            secret: r.name.clone(),
+        });
+        remember(String::new(), &missing);
+        return Ok(missing);
+    };
+    let version = secret.resource_version().unwrap_or_default();
+    let data = secret.data.unwrap_or_default();
+    let creds = secret::credentials_from_data(&r.name, &data, &r.api_key_key, &r.auth_token_key);
+    remember(version, &creds);
+    Ok(creds)
+}
+
+/// The credentials, or the observation standing for their absence: missing,
+/// or unreadable once the failure to read them lasts (see [`source_read`]).
+/// A failure that may still pass by itself stays an error (retried shortly).
+fn unreadable_or(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    ns: &str,
+    read: Result<CredentialsRead>,
+) -> Result<Result<Credentials, Observation>> {
+    let key = (ns.to_string(), tvc.spec.credentials_secret_ref.name.clone());
+    match read {
+        Ok(found) => {
+            ctx.source_failures.succeeded(&key);
+            Ok(found.map_err(|e| Observation::CredentialsNotFound(e.to_string())))
+        }
+        Err(Error::Kube { context, source }) => {
+            let code = match &source {
+                kube::Error::Api(status) => Some(status.code),
+                _ => None,
+            };
+            let failing_for = ctx.source_failures.failed(&key, Instant::now());
+            if source_read::lasting(code, failing_for) {
+                Ok(Err(Observation::CredentialsUnreadable(format!(
+                    "{context}: {}",
+                    short_kube_error(&source)
+                ))))
+            } else {
+                Err(Error::Kube { context, source })
+            }
+        }
+        Err(other) => Err(other),
+    }
+}

@@ -1,0 +1,246 @@
+//! What is known of the source Secrets the connections read: the version each
+//! watch last reported, and the credentials read at that version. Credentials
+//! are kept only while a watch reports that same version, so a thousand
+//! connections sharing one Secret read it once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use super::credentials::CredentialsError;
+use crate::trackvia::Credentials;
+
+/// A Secret by (namespace, name).
+pub type SecretKey = (String, String);
+
+/// Credentials read from a source Secret, or why there are none.
+pub type CredentialsRead = std::result::Result<Credentials, CredentialsError>;
+
+type ReadKey = (SecretKey, String, String);
+
+/// What is known of the referenced source Secrets.
+#[derive(Default)]
+pub struct Sources {
+    inner: Mutex<SourcesInner>,
+}
+
+#[derive(Default)]
+struct SourcesInner {
+    /// Referenced Secrets → the resourceVersion a watch last reported
+    /// (`None` once deleted). Absent until a watch has reported it.
+    seen: HashMap<SecretKey, Option<String>>,
+    /// Secrets some connection reads its credentials from.
+    referenced: HashSet<SecretKey>,
+    /// Credentials (or why there are none) per Secret and key pair, with the
+    /// resourceVersion they were read at.
+    read: HashMap<ReadKey, (String, CredentialsRead)>,
+}
+
+impl Sources {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SourcesInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Credentials read earlier, when the watch reports the Secret unchanged since.
+    pub fn cached(
+        &self,
+        key: &SecretKey,
+        api_key_key: &str,
+        auth_token_key: &str,
+    ) -> Option<CredentialsRead> {
+        let inner = self.lock();
+        let seen = inner.seen.get(key)?.as_deref()?;
+        let read_key = (
+            key.clone(),
+            api_key_key.to_string(),
+            auth_token_key.to_string(),
+        );
+        match inner.read.get(&read_key) {
+            Some((rv, result)) if rv == seen => Some(result.clone()),
+            _ => None,
+        }
+    }
+
+    /// The resourceVersion the watch last reported: a read should return at least that one.
+    pub fn seen_version(&self, key: &SecretKey) -> Option<String> {
+        self.lock().seen.get(key).cloned().flatten()
+    }
+
+    /// Keep what was read at `resource_version`, if the Secret is still referenced.
+    pub fn remember(
+        &self,
+        key: &SecretKey,
+        api_key_key: &str,
+        auth_token_key: &str,
+        resource_version: String,
+        result: CredentialsRead,
+    ) {
+        let mut inner = self.lock();
+        if !inner.referenced.contains(key) {
+            return;
+        }
+        let read_key = (
+            key.clone(),
+            api_key_key.to_string(),
+            auth_token_key.to_string(),
+        );
+        inner.read.insert(read_key, (resource_version, result));
+    }
+
+    /// A watch reports `key` at `resource_version` (`None`: deleted). True when
+    /// the connections reading it must look again: on the first report, and
+    /// whenever the version changes.
+    pub fn observe(&self, key: &SecretKey, resource_version: Option<String>) -> bool {
+        let mut inner = self.lock();
+        if !inner.referenced.contains(key) {
+            return false;
+        }
+        let previous = inner.seen.insert(key.clone(), resource_version.clone());
+        inner
+            .read
+            .retain(|(k, _, _), (rv, _)| k != key || Some(&*rv) == resource_version.as_ref());
+        // On the first report every reader looks again: some may have read
+        // another version before the watch started (reads are not tracked per
+        // connection). Those that read this version are answered from memory.
+        previous.is_none_or(|previous| previous != resource_version)
+    }
+
+    /// Is `key` read by some connection?
+    pub fn is_referenced(&self, key: &SecretKey) -> bool {
+        self.lock().referenced.contains(key)
+    }
+
+    /// Referenced Secrets of one namespace.
+    pub(super) fn referenced_in(&self, namespace: &str) -> Vec<SecretKey> {
+        self.lock()
+            .referenced
+            .iter()
+            .filter(|(ns, _)| ns == namespace)
+            .cloned()
+            .collect()
+    }
+
+    /// The Secrets referenced now in `scope` (a namespace, or all); everything
+    /// known of other Secrets of that scope is dropped. Other scopes are left alone.
+    pub(super) fn set_referenced(&self, scope: Option<&str>, referenced: HashSet<SecretKey>) {
+        let mut inner = self.lock();
+        let in_scope = |k: &SecretKey| scope.is_none_or(|ns| k.0 == ns);
+        inner
+            .referenced
+            .retain(|k| !in_scope(k) || referenced.contains(k));
+        inner.referenced.extend(referenced);
+        let SourcesInner {
+            seen,
+            read,
+            referenced,
+        } = &mut *inner;
+        seen.retain(|k, _| referenced.contains(k));
+        read.retain(|(k, _, _), _| referenced.contains(k));
+    }
+
+    /// Number of Secrets with credentials kept, for tests.
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.lock()
+            .read
+            .keys()
+            .map(|(k, _, _)| k)
+            .collect::<HashSet<_>>()
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(ns: &str, name: &str) -> SecretKey {
+        (ns.to_string(), name.to_string())
+    }
+
+    fn creds(token: &str) -> Credentials {
+        Credentials {
+            api_key: "k".into(),
+            auth_token: token.into(),
+        }
+    }
+
+    #[test]
+    fn credentials_are_kept_only_while_the_watch_reports_the_same_version() {
+        let s = Sources::default();
+        let k = key("a", "src");
+        s.set_referenced(None, HashSet::from([k.clone()]));
+        // Not reported by a watch yet: nothing is served from memory.
+        s.remember(&k, "apiKey", "authToken", "5".into(), Ok(creds("one")));
+        assert!(s.cached(&k, "apiKey", "authToken").is_none());
+        // The first report: readers look again, and what was read at 5 answers them.
+        assert!(s.observe(&k, Some("5".into())));
+        assert_eq!(s.cached(&k, "apiKey", "authToken"), Some(Ok(creds("one"))));
+        // Another key pair of the same Secret is a different read.
+        assert!(s.cached(&k, "key", "token").is_none());
+        // The same version again (a relist) changes nothing.
+        assert!(!s.observe(&k, Some("5".into())));
+        assert_eq!(s.cached(&k, "apiKey", "authToken"), Some(Ok(creds("one"))));
+        // A new version invalidates.
+        assert!(s.observe(&k, Some("6".into())));
+        assert!(s.cached(&k, "apiKey", "authToken").is_none());
+        assert_eq!(s.seen_version(&k).as_deref(), Some("6"));
+        // A read that raced the watch and returned the old version is not served.
+        s.remember(&k, "apiKey", "authToken", "5".into(), Ok(creds("one")));
+        assert!(s.cached(&k, "apiKey", "authToken").is_none());
+        // Deleted: nothing served, and the change is reported once.
+        s.remember(&k, "apiKey", "authToken", "6".into(), Ok(creds("two")));
+        assert!(s.observe(&k, None));
+        assert!(!s.observe(&k, None));
+        assert!(s.cached(&k, "apiKey", "authToken").is_none());
+        assert_eq!(s.seen_version(&k), None);
+    }
+
+    #[test]
+    fn a_first_report_always_asks_readers_to_look_again() {
+        let s = Sources::default();
+        let (a, b, c) = (key("a", "one"), key("a", "two"), key("a", "three"));
+        s.set_referenced(None, HashSet::from([a.clone(), b.clone(), c.clone()]));
+        // Nobody read it yet.
+        assert!(s.observe(&a, Some("1".into())));
+        // Read at an older version before the watch started: not served.
+        s.remember(&b, "apiKey", "authToken", "1".into(), Ok(creds("old")));
+        assert!(s.observe(&b, Some("2".into())));
+        assert!(s.cached(&b, "apiKey", "authToken").is_none());
+        // Found missing before the watch started, created since.
+        s.remember(
+            &c,
+            "apiKey",
+            "authToken",
+            String::new(),
+            Err(CredentialsError::SecretNotFound {
+                namespace: "a".into(),
+                secret: "three".into(),
+            }),
+        );
+        assert!(s.observe(&c, Some("3".into())));
+        assert!(s.cached(&c, "apiKey", "authToken").is_none());
+    }
+
+    #[test]
+    fn unreferenced_secrets_are_neither_tracked_nor_kept() {
+        let s = Sources::default();
+        let k = key("a", "src");
+        let other = key("a", "unrelated");
+        s.set_referenced(None, HashSet::from([k.clone()]));
+        assert!(!s.observe(&other, Some("1".into())));
+        s.remember(&other, "apiKey", "authToken", "1".into(), Ok(creds("x")));
+        assert_eq!(s.kept(), 0);
+        assert!(s.observe(&k, Some("2".into())));
+        s.remember(&k, "apiKey", "authToken", "2".into(), Ok(creds("y")));
+        assert_eq!(s.kept(), 1);
+        // Another scope's references leave this one's alone.
+        s.set_referenced(Some("b"), HashSet::from([key("b", "src")]));
+        assert_eq!(s.kept(), 1);
+        assert!(s.is_referenced(&k) && s.is_referenced(&key("b", "src")));
+        // No longer referenced in its scope: forgotten.
+        s.set_referenced(Some("a"), HashSet::new());
+        assert_eq!(s.kept(), 0);
+        assert!(s.cached(&k, "apiKey", "authToken").is_none());
+        assert!(!s.is_referenced(&k));
+    }
+}

@@ -1,0 +1,259 @@
+//! Every call a pass makes to the API server besides reading its credentials:
+//! the output Secret (read, apply), the retirement of a renamed one, events,
+//! rollout restarts and the status. Decisions come from [`plan`]; what was
+//! written is remembered in the [`Context`].
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, GetParams, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use tracing::{info, warn};
+
+use super::adoption::{self, LetGo};
+use super::context::{Context, Error, FIELD_MANAGER, Result};
+use super::plan::{self, SecretStep};
+use super::restart;
+use super::secret::{self, Ownership};
+use crate::crd::{TrackViaConnection, TrackViaConnectionStatus};
+use crate::kube_helpers::short_kube_error;
+use crate::metrics::ResultLabel;
+use crate::status::{self, SecretOutcome, Transition};
+use crate::trackvia::Credentials;
+
+/// Read a Secret, `None` when it does not exist.
+pub async fn get_secret(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    params: &GetParams,
+) -> Result<Option<Secret>, kube::Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    ctx.metrics.secret_reads.inc();
+    match api.get_with(name, params).await {
+        Ok(secret) => Ok(Some(secret)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Publish the connection's Secret, unless a Secret the operator may not
+/// write is at its name.
+pub async fn sync_secret(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    ns: &str,
+    host: &str,
+    creds: &Credentials,
+) -> SecretOutcome {
+    let name = tvc.target_name();
+    let desired = secret::desired_secret(tvc, host, creds);
+    let hash = secret::hash_of(&desired).unwrap_or_default().to_string();
+    let fingerprint = plan::fingerprint(&desired);
+    let watched = ctx
+        .owned
+        .iter()
+        .find_map(|store| store.get(&kube::runtime::reflector::ObjectRef::new(&name).within(ns)));
+    let watched_version = watched.as_ref().and_then(|m| m.resource_version());
+    // Unchanged since this process wrote (or checked) it for the same content:
+    // nothing to read, nothing to write.
+    if let (Some(meta), Some(version)) = (&watched, &watched_version)
+        && ctx.outputs.get(ns, &name) == Some((version.clone(), fingerprint))
+        && secret::ownership(&meta.metadata, tvc) == Ownership::Ours
+    {
+        return SecretOutcome::Synced { hash };
+    }
+    // At least the version the watch saw. A Secret it has not seen (absent, or
+    // not labelled as ours) is read consistently: a stale "not found" must not
+    // let the apply merge into a Secret someone else just created.
+    let params = match &watched_version {
+        Some(rv) => GetParams::at(rv),
+        None => GetParams::default(),
+    };
+    let existing = match get_secret(ctx, ns, &name, &params).await {
+        Ok(s) => s,
+        Err(e) => {
+            let e = short_kube_error(&e);
+            return SecretOutcome::Error(format!("reading Secret {name}: {e}"));
+        }
+    };
+    match plan::secret_step(existing.as_ref(), desired, tvc) {
+        SecretStep::Conflict(message) => SecretOutcome::Conflict(message),
+        SecretStep::UpToDate => {
+            let version = existing.as_ref().and_then(|e| e.resource_version());
+            ctx.outputs.set(ns, &name, version, fingerprint);
+            SecretOutcome::Synced { hash }
+        }
+        SecretStep::Apply(desired) => {
+            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            match api.patch(&name, &params, &Patch::Apply(&*desired)).await {
+                Ok(written) => {
+                    ctx.metrics.secret_writes.inc();
+                    ctx.outputs
+                        .set(ns, &name, written.resource_version(), fingerprint);
+                    info!(namespace = %ns, name = %tvc.name_any(), secret = %name, "output Secret written");
+                    SecretOutcome::Synced { hash }
+                }
+                Err(e) => {
+                    let e = short_kube_error(&e);
+                    SecretOutcome::Error(format!("writing Secret {name}: {e}"))
+                }
+            }
+        }
+    }
+}
+
+/// After `spec.target.name` changed: let go of the Secret published under the
+/// old name as [`adoption::after_rename`] decides. A Secret the operator
+/// created under `Delete` is emptied and handed to the garbage collector (the
+/// operator has no `delete` on Secrets; an owner reference to an owner that
+/// does not exist makes the collector remove it); an adopted one loses only
+/// the operator's fields; under `Retain` nothing is touched.
+pub async fn retire_secret(ctx: &Context, tvc: &TrackViaConnection, ns: &str, old_name: &str) {
+    let existing = match get_secret(ctx, ns, old_name, &GetParams::default()).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => {
+            warn!(namespace = %ns, name = %tvc.name_any(), secret = %old_name, error = %short_kube_error(&e), "reading the previous output Secret");
+            return;
+        }
+    };
+    let new_name = tvc.target_name();
+    let moved = format!("output Secret moved from {old_name} to {new_name}");
+    let (result, message) = match adoption::after_rename(&existing, tvc) {
+        LetGo::Keep(why) => {
+            if secret::ownership(&existing.metadata, tvc) == Ownership::Ours {
+                let message = format!("{moved}; {old_name} is left as it is: {why}");
+                emit(ctx, tvc, &secret_moved(message)).await;
+            }
+            return;
+        }
+        LetGo::Release => (
+            super::orphans::release(&ctx.client, ns, old_name).await,
+            format!(
+                "{moved}; the operator's keys were removed from the adopted Secret {old_name}, which stays with its other keys"
+            ),
+        ),
+        LetGo::Collect => {
+            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+            let body = adoption::collect_body(old_name, tvc);
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            (
+                api.patch(old_name, &params, &Patch::Apply(&body)).await,
+                format!("{moved}; {old_name} was emptied and is garbage-collected"),
+            )
+        }
+    };
+    match result {
+        Ok(_) => {
+            ctx.metrics.secret_writes.inc();
+            emit(ctx, tvc, &secret_moved(message)).await;
+        }
+        Err(e) => {
+            warn!(namespace = %ns, name = %tvc.name_any(), secret = %old_name, error = %short_kube_error(&e), "retiring the previous output Secret")
+        }
+    }
+}
+
+fn secret_moved(message: String) -> Transition {
+    Transition {
+        warning: false,
+        reason: "SecretMoved".into(),
+        message,
+    }
+}
+
+/// Log and publish one transition as an event.
+pub async fn emit(ctx: &Context, tvc: &TrackViaConnection, t: &Transition) {
+    let ns = tvc.namespace().unwrap_or_default();
+    let name = tvc.name_any();
+    if t.warning {
+        warn!(namespace = %ns, name = %name, reason = %t.reason, "{}", t.message);
+    } else {
+        info!(namespace = %ns, name = %name, reason = %t.reason, "{}", t.message);
+    }
+    let event = Event {
+        type_: if t.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: t.reason.clone(),
+        note: Some(t.message.clone()),
+        action: "Verify".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &tvc.object_ref(&())).await {
+        warn!(namespace = %ns, name = %name, error = %e, "could not publish event");
+    }
+}
+
+/// Restart the consumers after a real change of the published content, and
+/// report it in the `RolloutRestart` condition and events.
+pub async fn restart_consumers(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    ns: &str,
+    hash: &str,
+    next: &mut TrackViaConnectionStatus,
+    now: Timestamp,
+) {
+    let now_text = status::fmt_time(now);
+    let mut results = Vec::new();
+    for target in &tvc.spec.rollout_restart_targets {
+        let result = restart::restart(&ctx.client, ns, target, hash, &now_text).await;
+        let label = ResultLabel {
+            result: result.label().into(),
+        };
+        ctx.metrics.rollout_restarts.get_or_create(&label).inc();
+        let what = restart::describe(target);
+        if let Some(t) = restart::restart_event(&what, &result, ns) {
+            emit(ctx, tvc, &t).await;
+        }
+        results.push((what, result));
+    }
+    let (state, reason, message) = restart::restart_condition(&results, &now_text);
+    let generation = tvc.meta().generation;
+    status::set_condition(
+        &mut next.conditions,
+        restart::CONDITION,
+        state,
+        reason,
+        &message,
+        generation,
+        now,
+    );
+}
+
+/// Write the status when it differs from the one it started from (timestamps
+/// of unchanged conditions do not count), and remember it.
+pub async fn status_if_changed(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    old: Option<&TrackViaConnectionStatus>,
+    next: &TrackViaConnectionStatus,
+) -> Result<()> {
+    if !status::changed(old, next) {
+        return Ok(());
+    }
+    let ns = tvc.namespace().unwrap_or_default();
+    let name = tvc.name_any();
+    let api: Api<TrackViaConnection> = Api::namespaced(ctx.client.clone(), &ns);
+    let body = serde_json::json!({
+        "apiVersion": TrackViaConnection::api_version(&()),
+        "kind": TrackViaConnection::kind(&()),
+        "status": next,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let written = api
+        .patch_status(&name, &params, &Patch::Apply(&body))
+        .await
+        .map_err(|source| Error::Kube {
+            context: format!("patching status of {ns}/{name}"),
+            source,
+        })?;
+    ctx.metrics.status_writes.inc();
+    ctx.written.remember(tvc, written.resource_version(), next);
+    Ok(())
+}
