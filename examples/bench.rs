@@ -35,6 +35,7 @@ use trackvia_operator::crd::TrackViaConnection;
 use trackvia_operator::trackvia::Credentials;
 use trackvia_testsupport::fake::{Behavior, FakeTrackVia};
 use trackvia_testsupport::kube::TestNamespace;
+use trackvia_testsupport::metrics::Scrape;
 use trackvia_testsupport::{OperatorProcess, free_port};
 
 /// Kernel clock ticks per second in /proc/<pid>/stat (USER_HZ, 100 on Linux).
@@ -341,59 +342,6 @@ fn machine() -> Machine {
     }
 }
 
-/// Label pairs of one sample.
-type Labels = Vec<(String, String)>;
-
-/// One sample line of the Prometheus text format: name, labels, value.
-fn parse_sample(line: &str) -> Option<(&str, Labels, f64)> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') {
-        return None;
-    }
-    let (name, labels, rest) = match line.find('{') {
-        Some(open) => {
-            let close = line.rfind('}')?;
-            (&line[..open], &line[open + 1..close], &line[close + 1..])
-        }
-        None => {
-            let (n, r) = line.split_once(' ')?;
-            (n, "", r)
-        }
-    };
-    let value = rest.split_whitespace().next()?.parse::<f64>().ok()?;
-    Some((name, parse_labels(labels), value))
-}
-
-fn parse_labels(text: &str) -> Labels {
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if key.is_empty() {
-            return out;
-        }
-        if chars.next() != Some('"') {
-            return out;
-        }
-        let mut value = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => {
-                    if let Some(n) = chars.next() {
-                        value.push(if n == 'n' { '\n' } else { n });
-                    }
-                }
-                '"' => break,
-                c => value.push(c),
-            }
-        }
-        out.push((key.trim().to_string(), value));
-    }
-}
-
 /// `apiserver_request_total` summed by (verb, resource).
 #[derive(Clone, Default)]
 struct ApiCounts(HashMap<(String, String), f64>);
@@ -411,20 +359,11 @@ const OPERATOR_RESOURCES: [&str; 3] = ["secrets", "trackviaconnections", "events
 impl ApiCounts {
     fn parse(text: &str) -> ApiCounts {
         let mut map = HashMap::new();
-        for line in text.lines() {
-            let Some((name, labels, value)) = parse_sample(line) else {
-                continue;
-            };
-            if name != "apiserver_request_total" {
+        for sample in Scrape::parse(text).samples {
+            if sample.name != "apiserver_request_total" {
                 continue;
             }
-            let get = |k: &str| {
-                labels
-                    .iter()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            };
+            let get = |k: &str| sample.label(k).to_string();
             let mut resource = get("resource");
             let sub = get("subresource");
             if !sub.is_empty() {
@@ -433,7 +372,7 @@ impl ApiCounts {
             if resource.is_empty() {
                 resource = "(non-resource)".into();
             }
-            *map.entry((get("verb"), resource)).or_insert(0.0) += value;
+            *map.entry((get("verb"), resource)).or_insert(0.0) += sample.value;
         }
         ApiCounts(map)
     }
@@ -508,16 +447,17 @@ async fn scrape_operator(http: &reqwest::Client, port: u16) -> BenchResult<Opera
         .await
         .map_err(|e| format!("scraping the operator: {e}"))?;
     let mut map = HashMap::new();
-    for line in text.lines() {
-        if let Some((name, labels, value)) = parse_sample(line) {
-            *map.entry(name.to_string()).or_insert(0.0) += value;
-            // Also by series, e.g. `name{selector="name"}`.
-            if !labels.is_empty() {
-                let labels: Vec<String> =
-                    labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-                *map.entry(format!("{name}{{{}}}", labels.join(",")))
-                    .or_insert(0.0) += value;
-            }
+    for sample in Scrape::parse(&text).samples {
+        *map.entry(sample.name.clone()).or_insert(0.0) += sample.value;
+        // Also by series, e.g. `name{selector="name"}`.
+        if !sample.labels.is_empty() {
+            let labels: Vec<String> = sample
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{v}\""))
+                .collect();
+            *map.entry(format!("{}{{{}}}", sample.name, labels.join(",")))
+                .or_insert(0.0) += sample.value;
         }
     }
     Ok(OperatorCounts(map))

@@ -13,6 +13,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::Behavior;
+use trackvia_testsupport::fixtures::{FIELD_MANAGER, apply_connection};
 use trackvia_testsupport::kube::{TestNamespace, wait_for};
 
 fn condition(t: &TrackViaConnection, type_: &str) -> Option<(String, String, String)> {
@@ -122,18 +123,14 @@ async fn connection_in(h: &Harness, ns: &TestNamespace, name: &str, key: &str, t
         "metadata": {"name": format!("src-{name}")},
         "stringData": {"apiKey": key, "authToken": token},
     });
-    let connection = json!({
-        "apiVersion": "trackvia.io/v1alpha1", "kind": "TrackViaConnection",
-        "metadata": {"name": name},
-        "spec": {"host": h.fake.host(), "credentialsSecretRef": {"name": format!("src-{name}")}},
-    });
     let apply = PatchParams::apply("trackvia-tests").force();
     secrets
         .patch(&format!("src-{name}"), &apply, &Patch::Apply(&secret))
         .await
         .expect("applying the source Secret");
-    ns.api::<TrackViaConnection>()
-        .patch(name, &apply, &Patch::Apply(&connection))
+    let spec =
+        json!({"host": h.fake.host(), "credentialsSecretRef": {"name": format!("src-{name}")}});
+    apply_connection(&ns.api::<TrackViaConnection>(), FIELD_MANAGER, name, spec)
         .await
         .expect("applying the connection");
 }

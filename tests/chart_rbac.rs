@@ -39,7 +39,9 @@ use kube::{Client, Config};
 use serde_json::{Value, json};
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::{Behavior, FakeTrackVia};
+use trackvia_testsupport::fixtures::apply_connection;
 use trackvia_testsupport::kube::{TestNamespace, install_crypto_provider, wait_for};
+use trackvia_testsupport::metrics::series;
 use trackvia_testsupport::{OperatorProcess, free_port};
 
 /// Upper bound of one test, set-up and tear-down included.
@@ -951,7 +953,7 @@ impl Pod {
 
     /// The value of an unlabelled sample (0 when absent).
     async fn metric(&self, name: &str) -> f64 {
-        sample(&self.metrics().await, name)
+        series(&self.metrics().await, name).unwrap_or(0.0)
     }
 
     /// Panics if the log shows an RBAC refusal, a failed event, a failed reconcile or one of
@@ -982,21 +984,6 @@ impl Pod {
         );
         eprintln!("{} stopped in {:?}", self.name, started.elapsed());
     }
-}
-
-fn sample(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let mut parts = l.split_whitespace();
-            (parts.next() == Some(name)).then(|| parts.next())?
-        })
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} is not a number: {v}"))
-        })
-        .unwrap_or(0.0)
 }
 
 /// Waits until `pod` has finished at least `count` reconciles.
@@ -1088,18 +1075,7 @@ impl Place {
         if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra) {
             spec.extend(extra);
         }
-        let body = json!({
-            "apiVersion": "trackvia.io/v1alpha1",
-            "kind": "TrackViaConnection",
-            "metadata": {"name": name},
-            "spec": spec,
-        });
-        self.connections()
-            .patch(
-                name,
-                &PatchParams::apply("chart-rbac-tests").force(),
-                &Patch::Apply(&body),
-            )
+        apply_connection(&self.connections(), "chart-rbac-tests", name, spec)
             .await
             .unwrap_or_else(|e| panic!("applying TrackViaConnection {}/{name}: {e}", self.ns));
     }
@@ -1684,7 +1660,11 @@ async fn leader_election() {
         "trackvia_secret_writes_total",
         "trackvia_operator_leader",
     ] {
-        assert_eq!(sample(&standby_metrics, counter), 0.0, "standby {counter}");
+        assert_eq!(
+            series(&standby_metrics, counter).unwrap_or(0.0),
+            0.0,
+            "standby {counter}"
+        );
     }
     assert!(
         !standby_metrics.contains("trackvia_verifications_total{"),

@@ -27,6 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::{Behavior, FakeTrackVia, TokenSource};
+use trackvia_testsupport::fixtures::merged;
 use trackvia_testsupport::kube::{TestNamespace, wait_for};
 
 fn condition(t: &TrackViaConnection, type_: &str) -> Option<(String, String, String)> {
@@ -34,45 +35,6 @@ fn condition(t: &TrackViaConnection, type_: &str) -> Option<(String, String, Str
         .as_ref()
         .and_then(|s| s.condition(type_))
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-/// `base` with `over` merged in; a `null` in `over` removes the key.
-fn merged(mut base: Value, over: &Value) -> Value {
-    fn go(b: &mut Value, o: &Value) {
-        match (b, o) {
-            (Value::Object(b), Value::Object(o)) => {
-                for (k, v) in o {
-                    if v.is_null() {
-                        b.remove(k);
-                    } else {
-                        go(b.entry(k.clone()).or_insert(Value::Null), v);
-                    }
-                }
-            }
-            (b, o) => *b = o.clone(),
-        }
-    }
-    go(&mut base, over);
-    base
-}
-
-/// Server-side apply of a connection with exactly this spec.
-async fn apply_spec(
-    h: &Harness,
-    name: &str,
-    spec: Value,
-) -> Result<TrackViaConnection, kube::Error> {
-    let body = json!({
-        "apiVersion": "trackvia.io/v1alpha1", "kind": "TrackViaConnection",
-        "metadata": {"name": name}, "spec": spec,
-    });
-    h.connections()
-        .patch(
-            name,
-            &PatchParams::apply("trackvia-tests").force(),
-            &Patch::Apply(&body),
-        )
-        .await
 }
 
 /// Create a Secret with raw data.
@@ -603,7 +565,7 @@ async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
         let result = if c.create {
             create_spec(&h, &name, spec).await
         } else {
-            apply_spec(&h, &name, spec).await
+            h.apply_spec(&name, spec).await
         };
         match (c.expect, result) {
             (Expect::Refused(field), Err(e)) => {
@@ -1023,8 +985,7 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
         let name = format!("s-{i:02}");
         let source = format!("src-{i:02}");
         h.put_source(&source, &key, &token).await;
-        apply_spec(
-            &h,
+        h.apply_spec(
             &name,
             json!({"host": server.host, "credentialsSecretRef": {"name": source}}),
         )
@@ -1144,8 +1105,7 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
         },
     );
     h.put_source("src-echo", &key, &token).await;
-    apply_spec(
-        &h,
+    h.apply_spec(
         "echo",
         json!({"host": h.fake.host(), "credentialsSecretRef": {"name": "src-echo"}}),
     )
@@ -1175,8 +1135,7 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
         },
     );
     h.put_source("src-cut", &key, &token).await;
-    apply_spec(
-        &h,
+    h.apply_spec(
         "cut",
         json!({"host": h.fake.host(), "credentialsSecretRef": {"name": "src-cut"}}),
     )

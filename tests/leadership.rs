@@ -24,6 +24,7 @@ use trackvia_operator::crd::{RolloutRestartTarget, WorkloadKind};
 use trackvia_operator::restart::{self, RestartResult};
 use trackvia_testsupport::fake::Behavior;
 use trackvia_testsupport::kube::TestNamespace;
+use trackvia_testsupport::metrics::series;
 use trackvia_testsupport::{OperatorProcess, free_port};
 
 /// Shared by the tests that only use the bed; held exclusively by those that stop its API server.
@@ -116,16 +117,7 @@ async fn metric(port: u16, name: &str) -> Option<f64> {
         .await
         .ok()?
         .1;
-    Some(
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| {
-                let mut parts = l.split_whitespace();
-                (parts.next() == Some(name)).then(|| parts.next())?
-            })
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0),
-    )
+    Some(series(&text, name).unwrap_or(0.0))
 }
 
 async fn wait_leading(port: u16, process: &mut OperatorProcess, within: Duration) -> Duration {

@@ -6,13 +6,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Harness, SETTLE, secret_text, series};
+use common::{Harness, SETTLE, secret_text};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::Behavior;
+use trackvia_testsupport::fixtures::deployment;
 use trackvia_testsupport::kube::{wait_for, wait_for_absent};
+use trackvia_testsupport::metrics::series;
 
 fn ready(t: &TrackViaConnection) -> Option<(String, String)> {
     t.status
@@ -319,21 +321,6 @@ async fn deletion_policies_retain_or_delete_the_output_secret() {
         Some(token.as_str())
     );
     h.finish().await;
-}
-
-fn deployment(name: &str) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": "example.invalid/app:1"}]}
-            }
-        }
-    }))
-    .expect("deployment literal")
 }
 
 #[tokio::test]

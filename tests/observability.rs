@@ -16,163 +16,15 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
 use trackvia_testsupport::fake::Behavior;
+use trackvia_testsupport::fixtures::merged;
 use trackvia_testsupport::kube::wait_for_absent;
+use trackvia_testsupport::metrics::Scrape;
 use trackvia_testsupport::time::{days_from_today, now_seconds};
 use trackvia_testsupport::tools::{chart_dir, dashboard_queries, tool};
 
 // ---------------------------------------------------------------------------------------------
 // Scraping
 // ---------------------------------------------------------------------------------------------
-
-/// One sample of a scrape.
-#[derive(Clone, Debug, PartialEq)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-impl Sample {
-    fn label(&self, key: &str) -> &str {
-        self.labels.get(key).map(String::as_str).unwrap_or("")
-    }
-}
-
-/// A parsed `/metrics` answer.
-#[derive(Debug, Default)]
-struct Scrape {
-    samples: Vec<Sample>,
-    /// Family name → type, from `# TYPE` lines.
-    types: BTreeMap<String, String>,
-}
-
-impl Scrape {
-    fn parse(text: &str) -> Scrape {
-        let mut scrape = Scrape::default();
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let mut parts = rest.split_whitespace();
-                if let (Some(name), Some(kind)) = (parts.next(), parts.next()) {
-                    scrape.types.insert(name.to_string(), kind.to_string());
-                }
-                continue;
-            }
-            if line.starts_with('#') {
-                continue;
-            }
-            scrape.samples.push(parse_sample(line));
-        }
-        scrape
-    }
-
-    /// Samples of `name` whose labels include all of `labels`.
-    fn find(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
-        self.samples
-            .iter()
-            .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == *v))
-            .collect()
-    }
-
-    /// The one value of `name` with `labels`; panics unless there is exactly one.
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let found = self.find(name, labels);
-        assert_eq!(
-            found.len(),
-            1,
-            "expected one sample {name}{labels:?}, found {found:?}"
-        );
-        found[0].value
-    }
-
-    /// Whether a query may use `name`: a sample of that name, or a declared family
-    /// it belongs to (a counter's `_total`, a histogram's `_bucket`/`_sum`/`_count`).
-    fn knows(&self, name: &str) -> bool {
-        if self.samples.iter().any(|s| s.name == name) || self.types.contains_key(name) {
-            return true;
-        }
-        let family = |suffix: &str, kinds: &[&str]| {
-            name.strip_suffix(suffix).is_some_and(|base| {
-                self.types
-                    .get(base)
-                    .is_some_and(|k| kinds.contains(&k.as_str()))
-            })
-        };
-        family("_total", &["counter"])
-            || family("_bucket", &["histogram"])
-            || family("_sum", &["histogram", "summary"])
-            || family("_count", &["histogram", "summary"])
-    }
-}
-
-fn parse_sample(line: &str) -> Sample {
-    let name_end = line
-        .find(['{', ' '])
-        .unwrap_or_else(|| panic!("a sample line without a value: {line}"));
-    let name = line[..name_end].to_string();
-    let mut labels = BTreeMap::new();
-    let mut rest = &line[name_end..];
-    if let Some(inner) = rest.strip_prefix('{') {
-        let mut chars = inner.char_indices().peekable();
-        let mut end = None;
-        loop {
-            // key
-            let mut key = String::new();
-            while let Some(&(i, c)) = chars.peek() {
-                if c == '}' {
-                    end = Some(i);
-                    break;
-                }
-                chars.next();
-                if c == '=' {
-                    break;
-                }
-                if c != ',' && c != ' ' {
-                    key.push(c);
-                }
-            }
-            if end.is_some() {
-                break;
-            }
-            assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "{line}");
-            let mut value = String::new();
-            while let Some((_, c)) = chars.next() {
-                match c {
-                    '\\' => match chars.next().map(|(_, c)| c) {
-                        Some('n') => value.push('\n'),
-                        Some(other) => value.push(other),
-                        None => break,
-                    },
-                    '"' => break,
-                    other => value.push(other),
-                }
-            }
-            labels.insert(key, value);
-        }
-        let end = end.unwrap_or_else(|| panic!("unterminated labels: {line}"));
-        rest = &inner[end + 1..];
-    }
-    let value_text = rest
-        .split_whitespace()
-        .next()
-        .unwrap_or_else(|| panic!("no value: {line}"));
-    let value = match value_text {
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        "NaN" => f64::NAN,
-        v => v
-            .parse()
-            .unwrap_or_else(|e| panic!("bad value {v:?} in {line}: {e}")),
-    };
-    Sample {
-        name,
-        labels,
-        value,
-    }
-}
 
 async fn scrape(h: &Harness) -> Scrape {
     let text = h.metrics().await;
@@ -570,9 +422,10 @@ async fn status_command_shows_connections_consumers_conditions_and_events() {
     // Consumers of crm-out in three ways, of nodate's Secret through envFrom, and a
     // workload using something else. No pod runs on the bed; templates are enough.
     let container = |extra: Value| {
-        let mut c = json!({"name": "app", "image": "example.invalid/app:1"});
-        common_merge(&mut c, extra);
-        c
+        merged(
+            json!({"name": "app", "image": "example.invalid/app:1"}),
+            &extra,
+        )
     };
     let deployments: Api<Deployment> = h.ns.api();
     let stateful_sets: Api<StatefulSet> = h.ns.api();
@@ -842,14 +695,6 @@ soon | True | Verified | <host> | <t> | <t> ago | soon | -";
     }
     let _ = std::fs::remove_dir_all(&dir);
     h.finish().await;
-}
-
-fn common_merge(base: &mut Value, over: Value) {
-    if let (Value::Object(b), Value::Object(o)) = (base, over) {
-        for (k, v) in o {
-            b.insert(k, v);
-        }
-    }
 }
 
 /// Run `status` until its output satisfies `pred` (events arrive a little after

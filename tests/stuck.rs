@@ -13,16 +13,14 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::Behavior;
+use trackvia_testsupport::metrics::series;
 
 /// How long the connections are watched once settled: four Secret retries.
 const IDLE: Duration = Duration::from_secs(65);
 
 /// The value of an unlabelled counter in the operator's metrics.
 fn counter(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in the metrics:\n{metrics}"))
+    series(metrics, name).unwrap_or_else(|| panic!("no {name} in the metrics:\n{metrics}"))
 }
 
 fn resource_version(t: &TrackViaConnection) -> String {

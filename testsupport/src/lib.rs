@@ -1,6 +1,7 @@
 //! Test support for trackvia-operator.
 //!
 //! - [`bed`]: a private control plane started and stopped by one test.
+//! - [`fixtures`]: a connection and its server-side apply, a Deployment, RFC 7396 merges.
 //! - [`golden`]: golden files under tests/golden (`UPDATE_GOLDEN=1` rewrites them).
 //! - [`fake`]: a fake TrackVia API over HTTPS with its own certificate authority.
 //! - [`kube`]: helpers for tests against the real test bed (client, throw-away namespaces,
@@ -15,6 +16,7 @@
 
 pub mod bed;
 pub mod fake;
+pub mod fixtures;
 pub mod golden;
 pub mod image;
 pub mod kube;

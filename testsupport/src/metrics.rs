@@ -80,15 +80,13 @@ impl Scrape {
         found[0].value
     }
 
-    /// The value of the sample `name` with exactly `labels`, if there is one.
-    pub fn exact(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    /// The value of one series written as in the text, `name` or `name{key="value",...}`
+    /// (exactly those labels), if the scrape has it.
+    pub fn series(&self, series: &str) -> Option<f64> {
+        let wanted = parse_sample(&format!("{series} 0"));
         self.samples
             .iter()
-            .find(|s| {
-                s.name == name
-                    && s.labels.len() == labels.len()
-                    && labels.iter().all(|(k, v)| s.label(k) == *v)
-            })
+            .find(|s| s.name == wanted.name && s.labels == wanted.labels)
             .map(|s| s.value)
     }
 
@@ -143,6 +141,11 @@ impl Scrape {
         }
         out
     }
+}
+
+/// The value of `series` (see [`Scrape::series`]) in the `/metrics` text `text`.
+pub fn series(text: &str, series: &str) -> Option<f64> {
+    Scrape::parse(text).series(series)
 }
 
 /// One sample line: name, labels (with escapes) and value.
