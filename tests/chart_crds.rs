@@ -184,12 +184,9 @@ fn chart_with_changed_crd(into: &Path) -> std::path::PathBuf {
 async fn helm(kubeconfig: &Path, args: &[&str]) -> String {
     let mut all: Vec<std::ffi::OsString> = vec!["--kubeconfig".into(), kubeconfig.into()];
     all.extend(args.iter().map(Into::into));
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&std::ffi::OsStr> = all.iter().map(|a| a.as_os_str()).collect();
-        run_ok(&tool("helm"), &refs)
-    })
-    .await
-    .expect("the helm thread")
+    tokio::task::spawn_blocking(move || run_ok(&tool("helm"), &all))
+        .await
+        .expect("the helm thread")
 }
 
 fn has_column(crd: &CustomResourceDefinition, column: &str) -> bool {

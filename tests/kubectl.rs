@@ -4,27 +4,15 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::Harness;
 use kube::CustomResourceExt;
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::Behavior;
-use trackvia_testsupport::tools::tool;
+use trackvia_testsupport::tools::{run_ok, tool};
 
 fn kubectl(args: &[&str]) -> String {
-    let out = Command::new(tool("kubectl"))
-        .args(args)
-        .output()
-        .expect("running kubectl");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    run_ok(&tool("kubectl"), args)
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! - [`bed`]: a private control plane started and stopped by one test.
 //! - [`fixtures`]: a connection and its server-side apply, a Deployment, RFC 7396 merges.
 //! - [`golden`]: golden files under tests/golden (`UPDATE_GOLDEN=1` rewrites them).
+//! - [`command`]: running a program with a time limit.
 //! - [`fake`]: a fake TrackVia API over HTTPS with its own certificate authority.
 //! - [`kube`]: helpers for tests against the real test bed (client, throw-away namespaces,
 //!   waiting with diagnostics, running the operator binary).
@@ -15,6 +16,7 @@
 //! - [`time`]: wall-clock helpers.
 
 pub mod bed;
+pub mod command;
 pub mod fake;
 pub mod fixtures;
 pub mod golden;

@@ -202,7 +202,7 @@ pub fn helm_install_notes(sets: &[&str]) -> String {
 }
 
 /// Runs `program` with `args`; panics with its output unless it succeeds. Returns stdout.
-pub fn run_ok(program: &Path, args: &[&std::ffi::OsStr]) -> String {
+pub fn run_ok<A: AsRef<std::ffi::OsStr> + std::fmt::Debug>(program: &Path, args: &[A]) -> String {
     let out = Command::new(program)
         .args(args)
         .output()
