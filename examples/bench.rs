@@ -34,7 +34,7 @@ use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_operator::trackvia::Credentials;
 use trackvia_testsupport::fake::{Behavior, FakeTrackVia};
-use trackvia_testsupport::kube::TestNamespace;
+use trackvia_testsupport::kube::{TestNamespace, crd_established};
 use trackvia_testsupport::metrics::Scrape;
 use trackvia_testsupport::{OperatorProcess, free_port};
 
@@ -717,13 +717,7 @@ async fn install_crd(client: &Client, timeout: Duration) -> BenchResult<jiff::Ti
             .and_then(|c| c.metadata.creation_timestamp.as_ref())
             .map(|t| t.0)
             .unwrap_or_else(jiff::Timestamp::now);
-        let established = current
-            .and_then(|c| c.status)
-            .and_then(|s| s.conditions)
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            });
+        let established = current.as_ref().is_some_and(crd_established);
         if established
             && connections
                 .list(&ListParams::default().limit(1))

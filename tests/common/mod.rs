@@ -15,7 +15,7 @@ use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::FakeTrackVia;
 use trackvia_testsupport::fixtures::{FIELD_MANAGER, apply_connection, merged};
 use trackvia_testsupport::image::Launcher;
-use trackvia_testsupport::kube::{TestNamespace, client, wait_for};
+use trackvia_testsupport::kube::{TestNamespace, client, wait_crd_established, wait_for};
 use trackvia_testsupport::{OperatorProcess, free_port};
 
 pub mod cli;
@@ -55,22 +55,7 @@ pub async fn ensure_crd(client: &Client) {
             }
         }
     }
-    wait_for(
-        &api,
-        "trackviaconnections.trackvia.io",
-        Duration::from_secs(30),
-        "the CRD to be Established",
-        |c| {
-            c.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
-        },
-    )
-    .await;
+    wait_crd_established(&api, "trackviaconnections.trackvia.io").await;
     // Discovery needs a moment after Established before the new resource can be served.
     for _ in 0..50 {
         let tvcs: Api<TrackViaConnection> = Api::all(client.clone());
