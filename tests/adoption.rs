@@ -256,11 +256,7 @@ async fn an_adopted_secret_is_released_when_its_connection_went_while_the_operat
 #[tokio::test]
 async fn a_key_added_to_a_created_secret_survives_the_deletion_of_its_connection() {
     let mut h = Harness::start("tvc-added", &[]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({}))
-        .await
-        .expect("applying");
+    let (_key, token) = h.connect("crm", "src", Behavior::Valid, json!({})).await;
     let s = h.wait_published("crm", &token, SETTLE, "published").await;
     assert!(
         s.metadata.owner_references.is_some(),

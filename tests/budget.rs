@@ -29,11 +29,9 @@ async fn a_large_account_verifies_in_bounded_memory_and_a_huge_page_is_refused_q
     // The connection Ready with a small account first: its watch of the source Secret, its
     // store entries, TLS to the fake and the status and Secret writes are all in place, so
     // the rise measured below is what reading the large answer costs.
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src-large", &key, &token).await;
-    h.apply_connection("large", "src-large", json!({}))
-        .await
-        .expect("applying");
+    let (key, token) = h
+        .connect("large", "src-large", Behavior::Valid, json!({}))
+        .await;
     h.wait_ready("large", "True", "Verified").await;
     h.wait_published(
         "large",
@@ -146,11 +144,13 @@ async fn a_namespace_creating_many_credentials_does_not_delay_another() {
     )
     .await;
     for i in 0..30 {
-        let (key, token) = h.credential(Behavior::Valid);
-        h.put_source(&format!("src-{i}"), &key, &token).await;
-        h.apply_connection(&format!("busy-{i}"), &format!("src-{i}"), json!({}))
-            .await
-            .expect("applying");
+        h.connect(
+            &format!("busy-{i}"),
+            &format!("src-{i}"),
+            Behavior::Valid,
+            json!({}),
+        )
+        .await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (key, token) = h.credential(Behavior::Valid);
@@ -249,11 +249,7 @@ async fn a_429_pauses_every_call_to_that_host_and_account_and_calls_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forced_checks_are_limited_to_one_a_minute_per_connection() {
     let mut h = Harness::start("tvc-forced", &[]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({}))
-        .await
-        .expect("applying");
+    let (key, token) = h.connect("crm", "src", Behavior::Valid, json!({})).await;
     h.wait_ready("crm", "True", "Verified").await;
     let first = Instant::now();
     for _ in 0..4 {
@@ -292,26 +288,25 @@ async fn forced_checks_are_limited_to_one_a_minute_per_connection() {
 #[tokio::test]
 async fn the_gateway_s_403_is_a_bad_key_and_an_expiry_inside_errors_is_expired() {
     let mut h = Harness::start("tvc-gateway", &[]).await;
-    let (key, token) = h.credential(Behavior::KeyNotAccepted);
-    h.put_source("src-key", &key, &token).await;
-    h.apply_connection("badkey", "src-key", json!({}))
-        .await
-        .expect("applying");
+    h.connect("badkey", "src-key", Behavior::KeyNotAccepted, json!({}))
+        .await;
     let errors_body = json!({
         "errors": ["Access token expired: the token passed its expiry date"],
         "message": "Unauthorized",
         "name": "accessDenied",
         "code": "401",
     });
-    let (key, token) = h.credential(Behavior::Status {
-        code: 401,
-        body: errors_body.to_string(),
-        content_type: Some("application/json".into()),
-    });
-    h.put_source("src-exp", &key, &token).await;
-    h.apply_connection("expired", "src-exp", json!({}))
-        .await
-        .expect("applying");
+    h.connect(
+        "expired",
+        "src-exp",
+        Behavior::Status {
+            code: 401,
+            body: errors_body.to_string(),
+            content_type: Some("application/json".into()),
+        },
+        json!({}),
+    )
+    .await;
 
     let tvc = h.wait_ready("badkey", "False", "Unauthorized").await;
     let (_, _, message) = condition(&tvc, "Verified").expect("Verified");

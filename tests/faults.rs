@@ -561,11 +561,14 @@ async fn a_trackvia_outage_is_damped_rate_limited_and_recovers_by_itself() {
     let mut creds = Vec::new();
     let mut names = BTreeSet::new();
     for (i, _) in failures.iter().enumerate() {
-        let (key, token) = h.credential(Behavior::Valid);
-        h.put_source(&format!("src-{i}"), &key, &token).await;
-        h.apply_connection(&format!("c-{i}"), &format!("src-{i}"), json!({}))
-            .await
-            .expect("applying");
+        let (key, token) = h
+            .connect(
+                &format!("c-{i}"),
+                &format!("src-{i}"),
+                Behavior::Valid,
+                json!({}),
+            )
+            .await;
         creds.push((key, token));
         names.insert(format!("c-{i}"));
     }

@@ -60,15 +60,13 @@ fn chart_renders_as_before() {
 #[tokio::test]
 async fn metric_families_are_as_before() {
     let mut h = Harness::start("golden-metrics", &[]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection(
+    h.connect(
         "conn",
         "src",
+        Behavior::Valid,
         json!({"tokenExpiresOn": "2099-03-31", "expiryWarning": "48h"}),
     )
-    .await
-    .expect("applying the connection");
+    .await;
     h.wait_ready("conn", "True", "Verified").await;
     // The per-connection series follow the reflector store, a moment behind the API server.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

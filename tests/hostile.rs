@@ -135,11 +135,7 @@ async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
     let mut h = Harness::start("tvc-hostile-in", &[]).await;
     let host = h.fake.host();
     let port = h.fake.port();
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("before", "src", json!({}))
-        .await
-        .expect("applying");
+    let (key, _token) = h.connect("before", "src", Behavior::Valid, json!({})).await;
     h.wait_ready("before", "True", "Verified").await;
     let before_secret = h.secrets_api().get("before").await.expect("output Secret");
     let source_before = h.secrets_api().get("src").await.expect("source Secret");
@@ -667,11 +663,8 @@ async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
 
     // Valid connections are still served, old and new, by the same process.
     h.wait_ready("before", "True", "Verified").await;
-    let (key2, token2) = h.credential(Behavior::Valid);
-    h.put_source("src-after", &key2, &token2).await;
-    h.apply_connection("after", "src-after", json!({}))
-        .await
-        .expect("applying");
+    h.connect("after", "src-after", Behavior::Valid, json!({}))
+        .await;
     h.wait_ready("after", "True", "Verified").await;
     assert!(
         h.operator.is_running(),
@@ -1153,11 +1146,8 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
     }
 
     // The operator is still there and still verifies.
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src-control", &key, &token).await;
-    h.apply_connection("control", "src-control", json!({}))
-        .await
-        .expect("applying");
+    h.connect("control", "src-control", Behavior::Valid, json!({}))
+        .await;
     h.wait_ready("control", "True", "Verified").await;
     assert!(
         h.operator.is_running(),
@@ -1204,11 +1194,8 @@ async fn an_object_the_operator_cannot_decode_does_not_blind_it() {
     }
 
     // The running operator keeps serving the namespace.
-    let (key2, token2) = h.credential(Behavior::Valid);
-    h.put_source("src-after", &key2, &token2).await;
-    h.apply_connection("after", "src-after", json!({}))
-        .await
-        .expect("applying");
+    h.connect("after", "src-after", Behavior::Valid, json!({}))
+        .await;
     h.wait_ready("after", "True", "Verified").await;
 
     // An operator starting now begins with a list of the namespace.

@@ -70,11 +70,13 @@ fn printer_columns_show_the_secret_and_with_wide_the_message() {
 #[tokio::test]
 async fn kubectl_explains_the_resource_and_shows_why_with_wide() {
     let mut h = Harness::start("tvc-kubectl", &[]).await;
-    let (key, token) = h.credential(Behavior::Forbidden);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({"target": {"name": "crm-out"}}))
-        .await
-        .expect("applying");
+    h.connect(
+        "crm",
+        "src",
+        Behavior::Forbidden,
+        json!({"target": {"name": "crm-out"}}),
+    )
+    .await;
     let tvc = h.wait_ready("crm", "False", "Forbidden").await;
     let message = tvc
         .status

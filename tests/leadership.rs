@@ -242,11 +242,14 @@ async fn frozen_leader() {
 
     // The leader is frozen while its verification is in flight: the answer is waiting for it
     // when it resumes, with the status and the Secret to write.
-    let (key, token) = h.credential(Behavior::Slow(Duration::from_millis(1500)));
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("c", "src", json!({}))
-        .await
-        .expect("applying the connection");
+    let (key, token) = h
+        .connect(
+            "c",
+            "src",
+            Behavior::Slow(Duration::from_millis(1500)),
+            json!({}),
+        )
+        .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while h.fake.calls_for(&key, &token) == 0 {
         assert!(
@@ -426,11 +429,7 @@ async fn sigterm_without_api_server() {
     )
     .await;
     for h in [&mut elected, &mut single] {
-        let (key, token) = h.credential(Behavior::Valid);
-        h.put_source("src", &key, &token).await;
-        h.apply_connection("c", "src", json!({}))
-            .await
-            .expect("applying the connection");
+        h.connect("c", "src", Behavior::Valid, json!({})).await;
         h.wait_ready("c", "True", "Verified").await;
     }
     let away = common::ApiServerAway::stop().await;

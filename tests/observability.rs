@@ -405,11 +405,8 @@ async fn status_command_shows_connections_consumers_conditions_and_events() {
         ),
     ];
     for (name, behavior, spec) in &cases {
-        let (key, token) = h.credential(behavior.clone());
-        h.put_source(&format!("src-{name}"), &key, &token).await;
-        h.apply_connection(name, &format!("src-{name}"), spec.clone())
-            .await
-            .expect("applying");
+        h.connect(name, &format!("src-{name}"), behavior.clone(), spec.clone())
+            .await;
     }
     h.apply_connection(
         "missing",
@@ -791,11 +788,13 @@ async fn dashboard_is_valid_and_queries_only_exported_metrics() {
 
     // Every metric it queries is on a live operator's /metrics.
     let mut h = Harness::start("obs-dashboard", &[]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({"tokenExpiresOn": "2099-03-31"}))
-        .await
-        .expect("applying");
+    h.connect(
+        "crm",
+        "src",
+        Behavior::Valid,
+        json!({"tokenExpiresOn": "2099-03-31"}),
+    )
+    .await;
     h.wait_ready("crm", "True", "Verified").await;
     let m = scrape_until(&h, "the connection's last success", |m| {
         !m.find("trackvia_connection_last_success_timestamp_seconds", &[])

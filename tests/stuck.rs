@@ -238,11 +238,7 @@ async fn a_source_secret_the_operator_may_not_read_turns_ready_false() {
         &[("KUBECONFIG".to_string(), kubeconfig.display().to_string())],
     )
     .await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({}))
-        .await
-        .expect("applying");
+    let (_key, token) = h.connect("crm", "src", Behavior::Valid, json!({})).await;
     let tvc = h.wait_ready("crm", "False", "CredentialsUnreadable").await;
     let ready = tvc
         .status

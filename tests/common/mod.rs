@@ -200,6 +200,24 @@ impl Harness {
         (key, token)
     }
 
+    /// A fresh credential with behaviour `b` in source Secret `source`, and connection `name`
+    /// reading it, with `spec` over the defaults (see [`Harness::apply_connection`]).
+    /// Returns the key and token.
+    pub async fn connect(
+        &mut self,
+        name: &str,
+        source: &str,
+        b: trackvia_testsupport::fake::Behavior,
+        spec: serde_json::Value,
+    ) -> (String, String) {
+        let (key, token) = self.credential(b);
+        self.put_source(source, &key, &token).await;
+        self.apply_connection(name, source, spec)
+            .await
+            .unwrap_or_else(|e| panic!("applying connection {name}: {e}"));
+        (key, token)
+    }
+
     /// Create or replace the source Secret.
     pub async fn put_source(&self, name: &str, key: &str, token: &str) {
         let api: Api<Secret> = self.ns.api();
