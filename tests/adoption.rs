@@ -15,6 +15,7 @@ use trackvia_operator::adoption::ORPHAN_SCAN_INTERVAL;
 use trackvia_operator::crd::{ADOPTED_ANNOTATION, MANAGED_BY_LABEL};
 use trackvia_testsupport::fake::Behavior;
 use trackvia_testsupport::kube::{wait_for, wait_for_absent};
+use trackvia_testsupport::metrics::series;
 
 /// Long enough for the garbage collector (about a second on the bed) and one
 /// orphan scan to have acted on anything they were going to act on.
@@ -247,7 +248,7 @@ async fn an_adopted_secret_is_released_when_its_connection_went_while_the_operat
     h.restart_operator().await;
     wait_released(&h, "shared", "the operator's keys removed after a restart").await;
     tokio::time::sleep(ORPHAN_SCAN_INTERVAL * 2).await;
-    let writes = common::series(&h.metrics().await, "trackvia_secret_writes_total");
+    let writes = series(&h.metrics().await, "trackvia_secret_writes_total");
     assert_eq!(writes, Some(1.0), "one release, written once");
     h.finish().await;
 }
@@ -255,11 +256,7 @@ async fn an_adopted_secret_is_released_when_its_connection_went_while_the_operat
 #[tokio::test]
 async fn a_key_added_to_a_created_secret_survives_the_deletion_of_its_connection() {
     let mut h = Harness::start("tvc-added", &[]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({}))
-        .await
-        .expect("applying");
+    let (_key, token) = h.connect("crm", "src", Behavior::Valid, json!({})).await;
     let s = h.wait_published("crm", &token, SETTLE, "published").await;
     assert!(
         s.metadata.owner_references.is_some(),

@@ -340,11 +340,8 @@ async fn real_prometheus_raises_the_alerts_of_broken_connections_only() {
         ..
     } in &cases
     {
-        let (key, token) = h.credential(behavior.clone());
-        h.put_source(&format!("src-{name}"), &key, &token).await;
-        h.apply_connection(name, &format!("src-{name}"), spec.clone())
-            .await
-            .expect("applying");
+        h.connect(name, &format!("src-{name}"), behavior.clone(), spec.clone())
+            .await;
     }
     h.apply_connection("missing", "no-such-secret", json!({"tokenExpiresOn": far}))
         .await

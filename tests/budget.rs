@@ -13,6 +13,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::Behavior;
+use trackvia_testsupport::fixtures::{FIELD_MANAGER, apply_connection};
 use trackvia_testsupport::kube::{TestNamespace, wait_for};
 
 fn condition(t: &TrackViaConnection, type_: &str) -> Option<(String, String, String)> {
@@ -28,11 +29,9 @@ async fn a_large_account_verifies_in_bounded_memory_and_a_huge_page_is_refused_q
     // The connection Ready with a small account first: its watch of the source Secret, its
     // store entries, TLS to the fake and the status and Secret writes are all in place, so
     // the rise measured below is what reading the large answer costs.
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src-large", &key, &token).await;
-    h.apply_connection("large", "src-large", json!({}))
-        .await
-        .expect("applying");
+    let (key, token) = h
+        .connect("large", "src-large", Behavior::Valid, json!({}))
+        .await;
     h.wait_ready("large", "True", "Verified").await;
     h.wait_published(
         "large",
@@ -122,18 +121,14 @@ async fn connection_in(h: &Harness, ns: &TestNamespace, name: &str, key: &str, t
         "metadata": {"name": format!("src-{name}")},
         "stringData": {"apiKey": key, "authToken": token},
     });
-    let connection = json!({
-        "apiVersion": "trackvia.io/v1alpha1", "kind": "TrackViaConnection",
-        "metadata": {"name": name},
-        "spec": {"host": h.fake.host(), "credentialsSecretRef": {"name": format!("src-{name}")}},
-    });
     let apply = PatchParams::apply("trackvia-tests").force();
     secrets
         .patch(&format!("src-{name}"), &apply, &Patch::Apply(&secret))
         .await
         .expect("applying the source Secret");
-    ns.api::<TrackViaConnection>()
-        .patch(name, &apply, &Patch::Apply(&connection))
+    let spec =
+        json!({"host": h.fake.host(), "credentialsSecretRef": {"name": format!("src-{name}")}});
+    apply_connection(&ns.api::<TrackViaConnection>(), FIELD_MANAGER, name, spec)
         .await
         .expect("applying the connection");
 }
@@ -149,11 +144,13 @@ async fn a_namespace_creating_many_credentials_does_not_delay_another() {
     )
     .await;
     for i in 0..30 {
-        let (key, token) = h.credential(Behavior::Valid);
-        h.put_source(&format!("src-{i}"), &key, &token).await;
-        h.apply_connection(&format!("busy-{i}"), &format!("src-{i}"), json!({}))
-            .await
-            .expect("applying");
+        h.connect(
+            &format!("busy-{i}"),
+            &format!("src-{i}"),
+            Behavior::Valid,
+            json!({}),
+        )
+        .await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (key, token) = h.credential(Behavior::Valid);
@@ -252,11 +249,7 @@ async fn a_429_pauses_every_call_to_that_host_and_account_and_calls_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forced_checks_are_limited_to_one_a_minute_per_connection() {
     let mut h = Harness::start("tvc-forced", &[]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({}))
-        .await
-        .expect("applying");
+    let (key, token) = h.connect("crm", "src", Behavior::Valid, json!({})).await;
     h.wait_ready("crm", "True", "Verified").await;
     let first = Instant::now();
     for _ in 0..4 {
@@ -295,26 +288,25 @@ async fn forced_checks_are_limited_to_one_a_minute_per_connection() {
 #[tokio::test]
 async fn the_gateway_s_403_is_a_bad_key_and_an_expiry_inside_errors_is_expired() {
     let mut h = Harness::start("tvc-gateway", &[]).await;
-    let (key, token) = h.credential(Behavior::KeyNotAccepted);
-    h.put_source("src-key", &key, &token).await;
-    h.apply_connection("badkey", "src-key", json!({}))
-        .await
-        .expect("applying");
+    h.connect("badkey", "src-key", Behavior::KeyNotAccepted, json!({}))
+        .await;
     let errors_body = json!({
         "errors": ["Access token expired: the token passed its expiry date"],
         "message": "Unauthorized",
         "name": "accessDenied",
         "code": "401",
     });
-    let (key, token) = h.credential(Behavior::Status {
-        code: 401,
-        body: errors_body.to_string(),
-        content_type: Some("application/json".into()),
-    });
-    h.put_source("src-exp", &key, &token).await;
-    h.apply_connection("expired", "src-exp", json!({}))
-        .await
-        .expect("applying");
+    h.connect(
+        "expired",
+        "src-exp",
+        Behavior::Status {
+            code: 401,
+            body: errors_body.to_string(),
+            content_type: Some("application/json".into()),
+        },
+        json!({}),
+    )
+    .await;
 
     let tvc = h.wait_ready("badkey", "False", "Unauthorized").await;
     let (_, _, message) = condition(&tvc, "Verified").expect("Verified");

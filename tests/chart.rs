@@ -10,11 +10,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -39,80 +37,26 @@ const INSTALL_HINT: &str = "run `hack/testbed install` (or `eval \"$(hack/testbe
 // Finding and running the tools
 // ---------------------------------------------------------------------------------------------
 
+use trackvia_testsupport::command::{Ran, run_blocking};
 use trackvia_testsupport::tools::{chart_dir, repo_root, tool};
 
-/// What a finished command printed.
-struct Output {
-    success: bool,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    command: String,
-}
-
-impl Output {
-    /// Panics with the command and its output unless it succeeded.
-    fn expect_success(self) -> Output {
-        assert!(
-            self.success,
-            "`{}` failed ({:?})\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.command, self.code, self.stdout, self.stderr
-        );
-        self
-    }
-}
-
-/// Runs `program` with `args`, killing it after `timeout`.
-fn run(program: &Path, args: &[&str], timeout: Duration) -> Output {
-    let command = format!("{} {}", program.display(), args.join(" "));
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(repo_root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start `{command}`: {e}; {INSTALL_HINT}"));
-    let mut stdout_pipe = child.stdout.take().expect("stdout is piped");
-    let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
-    let stdout_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout_pipe.read_to_end(&mut buf);
-        buf
-    });
-    let stderr_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr_pipe.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let stdout = stdout_reader.join().unwrap_or_default();
-                let stderr = stderr_reader.join().unwrap_or_default();
-                panic!(
-                    "`{command}` did not finish within {timeout:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                    String::from_utf8_lossy(&stdout),
-                    String::from_utf8_lossy(&stderr)
-                );
-            }
-            Err(e) => panic!("waiting for `{command}`: {e}"),
-        }
-    };
-    let stdout = stdout_reader.join().unwrap_or_default();
-    let stderr = stderr_reader.join().unwrap_or_default();
-    Output {
-        success: status.success(),
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        command,
-    }
+/// Runs `program` with `args`, killing it after `timeout`; panics when it cannot be started
+/// or does not finish in time.
+fn run(program: &Path, args: &[&str], timeout: Duration) -> Ran {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let ran = run_blocking(program, &args, &[], timeout);
+    assert!(
+        ran.status.is_some() || ran.timed_out,
+        "cannot start `{}`: {}; {INSTALL_HINT}",
+        ran.command,
+        ran.stderr
+    );
+    assert!(
+        !ran.timed_out,
+        "`{}` did not finish within {timeout:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        ran.command, ran.stdout, ran.stderr
+    );
+    ran
 }
 
 /// A fresh file under the target's scratch directory, with `contents`.
@@ -140,7 +84,7 @@ fn path_str(path: &Path) -> &str {
 // ---------------------------------------------------------------------------------------------
 
 /// `helm template` of the chart with `values`, without judging the outcome.
-fn helm_template_output(values: &Value) -> Output {
+fn helm_template_output(values: &Value) -> Ran {
     let file = values_file(values);
     let chart = chart_dir();
     run(
@@ -233,7 +177,7 @@ fn validate_builtin(docs: &[Document]) {
         out.stdout, out.stderr
     );
     assert!(
-        out.success,
+        out.succeeded(),
         "kubernetes-validate rejected the rendering:\n{report}"
     );
     let problems: Vec<&str> = out
@@ -1352,7 +1296,7 @@ fn aggregated_roles_extend_view_edit_and_admin() {
 fn refused(values: &Value) -> String {
     let out = helm_template_output(values);
     assert!(
-        !out.success,
+        !out.succeeded(),
         "helm accepted values it should refuse: {values}\n{}",
         out.stdout
     );
@@ -1722,7 +1666,7 @@ impl Drop for ReleaseGuard {
     }
 }
 
-fn helm_in_bed(args: &[&str]) -> Output {
+fn helm_in_bed(args: &[&str]) -> Ran {
     let helm = tool("helm");
     run(&helm, args, TOOL_TIMEOUT).expect_success()
 }

@@ -11,7 +11,7 @@ use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
 use trackvia_testsupport::bed::PrivateBed;
-use trackvia_testsupport::kube::wait_for;
+use trackvia_testsupport::kube::wait_crd_established;
 use trackvia_testsupport::tools::{chart_dir, helm_template_for, repo_root, run_ok, tool};
 
 const CRD_NAME: &str = "trackviaconnections.trackvia.io";
@@ -184,12 +184,9 @@ fn chart_with_changed_crd(into: &Path) -> std::path::PathBuf {
 async fn helm(kubeconfig: &Path, args: &[&str]) -> String {
     let mut all: Vec<std::ffi::OsString> = vec!["--kubeconfig".into(), kubeconfig.into()];
     all.extend(args.iter().map(Into::into));
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&std::ffi::OsStr> = all.iter().map(|a| a.as_os_str()).collect();
-        run_ok(&tool("helm"), &refs)
-    })
-    .await
-    .expect("the helm thread")
+    tokio::task::spawn_blocking(move || run_ok(&tool("helm"), &all))
+        .await
+        .expect("the helm thread")
 }
 
 fn has_column(crd: &CustomResourceDefinition, column: &str) -> bool {
@@ -254,22 +251,7 @@ async fn upgrade_updates_the_crd() {
             .map(String::as_str),
         Some("keep")
     );
-    wait_for(
-        &crds,
-        CRD_NAME,
-        Duration::from_secs(30),
-        "the CRD to be Established",
-        |c| {
-            c.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
-        },
-    )
-    .await;
+    wait_crd_established(&crds, CRD_NAME).await;
 
     // A connection made between install and upgrade.
     let resource = ApiResource::from_gvk_with_plural(

@@ -18,9 +18,7 @@
 mod common;
 
 use std::future::Future;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -39,7 +37,9 @@ use kube::{Client, Config};
 use serde_json::{Value, json};
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::{Behavior, FakeTrackVia};
+use trackvia_testsupport::fixtures::apply_connection;
 use trackvia_testsupport::kube::{TestNamespace, install_crypto_provider, wait_for};
+use trackvia_testsupport::metrics::series;
 use trackvia_testsupport::{OperatorProcess, free_port};
 
 /// Upper bound of one test, set-up and tear-down included.
@@ -63,6 +63,7 @@ fn random_suffix() -> String {
     secret_value("").chars().take(6).collect()
 }
 
+use trackvia_testsupport::command::{Ran, run_blocking, run_tool};
 use trackvia_testsupport::tools::{repo_root, tool};
 
 /// Runs `test`, failing if it takes longer than [`TEST_TIMEOUT`]. On timeout the test's
@@ -76,113 +77,6 @@ async fn bounded(name: &str, test: impl Future<Output = ()>) {
 // ---------------------------------------------------------------------------------------------
 // Tools: helm and the test bed script
 // ---------------------------------------------------------------------------------------------
-
-/// What a finished (or timed-out) command printed.
-struct Ran {
-    status: Option<ExitStatus>,
-    timed_out: bool,
-    stdout: String,
-    stderr: String,
-    command: String,
-}
-
-impl Ran {
-    fn succeeded(&self) -> bool {
-        !self.timed_out && self.status.is_some_and(|s| s.success())
-    }
-
-    /// Panics with the command and its output unless it succeeded.
-    fn expect_success(self) -> Ran {
-        assert!(
-            self.succeeded(),
-            "`{}` {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.command,
-            if self.timed_out {
-                "did not finish in time".to_string()
-            } else {
-                format!("failed ({:?})", self.status)
-            },
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
-
-/// Runs `program` with `args` and `env` added to the environment; kills it after `timeout`.
-/// Never panics once the program has started, so it is usable from `Drop`.
-fn run_blocking(
-    program: &Path,
-    args: &[String],
-    env: &[(String, String)],
-    timeout: Duration,
-) -> Ran {
-    let command = format!("{} {}", program.display(), args.join(" "));
-    let mut child = match Command::new(program)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .current_dir(repo_root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => {
-            return Ran {
-                status: None,
-                timed_out: false,
-                stdout: String::new(),
-                stderr: format!("cannot start: {e}"),
-                command,
-            };
-        }
-    };
-    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    }
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let deadline = Instant::now() + timeout;
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(25)),
-            Ok(None) => {
-                timed_out = true;
-                let _ = child.kill();
-                break child.wait().ok();
-            }
-            Err(_) => break None,
-        }
-    };
-    Ran {
-        status,
-        timed_out,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-        command,
-    }
-}
-
-/// [`run_blocking`] off the async runtime's worker threads.
-async fn run_tool(
-    program: PathBuf,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    timeout: Duration,
-) -> Ran {
-    tokio::task::spawn_blocking(move || run_blocking(&program, &args, &env, timeout))
-        .await
-        .expect("the tool runner does not panic")
-}
 
 // ---------------------------------------------------------------------------------------------
 // Scratch files
@@ -951,7 +845,7 @@ impl Pod {
 
     /// The value of an unlabelled sample (0 when absent).
     async fn metric(&self, name: &str) -> f64 {
-        sample(&self.metrics().await, name)
+        series(&self.metrics().await, name).unwrap_or(0.0)
     }
 
     /// Panics if the log shows an RBAC refusal, a failed event, a failed reconcile or one of
@@ -982,21 +876,6 @@ impl Pod {
         );
         eprintln!("{} stopped in {:?}", self.name, started.elapsed());
     }
-}
-
-fn sample(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let mut parts = l.split_whitespace();
-            (parts.next() == Some(name)).then(|| parts.next())?
-        })
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} is not a number: {v}"))
-        })
-        .unwrap_or(0.0)
 }
 
 /// Waits until `pod` has finished at least `count` reconciles.
@@ -1088,18 +967,7 @@ impl Place {
         if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra) {
             spec.extend(extra);
         }
-        let body = json!({
-            "apiVersion": "trackvia.io/v1alpha1",
-            "kind": "TrackViaConnection",
-            "metadata": {"name": name},
-            "spec": spec,
-        });
-        self.connections()
-            .patch(
-                name,
-                &PatchParams::apply("chart-rbac-tests").force(),
-                &Patch::Apply(&body),
-            )
+        apply_connection(&self.connections(), "chart-rbac-tests", name, spec)
             .await
             .unwrap_or_else(|e| panic!("applying TrackViaConnection {}/{name}: {e}", self.ns));
     }
@@ -1684,7 +1552,11 @@ async fn leader_election() {
         "trackvia_secret_writes_total",
         "trackvia_operator_leader",
     ] {
-        assert_eq!(sample(&standby_metrics, counter), 0.0, "standby {counter}");
+        assert_eq!(
+            series(&standby_metrics, counter).unwrap_or(0.0),
+            0.0,
+            "standby {counter}"
+        );
     }
     assert!(
         !standby_metrics.contains("trackvia_verifications_total{"),

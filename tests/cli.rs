@@ -28,11 +28,14 @@ async fn verify_name_forces_a_check_and_tells_the_answer_in_its_exit_code() {
     // A loaded machine must not turn an answer into a timeout.
     let mut h = Harness::start("cli-verify", &["--request-timeout", "10s"]).await;
     let ns = h.ns.name().to_string();
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({"target": {"name": "crm-out"}}))
-        .await
-        .expect("applying");
+    let (key, token) = h
+        .connect(
+            "crm",
+            "src",
+            Behavior::Valid,
+            json!({"target": {"name": "crm-out"}}),
+        )
+        .await;
     h.wait_ready("crm", "True", "Verified").await;
     let calls_before = h.fake.calls_for(&key, &token);
 
@@ -145,11 +148,7 @@ async fn verify_name_forces_a_check_and_tells_the_answer_in_its_exit_code() {
 async fn yaml_output_and_the_kubeconfig_and_context_flags() {
     let mut h = Harness::start("cli-flags", &[]).await;
     let ns = h.ns.name().to_string();
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({}))
-        .await
-        .expect("applying");
+    h.connect("crm", "src", Behavior::Valid, json!({})).await;
     h.wait_ready("crm", "True", "Verified").await;
 
     // -o yaml holds what -o json holds (the expiry countdown aside, which moves).

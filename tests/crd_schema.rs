@@ -15,6 +15,7 @@ use trackvia_operator::crd::{
     SECRET_KEY_PATTERN, TrackViaConnection, TrackViaConnectionSpec,
 };
 use trackvia_operator::status;
+use trackvia_testsupport::fixtures::merged;
 
 const CRD_FILE: &str = "crds/trackviaconnections.trackvia.io.yaml";
 /// The chart's copy, rendered by its `templates/crds.yaml`.
@@ -154,25 +155,6 @@ fn valid_spec() -> Value {
         "credentialsSecretRef": { "name": "trackvia-api-user" },
         "tokenExpiresOn": "2027-03-31",
     })
-}
-
-/// `patch` merged into `base`: objects recursively, `null` removes a field.
-fn merged(mut base: Value, patch: &Value) -> Value {
-    if let (Some(fields), Some(changes)) = (base.as_object_mut(), patch.as_object()) {
-        for (key, change) in changes {
-            if change.is_null() {
-                fields.remove(key);
-            } else if change.is_object() && fields.get(key).is_some_and(Value::is_object) {
-                let current = fields.remove(key).expect("present");
-                fields.insert(key.clone(), merged(current, change));
-            } else {
-                fields.insert(key.clone(), change.clone());
-            }
-        }
-        base
-    } else {
-        patch.clone()
-    }
 }
 
 fn object(spec: Value) -> Value {

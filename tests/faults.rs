@@ -19,10 +19,11 @@ use common::{Harness, secret_text};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::Behavior;
+use trackvia_testsupport::fixtures::{FIELD_MANAGER, apply_connection, deployment};
 
 /// Shared by tests that only use the bed; held exclusively by the test that
 /// restarts the API server.
@@ -72,21 +73,6 @@ async fn wait_all_ready(h: &Harness, names: &BTreeSet<String>, timeout: Duration
     }
 }
 
-fn deployment(name: &str) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": "example.invalid/app:1"}]}
-            }
-        }
-    }))
-    .expect("deployment literal")
-}
-
 /// Server-side apply of a connection reading from `source`, optionally
 /// restarting Deployment `consumer`.
 async fn apply(
@@ -100,21 +86,10 @@ async fn apply(
     if let Some(d) = consumer {
         spec["rolloutRestartTargets"] = json!([{"kind": "Deployment", "name": d}]);
     }
-    let body = json!({
-        "apiVersion": "trackvia.io/v1alpha1", "kind": "TrackViaConnection",
-        "metadata": {"name": name}, "spec": spec,
-    });
     // The API server may be briefly busy on a loaded machine: retry a few times.
     let mut last = None;
     for _ in 0..10 {
-        match api
-            .patch(
-                name,
-                &PatchParams::apply("trackvia-tests").force(),
-                &Patch::Apply(&body),
-            )
-            .await
-        {
+        match apply_connection(api, FIELD_MANAGER, name, spec.clone()).await {
             Ok(_) => return,
             Err(e) => last = Some(e),
         }
@@ -586,11 +561,14 @@ async fn a_trackvia_outage_is_damped_rate_limited_and_recovers_by_itself() {
     let mut creds = Vec::new();
     let mut names = BTreeSet::new();
     for (i, _) in failures.iter().enumerate() {
-        let (key, token) = h.credential(Behavior::Valid);
-        h.put_source(&format!("src-{i}"), &key, &token).await;
-        h.apply_connection(&format!("c-{i}"), &format!("src-{i}"), json!({}))
-            .await
-            .expect("applying");
+        let (key, token) = h
+            .connect(
+                &format!("c-{i}"),
+                &format!("src-{i}"),
+                Behavior::Valid,
+                json!({}),
+            )
+            .await;
         creds.push((key, token));
         names.insert(format!("c-{i}"));
     }

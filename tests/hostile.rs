@@ -27,6 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::{Behavior, FakeTrackVia, TokenSource};
+use trackvia_testsupport::fixtures::merged;
 use trackvia_testsupport::kube::{TestNamespace, wait_for};
 
 fn condition(t: &TrackViaConnection, type_: &str) -> Option<(String, String, String)> {
@@ -34,45 +35,6 @@ fn condition(t: &TrackViaConnection, type_: &str) -> Option<(String, String, Str
         .as_ref()
         .and_then(|s| s.condition(type_))
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-/// `base` with `over` merged in; a `null` in `over` removes the key.
-fn merged(mut base: Value, over: &Value) -> Value {
-    fn go(b: &mut Value, o: &Value) {
-        match (b, o) {
-            (Value::Object(b), Value::Object(o)) => {
-                for (k, v) in o {
-                    if v.is_null() {
-                        b.remove(k);
-                    } else {
-                        go(b.entry(k.clone()).or_insert(Value::Null), v);
-                    }
-                }
-            }
-            (b, o) => *b = o.clone(),
-        }
-    }
-    go(&mut base, over);
-    base
-}
-
-/// Server-side apply of a connection with exactly this spec.
-async fn apply_spec(
-    h: &Harness,
-    name: &str,
-    spec: Value,
-) -> Result<TrackViaConnection, kube::Error> {
-    let body = json!({
-        "apiVersion": "trackvia.io/v1alpha1", "kind": "TrackViaConnection",
-        "metadata": {"name": name}, "spec": spec,
-    });
-    h.connections()
-        .patch(
-            name,
-            &PatchParams::apply("trackvia-tests").force(),
-            &Patch::Apply(&body),
-        )
-        .await
 }
 
 /// Create a Secret with raw data.
@@ -173,11 +135,7 @@ async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
     let mut h = Harness::start("tvc-hostile-in", &[]).await;
     let host = h.fake.host();
     let port = h.fake.port();
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("before", "src", json!({}))
-        .await
-        .expect("applying");
+    let (key, _token) = h.connect("before", "src", Behavior::Valid, json!({})).await;
     h.wait_ready("before", "True", "Verified").await;
     let before_secret = h.secrets_api().get("before").await.expect("output Secret");
     let source_before = h.secrets_api().get("src").await.expect("source Secret");
@@ -603,7 +561,7 @@ async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
         let result = if c.create {
             create_spec(&h, &name, spec).await
         } else {
-            apply_spec(&h, &name, spec).await
+            h.apply_spec(&name, spec).await
         };
         match (c.expect, result) {
             (Expect::Refused(field), Err(e)) => {
@@ -705,11 +663,8 @@ async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
 
     // Valid connections are still served, old and new, by the same process.
     h.wait_ready("before", "True", "Verified").await;
-    let (key2, token2) = h.credential(Behavior::Valid);
-    h.put_source("src-after", &key2, &token2).await;
-    h.apply_connection("after", "src-after", json!({}))
-        .await
-        .expect("applying");
+    h.connect("after", "src-after", Behavior::Valid, json!({}))
+        .await;
     h.wait_ready("after", "True", "Verified").await;
     assert!(
         h.operator.is_running(),
@@ -1023,8 +978,7 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
         let name = format!("s-{i:02}");
         let source = format!("src-{i:02}");
         h.put_source(&source, &key, &token).await;
-        apply_spec(
-            &h,
+        h.apply_spec(
             &name,
             json!({"host": server.host, "credentialsSecretRef": {"name": source}}),
         )
@@ -1144,8 +1098,7 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
         },
     );
     h.put_source("src-echo", &key, &token).await;
-    apply_spec(
-        &h,
+    h.apply_spec(
         "echo",
         json!({"host": h.fake.host(), "credentialsSecretRef": {"name": "src-echo"}}),
     )
@@ -1175,8 +1128,7 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
         },
     );
     h.put_source("src-cut", &key, &token).await;
-    apply_spec(
-        &h,
+    h.apply_spec(
         "cut",
         json!({"host": h.fake.host(), "credentialsSecretRef": {"name": "src-cut"}}),
     )
@@ -1194,11 +1146,8 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
     }
 
     // The operator is still there and still verifies.
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src-control", &key, &token).await;
-    h.apply_connection("control", "src-control", json!({}))
-        .await
-        .expect("applying");
+    h.connect("control", "src-control", Behavior::Valid, json!({}))
+        .await;
     h.wait_ready("control", "True", "Verified").await;
     assert!(
         h.operator.is_running(),
@@ -1245,11 +1194,8 @@ async fn an_object_the_operator_cannot_decode_does_not_blind_it() {
     }
 
     // The running operator keeps serving the namespace.
-    let (key2, token2) = h.credential(Behavior::Valid);
-    h.put_source("src-after", &key2, &token2).await;
-    h.apply_connection("after", "src-after", json!({}))
-        .await
-        .expect("applying");
+    h.connect("after", "src-after", Behavior::Valid, json!({}))
+        .await;
     h.wait_ready("after", "True", "Verified").await;
 
     // An operator starting now begins with a list of the namespace.

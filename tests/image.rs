@@ -255,15 +255,14 @@ async fn the_operator_runs_from_the_image_and_verifies_over_https() {
         "the root filesystem is read-only: {root:?}"
     );
 
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection(
-        "crm",
-        "src",
-        json!({"tokenExpiresOn": "2099-03-31", "target": {"name": "crm-out"}}),
-    )
-    .await
-    .expect("applying the connection");
+    let (key, token) = h
+        .connect(
+            "crm",
+            "src",
+            Behavior::Valid,
+            json!({"tokenExpiresOn": "2099-03-31", "target": {"name": "crm-out"}}),
+        )
+        .await;
     h.wait_ready("crm", "True", "Verified").await;
     let out = h
         .wait_published("crm-out", &token, common::SETTLE, "the published Secret")

@@ -4,27 +4,15 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::Harness;
 use kube::CustomResourceExt;
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::Behavior;
-use trackvia_testsupport::tools::tool;
+use trackvia_testsupport::tools::{run_ok, tool};
 
 fn kubectl(args: &[&str]) -> String {
-    let out = Command::new(tool("kubectl"))
-        .args(args)
-        .output()
-        .expect("running kubectl");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    run_ok(&tool("kubectl"), args)
 }
 
 #[test]
@@ -82,11 +70,13 @@ fn printer_columns_show_the_secret_and_with_wide_the_message() {
 #[tokio::test]
 async fn kubectl_explains_the_resource_and_shows_why_with_wide() {
     let mut h = Harness::start("tvc-kubectl", &[]).await;
-    let (key, token) = h.credential(Behavior::Forbidden);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({"target": {"name": "crm-out"}}))
-        .await
-        .expect("applying");
+    h.connect(
+        "crm",
+        "src",
+        Behavior::Forbidden,
+        json!({"target": {"name": "crm-out"}}),
+    )
+    .await;
     let tvc = h.wait_ready("crm", "False", "Forbidden").await;
     let message = tvc
         .status

@@ -24,6 +24,7 @@ use trackvia_operator::crd::{RolloutRestartTarget, WorkloadKind};
 use trackvia_operator::restart::{self, RestartResult};
 use trackvia_testsupport::fake::Behavior;
 use trackvia_testsupport::kube::TestNamespace;
+use trackvia_testsupport::metrics::series;
 use trackvia_testsupport::{OperatorProcess, free_port};
 
 /// Shared by the tests that only use the bed; held exclusively by those that stop its API server.
@@ -116,16 +117,7 @@ async fn metric(port: u16, name: &str) -> Option<f64> {
         .await
         .ok()?
         .1;
-    Some(
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| {
-                let mut parts = l.split_whitespace();
-                (parts.next() == Some(name)).then(|| parts.next())?
-            })
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0),
-    )
+    Some(series(&text, name).unwrap_or(0.0))
 }
 
 async fn wait_leading(port: u16, process: &mut OperatorProcess, within: Duration) -> Duration {
@@ -250,11 +242,14 @@ async fn frozen_leader() {
 
     // The leader is frozen while its verification is in flight: the answer is waiting for it
     // when it resumes, with the status and the Secret to write.
-    let (key, token) = h.credential(Behavior::Slow(Duration::from_millis(1500)));
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("c", "src", json!({}))
-        .await
-        .expect("applying the connection");
+    let (key, token) = h
+        .connect(
+            "c",
+            "src",
+            Behavior::Slow(Duration::from_millis(1500)),
+            json!({}),
+        )
+        .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while h.fake.calls_for(&key, &token) == 0 {
         assert!(
@@ -434,11 +429,7 @@ async fn sigterm_without_api_server() {
     )
     .await;
     for h in [&mut elected, &mut single] {
-        let (key, token) = h.credential(Behavior::Valid);
-        h.put_source("src", &key, &token).await;
-        h.apply_connection("c", "src", json!({}))
-            .await
-            .expect("applying the connection");
+        h.connect("c", "src", Behavior::Valid, json!({})).await;
         h.wait_ready("c", "True", "Verified").await;
     }
     let away = common::ApiServerAway::stop().await;

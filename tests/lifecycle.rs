@@ -6,13 +6,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Harness, SETTLE, secret_text, series};
+use common::{Harness, SETTLE, secret_text};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::Behavior;
+use trackvia_testsupport::fixtures::deployment;
 use trackvia_testsupport::kube::{wait_for, wait_for_absent};
+use trackvia_testsupport::metrics::series;
 
 fn ready(t: &TrackViaConnection) -> Option<(String, String)> {
     t.status
@@ -43,15 +45,13 @@ async fn expiry_and_warning_happen_at_the_exact_instant_without_a_call() {
     let offset = instant.duration_since(real_now).as_secs() - 12;
     let offset_arg = format!("{offset}s");
     let mut h = Harness::start("tvc-expiry", &["--clock-offset", &offset_arg]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection(
+    h.connect(
         "crm",
         "src",
+        Behavior::Valid,
         json!({"tokenExpiresOn": day.to_string(), "expiryWarning": "6s"}),
     )
-    .await
-    .expect("applying");
+    .await;
     let t = h.wait_ready("crm", "True", "Verified").await;
     let status = t.status.clone().unwrap();
     assert_eq!(status.token_expires_at, Some(format!("{day}T00:00:00Z")));
@@ -107,11 +107,7 @@ async fn transient_failures_are_damped_then_unreachable_then_recover() {
         ],
     )
     .await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({}))
-        .await
-        .expect("applying");
+    let (key, token) = h.connect("crm", "src", Behavior::Valid, json!({})).await;
     h.wait_ready("crm", "True", "Verified").await;
 
     h.fake.set(&key, &token, Behavior::ServerError);
@@ -147,11 +143,7 @@ async fn transient_failures_are_damped_then_unreachable_then_recover() {
 #[tokio::test]
 async fn rotation_publishes_only_verified_tokens_and_hash_tracks_values() {
     let mut h = Harness::start("tvc-rotate", &[]).await;
-    let (key, t1) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &t1).await;
-    h.apply_connection("crm", "src", json!({}))
-        .await
-        .expect("applying");
+    let (key, t1) = h.connect("crm", "src", Behavior::Valid, json!({})).await;
     h.wait_ready("crm", "True", "Verified").await;
     let out = h.secrets_api().get("crm").await.unwrap();
     let hash1 = out.metadata.annotations.as_ref().unwrap()["trackvia.io/content-hash"].clone();
@@ -201,11 +193,14 @@ async fn rotation_publishes_only_verified_tokens_and_hash_tracks_values() {
     );
 
     // publish: Always publishes even a rejected token, and says so.
-    let (key4, t4) = h.credential(Behavior::Revoked);
-    h.put_source("src4", &key4, &t4).await;
-    h.apply_connection("always", "src4", json!({"publish": "Always"}))
-        .await
-        .expect("applying");
+    let (_key4, t4) = h
+        .connect(
+            "always",
+            "src4",
+            Behavior::Revoked,
+            json!({"publish": "Always"}),
+        )
+        .await;
     h.wait_ready("always", "False", "Unauthorized").await;
     let out = wait_for(
         &h.secrets_api(),
@@ -222,11 +217,7 @@ async fn rotation_publishes_only_verified_tokens_and_hash_tracks_values() {
 #[tokio::test]
 async fn a_forced_check_runs_once() {
     let mut h = Harness::start("tvc-force", &[]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({}))
-        .await
-        .expect("applying");
+    h.connect("crm", "src", Behavior::Valid, json!({})).await;
     h.wait_ready("crm", "True", "Verified").await;
     assert_eq!(h.fake.total_calls(), 1);
     h.request_verification("crm").await;
@@ -243,11 +234,7 @@ async fn a_forced_check_runs_once() {
 #[tokio::test]
 async fn edited_or_deleted_output_secrets_are_repaired() {
     let mut h = Harness::start("tvc-drift", &[]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({}))
-        .await
-        .expect("applying");
+    let (_key, token) = h.connect("crm", "src", Behavior::Valid, json!({})).await;
     h.wait_ready("crm", "True", "Verified").await;
     let api = h.secrets_api();
 
@@ -273,15 +260,14 @@ async fn edited_or_deleted_output_secrets_are_repaired() {
 #[tokio::test]
 async fn deletion_policies_retain_or_delete_the_output_secret() {
     let mut h = Harness::start("tvc-delete", &[]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection(
-        "keep",
-        "src",
-        json!({"target": {"deletionPolicy": "Retain"}}),
-    )
-    .await
-    .expect("applying");
+    let (_key, token) = h
+        .connect(
+            "keep",
+            "src",
+            Behavior::Valid,
+            json!({"target": {"deletionPolicy": "Retain"}}),
+        )
+        .await;
     h.apply_connection("drop", "src", json!({}))
         .await
         .expect("applying");
@@ -321,21 +307,6 @@ async fn deletion_policies_retain_or_delete_the_output_secret() {
     h.finish().await;
 }
 
-fn deployment(name: &str) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": "example.invalid/app:1"}]}
-            }
-        }
-    }))
-    .expect("deployment literal")
-}
-
 #[tokio::test]
 async fn consumers_restart_once_per_real_change_and_never_on_operator_restart() {
     const N: usize = 20;
@@ -359,15 +330,14 @@ async fn consumers_restart_once_per_real_change_and_never_on_operator_restart() 
         keys.push(key);
     }
     // A connection whose target does not exist: a warning, not an error loop.
-    let (kx, tx) = h.credential(Behavior::Valid);
-    h.put_source("src-x", &kx, &tx).await;
-    h.apply_connection(
-        "c-x",
-        "src-x",
-        json!({"rolloutRestartTargets": [{"kind": "StatefulSet", "name": "nowhere"}]}),
-    )
-    .await
-    .expect("applying");
+    let (kx, _tx) = h
+        .connect(
+            "c-x",
+            "src-x",
+            Behavior::Valid,
+            json!({"rolloutRestartTargets": [{"kind": "StatefulSet", "name": "nowhere"}]}),
+        )
+        .await;
     for i in 0..N {
         h.wait_ready(&format!("c-{i}"), "True", "Verified").await;
     }
@@ -511,11 +481,14 @@ async fn consumers_restart_once_per_real_change_and_never_on_operator_restart() 
 #[tokio::test]
 async fn renaming_the_target_moves_the_secret_and_removes_the_old_one() {
     let mut h = Harness::start("tvc-rename", &[]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({"target": {"name": "first"}}))
-        .await
-        .expect("applying");
+    let (_key, token) = h
+        .connect(
+            "crm",
+            "src",
+            Behavior::Valid,
+            json!({"target": {"name": "first"}}),
+        )
+        .await;
     h.wait_ready("crm", "True", "Verified").await;
     assert!(h.secrets_api().get_opt("first").await.unwrap().is_some());
 
@@ -569,11 +542,14 @@ async fn source_secrets_are_watched_by_name_or_by_namespace_over_the_limit() {
     let mut h = Harness::start("tvc-sources", &["--source-watch-limit", "2"]).await;
     let mut keys = Vec::new();
     for i in 0..3 {
-        let (key, token) = h.credential(Behavior::Valid);
-        h.put_source(&format!("src-{i}"), &key, &token).await;
-        h.apply_connection(&format!("conn-{i}"), &format!("src-{i}"), json!({}))
-            .await
-            .expect("applying");
+        let (key, _token) = h
+            .connect(
+                &format!("conn-{i}"),
+                &format!("src-{i}"),
+                Behavior::Valid,
+                json!({}),
+            )
+            .await;
         keys.push(key);
     }
     for i in 0..3 {

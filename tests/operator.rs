@@ -25,15 +25,14 @@ fn condition<'a>(t: &'a TrackViaConnection, type_: &str) -> &'a trackvia_operato
 #[tokio::test]
 async fn valid_credentials_publish_a_complete_secret() {
     let mut h = Harness::start("tvc-valid", &[]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection(
-        "crm",
-        "src",
-        json!({"tokenExpiresOn": "2099-03-31", "target": {"name": "crm-out"}}),
-    )
-    .await
-    .expect("applying");
+    let (key, token) = h
+        .connect(
+            "crm",
+            "src",
+            Behavior::Valid,
+            json!({"tokenExpiresOn": "2099-03-31", "target": {"name": "crm-out"}}),
+        )
+        .await;
     let tvc = h.wait_ready("crm", "True", "Verified").await;
     let status = tvc.status.clone().unwrap();
     assert_eq!(condition(&tvc, "Verified").status, "True");
@@ -176,15 +175,13 @@ async fn rejections_are_classified() {
         ("forbidden", Behavior::Forbidden, "Forbidden"),
     ];
     for (name, behavior, _) in &cases {
-        let (key, token) = h.credential(behavior.clone());
-        h.put_source(&format!("src-{name}"), &key, &token).await;
-        h.apply_connection(
+        h.connect(
             name,
             &format!("src-{name}"),
+            behavior.clone(),
             json!({"tokenExpiresOn": "2099-01-01"}),
         )
-        .await
-        .expect("applying");
+        .await;
     }
     // A key TrackVia does not know: 401 with a body that is not JSON.
     let key = common::secret_value("k");
@@ -229,11 +226,14 @@ async fn rejections_are_classified() {
 #[tokio::test]
 async fn a_rotated_token_under_a_past_date_is_checked_and_the_date_flagged_stale() {
     let mut h = Harness::start("tvc-pastdate", &[]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({"tokenExpiresOn": "2020-01-01"}))
-        .await
-        .expect("applying");
+    let (key, _token) = h
+        .connect(
+            "crm",
+            "src",
+            Behavior::Valid,
+            json!({"tokenExpiresOn": "2020-01-01"}),
+        )
+        .await;
     // The token the connection starts with is expired by its date, unasked.
     let tvc = h.wait_ready("crm", "False", "Expired").await;
     assert!(
@@ -297,11 +297,7 @@ async fn a_rotated_token_under_a_past_date_is_checked_and_the_date_flagged_stale
 #[tokio::test]
 async fn rate_limits_keep_ready_and_honour_retry_after() {
     let mut h = Harness::start("tvc-429", &[]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({}))
-        .await
-        .expect("applying");
+    let (key, token) = h.connect("crm", "src", Behavior::Valid, json!({})).await;
     h.wait_ready("crm", "True", "Verified").await;
 
     h.fake.set(
@@ -344,11 +340,7 @@ async fn rate_limits_keep_ready_and_honour_retry_after() {
 #[tokio::test]
 async fn server_errors_and_timeouts_are_not_unauthorized() {
     let mut h = Harness::start("tvc-5xx", &["--request-timeout", "1s"]).await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({}))
-        .await
-        .expect("applying");
+    let (key, token) = h.connect("crm", "src", Behavior::Valid, json!({})).await;
     h.wait_ready("crm", "True", "Verified").await;
 
     for (i, (behavior, expect)) in [
@@ -385,11 +377,8 @@ async fn server_errors_and_timeouts_are_not_unauthorized() {
         );
     }
     // A new connection that meets only failures is pending, never Unauthorized.
-    let (key2, token2) = h.credential(Behavior::ServerError);
-    h.put_source("src2", &key2, &token2).await;
-    h.apply_connection("fresh", "src2", json!({}))
-        .await
-        .expect("applying");
+    h.connect("fresh", "src2", Behavior::ServerError, json!({}))
+        .await;
     let tvc = h
         .wait_connection("fresh", "a first transient failure", |t| {
             t.status

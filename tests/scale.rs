@@ -17,6 +17,7 @@ use kube::ResourceExt;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 use trackvia_testsupport::fake::Behavior;
+use trackvia_testsupport::metrics::series;
 
 const CONNECTIONS: usize = 200;
 const CREDENTIALS: usize = 10;
@@ -71,11 +72,7 @@ where
 
 /// A counter of the operator's `/metrics`.
 fn counter(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    series(metrics, name).unwrap_or(0.0) as u64
 }
 
 /// resourceVersion of every connection and every output Secret, by kind/name.

@@ -14,7 +14,7 @@ use kube::api::{
 use kube::{Client, ResourceExt};
 use rand::Rng;
 use trackvia_testsupport::kube::{
-    ClusterObjectGuard, TestNamespace, client, wait_for, wait_for_absent,
+    ClusterObjectGuard, TestNamespace, client, crd_established, wait_for, wait_for_absent,
 };
 
 const MANAGER: &str = "smoke-test";
@@ -60,17 +60,6 @@ fn widget_crd(group: &str) -> CustomResourceDefinition {
         },
     }))
     .unwrap()
-}
-
-fn is_established(crd: &CustomResourceDefinition) -> bool {
-    crd.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|conditions| {
-            conditions
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-        })
 }
 
 fn widget(name: &str, spec: serde_json::Value, resource: &ApiResource) -> DynamicObject {
@@ -129,7 +118,7 @@ async fn crd_becomes_established_and_its_schema_is_enforced() {
         &crd_name,
         Duration::from_secs(30),
         "the Widget CRD to be Established",
-        is_established,
+        crd_established,
     )
     .await;
 

@@ -13,16 +13,14 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::Behavior;
+use trackvia_testsupport::metrics::series;
 
 /// How long the connections are watched once settled: four Secret retries.
 const IDLE: Duration = Duration::from_secs(65);
 
 /// The value of an unlabelled counter in the operator's metrics.
 fn counter(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in the metrics:\n{metrics}"))
+    series(metrics, name).unwrap_or_else(|| panic!("no {name} in the metrics:\n{metrics}"))
 }
 
 fn resource_version(t: &TrackViaConnection) -> String {
@@ -240,11 +238,7 @@ async fn a_source_secret_the_operator_may_not_read_turns_ready_false() {
         &[("KUBECONFIG".to_string(), kubeconfig.display().to_string())],
     )
     .await;
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src", &key, &token).await;
-    h.apply_connection("crm", "src", json!({}))
-        .await
-        .expect("applying");
+    let (_key, token) = h.connect("crm", "src", Behavior::Valid, json!({})).await;
     let tvc = h.wait_ready("crm", "False", "CredentialsUnreadable").await;
     let ready = tvc
         .status

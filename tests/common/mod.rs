@@ -13,8 +13,9 @@ use kube::{Client, CustomResourceExt};
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::FakeTrackVia;
+use trackvia_testsupport::fixtures::{FIELD_MANAGER, apply_connection, merged};
 use trackvia_testsupport::image::Launcher;
-use trackvia_testsupport::kube::{TestNamespace, client, wait_for};
+use trackvia_testsupport::kube::{TestNamespace, client, wait_crd_established, wait_for};
 use trackvia_testsupport::{OperatorProcess, free_port};
 
 pub mod cli;
@@ -54,22 +55,7 @@ pub async fn ensure_crd(client: &Client) {
             }
         }
     }
-    wait_for(
-        &api,
-        "trackviaconnections.trackvia.io",
-        Duration::from_secs(30),
-        "the CRD to be Established",
-        |c| {
-            c.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
-        },
-    )
-    .await;
+    wait_crd_established(&api, "trackviaconnections.trackvia.io").await;
     // Discovery needs a moment after Established before the new resource can be served.
     for _ in 0..50 {
         let tvcs: Api<TrackViaConnection> = Api::all(client.clone());
@@ -214,6 +200,24 @@ impl Harness {
         (key, token)
     }
 
+    /// A fresh credential with behaviour `b` in source Secret `source`, and connection `name`
+    /// reading it, with `spec` over the defaults (see [`Harness::apply_connection`]).
+    /// Returns the key and token.
+    pub async fn connect(
+        &mut self,
+        name: &str,
+        source: &str,
+        b: trackvia_testsupport::fake::Behavior,
+        spec: serde_json::Value,
+    ) -> (String, String) {
+        let (key, token) = self.credential(b);
+        self.put_source(source, &key, &token).await;
+        self.apply_connection(name, source, spec)
+            .await
+            .unwrap_or_else(|e| panic!("applying connection {name}: {e}"));
+        (key, token)
+    }
+
     /// Create or replace the source Secret.
     pub async fn put_source(&self, name: &str, key: &str, token: &str) {
         let api: Api<Secret> = self.ns.api();
@@ -265,24 +269,23 @@ impl Harness {
         source: &str,
         spec: serde_json::Value,
     ) -> Result<TrackViaConnection, kube::Error> {
-        let mut full = json!({
-            "host": self.fake.host(),
-            "credentialsSecretRef": {"name": source},
-        });
-        merge(&mut full, spec);
-        let body = json!({
-            "apiVersion": "trackvia.io/v1alpha1",
-            "kind": "TrackViaConnection",
-            "metadata": {"name": name},
-            "spec": full,
-        });
-        self.connections()
-            .patch(
-                name,
-                &PatchParams::apply("trackvia-tests").force(),
-                &Patch::Apply(&body),
-            )
-            .await
+        let full = merged(
+            json!({
+                "host": self.fake.host(),
+                "credentialsSecretRef": {"name": source},
+            }),
+            &spec,
+        );
+        apply_connection(&self.connections(), FIELD_MANAGER, name, full).await
+    }
+
+    /// Server-side apply of connection `name` with exactly `spec`.
+    pub async fn apply_spec(
+        &self,
+        name: &str,
+        spec: serde_json::Value,
+    ) -> Result<TrackViaConnection, kube::Error> {
+        apply_connection(&self.connections(), FIELD_MANAGER, name, spec).await
     }
 
     /// Set the verify-requested-at annotation to a new value.
@@ -401,17 +404,6 @@ impl Harness {
     }
 }
 
-fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
-    match (base, over) {
-        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
-            for (k, v) in o {
-                merge(b.entry(k).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (b, o) => *b = o,
-    }
-}
-
 pub fn base64(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
@@ -432,14 +424,6 @@ pub async fn plain_get(url: &str) -> Result<(u16, String), String> {
     let status = r.status().as_u16();
     let body = r.text().await.map_err(|e| e.to_string())?;
     Ok((status, body))
-}
-
-/// Value of a series of the operator's `/metrics`, e.g. `name{label="x"}`.
-pub fn series(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 /// Text of a key of a Secret.

@@ -9,6 +9,7 @@ use ::kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Pos
 use ::kube::config::{KubeConfigOptions, Kubeconfig};
 use ::kube::{Client, Config, Resource};
 use k8s_openapi::api::core::v1::{Event, Namespace};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use rand::Rng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -448,4 +449,27 @@ where
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Whether `crd` is Established (its resource is about to be served).
+pub fn crd_established(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
+}
+
+/// Waits (at most 30 s) until CRD `name` is Established.
+pub async fn wait_crd_established(api: &Api<CustomResourceDefinition>, name: &str) {
+    wait_for(
+        api,
+        name,
+        Duration::from_secs(30),
+        "the CRD to be Established",
+        crd_established,
+    )
+    .await;
 }

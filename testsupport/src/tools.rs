@@ -115,32 +115,44 @@ pub fn helm_template_result(
     api_versions: &[&str],
     sets: &[&str],
 ) -> Result<Vec<Value>, String> {
-    let mut command = Command::new(tool("helm"));
-    command
-        .arg("template")
-        .arg(release)
-        .arg(chart_dir())
-        .args(["--namespace", namespace]);
+    let mut args: Vec<String> = Vec::new();
     if let Some(version) = kube_version {
-        command.args(["--kube-version", version]);
+        args.extend(["--kube-version".into(), version.into()]);
     }
     for api in api_versions {
-        command.args(["--api-versions", api]);
+        args.extend(["--api-versions".into(), api.to_string()]);
     }
     for set in sets {
-        command.args(["--set", set]);
+        args.extend(["--set".into(), set.to_string()]);
     }
-    let out = command.output().expect("running helm");
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    let text = String::from_utf8(out.stdout).expect("helm prints UTF-8");
+    let text = helm_template_text(release, namespace, &args)?;
     Ok(serde_yaml_ng::Deserializer::from_str(&text)
         .filter_map(|d| {
             let v: Value = serde::Deserialize::deserialize(d).ok()?;
             (!v.is_null()).then_some(v)
         })
         .collect())
+}
+
+/// `helm template RELEASE <chart> --namespace NAMESPACE ARGS...` as helm prints it, with
+/// helm's error output when it fails.
+pub fn helm_template_text(
+    release: &str,
+    namespace: &str,
+    args: &[String],
+) -> Result<String, String> {
+    let out = Command::new(tool("helm"))
+        .arg("template")
+        .arg(release)
+        .arg(chart_dir())
+        .args(["--namespace", namespace])
+        .args(args)
+        .output()
+        .expect("running helm");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8(out.stdout).expect("helm prints UTF-8"))
 }
 
 /// The chart's PrometheusRule rendered with `sets` (plus `prometheusRule.enabled=true`), as a
@@ -190,7 +202,7 @@ pub fn helm_install_notes(sets: &[&str]) -> String {
 }
 
 /// Runs `program` with `args`; panics with its output unless it succeeds. Returns stdout.
-pub fn run_ok(program: &Path, args: &[&std::ffi::OsStr]) -> String {
+pub fn run_ok<A: AsRef<std::ffi::OsStr> + std::fmt::Debug>(program: &Path, args: &[A]) -> String {
     let out = Command::new(program)
         .args(args)
         .output()

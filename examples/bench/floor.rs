@@ -1,0 +1,181 @@
+//! The floor: the minimum writes a plain client makes for the same connections.
+
+use super::*;
+
+impl Bench {
+    /// The minimum writes for one connection, as a plain client would make them: its output
+    /// Secret (the operator's own rendering) and its status (`template`).
+    pub(crate) async fn minimum_writes(
+        &self,
+        ns: &TestNamespace,
+        tvc: &TrackViaConnection,
+        i: usize,
+        template: &serde_json::Value,
+    ) -> BenchResult<()> {
+        let name = tvc.name_any();
+        let (api_key, auth_token) = self.creds[i % self.k()].clone();
+        let creds = Credentials {
+            api_key,
+            auth_token,
+        };
+        let desired = trackvia_operator::secret::desired_secret(tvc, &self.fake.host(), &creds);
+        ns.api::<Secret>()
+            .patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&desired),
+            )
+            .await
+            .map_err(|e| format!("floor: applying Secret {name}: {e}"))?;
+        let mut status = template.clone();
+        status["secretName"] = json!(name);
+        let body = json!({
+            "apiVersion": "trackvia.io/v1alpha1",
+            "kind": "TrackViaConnection",
+            "status": status,
+        });
+        ns.api::<TrackViaConnection>()
+            .patch_status(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .map_err(|e| format!("floor: patching status of {name}: {e}"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn apply_connection(
+        &self,
+        ns: &TestNamespace,
+        i: usize,
+    ) -> BenchResult<TrackViaConnection> {
+        let name = Bench::name(i);
+        let body = connection_body(
+            &name,
+            &self.source_of(i),
+            &self.fake.host(),
+            &self.args.verify_interval,
+        );
+        ns.api::<TrackViaConnection>()
+            .patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .map_err(|e| format!("applying {name} in {}: {e}", ns.name()))
+    }
+
+    /// The floor: a plain client making the minimum writes (N Secret applies + N status
+    /// patches) at the operator's concurrency, in namespaces the operator does not watch.
+    /// First as specified (connections created beforehand, untimed), then pipelined from
+    /// the same starting point as the operator's run (apply connection → Secret → status).
+    pub(crate) async fn floor(&mut self, template: serde_json::Value) -> BenchResult<()> {
+        let runs = self.args.floor_runs.max(1);
+        let (mut created, mut writes, mut pipelined) = (Vec::new(), Vec::new(), Vec::new());
+        let mut namespaces = Vec::new();
+        for run in 1..=runs {
+            eprintln!("bench: floor run {run} of {runs}");
+            let (c, w, ns) = self.floor_as_specified(&template).await?;
+            namespaces.push(ns);
+            let (p, ns) = self.floor_pipelined(&template).await?;
+            namespaces.push(ns);
+            created.push(secs(c));
+            writes.push(secs(w));
+            pipelined.push(secs(p));
+        }
+        let convergence = self.report.convergence.seconds;
+        let ratio = |d: f64| {
+            if d <= 0.0 {
+                0.0
+            } else {
+                (convergence / d * 100.0).round() / 100.0
+            }
+        };
+        let (w, p) = (median(&writes), median(&pipelined));
+        self.report.floor = Floor {
+            seconds: w,
+            connections_created_seconds: median(&created),
+            concurrency: self.args.concurrency,
+            ratio: ratio(w),
+            pipelined_seconds: p,
+            pipelined_ratio: ratio(p),
+            runs: writes,
+            pipelined_runs: pipelined,
+        };
+        for ns in namespaces {
+            if self.args.keep {
+                eprintln!("bench: keeping namespace {}", ns.name());
+                std::mem::forget(ns);
+            } else {
+                ns.cleanup().await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Create N connections (untimed), then time N Secret applies + N status patches.
+    pub(crate) async fn floor_as_specified(
+        &self,
+        template: &serde_json::Value,
+    ) -> BenchResult<(Duration, Duration, TestNamespace)> {
+        let n = self.n();
+        let concurrency = usize::from(self.args.concurrency);
+        let ns = TestNamespace::create(&self.client, "tvbench-floor").await;
+        let started = Instant::now();
+        let created: Mutex<Vec<Option<TrackViaConnection>>> = Mutex::new(vec![None; n]);
+        {
+            let (ns, created) = (&ns, &created);
+            for_each_bounded(n, self.args.apply_concurrency, |i| async move {
+                let tvc = self.apply_connection(ns, i).await?;
+                created.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(tvc);
+                Ok(())
+            })
+            .await?;
+        }
+        let connections_created = started.elapsed();
+        let created: Vec<TrackViaConnection> = created
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .map(|t| t.ok_or("floor: a connection was not created"))
+            .collect::<Result<_, _>>()?;
+        eprintln!(
+            "bench: floor: {n} Secret applies + {n} status patches (concurrency {concurrency})"
+        );
+        let started = Instant::now();
+        {
+            let (ns, created) = (&ns, &created);
+            for_each_bounded(n, concurrency, |i| async move {
+                self.minimum_writes(ns, &created[i], i, template).await
+            })
+            .await?;
+        }
+        Ok((connections_created, started.elapsed(), ns))
+    }
+
+    /// One pipeline per connection from the same start as the operator's run: apply the
+    /// connection, then its Secret, then its status.
+    pub(crate) async fn floor_pipelined(
+        &self,
+        template: &serde_json::Value,
+    ) -> BenchResult<(Duration, TestNamespace)> {
+        let n = self.n();
+        let concurrency = usize::from(self.args.concurrency);
+        let ns = TestNamespace::create(&self.client, "tvbench-floor2").await;
+        eprintln!(
+            "bench: floor, pipelined: {n} × (apply connection → Secret → status), concurrency {concurrency}"
+        );
+        let started = Instant::now();
+        {
+            let ns = &ns;
+            for_each_bounded(n, concurrency, |i| async move {
+                let tvc = self.apply_connection(ns, i).await?;
+                self.minimum_writes(ns, &tvc, i, template).await
+            })
+            .await?;
+        }
+        Ok((started.elapsed(), ns))
+    }
+}

@@ -1,0 +1,279 @@
+//! Scale benchmark of trackvia-operator: N connections sharing K credentials, with U
+//! unrelated Secrets in the watched namespace, on a real API server and the fake TrackVia.
+//! Run it through `hack/bench`, which builds the release binaries and brings up a bed:
+//!
+//! ```text
+//! hack/bench --connections 1000 --credentials 10 --unrelated-secrets 10000
+//! ```
+//!
+//! It prints a table and writes the same figures as JSON (`--json`). It measures:
+//! - convergence: from the first connection applied to every connection Ready with its output
+//!   Secret, against a floor: the same API server writing the minimum (N Secret applies + N status
+//!   patches) with a plain client at the same concurrency;
+//! - TrackVia calls (must be K) and the most calls in any one-second (and sixty-second) window;
+//! - the operator's peak RSS (`VmHWM`), and over a steady window after convergence its CPU and the
+//!   API server's request counts (`apiserver_request_total` from the server's own `/metrics`);
+//! - rotation: from updating a source Secret to the output Secret carrying the new token.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::Parser;
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, CustomResourceExt, ResourceExt};
+use serde::Serialize;
+use serde_json::json;
+use trackvia_operator::crd::TrackViaConnection;
+use trackvia_operator::trackvia::Credentials;
+use trackvia_testsupport::fake::{Behavior, FakeTrackVia};
+use trackvia_testsupport::kube::{TestNamespace, crd_established};
+use trackvia_testsupport::metrics::Scrape;
+use trackvia_testsupport::{OperatorProcess, free_port};
+
+mod bench;
+mod floor;
+mod measure;
+mod objects;
+mod observe;
+mod phases;
+mod report;
+mod targets;
+
+use bench::*;
+use measure::*;
+use objects::*;
+use observe::*;
+use report::*;
+
+/// Kernel clock ticks per second in /proc/<pid>/stat (USER_HZ, 100 on Linux).
+const USER_HZ: f64 = 100.0;
+
+/// Field manager of the benchmark's own writes.
+const MANAGER: &str = "trackvia-bench";
+
+/// Label of the operator's output Secrets.
+const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=trackvia-operator";
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "bench",
+    about = "Scale benchmark of trackvia-operator against the API server in KUBECONFIG",
+    args_override_self = true
+)]
+struct Args {
+    /// TrackViaConnections to create.
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// Distinct credentials (API key + token) shared by the connections.
+    #[arg(long, default_value_t = 10)]
+    credentials: usize,
+    /// Unrelated Secrets created in the watched namespace before the operator starts.
+    #[arg(long, default_value_t = 10000)]
+    unrelated_secrets: usize,
+    /// Reconcile concurrency of the operator, and concurrency of the floor's plain client.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u16,
+    /// The operator's TrackVia rate limit (calls a minute).
+    #[arg(long, default_value_t = 60)]
+    rate_limit: u32,
+    /// spec.verifyInterval of every connection.
+    #[arg(long, default_value = "1h")]
+    verify_interval: String,
+    /// Seconds of the steady-state window after convergence.
+    #[arg(long, default_value_t = 60)]
+    steady_window: u64,
+    /// Seconds to wait after convergence before the steady window starts.
+    #[arg(long, default_value_t = 5)]
+    settle: u64,
+    /// Concurrency of the benchmark's own writes (applying connections, setup).
+    #[arg(long, default_value_t = 16)]
+    apply_concurrency: usize,
+    /// Concurrency of the uncounted setup (unrelated Secrets).
+    #[arg(long, default_value_t = 32)]
+    setup_concurrency: usize,
+    /// How often the floor is measured (the median is reported; the machine may be shared).
+    #[arg(long, default_value_t = 3)]
+    floor_runs: usize,
+    /// Seconds a newly created CRD must exist before connections are applied (the garbage
+    /// collector of kube-controller-manager discovers new resource types every 30 s).
+    #[arg(long, default_value_t = 35)]
+    gc_discovery_wait: u64,
+    /// Seconds any single wait may take before the run fails.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// The operator binary (release build).
+    #[arg(long)]
+    operator: PathBuf,
+    /// Where to write the results as JSON.
+    #[arg(long, default_value = "target/bench-results.json")]
+    json: PathBuf,
+    /// Pid of the kube-apiserver, to report its CPU too (optional).
+    #[arg(long)]
+    apiserver_pid: Option<u32>,
+    /// Keep the benchmark's namespaces afterwards.
+    #[arg(long)]
+    keep: bool,
+}
+
+async fn run(args: Args) -> BenchResult<Report> {
+    if args.credentials == 0 || args.connections <= args.credentials {
+        return Err("need --credentials ≥ 1 and --connections > --credentials".into());
+    }
+    let client = trackvia_testsupport::kube::client().await;
+    let mut machine = machine();
+    machine.kubernetes = client
+        .apiserver_version()
+        .await
+        .map(|v| v.git_version)
+        .map_err(|e| format!("reaching the API server: {e}"))?;
+    let crd_created = install_crd(&client, Duration::from_secs(60)).await?;
+    let fake = FakeTrackVia::start().await;
+    let ns = TestNamespace::create(&client, "tvbench").await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let report = Report {
+        parameters: Parameters {
+            connections: args.connections,
+            credentials: args.credentials,
+            unrelated_secrets: args.unrelated_secrets,
+            concurrency: args.concurrency,
+            rate_limit_per_minute: args.rate_limit,
+            verify_interval: args.verify_interval.clone(),
+            steady_window_seconds: args.steady_window,
+            settle_seconds: args.settle,
+            apply_concurrency: args.apply_concurrency,
+        },
+        machine,
+        ..Report::default()
+    };
+    let mut bench = Bench {
+        args,
+        client: client.clone(),
+        http,
+        fake,
+        ns,
+        creds: Vec::new(),
+        report,
+    };
+    eprintln!(
+        "bench: namespace {}, fake TrackVia at {}",
+        bench.ns.name(),
+        bench.fake.host()
+    );
+    bench.setup().await?;
+
+    // kube-controller-manager's garbage collector looks for new resource types every 30 s.
+    // Owners of a type it does not watch yet are looked up one by one once it does, which
+    // would land in the steady window; so a CRD just created gets that long first.
+    let crd_age = jiff::Timestamp::now().duration_since(crd_created);
+    let gc_wait = Duration::from_secs(bench.args.gc_discovery_wait)
+        .saturating_sub(crd_age.try_into().unwrap_or_default());
+    if !gc_wait.is_zero() {
+        eprintln!(
+            "bench: the CRD is new; waiting {:.0} s for the garbage collector to watch it",
+            gc_wait.as_secs_f64()
+        );
+        tokio::time::sleep(gc_wait).await;
+    }
+
+    let port = free_port();
+    let mut operator = bench.start_operator(port).await?;
+    let shared: Shared = Arc::default();
+    let watches = spawn_watches(&client, bench.ns.name(), shared.clone());
+    let result = async {
+        wait_until(
+            &shared,
+            Duration::from_secs(60),
+            "the benchmark's watches",
+            &mut operator,
+            |o| {
+                if o.connections_synced && o.secrets_synced {
+                    Ok(())
+                } else {
+                    Err("not synced".into())
+                }
+            },
+        )
+        .await?;
+        bench.converge(&shared, &mut operator, port).await?;
+        bench.steady(&shared, &mut operator, port).await?;
+        bench.scoping(&operator, port).await?;
+        bench.rotations(&shared, &mut operator).await?;
+        bench.report.memory.operator_peak_rss_mib =
+            (vm_mib(operator.pid(), "VmHWM")? * 10.0).round() / 10.0;
+        let connections: Api<TrackViaConnection> = bench.ns.api();
+        let template = connections
+            .get(&Bench::name(1))
+            .await
+            .map_err(|e| format!("reading conn-1: {e}"))?
+            .status
+            .map(|s| serde_json::to_value(s).unwrap_or_default())
+            .ok_or("conn-1 has no status")?;
+        Ok::<_, String>(template)
+    }
+    .await;
+    for w in watches {
+        w.abort();
+    }
+    operator.stop().await;
+    let log_copy = bench.args.json.with_extension("operator.log");
+    if let Err(e) = std::fs::copy(operator.log_file(), &log_copy) {
+        eprintln!("bench: could not keep the operator log: {e}");
+    }
+    let template = result?;
+    bench.floor(template).await?;
+    bench.judge();
+    let Bench {
+        ns, report, args, ..
+    } = bench;
+    if args.keep {
+        eprintln!("bench: keeping namespace {}", ns.name());
+        std::mem::forget(ns);
+    } else {
+        ns.cleanup().await;
+    }
+    Ok(report)
+}
+
+fn write_json(path: &Path, report: &Report) -> BenchResult<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let json_path = args.json.clone();
+    match run(args).await {
+        Ok(report) => {
+            print_table(&report);
+            match write_json(&json_path, &report) {
+                Ok(()) => {
+                    println!("results written to {}", json_path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("bench: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Watching the outcome: connections Ready and output Secrets published, as they happen.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// Watching the outcome
+// ---------------------------------------------------------------------------------------------
+
+/// What the benchmark's watches have seen, with the instant each state was first seen.
+#[derive(Default)]
+pub(crate) struct Observed {
+    pub(crate) connections_synced: bool,
+    pub(crate) secrets_synced: bool,
+    pub(crate) ready_since: HashMap<String, Instant>,
+    pub(crate) next_verification: HashMap<String, String>,
+    pub(crate) connection_rv: HashMap<String, String>,
+    pub(crate) connection_changes: u64,
+    pub(crate) token: HashMap<String, (String, Instant)>,
+    pub(crate) secret_rv: HashMap<String, String>,
+    pub(crate) secret_changes: u64,
+}
+
+impl Observed {
+    pub(crate) fn connection(&mut self, tvc: &TrackViaConnection, at: Instant) {
+        let name = tvc.name_any();
+        let rv = tvc.resource_version().unwrap_or_default();
+        if self.connection_rv.insert(name.clone(), rv.clone()) != Some(rv) {
+            self.connection_changes += 1;
+        }
+        let status = tvc.status.as_ref();
+        let ready = status
+            .and_then(|s| s.condition("Ready"))
+            .is_some_and(|c| c.status == "True" && c.reason == "Verified");
+        if ready {
+            self.ready_since.entry(name.clone()).or_insert(at);
+        } else {
+            self.ready_since.remove(&name);
+        }
+        if let Some(next) = status.and_then(|s| s.next_verification_time.clone()) {
+            self.next_verification.insert(name, next);
+        }
+    }
+
+    pub(crate) fn secret(&mut self, secret: &Secret, at: Instant) {
+        let name = secret.name_any();
+        let rv = secret.resource_version().unwrap_or_default();
+        if self.secret_rv.insert(name.clone(), rv.clone()) != Some(rv) {
+            self.secret_changes += 1;
+        }
+        let token = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get("authToken"))
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            .unwrap_or_default();
+        let changed = self.token.get(&name).is_none_or(|(t, _)| *t != token);
+        if changed {
+            self.token.insert(name, (token, at));
+        }
+    }
+}
+
+pub(crate) type Shared = Arc<Mutex<Observed>>;
+
+pub(crate) fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Observed> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn spawn_watches(
+    client: &Client,
+    ns: &str,
+    shared: Shared,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let connections: Api<TrackViaConnection> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let s1 = shared.clone();
+    let a = tokio::spawn(async move {
+        let mut events = watcher(connections, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(event) = events.next().await {
+            let at = Instant::now();
+            match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    lock(&s1).connection(&o, at)
+                }
+                Ok(watcher::Event::InitDone) => lock(&s1).connections_synced = true,
+                Ok(_) => {}
+                Err(e) => eprintln!("bench: watching connections: {e}"),
+            }
+        }
+    });
+    let s2 = shared;
+    let b = tokio::spawn(async move {
+        let config = watcher::Config::default().labels(MANAGED_SELECTOR);
+        let mut events = watcher(secrets, config).default_backoff().boxed();
+        while let Some(event) = events.next().await {
+            let at = Instant::now();
+            match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    lock(&s2).secret(&o, at)
+                }
+                Ok(watcher::Event::InitDone) => lock(&s2).secrets_synced = true,
+                Ok(_) => {}
+                Err(e) => eprintln!("bench: watching output Secrets: {e}"),
+            }
+        }
+    });
+    vec![a, b]
+}
+
+/// Poll `check` until it returns `Ok`; its `Err` describes the progress for the timeout message.
+pub(crate) async fn wait_until<T>(
+    shared: &Shared,
+    timeout: Duration,
+    what: &str,
+    operator: &mut OperatorProcess,
+    check: impl Fn(&Observed) -> Result<T, String>,
+) -> BenchResult<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let progress = match check(&lock(shared)) {
+            Ok(v) => return Ok(v),
+            Err(p) => p,
+        };
+        if !operator.is_running() {
+            return Err(format!(
+                "the operator exited while waiting for {what} ({progress}); last log lines:\n{}",
+                log_tail(operator, 40)
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "timed out after {} s waiting for {what}: {progress}; last operator log lines:\n{}",
+                timeout.as_secs(),
+                log_tail(operator, 40)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub(crate) fn log_tail(operator: &OperatorProcess, n: usize) -> String {
+    let logs = operator.logs();
+    let lines: Vec<&str> = logs.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
