@@ -24,6 +24,7 @@ use crate::crd::{Condition, TrackViaConnection, condition};
 pub mod cli;
 mod connect;
 mod encode;
+pub mod rotate;
 mod safe;
 pub mod verify;
 use crate::status::{fmt_time, parse_spec, token_expiry_instant};
