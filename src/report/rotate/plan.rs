@@ -20,10 +20,9 @@ pub const FIELD_MANAGER: &str = "kubectl-trackvia";
 
 /// `--expires-on`: a calendar date `YYYY-MM-DD` from 2000-01-01 on (as the schema allows).
 pub fn parse_expiry_date(text: &str) -> Result<Date, String> {
-    token_expiry_instant(text)?;
-    let date: Date = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a calendar date (YYYY-MM-DD)"))?;
+    let not_a_date = || format!("{text:?} is not a calendar date (YYYY-MM-DD)");
+    token_expiry_instant(text).map_err(|_| not_a_date())?;
+    let date: Date = text.parse().map_err(|_| not_a_date())?;
     if date < jiff::civil::date(2000, 1, 1) {
         return Err(format!("{text:?} is before 2000-01-01"));
     }
