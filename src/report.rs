@@ -23,7 +23,7 @@ use crate::crd::{Condition, TrackViaConnection, condition};
 
 pub mod cli;
 mod connect;
-mod encode;
+pub mod encode;
 pub mod rotate;
 mod safe;
 pub mod verify;
