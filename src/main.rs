@@ -11,9 +11,7 @@ use jiff::SignedDuration;
 use trackvia_operator::controller::{self, Clock, Config};
 use trackvia_operator::metrics::Metrics;
 use trackvia_operator::status::{Settings, parse_duration};
-use trackvia_operator::trackvia::{
-    AllowedHosts, Credentials, Rejection, TrackViaClient, VerificationOutcome, Verifier,
-};
+use trackvia_operator::trackvia::{AllowedHosts, Credentials, TrackViaClient, Verifier};
 use trackvia_operator::{crd, http, leader, report, supervisor};
 
 #[derive(Parser)]
@@ -484,27 +482,7 @@ async fn verify(args: VerifyArgs) -> ExitCode {
         }
     };
     let outcome = client.verify(&args.host, args.account_id, &creds).await;
-    let (code, line) = match &outcome {
-        VerificationOutcome::Verified { http_status } => (
-            0,
-            format!("Verified: TrackVia accepted the credentials (HTTP {http_status})"),
-        ),
-        VerificationOutcome::Rejected {
-            rejection,
-            http_status,
-            detail,
-        } => {
-            let (code, word) = match rejection {
-                Rejection::Unauthorized => (2, "Unauthorized"),
-                Rejection::Expired => (3, "Expired"),
-                Rejection::Forbidden => (4, "Forbidden"),
-            };
-            (code, format!("{word}: HTTP {http_status}: {detail}"))
-        }
-        VerificationOutcome::Transient { kind, detail, .. } => {
-            (5, format!("Unreachable ({}): {detail}", kind.as_str()))
-        }
-    };
+    let (code, line) = report::verify::answer(&outcome);
     println!("{line}");
     ExitCode::from(code)
 }

@@ -24,7 +24,8 @@ use crate::kube_helpers::scoped_api as api_for;
 
 pub mod cli;
 mod connect;
-mod encode;
+pub mod encode;
+pub mod rotate;
 mod safe;
 pub mod verify;
 use crate::status::{fmt_time, parse_spec, token_expiry_instant};

@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Harness;
+use common::cli::impersonating_kubeconfig;
 use k8s_openapi::api::core::v1::{ResourceQuota, Secret};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -169,24 +170,6 @@ async fn stuck_connections_write_their_status_once() {
         .await;
     assert!(published.metadata.name.is_some());
     h.finish().await;
-}
-
-/// A kubeconfig acting as `user` through the administrator's credentials
-/// (impersonation), so RBAC rules bound to `user` are what the operator gets.
-fn impersonating_kubeconfig(user: &str) -> std::path::PathBuf {
-    let mut config = kube::config::Kubeconfig::read().expect("reading KUBECONFIG");
-    for named in &mut config.auth_infos {
-        if let Some(auth) = named.auth_info.as_mut() {
-            auth.impersonate = Some(user.to_string());
-        }
-    }
-    let path = std::env::temp_dir().join(format!("{user}.kubeconfig.json"));
-    std::fs::write(
-        &path,
-        serde_json::to_vec(&config).expect("kubeconfig as JSON"),
-    )
-    .expect("writing the kubeconfig");
-    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{OutputFormat, safe, verify};
+use super::{OutputFormat, rotate, safe, verify};
 use crate::status::parse_duration;
 
 /// Arguments of `status`.
@@ -52,6 +52,20 @@ enum StatusCommand {
         #[arg(long, default_value = "90s")]
         timeout: String,
     },
+    /// Rotate a connection's auth token: check the new token with TrackVia, then update
+    /// the source Secret and the connection's expiry date together and wait until the
+    /// operator has verified and published the new credentials.
+    ///
+    /// The new token is read from the terminal without echo, or from the first line of
+    /// standard input when it is not a terminal; it is never printed. Nothing is written
+    /// when TrackVia refuses it. Writes use server-side apply as field manager
+    /// kubectl-trackvia.
+    ///
+    /// Exit codes: 0 rotated, verified and published; 2 unauthorized (401), 3 expired,
+    /// 4 forbidden (403), 5 no definite answer from TrackVia (nothing written in these
+    /// cases); 6 written but not confirmed by the operator within --timeout; 1 usage or
+    /// other error (bad date, missing Secret or key, not allowed by RBAC; nothing written).
+    Rotate(rotate::RotateArgs),
     /// Print a shell completion script.
     ///
     /// bash: `source <(trackvia-operator completion bash)`;
@@ -147,6 +161,26 @@ pub async fn main(args: StatusArgs, root: clap::Command, plugin: bool) -> ExitCo
                 Err(e) => {
                     eprintln!("error: {}", safe::for_terminal(&e));
                     ExitCode::from(verify::OTHER_ERROR)
+                }
+            }
+        }
+        Some(StatusCommand::Rotate(rotate_args)) => {
+            let target = rotate::Target {
+                namespace: args.namespace,
+                kubeconfig: args.kubeconfig,
+                context: args.context,
+            };
+            let note = |text: &str| eprintln!("{}", safe::for_terminal(text));
+            match rotate::run(target, rotate_args, rotate::read_token, note).await {
+                Ok(lines) => {
+                    for line in &lines {
+                        println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(failure) => {
+                    eprintln!("error: {}", failure.message);
+                    ExitCode::from(failure.code)
                 }
             }
         }

@@ -20,7 +20,7 @@ use crate::crd::{
     TrackViaConnection, TrackViaConnectionStatus, VERIFY_REQUESTED_ANNOTATION, condition, reason,
 };
 use crate::status::fmt_time;
-use crate::trackvia::FORCED_GAP;
+use crate::trackvia::{FORCED_GAP, Rejection, VerificationOutcome};
 
 /// Exit code when no answer came within the timeout (as `verify` without a definite answer).
 pub const NO_ANSWER: u8 = 5;
@@ -66,6 +66,47 @@ pub fn exit_code(verified_reason: &str) -> u8 {
         | reason::VERIFICATION_PENDING => NO_ANSWER,
         _ => OTHER_ERROR,
     }
+}
+
+/// The exit code and line of a direct answer from TrackVia (the `verify` command's):
+/// 0 verified, 2 unauthorized, 3 expired, 4 forbidden, 5 no definite answer.
+pub fn answer(outcome: &VerificationOutcome) -> (u8, String) {
+    match outcome {
+        VerificationOutcome::Verified { http_status } => (
+            0,
+            format!("Verified: TrackVia accepted the credentials (HTTP {http_status})"),
+        ),
+        VerificationOutcome::Rejected {
+            rejection,
+            http_status,
+            detail,
+        } => {
+            let (code, word) = match rejection {
+                Rejection::Unauthorized => (2, "Unauthorized"),
+                Rejection::Expired => (3, "Expired"),
+                Rejection::Forbidden => (4, "Forbidden"),
+            };
+            (code, format!("{word}: HTTP {http_status}: {detail}"))
+        }
+        VerificationOutcome::Transient { kind, detail, .. } => (
+            NO_ANSWER,
+            format!("Unreachable ({}): {detail}", kind.as_str()),
+        ),
+    }
+}
+
+/// Ask the operator for a check of `name` now: the annotation's value, which the
+/// operator copies to `status.verifyRequestedAt` once the check is answered.
+pub async fn request_check(
+    api: &Api<TrackViaConnection>,
+    name: &str,
+    now: Timestamp,
+) -> Result<String, kube::Error> {
+    let requested = now.to_string();
+    let body = json!({"metadata": {"annotations": {VERIFY_REQUESTED_ANNOTATION: requested}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await?;
+    Ok(requested)
 }
 
 /// Has the operator answered the request whose annotation value is `requested`,
@@ -152,9 +193,7 @@ pub async fn run(options: Options, mut note: impl FnMut(&str)) -> Result<Outcome
         })?;
 
     let now = Timestamp::now();
-    let requested = now.to_string();
-    let body = json!({"metadata": {"annotations": {VERIFY_REQUESTED_ANNOTATION: requested}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
+    let requested = request_check(&api, name, now)
         .await
         .map_err(|e| write_error(name, e))?;
     if let Some(until) = forced_limit_until(before.status.as_ref(), now) {
