@@ -49,7 +49,9 @@ async fn the_chart_runs_on_a_real_node_with_one_leader_at_a_time() {
 
 async fn on_a_real_node() {
     let test_started = Instant::now();
-    let image = tokio::task::spawn_blocking(Image::get).await.expect("the image thread");
+    let image = tokio::task::spawn_blocking(Image::get)
+        .await
+        .expect("the image thread");
     let started = Instant::now();
     let bed = tokio::task::spawn_blocking(|| PrivateBed::up_with_node("node"))
         .await
@@ -87,9 +89,26 @@ async fn on_a_real_node() {
 
     // Both pods Running and Ready: image started, probes passing, token mounted.
     let started = Instant::now();
-    helm(&bed, &["install", RELEASE, "--namespace", NAMESPACE, "-f", &values]).await;
+    let chart = trackvia_testsupport::tools::chart_dir();
+    let chart = chart.to_str().expect("UTF-8 path");
+    helm(
+        &bed,
+        &[
+            "install",
+            RELEASE,
+            chart,
+            "--namespace",
+            NAMESPACE,
+            "-f",
+            &values,
+        ],
+    )
+    .await;
     let pods = wait_pods(&client, 2, Duration::from_secs(180)).await;
-    eprintln!("2 operator pods Ready {:?} after helm install", started.elapsed());
+    eprintln!(
+        "2 operator pods Ready {:?} after helm install",
+        started.elapsed()
+    );
     let pod_api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     for name in &pods {
         let pod = pod_api.get(name).await.expect("the pod");
@@ -98,8 +117,12 @@ async fn on_a_real_node() {
         assert_eq!(c.image.as_deref(), Some(reference.as_str()));
         let sc = c.security_context.as_ref().expect("a securityContext");
         assert_eq!(sc.read_only_root_filesystem, Some(true));
-        assert!(c.volume_mounts.iter().flatten().any(|m| m.mount_path
-            == "/var/run/secrets/kubernetes.io/serviceaccount"));
+        assert!(
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount")
+        );
     }
 
     // One leader, which reconciles a connection through the fake TrackVia.
@@ -110,10 +133,16 @@ async fn on_a_real_node() {
 
     // Deleting the leader: the other pod takes over within the Lease duration.
     let started = Instant::now();
-    pod_api.delete(&leader, &DeleteParams::default()).await.expect("deleting the leader");
+    pod_api
+        .delete(&leader, &DeleteParams::default())
+        .await
+        .expect("deleting the leader");
     let standby: Vec<String> = pods.iter().filter(|p| **p != leader).cloned().collect();
     let second = wait_leader(&client, &standby, LEASE_DURATION).await;
-    eprintln!("handover to {second} {:?} after deleting {leader}", started.elapsed());
+    eprintln!(
+        "handover to {second} {:?} after deleting {leader}",
+        started.elapsed()
+    );
     conn.apply("second").await;
     conn.wait_ready("second").await;
 
@@ -122,25 +151,53 @@ async fn on_a_real_node() {
     let poke = tokio::spawn(conn.clone().poke_forever("first"));
     helm(
         &bed,
-        &["upgrade", RELEASE, "--namespace", NAMESPACE, "-f", &values, "--set", "logLevel=debug"],
+        &[
+            "upgrade",
+            RELEASE,
+            chart,
+            "--namespace",
+            NAMESPACE,
+            "-f",
+            &values,
+            "--set",
+            "logLevel=debug",
+        ],
     )
     .await;
     let rolled = wait_rollout(&client, Duration::from_secs(240)).await;
     poke.abort();
     let third = wait_leader(&client, &rolled, Duration::from_secs(60)).await;
-    eprintln!("rolled to {rolled:?} in {:?}; leader {third}", started.elapsed());
+    eprintln!(
+        "rolled to {rolled:?} in {:?}; leader {third}",
+        started.elapsed()
+    );
     conn.apply("third").await;
     conn.wait_ready("third").await;
     assert_one_writer_at_a_time(&bed);
 
     // Uninstall keeps the CRD, the connections and their Secrets.
-    helm(&bed, &["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"]).await;
+    helm(
+        &bed,
+        &["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"],
+    )
+    .await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    assert!(crds.get_opt("trackviaconnections.trackvia.io").await.expect("get").is_some());
+    assert!(
+        crds.get_opt("trackviaconnections.trackvia.io")
+            .await
+            .expect("get")
+            .is_some()
+    );
     for name in ["first", "second", "third"] {
-        assert!(conn.api.get_opt(name).await.expect("get").is_some(), "{name} is gone");
+        assert!(
+            conn.api.get_opt(name).await.expect("get").is_some(),
+            "{name} is gone"
+        );
         let secrets: Api<Secret> = Api::namespaced(client.clone(), APPS);
-        assert!(secrets.get_opt(name).await.expect("get").is_some(), "Secret {name} is gone");
+        assert!(
+            secrets.get_opt(name).await.expect("get").is_some(),
+            "Secret {name} is gone"
+        );
     }
     eprintln!("node test done in {:?}", test_started.elapsed());
 }
@@ -150,32 +207,19 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
     let object: K = serde_json::from_value(body).expect("an object literal");
-    api.create(&PostParams::default(), &object).await.expect("creating an object");
+    api.create(&PostParams::default(), &object)
+        .await
+        .expect("creating an object");
 }
 
 async fn helm(bed: &PrivateBed, args: &[&str]) {
-    let kubeconfig = bed.kubeconfig();
-    let scratch = bed.dir().join("helm");
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(trackvia_testsupport::tools::tool("helm"))
-            .args(&args)
-            .args(["--timeout", "120s"])
-            .env("KUBECONFIG", kubeconfig)
-            .env("XDG_CACHE_HOME", scratch.join("cache"))
-            .env("XDG_CONFIG_HOME", scratch.join("config"))
-            .env("XDG_DATA_HOME", scratch.join("data"))
-            .output()
-            .expect("running helm");
-        assert!(
-            out.status.success(),
-            "helm {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    })
-    .await
-    .expect("the helm thread");
+    let (dir, args) = (
+        bed.dir().to_path_buf(),
+        args.iter().map(|a| a.to_string()).collect(),
+    );
+    tokio::task::spawn_blocking(move || PrivateBed::helm_in(&dir, args))
+        .await
+        .expect("the helm thread");
 }
 
 fn ready(pod: &Pod) -> bool {
@@ -191,13 +235,27 @@ async fn wait_pods(client: &kube::Client, count: usize, within: Duration) -> Vec
     let api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let deadline = Instant::now() + within;
     loop {
-        let pods = api.list(&ListParams::default().labels(PODS)).await.expect("listing pods");
-        let live: Vec<&Pod> = pods.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+        let pods = api
+            .list(&ListParams::default().labels(PODS))
+            .await
+            .expect("listing pods");
+        let live: Vec<&Pod> = pods
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect();
         if pods.items.len() == count && live.iter().all(|p| ready(p)) {
-            return live.iter().filter_map(|p| p.metadata.name.clone()).collect();
+            return live
+                .iter()
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
         }
         if Instant::now() > deadline {
-            let states: Vec<Value> = pods.items.iter().map(|p| json!({"name": p.metadata.name, "status": p.status})).collect();
+            let states: Vec<Value> = pods
+                .items
+                .iter()
+                .map(|p| json!({"name": p.metadata.name, "status": p.status}))
+                .collect();
             panic!("not {count} Ready operator pods after {within:?}:\n{states:#?}");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -223,12 +281,21 @@ async fn wait_leader(client: &kube::Client, pods: &[String], within: Duration) -
     let api: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
     let deadline = Instant::now() + within;
     loop {
-        let holder = api.get_opt(FULLNAME).await.ok().flatten()
-            .and_then(|l| l.spec).and_then(|s| s.holder_identity).unwrap_or_default();
+        let holder = api
+            .get_opt(FULLNAME)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            .unwrap_or_default();
         if let Some(pod) = pods.iter().find(|p| holder.starts_with(&format!("{p}-"))) {
             return pod.clone();
         }
-        assert!(Instant::now() < deadline, "none of {pods:?} holds the Lease after {within:?} (holder {holder:?})");
+        assert!(
+            Instant::now() < deadline,
+            "none of {pods:?} holds the Lease after {within:?} (holder {holder:?})"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -245,7 +312,10 @@ struct Connection {
 
 impl Connection {
     fn new(client: &kube::Client, fake: &FakeTrackVia, host: &str) -> Connection {
-        let (key, token) = ("node-key-5a0c9e".to_string(), "node-token-e41f27".to_string());
+        let (key, token) = (
+            "node-key-5a0c9e".to_string(),
+            "node-token-e41f27".to_string(),
+        );
         fake.add_api_key(&key);
         fake.set(&key, &token, Behavior::Valid);
         Connection {
@@ -261,17 +331,33 @@ impl Connection {
         let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-source")},
             "stringData": {"apiKey": self.key, "authToken": self.token}});
         let params = PatchParams::apply("trackvia-tests").force();
-        self.secrets.patch(&format!("{name}-source"), &params, &Patch::Apply(&source)).await.expect("the source");
+        self.secrets
+            .patch(&format!("{name}-source"), &params, &Patch::Apply(&source))
+            .await
+            .expect("the source");
         let body = json!({"apiVersion": "trackvia.io/v1alpha1", "kind": "TrackViaConnection",
             "metadata": {"name": name},
             "spec": {"host": self.host, "credentialsSecretRef": {"name": format!("{name}-source")}}});
-        self.api.patch(name, &params, &Patch::Apply(&body)).await.expect("the connection");
+        self.api
+            .patch(name, &params, &Patch::Apply(&body))
+            .await
+            .expect("the connection");
     }
 
     async fn wait_ready(&self, name: &str) {
-        wait_for(&self.api, name, Duration::from_secs(60), "Ready=True", |c| {
-            c.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
+        wait_for(
+            &self.api,
+            name,
+            Duration::from_secs(60),
+            "Ready=True",
+            |c| {
+                c.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+            },
+        )
         .await;
     }
 
@@ -279,7 +365,10 @@ impl Connection {
     async fn poke_forever(self, name: &'static str) {
         for n in 0u64.. {
             let body = json!({"metadata": {"annotations": {"trackvia.io/verify-requested-at": n.to_string()}}});
-            let _ = self.api.patch(name, &PatchParams::default(), &Patch::Merge(&body)).await;
+            let _ = self
+                .api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&body))
+                .await;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
@@ -293,11 +382,23 @@ fn assert_one_writer_at_a_time(bed: &PrivateBed) {
     let mut writes: Vec<(String, String)> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| matches!(e["objectRef"]["resource"].as_str(), Some("trackviaconnections" | "secrets")))
+        .filter(|e| {
+            matches!(
+                e["objectRef"]["resource"].as_str(),
+                Some("trackviaconnections" | "secrets")
+            )
+        })
         .filter_map(|e| {
             let agent = e["userAgent"].as_str()?;
-            let writer = agent.strip_prefix("trackvia-operator/")?.split_once(" (")?.1.trim_end_matches(')');
-            Some((e["requestReceivedTimestamp"].as_str()?.to_string(), writer.to_string()))
+            let writer = agent
+                .strip_prefix("trackvia-operator/")?
+                .split_once(" (")?
+                .1
+                .trim_end_matches(')');
+            Some((
+                e["requestReceivedTimestamp"].as_str()?.to_string(),
+                writer.to_string(),
+            ))
         })
         .collect();
     writes.sort();
@@ -311,7 +412,13 @@ fn assert_one_writer_at_a_time(bed: &PrivateBed) {
     for writer in &blocks {
         *seen.entry(writer).or_default() += 1;
     }
-    eprintln!("{} writes by the operator, in blocks by {blocks:?}", writes.len());
+    eprintln!(
+        "{} writes by the operator, in blocks by {blocks:?}",
+        writes.len()
+    );
     assert!(blocks.len() >= 3, "three leaders wrote in turn: {blocks:?}");
-    assert!(seen.values().all(|n| *n == 1), "a process wrote again after another had: {blocks:?}");
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "a process wrote again after another had: {blocks:?}"
+    );
 }

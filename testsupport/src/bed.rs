@@ -103,6 +103,28 @@ impl PrivateBed {
             .to_string()
     }
 
+    /// `helm ARGS --timeout 120s` against the bed in `dir`, Helm's own files kept in
+    /// `dir/helm`. Panics with Helm's output when it fails.
+    pub fn helm_in(dir: &Path, args: Vec<String>) {
+        let scratch = dir.join("helm");
+        let out = Command::new(tool("helm"))
+            .args(&args)
+            .args(["--timeout", "120s"])
+            .env("KUBECONFIG", dir.join("kubeconfig"))
+            .env("XDG_CACHE_HOME", scratch.join("cache"))
+            .env("XDG_CONFIG_HOME", scratch.join("config"))
+            .env("XDG_DATA_HOME", scratch.join("data"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("running helm");
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The administrator's kubeconfig of this bed.
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("kubeconfig")
