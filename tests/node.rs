@@ -137,8 +137,12 @@ async fn on_a_real_node() {
         .delete(&leader, &DeleteParams::default())
         .await
         .expect("deleting the leader");
-    let standby: Vec<String> = pods.iter().filter(|p| **p != leader).cloned().collect();
-    let second = wait_leader(&client, &standby, LEASE_DURATION).await;
+    // The standby, or the ReplicaSet's replacement if it starts first.
+    let second = wait_holder(&client, LEASE_DURATION, |pod| pod != leader).await;
+    assert!(
+        pod_api.get_opt(&second).await.expect("get").is_some(),
+        "{second} is no pod"
+    );
     eprintln!(
         "handover to {second} {:?} after deleting {leader}",
         started.elapsed()
@@ -278,6 +282,15 @@ async fn wait_rollout(client: &kube::Client, within: Duration) -> Vec<String> {
 
 /// Waits until one of `pods` holds the Lease; its name.
 async fn wait_leader(client: &kube::Client, pods: &[String], within: Duration) -> String {
+    wait_holder(client, within, |pod| pods.iter().any(|p| p == pod)).await
+}
+
+/// Waits until the Lease is held by a pod `accept`s (a holder is `<pod>-<pid>`); that pod.
+async fn wait_holder(
+    client: &kube::Client,
+    within: Duration,
+    accept: impl Fn(&str) -> bool,
+) -> String {
     let api: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
     let deadline = Instant::now() + within;
     loop {
@@ -289,12 +302,12 @@ async fn wait_leader(client: &kube::Client, pods: &[String], within: Duration) -
             .and_then(|l| l.spec)
             .and_then(|s| s.holder_identity)
             .unwrap_or_default();
-        if let Some(pod) = pods.iter().find(|p| holder.starts_with(&format!("{p}-"))) {
-            return pod.clone();
+        if let Some((pod, _pid)) = holder.rsplit_once('-').filter(|(pod, _)| accept(pod)) {
+            return pod.to_string();
         }
         assert!(
             Instant::now() < deadline,
-            "none of {pods:?} holds the Lease after {within:?} (holder {holder:?})"
+            "no expected pod holds the Lease after {within:?} (holder {holder:?})"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
