@@ -1,4 +1,5 @@
-//! A control plane of a test's own: `hack/testbed up` in a scratch directory, stopped on drop.
+//! A control plane of a test's own: `hack/testbed up` in a scratch directory, stopped on drop,
+//! optionally with a real node (`--with-node`).
 //! For tests that install cluster-wide objects (the CRD, with the chart) which the shared bed
 //! `KUBECONFIG` points at cannot take without disturbing the tests running beside them.
 
@@ -20,26 +21,32 @@ pub struct PrivateBed {
     dir: tempfile::TempDir,
 }
 
-fn testbed(command: &str, dir: &Path) -> Result<(), String> {
-    let script = repo_root().join("hack/testbed");
-    let out = Command::new(&script)
+/// Runs `hack/<script> <command> <dir> <args>`; its stdout, or its whole output on failure.
+fn hack(script: &str, command: &str, dir: &Path, args: &[&str]) -> Result<String, String> {
+    let path = repo_root().join("hack").join(script);
+    let out = Command::new(&path)
         .arg(command)
         .arg(dir)
+        .args(args)
         .env("TESTBED_TIMEOUT", READY_TIMEOUT_SECONDS)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("running {}: {e}", script.display()))?;
+        .map_err(|e| format!("running {}: {e}", path.display()))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(format!(
-            "hack/testbed {command} {} failed ({}):\n{}{}",
+            "hack/{script} {command} {} {args:?} failed ({}):\n{}{}",
             dir.display(),
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         ))
     }
+}
+
+fn testbed(command: &str, dir: &Path) -> Result<(), String> {
+    hack("testbed", command, dir, &[]).map(|_| ())
 }
 
 impl PrivateBed {
@@ -56,6 +63,66 @@ impl PrivateBed {
         let bed = PrivateBed { dir };
         testbed("up", bed.dir.path()).unwrap_or_else(|e| panic!("{e}"));
         bed
+    }
+
+    /// Starts a bed with a real node (`hack/testbed up DIR --with-node`, as root), taken down
+    /// by a watchdog if this process dies without dropping it. Panics with the scripts'
+    /// output when the node does not come up: a test of the node never passes without one.
+    pub fn up_with_node(label: &str) -> PrivateBed {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("trackvia-{label}-"))
+            .tempdir()
+            .expect("creating the private bed's directory");
+        let bed = PrivateBed { dir };
+        let owner = std::process::id().to_string();
+        hack(
+            "testbed",
+            "up",
+            bed.dir.path(),
+            &["--with-node", "--owner", &owner],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        bed
+    }
+
+    /// The bed's directory (its logs are in `logs/`, the API server's audit log among them).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Copies image `reference` from `hack/image`'s store into the node's containerd.
+    pub fn load_image(&self, reference: &str) {
+        hack("node", "load-image", self.dir.path(), &[reference]).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Makes `127.0.0.1:port` reachable from the node's pods; the `ADDRESS:PORT` they use.
+    pub fn expose(&self, port: u16) -> String {
+        hack("node", "expose", self.dir.path(), &[&port.to_string()])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .trim()
+            .to_string()
+    }
+
+    /// `helm ARGS --timeout 120s` against the bed in `dir`, Helm's own files kept in
+    /// `dir/helm`. Panics with Helm's output when it fails.
+    pub fn helm_in(dir: &Path, args: Vec<String>) {
+        let scratch = dir.join("helm");
+        let out = Command::new(tool("helm"))
+            .args(&args)
+            .args(["--timeout", "120s"])
+            .env("KUBECONFIG", dir.join("kubeconfig"))
+            .env("XDG_CACHE_HOME", scratch.join("cache"))
+            .env("XDG_CONFIG_HOME", scratch.join("config"))
+            .env("XDG_DATA_HOME", scratch.join("data"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("running helm");
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The administrator's kubeconfig of this bed.

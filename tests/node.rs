@@ -1,0 +1,437 @@
+//! The chart on a real node (`hack/testbed up --with-node`: kubelet, containerd, runc): the
+//! Deployment runs as pods from the image `hack/image` builds, with the chart's restricted
+//! securityContext, probes and ServiceAccount token; two replicas elect one leader, which
+//! reconciles a connection through the fake TrackVia; the leader's deletion and a `helm upgrade`
+//! hand over without two reconcilers (the API server's audit log says who wrote); `helm
+//! uninstall` keeps the CRD and the connections.
+//!
+//! Networking: the bed has no kube-proxy and no DNS. The pods are on the node's own bridge;
+//! the node's gateway namespace answers at the `kubernetes` Service's address (10.0.0.1:443,
+//! which the kubelet hands the pods as KUBERNETES_SERVICE_HOST/PORT) and forwards to the API
+//! server on 127.0.0.1, and forwards the fake TrackVia's loopback port at 10.0.0.2. Nothing
+//! leaves the machine. `helm test` is not run: its pod asks the metrics Service by DNS name.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use trackvia_operator::crd::TrackViaConnection;
+use trackvia_testsupport::bed::PrivateBed;
+use trackvia_testsupport::fake::{Behavior, FakeOptions, FakeTrackVia};
+use trackvia_testsupport::image::Image;
+use trackvia_testsupport::kube::wait_for;
+
+const RELEASE: &str = "tvo";
+const NAMESPACE: &str = "trackvia-system";
+const APPS: &str = "apps";
+/// The release's full name: Deployment, Lease, ServiceAccount.
+const FULLNAME: &str = "tvo-trackvia-operator";
+const PODS: &str = "app.kubernetes.io/instance=tvo,app.kubernetes.io/component=controller";
+const IMAGE_REPOSITORY: &str = "localhost/trackvia-operator";
+const IMAGE_TAG: &str = "node-test";
+/// The chart's default Lease duration: a handover must not take longer.
+const LEASE_DURATION: Duration = Duration::from_secs(15);
+/// Where the node's pods reach the host's loopback ports (hack/node expose).
+const EXPOSED_ADDRESS: &str = "10.0.0.2";
+const TEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_runs_on_a_real_node_with_one_leader_at_a_time() {
+    tokio::time::timeout(TEST_TIMEOUT, on_a_real_node())
+        .await
+        .unwrap_or_else(|_| panic!("the node test did not finish within {TEST_TIMEOUT:?}"));
+}
+
+async fn on_a_real_node() {
+    let test_started = Instant::now();
+    let image = tokio::task::spawn_blocking(Image::get)
+        .await
+        .expect("the image thread");
+    let started = Instant::now();
+    let bed = tokio::task::spawn_blocking(|| PrivateBed::up_with_node("node"))
+        .await
+        .expect("the bed thread");
+    eprintln!("bed and node Ready in {:?}", started.elapsed());
+    let reference = format!("{IMAGE_REPOSITORY}:{IMAGE_TAG}");
+    let tagged = image.engine(&["tag", &image.id, &reference]);
+    assert!(tagged.status.success(), "tagging the image: {tagged:?}");
+    bed.load_image(&reference);
+
+    let fake = FakeTrackVia::start_with(FakeOptions {
+        extra_sans: vec![EXPOSED_ADDRESS.to_string()],
+        ..Default::default()
+    })
+    .await;
+    let host = bed.expose(fake.port());
+    let client = bed.client().await;
+    for ns in [NAMESPACE, APPS] {
+        create::<Namespace>(&Api::all(client.clone()), json!({"metadata": {"name": ns}})).await;
+    }
+    // The fake's CA, mounted by the chart (extraCA) and trusted for TrackVia calls.
+    let ca = json!({"metadata": {"name": "fake-trackvia-ca"}, "data": {"ca.crt": fake.ca_pem()}});
+    create::<ConfigMap>(&Api::namespaced(client.clone(), NAMESPACE), ca).await;
+
+    let values = bed.dir().join("values.yaml");
+    let values_text = json!({
+        "replicaCount": 2,
+        "image": {"repository": IMAGE_REPOSITORY, "tag": IMAGE_TAG, "pullPolicy": "Never"},
+        "allowedHosts": [host],
+        "extraCA": {"configMapName": "fake-trackvia-ca"},
+        "logFormat": "text",
+    });
+    std::fs::write(&values, values_text.to_string()).expect("writing the values");
+    let values = values.to_str().expect("UTF-8 path").to_string();
+
+    // Both pods Running and Ready: image started, probes passing, token mounted.
+    let started = Instant::now();
+    let chart = trackvia_testsupport::tools::chart_dir();
+    let chart = chart.to_str().expect("UTF-8 path");
+    helm(
+        &bed,
+        &[
+            "install",
+            RELEASE,
+            chart,
+            "--namespace",
+            NAMESPACE,
+            "-f",
+            &values,
+        ],
+    )
+    .await;
+    let pods = wait_pods(&client, 2, Duration::from_secs(180)).await;
+    eprintln!(
+        "2 operator pods Ready {:?} after helm install",
+        started.elapsed()
+    );
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    for name in &pods {
+        let pod = pod_api.get(name).await.expect("the pod");
+        let spec = pod.spec.expect("a spec");
+        let c = &spec.containers[0];
+        assert_eq!(c.image.as_deref(), Some(reference.as_str()));
+        let sc = c.security_context.as_ref().expect("a securityContext");
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert!(
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount")
+        );
+    }
+
+    // One leader, which reconciles a connection through the fake TrackVia.
+    let leader = wait_leader(&client, &pods, Duration::from_secs(60)).await;
+    let conn = Connection::new(&client, &fake, &host);
+    conn.apply("first").await;
+    conn.wait_ready("first").await;
+
+    // Deleting the leader: the other pod takes over within the Lease duration.
+    let started = Instant::now();
+    pod_api
+        .delete(&leader, &DeleteParams::default())
+        .await
+        .expect("deleting the leader");
+    // The standby, or the ReplicaSet's replacement if it starts first.
+    let second = wait_holder(&client, LEASE_DURATION, |pod| pod != leader).await;
+    assert!(
+        pod_api.get_opt(&second).await.expect("get").is_some(),
+        "{second} is no pod"
+    );
+    eprintln!(
+        "handover to {second} {:?} after deleting {leader}",
+        started.elapsed()
+    );
+    conn.apply("second").await;
+    conn.wait_ready("second").await;
+
+    // A changed value rolls the pods; requests for verification keep arriving meanwhile.
+    let started = Instant::now();
+    let poke = tokio::spawn(conn.clone().poke_forever("first"));
+    helm(
+        &bed,
+        &[
+            "upgrade",
+            RELEASE,
+            chart,
+            "--namespace",
+            NAMESPACE,
+            "-f",
+            &values,
+            "--set",
+            "logLevel=debug",
+        ],
+    )
+    .await;
+    let rolled = wait_rollout(&client, Duration::from_secs(240)).await;
+    poke.abort();
+    let third = wait_leader(&client, &rolled, Duration::from_secs(60)).await;
+    eprintln!(
+        "rolled to {rolled:?} in {:?}; leader {third}",
+        started.elapsed()
+    );
+    conn.apply("third").await;
+    conn.wait_ready("third").await;
+    assert_one_writer_at_a_time(&bed);
+
+    // Uninstall keeps the CRD, the connections and their Secrets.
+    helm(
+        &bed,
+        &["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"],
+    )
+    .await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    assert!(
+        crds.get_opt("trackviaconnections.trackvia.io")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    for name in ["first", "second", "third"] {
+        assert!(
+            conn.api.get_opt(name).await.expect("get").is_some(),
+            "{name} is gone"
+        );
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), APPS);
+        assert!(
+            secrets.get_opt(name).await.expect("get").is_some(),
+            "Secret {name} is gone"
+        );
+    }
+    eprintln!("node test done in {:?}", test_started.elapsed());
+}
+
+async fn create<K>(api: &Api<K>, body: Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(body).expect("an object literal");
+    api.create(&PostParams::default(), &object)
+        .await
+        .expect("creating an object");
+}
+
+async fn helm(bed: &PrivateBed, args: &[&str]) {
+    let (dir, args) = (
+        bed.dir().to_path_buf(),
+        args.iter().map(|a| a.to_string()).collect(),
+    );
+    tokio::task::spawn_blocking(move || PrivateBed::helm_in(&dir, args))
+        .await
+        .expect("the helm thread");
+}
+
+fn ready(pod: &Pod) -> bool {
+    let status = pod.status.as_ref();
+    status.and_then(|s| s.phase.as_deref()) == Some("Running")
+        && status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Waits until exactly `count` operator pods exist, all Running and Ready; their names.
+async fn wait_pods(client: &kube::Client, count: usize, within: Duration) -> Vec<String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let deadline = Instant::now() + within;
+    loop {
+        let pods = api
+            .list(&ListParams::default().labels(PODS))
+            .await
+            .expect("listing pods");
+        let live: Vec<&Pod> = pods
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect();
+        if pods.items.len() == count && live.iter().all(|p| ready(p)) {
+            return live
+                .iter()
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
+        }
+        if Instant::now() > deadline {
+            let states: Vec<Value> = pods
+                .items
+                .iter()
+                .map(|p| json!({"name": p.metadata.name, "status": p.status}))
+                .collect();
+            panic!("not {count} Ready operator pods after {within:?}:\n{states:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until the Deployment's pods are all of its latest template and Ready; their names.
+async fn wait_rollout(client: &kube::Client, within: Duration) -> Vec<String> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    wait_for(&api, FULLNAME, within, "the rollout", |d| {
+        let status = d.status.clone().unwrap_or_default();
+        status.observed_generation >= d.metadata.generation
+            && status.updated_replicas == Some(2)
+            && status.ready_replicas == Some(2)
+            && status.replicas == Some(2)
+    })
+    .await;
+    wait_pods(client, 2, within).await
+}
+
+/// Waits until one of `pods` holds the Lease; its name.
+async fn wait_leader(client: &kube::Client, pods: &[String], within: Duration) -> String {
+    wait_holder(client, within, |pod| pods.iter().any(|p| p == pod)).await
+}
+
+/// Waits until the Lease is held by a pod `accept`s (a holder is `<pod>-<pid>`); that pod.
+async fn wait_holder(
+    client: &kube::Client,
+    within: Duration,
+    accept: impl Fn(&str) -> bool,
+) -> String {
+    let api: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
+    let deadline = Instant::now() + within;
+    loop {
+        let holder = api
+            .get_opt(FULLNAME)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            .unwrap_or_default();
+        if let Some((pod, _pid)) = holder.rsplit_once('-').filter(|(pod, _)| accept(pod)) {
+            return pod.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no expected pod holds the Lease after {within:?} (holder {holder:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Connections in the `apps` namespace, checked by the fake TrackVia.
+#[derive(Clone)]
+struct Connection {
+    api: Api<TrackViaConnection>,
+    secrets: Api<Secret>,
+    host: String,
+    key: String,
+    token: String,
+}
+
+impl Connection {
+    fn new(client: &kube::Client, fake: &FakeTrackVia, host: &str) -> Connection {
+        let (key, token) = (
+            "node-key-5a0c9e".to_string(),
+            "node-token-e41f27".to_string(),
+        );
+        fake.add_api_key(&key);
+        fake.set(&key, &token, Behavior::Valid);
+        Connection {
+            api: Api::namespaced(client.clone(), APPS),
+            secrets: Api::namespaced(client.clone(), APPS),
+            host: host.to_string(),
+            key,
+            token,
+        }
+    }
+
+    async fn apply(&self, name: &str) {
+        let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-source")},
+            "stringData": {"apiKey": self.key, "authToken": self.token}});
+        let params = PatchParams::apply("trackvia-tests").force();
+        self.secrets
+            .patch(&format!("{name}-source"), &params, &Patch::Apply(&source))
+            .await
+            .expect("the source");
+        let body = json!({"apiVersion": "trackvia.io/v1alpha1", "kind": "TrackViaConnection",
+            "metadata": {"name": name},
+            "spec": {"host": self.host, "credentialsSecretRef": {"name": format!("{name}-source")}}});
+        self.api
+            .patch(name, &params, &Patch::Apply(&body))
+            .await
+            .expect("the connection");
+    }
+
+    async fn wait_ready(&self, name: &str) {
+        wait_for(
+            &self.api,
+            name,
+            Duration::from_secs(60),
+            "Ready=True",
+            |c| {
+                c.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+            },
+        )
+        .await;
+    }
+
+    /// Asks for a verification of `name` every second, until aborted.
+    async fn poke_forever(self, name: &'static str) {
+        for n in 0u64.. {
+            let body = json!({"metadata": {"annotations": {"trackvia.io/verify-requested-at": n.to_string()}}});
+            let _ = self
+                .api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&body))
+                .await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+/// The operator's writes to connections and Secrets in the audit log, in order, come in one
+/// block per process: no process writes again once another has written.
+fn assert_one_writer_at_a_time(bed: &PrivateBed) {
+    let path = bed.dir().join("logs/audit.log");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut writes: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| {
+            matches!(
+                e["objectRef"]["resource"].as_str(),
+                Some("trackviaconnections" | "secrets")
+            )
+        })
+        .filter_map(|e| {
+            let agent = e["userAgent"].as_str()?;
+            let writer = agent
+                .strip_prefix("trackvia-operator/")?
+                .split_once(" (")?
+                .1
+                .trim_end_matches(')');
+            Some((
+                e["requestReceivedTimestamp"].as_str()?.to_string(),
+                writer.to_string(),
+            ))
+        })
+        .collect();
+    writes.sort();
+    let mut blocks: Vec<&str> = Vec::new();
+    for (_, writer) in &writes {
+        if blocks.last() != Some(&writer.as_str()) {
+            blocks.push(writer);
+        }
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for writer in &blocks {
+        *seen.entry(writer).or_default() += 1;
+    }
+    eprintln!(
+        "{} writes by the operator, in blocks by {blocks:?}",
+        writes.len()
+    );
+    assert!(blocks.len() >= 3, "three leaders wrote in turn: {blocks:?}");
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "a process wrote again after another had: {blocks:?}"
+    );
+}
