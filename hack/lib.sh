@@ -202,7 +202,8 @@ start_proc() {
   local pidfile=$1 logfile=$2
   shift 2
   setsid "$@" </dev/null >>"${logfile}" 2>&1 7>&- 8>&- 9>&- &
-  printf '%s %s\n' "$!" "${PROC_EXE:-$(command -v "$1")}" >"${pidfile}"
+  # The resolved path, as /proc/PID/exe shows it (symlinks, merged /usr).
+  printf '%s %s\n' "$!" "$(readlink -f "${PROC_EXE:-$(command -v "$1")}")" >"${pidfile}"
 }
 
 # stop_proc NAME PIDFILE — SIGTERM, then SIGKILL after 10 s.

@@ -8,7 +8,15 @@ use std::process::{Command, Output};
 
 use trackvia_testsupport::tools::repo_root;
 
+/// The cargo-deny binary, with every package's manifest fetched (also those of other
+/// platforms, which no build here downloads), so that the checks can run offline.
 fn cargo_deny() -> PathBuf {
+    let fetch = Command::new(env!("CARGO"))
+        .current_dir(repo_root())
+        .args(["fetch", "--locked", "--quiet"])
+        .status()
+        .expect("running cargo fetch");
+    assert!(fetch.success(), "cargo fetch --locked failed");
     let out = Command::new(repo_root().join("hack/deny"))
         .arg("path")
         .output()

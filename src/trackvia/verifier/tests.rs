@@ -1,3 +1,5 @@
+//! Tests of the verifier against a stand-in TrackVia: one call per distinct credential.
+
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use jiff::SignedDuration;
