@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -178,6 +178,7 @@ async fn on_a_real_node() {
     conn.apply("third").await;
     conn.wait_ready("third").await;
     assert_one_writer_at_a_time(&bed);
+    conn.assert_no_leaks(&client).await;
 
     // Uninstall keeps the CRD, the connections and their Secrets.
     helm(
@@ -372,6 +373,52 @@ impl Connection {
             },
         )
         .await;
+    }
+
+    /// Neither the key nor the token appears in the running operator pods' logs (read where
+    /// the kubelet writes them, at debug level after the upgrade), in events or in statuses.
+    async fn assert_no_leaks(&self, client: &kube::Client) {
+        let mut logs = String::new();
+        let prefix = format!("{NAMESPACE}_");
+        for dir in std::fs::read_dir("/var/log/pods").expect("the kubelet's pod logs") {
+            let dir = dir.expect("an entry").path();
+            if !dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+            {
+                continue;
+            }
+            for container in std::fs::read_dir(&dir).expect("a pod's log directory") {
+                for file in std::fs::read_dir(container.expect("an entry").path()).expect("logs") {
+                    let path = file.expect("an entry").path();
+                    logs.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+                }
+            }
+        }
+        assert!(
+            logs.len() > 100,
+            "the operator pods logged almost nothing: {logs}"
+        );
+        let events: Api<Event> = Api::all(client.clone());
+        let events = events.list(&ListParams::default()).await.expect("events");
+        let statuses = self
+            .api
+            .list(&ListParams::default())
+            .await
+            .expect("connections");
+        let statuses: Vec<_> = statuses.items.iter().map(|c| &c.status).collect();
+        for (what, text) in [
+            ("logs", logs),
+            ("events", serde_json::to_string(&events).expect("JSON")),
+            ("statuses", serde_json::to_string(&statuses).expect("JSON")),
+        ] {
+            for secret in [&self.key, &self.token] {
+                assert!(
+                    !text.contains(secret.as_str()),
+                    "a credential appears in the {what}"
+                );
+            }
+        }
     }
 
     /// Asks for a verification of `name` every second, until aborted.
