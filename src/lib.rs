@@ -1,5 +1,6 @@
 //! trackvia-operator: keeps TrackVia API credentials verified and published in Kubernetes.
 
+pub mod cli;
 pub mod connection;
 pub mod controller;
 pub mod crd;
