@@ -10,6 +10,7 @@ use crate::report;
 use crate::status::parse_duration;
 
 pub mod run;
+pub mod status;
 pub mod verify;
 
 pub use run::RunArgs;
