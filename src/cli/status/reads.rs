@@ -100,26 +100,7 @@ pub(crate) async fn collect(options: Options, color: bool) -> Result<Report, Str
     let scope = (!all).then_some(namespace.as_str());
     let mut report = Report::default();
 
-    let connections: Api<TrackViaConnection> = api_for(&client, scope);
-    let selected: Vec<TrackViaConnection> = match &options.name {
-        Some(name) => match connections.get_opt(name).await.map_err(connections_error)? {
-            Some(tvc) => vec![tvc],
-            None => {
-                return Err(format!(
-                    "TrackViaConnection {name:?} not found in namespace {namespace:?}"
-                ));
-            }
-        },
-        None => {
-            let mut items = connections
-                .list(&ListParams::default())
-                .await
-                .map_err(connections_error)?
-                .items;
-            items.sort_by_key(|t| (t.namespace(), t.name_any()));
-            items
-        }
-    };
+    let selected = read_connections(&client, scope, options.name.as_deref(), &namespace).await?;
 
     let workloads = if selected.is_empty() {
         Some(Vec::new())
@@ -172,4 +153,34 @@ pub(crate) async fn collect(options: Options, color: bool) -> Result<Report, Str
         OutputFormat::Table => render_table(&rows, all, now, color),
     };
     Ok(report)
+}
+
+/// The connection named, or every connection in scope by namespace and name.
+async fn read_connections(
+    client: &Client,
+    scope: Option<&str>,
+    name: Option<&str>,
+    namespace: &str,
+) -> Result<Vec<TrackViaConnection>, String> {
+    let connections: Api<TrackViaConnection> = api_for(client, scope);
+    let selected: Vec<TrackViaConnection> = match name {
+        Some(name) => match connections.get_opt(name).await.map_err(connections_error)? {
+            Some(tvc) => vec![tvc],
+            None => {
+                return Err(format!(
+                    "TrackViaConnection {name:?} not found in namespace {namespace:?}"
+                ));
+            }
+        },
+        None => {
+            let mut items = connections
+                .list(&ListParams::default())
+                .await
+                .map_err(connections_error)?
+                .items;
+            items.sort_by_key(|t| (t.namespace(), t.name_any()));
+            items
+        }
+    };
+    Ok(selected)
 }

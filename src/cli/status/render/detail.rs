@@ -9,9 +9,20 @@ use crate::crd::condition;
 
 use super::*;
 
+/// Fields whose values are escaped before painting (the others are escaped when written).
+const PAINTED: [&str; 2] = ["Ready", "Token expires"];
+
 /// The detailed view of one connection.
 pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> String {
-    let s = &d.summary;
+    let mut out = fields_section(d, now, color);
+    out.push_str(&status_section(d, now));
+    out.push_str(&conditions_section(d, now, color));
+    out.push_str(&events_section(d, now, color));
+    out
+}
+
+/// The "Ready" and "Token expires" values, escaped and painted.
+fn ready_and_expiry(s: &ConnectionSummary, now: Timestamp, color: bool) -> (String, String) {
     let paint = |text: String, style: Option<&'static str>| {
         let text = safe::for_terminal(&text).into_owned();
         match style.filter(|_| color) {
@@ -19,8 +30,6 @@ pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> Strin
             None => text,
         }
     };
-    // Every value is escaped; the two painted ones were escaped before painting.
-    let painted = ["Ready", "Token expires"];
     let ready = match (&s.ready, &s.reason) {
         (Some(status), Some(reason)) => paint(
             format!("{status} ({reason})"),
@@ -40,6 +49,12 @@ pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> Strin
             paint(format!("{at} ({left})"), expiry_style(s))
         }
     };
+    (ready, expires)
+}
+
+/// The restart targets and the consumers, as text.
+fn workload_lists(d: &ConnectionDetail) -> (String, String) {
+    let s = &d.summary;
     let restart_targets = if d.spec.rollout_restart_targets.is_empty() {
         "-".to_string()
     } else {
@@ -59,7 +74,15 @@ pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> Strin
             .collect::<Vec<_>>()
             .join(", "),
     };
-    let fields: Vec<(&str, String)> = vec![
+    (restart_targets, consumers)
+}
+
+/// The connection's fields, from its spec and summary.
+fn fields(d: &ConnectionDetail, now: Timestamp, color: bool) -> Vec<(&'static str, String)> {
+    let s = &d.summary;
+    let (ready, expires) = ready_and_expiry(s, now, color);
+    let (restart_targets, consumers) = workload_lists(d);
+    vec![
         ("Name", s.name.clone()),
         ("Namespace", s.namespace.clone()),
         ("Ready", ready),
@@ -108,11 +131,16 @@ pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> Strin
         ),
         ("Consumers", consumers),
         ("Restart targets", restart_targets),
-    ];
+    ]
+}
+
+/// The first section: one field a line, every value escaped.
+fn fields_section(d: &ConnectionDetail, now: Timestamp, color: bool) -> String {
+    let fields = fields(d, now, color);
     let mut out = String::new();
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 2;
     for (key, value) in &fields {
-        let value = if painted.contains(key) {
+        let value = if PAINTED.contains(key) {
             Cow::Borrowed(value.as_str())
         } else {
             safe::for_terminal(value)
@@ -120,6 +148,13 @@ pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> Strin
         let _ = writeln!(out, "{:<width$}{value}", format!("{key}:"));
     }
 
+    out
+}
+
+/// The "Status:" section.
+fn status_section(d: &ConnectionDetail, now: Timestamp) -> String {
+    let s = &d.summary;
+    let mut out = String::new();
     out.push_str("\nStatus:\n");
     let generation = match (d.observed_generation, d.generation) {
         (Some(o), Some(g)) => format!("{o} (generation {g})"),
@@ -163,6 +198,12 @@ pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> Strin
         let _ = writeln!(out, "  {:<width$}{value}", format!("{key}:"));
     }
 
+    out
+}
+
+/// The "Conditions:" section.
+fn conditions_section(d: &ConnectionDetail, now: Timestamp, color: bool) -> String {
+    let mut out = String::new();
     out.push_str("\nConditions:\n");
     if d.conditions.is_empty() {
         out.push_str("  <none>\n");
@@ -190,6 +231,12 @@ pub fn render_detail(d: &ConnectionDetail, now: Timestamp, color: bool) -> Strin
         out.push_str(&columns(&rows, color, "  "));
     }
 
+    out
+}
+
+/// The "Events:" section.
+fn events_section(d: &ConnectionDetail, now: Timestamp, color: bool) -> String {
+    let mut out = String::new();
     out.push_str("\nEvents:\n");
     match &d.events {
         None => out.push_str("  ? (events could not be listed)\n"),
