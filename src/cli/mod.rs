@@ -9,10 +9,12 @@ use clap::{Args, Parser, Subcommand};
 use crate::report;
 use crate::status::parse_duration;
 
+mod error;
 pub mod run;
 pub mod status;
 pub mod verify;
 
+pub use error::Error;
 pub use run::RunArgs;
 pub use verify::VerifyArgs;
 

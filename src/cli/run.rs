@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use jiff::SignedDuration;
 
-use super::install_crypto_provider;
+use super::{Error, install_crypto_provider};
 use crate::controller::{self, Clock, Config};
 use crate::metrics::Metrics;
 use crate::status::{Settings, parse_duration};
@@ -171,7 +171,7 @@ struct Wiring {
     verifier: Arc<Verifier>,
 }
 
-async fn run_inner(args: RunArgs) -> Result<(), String> {
+async fn run_inner(args: RunArgs) -> Result<(), Error> {
     install_crypto_provider();
     // From here on SIGTERM and SIGINT stop the process within a few seconds, in any phase.
     let mut signals = supervisor::Signals::install()?;
@@ -231,7 +231,7 @@ async fn run_inner(args: RunArgs) -> Result<(), String> {
 
 /// Reads the allowed hosts, the CA bundle, the durations and the clock offset, and
 /// builds the TrackVia verifier.
-fn wiring(args: &RunArgs) -> Result<Wiring, String> {
+fn wiring(args: &RunArgs) -> Result<Wiring, Error> {
     let allowed_hosts =
         AllowedHosts::parse(&args.allowed_hosts).map_err(|e| format!("--allowed-hosts: {e}"))?;
     let extra_ca = match &args.extra_ca_file {
@@ -301,7 +301,7 @@ fn config(
     settings: Settings,
     clock: Clock,
     instance: String,
-) -> Result<Config, String> {
+) -> Result<Config, Error> {
     Ok(Config {
         namespaces: args
             .namespaces
@@ -322,7 +322,7 @@ fn config(
 }
 
 /// The Lease settings of leader election, checked.
-fn lease_settings(args: &RunArgs, identity: String) -> Result<leader::LeaseSettings, String> {
+fn lease_settings(args: &RunArgs, identity: String) -> Result<leader::LeaseSettings, Error> {
     let settings = leader::LeaseSettings {
         name: args.leader_election_lease_name.clone(),
         namespace: args
@@ -330,7 +330,9 @@ fn lease_settings(args: &RunArgs, identity: String) -> Result<leader::LeaseSetti
             .clone()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .filter(|s| !s.is_empty())
-            .ok_or("--leader-election needs --leader-election-namespace or POD_NAMESPACE")?,
+            .ok_or_else(|| {
+                "--leader-election needs --leader-election-namespace or POD_NAMESPACE".to_string()
+            })?,
         identity,
         lease_duration: parse_duration(&args.leader_election_lease_duration)
             .map_err(|e| format!("--leader-election-lease-duration: {e}"))?,
