@@ -1,5 +1,6 @@
 //! trackvia-operator: keeps TrackVia API credentials verified and published in Kubernetes.
 
+pub mod cli;
 pub mod connection;
 pub mod controller;
 pub mod crd;
@@ -9,10 +10,13 @@ pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod probe;
-pub mod report;
+
 pub mod status;
 pub mod supervisor;
 pub mod trackvia;
+
+/// The `status` command, at its earlier path.
+pub use cli::status as report;
 
 // The controller's parts keep their earlier paths.
 pub use controller::{adoption, restart, secret, source_read, watches};

@@ -21,13 +21,6 @@ pub const RELEASE: Duration = Duration::from_secs(2);
 #[error("listening for signals: {0}")]
 pub struct SignalsError(#[source] pub std::io::Error);
 
-/// For callers that report start-up errors as text.
-impl From<SignalsError> for String {
-    fn from(e: SignalsError) -> String {
-        e.to_string()
-    }
-}
-
 /// SIGTERM and SIGINT, listened to from start-up on.
 pub struct Signals {
     term: Signal,

@@ -56,13 +56,6 @@ pub enum LeaderError {
     },
 }
 
-/// For callers that report start-up errors as text.
-impl From<LeaderError> for String {
-    fn from(e: LeaderError) -> String {
-        e.to_string()
-    }
-}
-
 /// Timing of the election. `renew_deadline` < `lease_duration` leaves the margin in which a
 /// leader that could not renew has stopped writing while the Lease still names it.
 #[derive(Clone, Debug)]

@@ -63,13 +63,6 @@ pub enum ClientError {
     Build(#[source] reqwest::Error),
 }
 
-/// Start-up code that reports errors as text takes this one as text.
-impl From<ClientError> for String {
-    fn from(e: ClientError) -> String {
-        e.to_string()
-    }
-}
-
 /// Largest error body read from TrackVia.
 pub const MAX_BODY: usize = 64 * 1024;
 

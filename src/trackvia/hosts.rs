@@ -16,13 +16,6 @@ pub enum HostsError {
     Empty,
 }
 
-/// Start-up code that reports errors as text takes this one as text.
-impl From<HostsError> for String {
-    fn from(e: HostsError) -> String {
-        e.to_string()
-    }
-}
-
 /// Hosts the operator may call. Patterns: `host`, `host:port`, `host:*`,
 /// `*.domain`, `*.domain:port`; a pattern without a port means port 443.
 #[derive(Clone, Debug)]

@@ -120,8 +120,8 @@ pub fn completion_script(shell: Shell, mut command: clap::Command, bin_name: &st
 
 /// Run `status`. `root` is the whole program's command line and `plugin` whether it
 /// was started as `kubectl-trackvia` (whose commands are those of `status`).
-pub async fn main(args: StatusArgs, root: clap::Command, plugin: bool) -> ExitCode {
-    match args.command {
+pub async fn main(mut args: StatusArgs, root: clap::Command, plugin: bool) -> ExitCode {
+    match args.command.take() {
         Some(StatusCommand::Completion { shell }) => {
             let script = if plugin {
                 let status = root
@@ -135,35 +135,7 @@ pub async fn main(args: StatusArgs, root: clap::Command, plugin: bool) -> ExitCo
             print!("{script}");
             ExitCode::SUCCESS
         }
-        Some(StatusCommand::Verify { name, timeout }) => {
-            let timeout = match parse_duration(&timeout) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("error: --timeout: {e}");
-                    return ExitCode::from(verify::OTHER_ERROR);
-                }
-            };
-            let options = verify::Options {
-                namespace: args.namespace,
-                name,
-                kubeconfig: args.kubeconfig,
-                context: args.context,
-                timeout,
-            };
-            let note = |text: &str| eprintln!("{}", safe::for_terminal(text));
-            match verify::run(options, note).await {
-                Ok(outcome) => {
-                    for line in &outcome.lines {
-                        println!("{line}");
-                    }
-                    ExitCode::from(outcome.code)
-                }
-                Err(e) => {
-                    eprintln!("error: {}", safe::for_terminal(&e));
-                    ExitCode::from(verify::OTHER_ERROR)
-                }
-            }
-        }
+        Some(StatusCommand::Verify { name, timeout }) => verify_now(args, name, timeout).await,
         Some(StatusCommand::Rotate(rotate_args)) => {
             let target = rotate::Target {
                 namespace: args.namespace,
@@ -206,6 +178,37 @@ pub async fn main(args: StatusArgs, root: clap::Command, plugin: bool) -> ExitCo
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// `status verify NAME`: asks the operator to check the connection now and waits.
+async fn verify_now(args: StatusArgs, name: String, timeout: String) -> ExitCode {
+    let timeout = match parse_duration(&timeout) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: --timeout: {e}");
+            return ExitCode::from(verify::OTHER_ERROR);
+        }
+    };
+    let options = verify::Options {
+        namespace: args.namespace,
+        name,
+        kubeconfig: args.kubeconfig,
+        context: args.context,
+        timeout,
+    };
+    let note = |text: &str| eprintln!("{}", safe::for_terminal(text));
+    match verify::run(options, note).await {
+        Ok(outcome) => {
+            for line in &outcome.lines {
+                println!("{line}");
+            }
+            ExitCode::from(outcome.code)
+        }
+        Err(e) => {
+            eprintln!("error: {}", safe::for_terminal(&e));
+            ExitCode::from(verify::OTHER_ERROR)
         }
     }
 }
