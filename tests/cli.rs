@@ -283,3 +283,32 @@ fn completion_scripts_load_in_bash_and_name_every_command() {
     assert_eq!(last, ["verify", "verify"], "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Error text echoing what the user or the API server supplied (here a kubeconfig path with
+/// an escape sequence) reaches the terminal escaped, from `rotate` and from `status`.
+#[test]
+fn errors_reach_the_terminal_escaped() {
+    let path = "/nonexistent/\u{1b}[31mred";
+    let commands: [&[&str]; 2] = [
+        &[
+            "status",
+            "rotate",
+            "x",
+            "--expires-on",
+            "2030-01-01",
+            "--kubeconfig",
+            path,
+        ],
+        &["status", "--kubeconfig", path],
+    ];
+    for args in commands {
+        let (code, _out, err) =
+            common::cli::run_cli_input(Path::new(OPERATOR), args, &[], Some("token\n"));
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("kubeconfig"), "{args:?}: {err}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "{args:?} printed a raw escape: {err:?}"
+        );
+    }
+}

@@ -151,7 +151,7 @@ pub async fn main(mut args: StatusArgs, root: clap::Command, plugin: bool) -> Ex
                     ExitCode::SUCCESS
                 }
                 Err(failure) => {
-                    eprintln!("error: {}", failure.message);
+                    eprintln!("error: {}", safe::for_terminal(&failure.message));
                     ExitCode::from(failure.code)
                 }
             }
@@ -168,13 +168,13 @@ pub async fn main(mut args: StatusArgs, root: clap::Command, plugin: bool) -> Ex
             match super::run(options, super::use_color()).await {
                 Ok(r) => {
                     for warning in &r.warnings {
-                        eprintln!("{warning}");
+                        eprintln!("{}", safe::for_terminal(warning));
                     }
                     print!("{}", r.output);
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", safe::for_terminal(&e.to_string()));
                     ExitCode::from(1)
                 }
             }
