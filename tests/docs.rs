@@ -1,6 +1,6 @@
 //! The documentation holds together: every relative link and anchor resolves, every flag of
 //! `run` is documented, and the API reference covers every field of the generated CRD.
-//! (Every chart value in the chart README is checked by `tests/chart.rs`.)
+//! (Every chart value in the chart README is checked by `tests/chart_consistency.rs`.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -18,7 +18,10 @@ use trackvia_testsupport::image::Launcher;
 use trackvia_testsupport::kube::{TestNamespace, client, wait_crd_established, wait_for};
 use trackvia_testsupport::{OperatorProcess, free_port};
 
+pub mod chart;
+pub mod chart_rbac;
 pub mod cli;
+pub mod hostile;
 
 /// The operator binary built for these tests.
 pub const OPERATOR: &str = env!("CARGO_BIN_EXE_trackvia-operator");
