@@ -32,3 +32,17 @@ pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result
     };
     Client::try_from(config).map_err(|e| format!("connecting to Kubernetes: {e}"))
 }
+
+/// [`connect`], and the namespace to work in: `namespace` unless empty, else the
+/// kubeconfig context's default namespace.
+pub async fn connect_in(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<(Client, String), String> {
+    let client = connect(kubeconfig, context).await?;
+    let namespace = namespace
+        .filter(|n| !n.is_empty())
+        .map_or_else(|| client.default_namespace().to_string(), str::to_string);
+    Ok((client, namespace))
+}

@@ -89,13 +89,12 @@ pub async fn run(options: Options, color: bool) -> Result<Report, String> {
 }
 
 pub(crate) async fn collect(options: Options, color: bool) -> Result<Report, String> {
-    let client =
-        connect::connect(options.kubeconfig.as_deref(), options.context.as_deref()).await?;
-    let namespace = options
-        .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| client.default_namespace().to_string());
+    let (client, namespace) = connect::connect_in(
+        options.kubeconfig.as_deref(),
+        options.context.as_deref(),
+        options.namespace.as_deref(),
+    )
+    .await?;
     let all = options.all_namespaces && options.name.is_none();
     let scope = (!all).then_some(namespace.as_str());
     let mut report = Report::default();

@@ -175,13 +175,12 @@ fn write_error(name: &str, e: kube::Error) -> String {
 /// back by the forced-check limit) go to `note` as they arise; `Err` is an error
 /// that is not an answer (exit code [`OTHER_ERROR`]).
 pub async fn run(options: Options, mut note: impl FnMut(&str)) -> Result<Outcome, String> {
-    let client =
-        connect::connect(options.kubeconfig.as_deref(), options.context.as_deref()).await?;
-    let namespace = options
-        .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| client.default_namespace().to_string());
+    let (client, namespace) = connect::connect_in(
+        options.kubeconfig.as_deref(),
+        options.context.as_deref(),
+        options.namespace.as_deref(),
+    )
+    .await?;
     let name = options.name.as_str();
     let api: Api<TrackViaConnection> = Api::namespaced(client, &namespace);
     let before = api

@@ -108,12 +108,12 @@ struct Found {
 
 /// Read the connection and its source Secret; refuse a host outside the allow list.
 async fn find(target: &Target, args: &RotateArgs) -> Result<Found, String> {
-    let client = connect::connect(target.kubeconfig.as_deref(), target.context.as_deref()).await?;
-    let ns = target
-        .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| client.default_namespace().to_string());
+    let (client, ns) = connect::connect_in(
+        target.kubeconfig.as_deref(),
+        target.context.as_deref(),
+        target.namespace.as_deref(),
+    )
+    .await?;
     let connections: Api<TrackViaConnection> = Api::namespaced(client.clone(), &ns);
     let what_tvc = format!("TrackViaConnection {ns}/{}", args.name);
     let tvc = connections
