@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use names::*;
-pub use status::{Condition, TrackViaConnectionStatus};
+pub use status::{Condition, ConditionStatus, TrackViaConnectionStatus};
 
 /// A verified TrackVia connection: credentials from a Secret, checked against the
 /// TrackVia API and published as a complete connection Secret.

@@ -11,7 +11,6 @@ pub mod metrics;
 pub mod names;
 pub mod probe;
 
-pub mod status;
 pub mod supervisor;
 pub mod trackvia;
 

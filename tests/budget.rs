@@ -20,7 +20,7 @@ fn condition(t: &TrackViaConnection, type_: &str) -> Option<(String, String, Str
     t.status
         .as_ref()
         .and_then(|s| s.condition(type_))
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        .map(|c| (c.status.to_string(), c.reason.clone(), c.message.clone()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

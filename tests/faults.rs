@@ -33,7 +33,7 @@ fn ready(t: &TrackViaConnection) -> Option<(String, String)> {
     t.status
         .as_ref()
         .and_then(|s| s.condition("Ready"))
-        .map(|c| (c.status.clone(), c.reason.clone()))
+        .map(|c| (c.status.to_string(), c.reason.clone()))
 }
 
 fn is_ready(t: &TrackViaConnection) -> bool {
@@ -609,7 +609,7 @@ async fn a_trackvia_outage_is_damped_rate_limited_and_recovers_by_itself() {
                     unreachable_after.insert(name.clone(), outage.elapsed());
                 }
             }
-            let verified = status.condition("Verified").map(|c| c.status.clone());
+            let verified = status.condition("Verified").map(|c| c.status.to_string());
             assert_ne!(
                 verified.as_deref(),
                 Some("False"),

@@ -105,6 +105,25 @@ fn usage_mistakes_exit_1_with_the_parser_message() {
     }
 }
 
+#[test]
+fn run_names_the_flag_it_refuses() {
+    // `run` logs these (with a timestamp), so the lines are matched, not pinned whole.
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "--request-timeout", "5x"], "--request-timeout: "),
+        (&["run", "--allowed-hosts", "a/b"], "--allowed-hosts: "),
+        (&["run", "--clock-offset", "-later"], "--clock-offset: "),
+        (
+            &["run", "--extra-ca-file", "/nonexistent/ca.pem"],
+            "--extra-ca-file /nonexistent/ca.pem: ",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, out, err) = run(Path::new(OPERATOR), args);
+        assert_eq!((code, out.as_str()), (1, ""), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
+
 struct Input {
     now: Timestamp,
     connections: Vec<TrackViaConnection>,

@@ -66,7 +66,7 @@ proptest::proptest! {
         let pattern = regex::Regex::new(trackvia_operator::crd::HOST_PATTERN).unwrap();
         let allow = trackvia_operator::trackvia::AllowedHosts::parse("*.trackvia.com, localhost:8443").unwrap();
         // Never a panic, whatever the input.
-        let parsed = trackvia_operator::status::parse_spec(&spec_with_host(&host));
+        let parsed = trackvia_operator::connection::parse_spec(&spec_with_host(&host));
         let allowed = parsed.as_ref().is_ok_and(|p| allow.allows(&p.host));
         if pattern.is_match(&host) && allowed {
             // No URL (an invalid punycode label, say) means no request at all.
@@ -91,7 +91,7 @@ fn hosts_only_the_schema_refuses() {
         "evil.example\\.trackvia.com",
         "evil.example:8443#.trackvia.com:443",
     ] {
-        let Ok(parsed) = trackvia_operator::status::parse_spec(&spec_with_host(host)) else {
+        let Ok(parsed) = trackvia_operator::connection::parse_spec(&spec_with_host(host)) else {
             continue;
         };
         if !allow.allows(&parsed.host) {

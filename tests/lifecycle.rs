@@ -20,7 +20,7 @@ fn ready(t: &TrackViaConnection) -> Option<(String, String)> {
     t.status
         .as_ref()
         .and_then(|s| s.condition("Ready"))
-        .map(|c| (c.status.clone(), c.reason.clone()))
+        .map(|c| (c.status.to_string(), c.reason.clone()))
 }
 
 fn cond_time(t: &TrackViaConnection, type_: &str) -> jiff::Timestamp {

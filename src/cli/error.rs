@@ -8,9 +8,23 @@ use crate::trackvia::ClientError;
 /// Why a command stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A flag's value or a start-up step failed; the text names which.
-    #[error("{0}")]
-    Message(String),
+    /// A flag's value is not one the command accepts.
+    #[error("{flag}: {reason}")]
+    Flag {
+        /// The flag (and the file it names, if any).
+        flag: String,
+        /// Why its value is refused.
+        reason: String,
+    },
+    /// Leader election is on but no namespace for the Lease is known.
+    #[error("--leader-election needs --leader-election-namespace or POD_NAMESPACE")]
+    NoLeaseNamespace,
+    /// No Kubernetes configuration could be found or read.
+    #[error("connecting to Kubernetes: {0}")]
+    Kube(String),
+    /// Another process holds the Lease now.
+    #[error("lost leadership ({0}); exiting so that only the new leader writes")]
+    LostLeadership(String),
     /// The signal handlers could not be installed.
     #[error(transparent)]
     Signals(#[from] SignalsError),
@@ -20,10 +34,4 @@ pub enum Error {
     /// The TrackVia client could not be built.
     #[error(transparent)]
     Client(#[from] ClientError),
-}
-
-impl From<String> for Error {
-    fn from(message: String) -> Self {
-        Error::Message(message)
-    }
 }

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::connection::parse_duration;
 use crate::report;
-use crate::status::parse_duration;
 
 mod error;
 pub mod run;

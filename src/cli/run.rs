@@ -11,9 +11,9 @@ use clap::{Args, ValueEnum};
 use jiff::SignedDuration;
 
 use super::{Error, install_crypto_provider};
+use crate::connection::{Settings, parse_duration};
 use crate::controller::{self, Clock, Config};
 use crate::metrics::Metrics;
-use crate::status::{Settings, parse_duration};
 use crate::trackvia::{AllowedHosts, TrackViaClient, Verifier};
 use crate::{http, leader, supervisor};
 
@@ -144,8 +144,21 @@ fn parse_signed(text: &str) -> Result<SignedDuration, String> {
         Some(r) => (true, r),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
-    let d = SignedDuration::try_from(parse_duration(rest)?).map_err(|e| e.to_string())?;
+    let unsigned = parse_duration(rest).map_err(|e| e.to_string())?;
+    let d = SignedDuration::try_from(unsigned).map_err(|e| e.to_string())?;
     Ok(if negative { -d } else { d })
+}
+
+/// A flag's value read with `parse`; an error names the flag.
+fn flag<T, E: std::fmt::Display>(
+    name: &str,
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, Error> {
+    parse(text).map_err(|e| Error::Flag {
+        flag: name.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// `run`: runs the controller until a signal (or lost leadership) stops it.
@@ -178,7 +191,7 @@ async fn run_inner(args: RunArgs) -> Result<(), Error> {
     let wiring = wiring(&args)?;
     let kube_config = kube::Config::infer()
         .await
-        .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+        .map_err(|e| Error::Kube(e.to_string()))?;
     let instance = std::env::var("POD_NAME").unwrap_or_else(|_| hostname());
     // Names this process in the API server's audit log and in the Lease.
     let identity = format!("{instance}-{}", std::process::id());
@@ -222,9 +235,7 @@ async fn run_inner(args: RunArgs) -> Result<(), Error> {
     let work = || controller::run(fenced_client, config, verifier, metrics.clone(), ready);
     supervisor::run_elected(elector, work, &mut signals, &metrics)
         .await
-        .map_err(|lost| {
-            format!("lost leadership ({lost}); exiting so that only the new leader writes")
-        })?;
+        .map_err(|lost| Error::LostLeadership(lost.to_string()))?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -232,27 +243,24 @@ async fn run_inner(args: RunArgs) -> Result<(), Error> {
 /// Reads the allowed hosts, the CA bundle, the durations and the clock offset, and
 /// builds the TrackVia verifier.
 fn wiring(args: &RunArgs) -> Result<Wiring, Error> {
-    let allowed_hosts =
-        AllowedHosts::parse(&args.allowed_hosts).map_err(|e| format!("--allowed-hosts: {e}"))?;
+    let allowed_hosts = flag("--allowed-hosts", &args.allowed_hosts, str::parse)?;
     let extra_ca = match &args.extra_ca_file {
-        Some(path) => Some(
-            std::fs::read(path).map_err(|e| format!("--extra-ca-file {}: {e}", path.display()))?,
-        ),
+        Some(path) => Some(std::fs::read(path).map_err(|e| Error::Flag {
+            flag: format!("--extra-ca-file {}", path.display()),
+            reason: e.to_string(),
+        })?),
         None => None,
     };
-    let timeout =
-        parse_duration(&args.request_timeout).map_err(|e| format!("--request-timeout: {e}"))?;
+    let timeout = flag("--request-timeout", &args.request_timeout, parse_duration)?;
     let settings = Settings {
         failure_threshold: args.failure_threshold,
-        failure_grace: parse_duration(&args.failure_grace)
-            .map_err(|e| format!("--failure-grace: {e}"))?,
-        retry_base: parse_duration(&args.retry_base)
-            .map_err(|e| format!("--retry-base: {e}"))?
+        failure_grace: flag("--failure-grace", &args.failure_grace, parse_duration)?,
+        retry_base: flag("--retry-base", &args.retry_base, parse_duration)?
             .max(Duration::from_millis(100)),
     };
     let clock = Clock {
         offset: match &args.clock_offset {
-            Some(t) => parse_signed(t).map_err(|e| format!("--clock-offset: {e}"))?,
+            Some(t) => flag("--clock-offset", t, parse_signed)?,
             None => SignedDuration::ZERO,
         },
     };
@@ -315,8 +323,7 @@ fn config(
         concurrency: args.concurrency.max(1),
         clock,
         instance,
-        restart_debounce: parse_duration(&args.restart_debounce)
-            .map_err(|e| format!("--restart-debounce: {e}"))?,
+        restart_debounce: flag("--restart-debounce", &args.restart_debounce, parse_duration)?,
         source_watch_limit: args.source_watch_limit.max(1),
     })
 }
@@ -330,20 +337,28 @@ fn lease_settings(args: &RunArgs, identity: String) -> Result<leader::LeaseSetti
             .clone()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                "--leader-election needs --leader-election-namespace or POD_NAMESPACE".to_string()
-            })?,
+            .ok_or(Error::NoLeaseNamespace)?,
         identity,
-        lease_duration: parse_duration(&args.leader_election_lease_duration)
-            .map_err(|e| format!("--leader-election-lease-duration: {e}"))?,
-        renew_deadline: parse_duration(&args.leader_election_renew_deadline)
-            .map_err(|e| format!("--leader-election-renew-deadline: {e}"))?,
-        retry_period: parse_duration(&args.leader_election_retry_period)
-            .map_err(|e| format!("--leader-election-retry-period: {e}"))?,
+        lease_duration: flag(
+            "--leader-election-lease-duration",
+            &args.leader_election_lease_duration,
+            parse_duration,
+        )?,
+        renew_deadline: flag(
+            "--leader-election-renew-deadline",
+            &args.leader_election_renew_deadline,
+            parse_duration,
+        )?,
+        retry_period: flag(
+            "--leader-election-retry-period",
+            &args.leader_election_retry_period,
+            parse_duration,
+        )?,
     };
-    settings
-        .validate()
-        .map_err(|e| format!("leader election: {e}"))?;
+    settings.validate().map_err(|e| Error::Flag {
+        flag: "leader election".into(),
+        reason: e.to_string(),
+    })?;
     Ok(settings)
 }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::install_crypto_provider;
+use crate::connection::parse_duration;
 use crate::report;
-use crate::status::parse_duration;
 use crate::trackvia::{Credentials, TrackViaClient};
 
 /// Flags of `verify`.

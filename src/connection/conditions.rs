@@ -2,48 +2,10 @@
 //! of strings, the one place instants are formatted and parsed, and
 //! [`set_condition`], which keeps `lastTransitionTime` unless `status` flips.
 
-use std::fmt;
-
 use jiff::Timestamp;
 
+pub use crate::crd::ConditionStatus;
 use crate::crd::{Condition, TrackViaConnectionStatus, condition};
-
-/// The status of a condition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConditionStatus {
-    /// `True`.
-    True,
-    /// `False`.
-    False,
-    /// `Unknown`.
-    Unknown,
-}
-
-impl ConditionStatus {
-    /// As written in a `metav1.Condition`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConditionStatus::True => "True",
-            ConditionStatus::False => "False",
-            ConditionStatus::Unknown => "Unknown",
-        }
-    }
-
-    /// Read a condition's status; anything but `True` or `False` is `Unknown`.
-    pub fn of_text(text: &str) -> ConditionStatus {
-        match text {
-            "True" => ConditionStatus::True,
-            "False" => ConditionStatus::False,
-            _ => ConditionStatus::Unknown,
-        }
-    }
-}
-
-impl fmt::Display for ConditionStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A condition's typed status and its reason.
 pub trait ConditionExt {
@@ -61,7 +23,7 @@ pub trait ConditionExt {
 
 impl ConditionExt for Condition {
     fn state(&self) -> ConditionStatus {
-        ConditionStatus::of_text(&self.status)
+        self.status
     }
     fn reason_in(&self, reasons: &[&str]) -> bool {
         reasons.contains(&self.reason.as_str())
@@ -136,40 +98,19 @@ pub fn set_condition(
     generation: Option<i64>,
     now: Timestamp,
 ) {
-    write(
-        conditions,
-        type_,
-        status.as_str(),
-        reason,
-        message,
-        generation,
-        now,
-    );
-}
-
-/// [`set_condition`] with the status as text.
-fn write(
-    conditions: &mut Vec<Condition>,
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-    now: Timestamp,
-) {
     let message: String = message.chars().take(MAX_MESSAGE).collect();
     if let Some(existing) = conditions.iter_mut().find(|c| c.type_ == type_) {
         if existing.status != status {
             existing.last_transition_time = fmt_time(now);
         }
-        existing.status = status.to_string();
+        existing.status = status;
         existing.reason = reason.to_string();
         existing.message = message;
         existing.observed_generation = generation;
     } else {
         conditions.push(Condition {
             type_: type_.to_string(),
-            status: status.to_string(),
+            status,
             reason: reason.to_string(),
             message,
             last_transition_time: fmt_time(now),
@@ -216,10 +157,10 @@ impl Setter {
 
     /// Set `kept` again on `status` as it was (status text, reason, message).
     pub fn keep(&self, status: &mut TrackViaConnectionStatus, kept: &Condition) {
-        write(
+        set_condition(
             &mut status.conditions,
             &kept.type_,
-            &kept.status,
+            kept.status,
             &kept.reason,
             &kept.message,
             self.generation,

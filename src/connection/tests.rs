@@ -6,10 +6,11 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::schedule::add;
 use super::verification::awaits_answer;
+use super::*;
 use crate::crd::{
     Condition, Publish, TrackViaConnectionSpec, TrackViaConnectionStatus, condition, reason,
 };
-use crate::status::*;
+use crate::names::valid_host_port;
 use crate::trackvia::{TransientKind, VerificationOutcome};
 
 use proptest::prelude::*;

@@ -14,9 +14,9 @@ use super::source_read::ReadFailures;
 use super::sources::Sources;
 use super::watches::SecretMeta;
 use super::written::{Outputs, Written};
+use crate::connection::Settings;
 use crate::crd::MANAGER_NAME;
 use crate::metrics::Metrics;
-use crate::status::Settings;
 use crate::trackvia::{AllowedHosts, Verifier};
 
 /// Field manager for every write.

@@ -15,8 +15,8 @@ use super::adoption;
 use super::restart::RestartStep;
 use super::secret::{self, Ownership};
 use super::source_read;
+use crate::connection::{self, Observation, ParsedSpec, SecretOutcome, Settings, Verification};
 use crate::crd::{TrackViaConnection, TrackViaConnectionStatus, VERIFY_REQUESTED_ANNOTATION};
-use crate::status::{self, Observation, ParsedSpec, SecretOutcome, Settings, Verification};
 use crate::trackvia::{Ask, Credentials, Freshness};
 
 /// When to look again at a connection whose check is queued, should the
@@ -64,7 +64,8 @@ pub type Parsed = Result<ParsedSpec, InvalidSpec>;
 /// The spec as the operator reads it; the output Secret is never the source,
 /// refused before anything is read or written.
 pub fn parse(tvc: &TrackViaConnection) -> Parsed {
-    let parsed = status::parse_spec(&tvc.spec).map_err(|e| InvalidSpec::Field(e.to_string()))?;
+    let parsed =
+        connection::parse_spec(&tvc.spec).map_err(|e| InvalidSpec::Field(e.to_string()))?;
     adoption::check_target(tvc)?;
     Ok(parsed)
 }
@@ -158,7 +159,7 @@ pub fn status_before_publishing(
         _ => requested,
     };
     let target_name = tvc.target_name();
-    status::desired_status(&status::Input {
+    connection::desired_status(&connection::Input {
         spec: parsed.as_ref().ok(),
         generation: tvc.metadata.generation,
         old,
@@ -179,7 +180,7 @@ pub fn to_publish<'a>(
     next: &TrackViaConnectionStatus,
 ) -> Option<(&'a str, &'a Credentials)> {
     match (&seen.credentials, parsed) {
-        (Some(creds), Ok(p)) if status::should_publish(tvc.spec.publish, next) => {
+        (Some(creds), Ok(p)) if connection::should_publish(tvc.spec.publish, next) => {
             Some((p.host.as_str(), creds))
         }
         _ => None,
@@ -196,7 +197,7 @@ pub fn status_after_publishing(
     if let SecretOutcome::Synced { .. } = outcome {
         next.secret_name = Some(tvc.target_name());
     }
-    status::finish(
+    connection::finish(
         next,
         outcome,
         tvc.spec.publish,
@@ -292,14 +293,14 @@ pub struct WakeInputs<'a> {
 pub fn next_action(w: &WakeInputs<'_>) -> Action {
     let scheduled = match w.waiting {
         // The due check is asked for already: wake for the other instants only.
-        Some(_) => status::next_wakeup(
+        Some(_) => connection::next_wakeup(
             &TrackViaConnectionStatus {
                 next_verification_time: None,
                 ..w.next.clone()
             },
             w.now,
         ),
-        None => status::next_wakeup(w.next, w.now),
+        None => connection::next_wakeup(w.next, w.now),
     };
     let restart_wake = match w.restart {
         RestartStep::Wait(d) => Some(*d),

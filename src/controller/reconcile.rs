@@ -17,9 +17,9 @@ use super::restart::{self, RestartStep};
 use super::secret::{self, CredentialsError};
 use super::sources::CredentialsRead;
 use super::{source_read, writes};
+use crate::connection::{self, Observation, ParsedSpec, SecretOutcome};
 use crate::crd::{TrackViaConnection, TrackViaConnectionStatus, VERIFY_REQUESTED_ANNOTATION};
 use crate::kube_helpers::short_kube_error;
-use crate::status::{self, Observation, ParsedSpec, SecretOutcome};
 use crate::trackvia::{CallerId, Credentials, VerifyRequest};
 
 /// One pass over one connection, timed.
@@ -54,7 +54,7 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
     if let Some(previous) = plan::retired_name(old, &outcome, tvc) {
         writes::retire_secret(ctx, tvc, &ns, previous).await;
     }
-    for t in status::transitions(old, &next) {
+    for t in connection::transitions(old, &next) {
         writes::emit(ctx, tvc, &t).await;
     }
     let debounce = ctx.config.restart_debounce;
@@ -106,7 +106,7 @@ async fn observe(
     let fingerprint = creds.fingerprint(uid.as_bytes());
     let requested = tvc.annotations().get(VERIFY_REQUESTED_ANNOTATION);
     let generation = tvc.meta().generation;
-    let (due, forced) = status::verification_due(
+    let (due, forced) = connection::verification_due(
         p,
         generation,
         old,
@@ -139,7 +139,7 @@ fn ask(
     forced: bool,
     old: Option<&TrackViaConnectionStatus>,
     now: Timestamp,
-) -> (Option<status::Verification>, Option<plan::Waiting>) {
+) -> (Option<connection::Verification>, Option<plan::Waiting>) {
     let caller = CallerId {
         namespace: tvc.namespace().unwrap_or_default(),
         name: tvc.name_any(),

@@ -11,11 +11,11 @@ use jiff::{SignedDuration, Timestamp};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 
+use crate::connection::{self, ConditionStatus, SecretOutcome, Transition};
 use crate::crd::{
     RolloutRestartTarget, TrackViaConnection, TrackViaConnectionStatus, WorkloadKind,
 };
 use crate::kube_helpers::short_kube_error;
-use crate::status::{self, SecretOutcome, Transition};
 
 /// Condition type reporting the last rollout restart.
 pub const CONDITION: &str = "RolloutRestart";
@@ -162,7 +162,7 @@ pub fn restart_step(
     if let SecretOutcome::Synced { hash } = outcome
         && restart_needed(old.and_then(|o| o.published_hash.as_deref()), hash)
     {
-        next.pending_restart_since = Some(status::fmt_time(now));
+        next.pending_restart_since = Some(connection::fmt_time(now));
     }
     let Some(since) = next
         .pending_restart_since
@@ -188,7 +188,7 @@ pub fn restart_step(
 pub fn restart_condition(
     results: &[(String, RestartResult)],
     published_at: &str,
-) -> (&'static str, &'static str, String) {
+) -> (ConditionStatus, &'static str, String) {
     let mut done = Vec::new();
     let mut problems = Vec::new();
     for (what, result) in results {
@@ -203,9 +203,13 @@ pub fn restart_condition(
             "restarted {} for the credentials published at {published_at}",
             done.join(", ")
         );
-        ("True", "Restarted", message)
+        (ConditionStatus::True, "Restarted", message)
     } else {
-        ("False", "RestartIncomplete", problems.join("; "))
+        (
+            ConditionStatus::False,
+            "RestartIncomplete",
+            problems.join("; "),
+        )
     }
 }
 

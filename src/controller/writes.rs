@@ -15,10 +15,10 @@ use super::context::{Context, Error, FIELD_MANAGER, Result};
 use super::plan::{self, SecretStep};
 use super::restart;
 use super::secret::{self, Ownership};
+use crate::connection::{self, SecretOutcome, Transition};
 use crate::crd::{TrackViaConnection, TrackViaConnectionStatus};
 use crate::kube_helpers::short_kube_error;
 use crate::metrics::ResultLabel;
-use crate::status::{self, SecretOutcome, Transition};
 use crate::trackvia::Credentials;
 
 /// Read a Secret, `None` when it does not exist.
@@ -199,7 +199,7 @@ pub async fn restart_consumers(
     next: &mut TrackViaConnectionStatus,
     now: Timestamp,
 ) {
-    let now_text = status::fmt_time(now);
+    let now_text = connection::fmt_time(now);
     let mut results = Vec::new();
     for target in &tvc.spec.rollout_restart_targets {
         let result = restart::restart(&ctx.client, ns, target, hash, &now_text).await;
@@ -215,7 +215,7 @@ pub async fn restart_consumers(
     }
     let (state, reason, message) = restart::restart_condition(&results, &now_text);
     let generation = tvc.meta().generation;
-    status::set_condition(
+    connection::set_condition(
         &mut next.conditions,
         restart::CONDITION,
         state,
@@ -234,7 +234,7 @@ pub async fn status_if_changed(
     old: Option<&TrackViaConnectionStatus>,
     next: &TrackViaConnectionStatus,
 ) -> Result<()> {
-    if !status::changed(old, next) {
+    if !connection::changed(old, next) {
         return Ok(());
     }
     let ns = tvc.namespace().unwrap_or_default();

@@ -60,6 +60,50 @@ pub struct TrackViaConnectionStatus {
     pub pending_restart_since: Option<String>,
 }
 
+/// The status of a condition, as `metav1.Condition` writes it. A value the
+/// schema would refuse reads as `Unknown`, so one odd object cannot stop a watch.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[schemars(extend("type" = "string"))]
+pub enum ConditionStatus {
+    /// `True`.
+    True,
+    /// `False`.
+    False,
+    /// `Unknown`.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl ConditionStatus {
+    /// As written in a `metav1.Condition`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionStatus::True => "True",
+            ConditionStatus::False => "False",
+            ConditionStatus::Unknown => "Unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ConditionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ConditionStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for ConditionStatus {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
 /// A standard Kubernetes condition (`metav1.Condition`).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -68,8 +112,7 @@ pub struct Condition {
     #[serde(rename = "type")]
     pub type_: String,
     /// True, False or Unknown.
-    #[schemars(extend("enum" = ["True", "False", "Unknown"]))]
-    pub status: String,
+    pub status: ConditionStatus,
     /// Machine-readable reason in CamelCase.
     pub reason: String,
     /// Human-readable detail.

@@ -121,7 +121,7 @@ fn encode_intervals(
         MetricType::Gauge,
     )?;
     for tvc in connections {
-        if let Ok(every) = crate::status::parse_duration(&tvc.spec.verify_interval) {
+        if let Ok(every) = crate::connection::parse_duration(&tvc.spec.verify_interval) {
             ConstGauge::new(every.as_secs_f64()).encode(interval.encode_family(&labels(tvc))?)?;
         }
     }

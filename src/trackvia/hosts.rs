@@ -31,6 +31,15 @@ struct HostPattern {
     any_port: bool,
 }
 
+impl std::str::FromStr for AllowedHosts {
+    type Err = HostsError;
+
+    /// See [`AllowedHosts::parse`].
+    fn from_str(list: &str) -> Result<Self, HostsError> {
+        AllowedHosts::parse(list)
+    }
+}
+
 impl AllowedHosts {
     /// Parse a comma-separated list of patterns.
     pub fn parse(list: &str) -> Result<Self, HostsError> {

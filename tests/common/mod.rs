@@ -342,7 +342,7 @@ impl Harness {
                 t.status
                     .as_ref()
                     .and_then(|s| s.condition("Ready"))
-                    .is_some_and(|c| c.status == status && c.reason == reason)
+                    .is_some_and(|c| c.status == *status && c.reason == reason)
             },
         )
         .await

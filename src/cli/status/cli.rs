@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{OutputFormat, rotate, safe, verify};
-use crate::status::parse_duration;
+use crate::connection::parse_duration;
 
 /// Arguments of `status`.
 #[derive(Args)]

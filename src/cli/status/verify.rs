@@ -16,10 +16,10 @@ use kube::runtime::wait::await_condition;
 use serde_json::json;
 
 use super::{connect, safe};
+use crate::connection::fmt_time;
 use crate::crd::{
     TrackViaConnection, TrackViaConnectionStatus, VERIFY_REQUESTED_ANNOTATION, condition, reason,
 };
-use crate::status::fmt_time;
 use crate::trackvia::{FORCED_GAP, Rejection, VerificationOutcome};
 
 /// Exit code when no answer came within the timeout (as `verify` without a definite answer).

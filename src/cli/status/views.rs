@@ -7,8 +7,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Event, PodSpec, PodTemplateSpec};
 use kube::ResourceExt;
 
+use crate::connection::{fmt_time, parse_spec, token_expiry_instant};
 use crate::crd::{Condition, TrackViaConnection, condition};
-use crate::status::{fmt_time, parse_spec, token_expiry_instant};
 
 use super::*;
 
@@ -182,7 +182,7 @@ pub fn summarize(
         consumers: workloads.map(|w| consumers_of(w, &namespace, &secret_name)),
         namespace,
         name: tvc.name_any(),
-        ready: ready.map(|c| c.status.clone()),
+        ready: ready.map(|c| c.status.to_string()),
         reason: ready.map(|c| c.reason.clone()),
         message: ready.map(|c| c.message.clone()),
         host: tvc.spec.host.clone(),
@@ -207,7 +207,7 @@ pub fn summarize(
 pub(crate) fn condition_view(c: &Condition) -> ConditionView {
     ConditionView {
         type_: c.type_.clone(),
-        status: c.status.clone(),
+        status: c.status.to_string(),
         reason: c.reason.clone(),
         message: c.message.clone(),
         last_transition_time: c.last_transition_time.clone(),

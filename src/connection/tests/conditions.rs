@@ -93,11 +93,19 @@ fn every_condition_carries_the_observed_generation() {
 #[test]
 fn set_condition_keeps_order_time_and_size_in_check() {
     let mut conditions = Vec::new();
-    set_condition(&mut conditions, "Custom", "True", "Because", "x", GEN, t0());
+    set_condition(
+        &mut conditions,
+        "Custom",
+        ConditionStatus::True,
+        "Because",
+        "x",
+        GEN,
+        t0(),
+    );
     set_condition(
         &mut conditions,
         condition::EXPIRING,
-        "False",
+        ConditionStatus::False,
         reason::NOT_EXPIRING,
         "x",
         GEN,
@@ -106,7 +114,7 @@ fn set_condition_keeps_order_time_and_size_in_check() {
     set_condition(
         &mut conditions,
         condition::SECRET_SYNCED,
-        "True",
+        ConditionStatus::True,
         reason::SYNCED,
         "x",
         GEN,
@@ -115,7 +123,7 @@ fn set_condition_keeps_order_time_and_size_in_check() {
     set_condition(
         &mut conditions,
         condition::VERIFIED,
-        "True",
+        ConditionStatus::True,
         reason::VERIFIED,
         "x",
         GEN,
@@ -124,7 +132,7 @@ fn set_condition_keeps_order_time_and_size_in_check() {
     set_condition(
         &mut conditions,
         condition::READY,
-        "True",
+        ConditionStatus::True,
         reason::VERIFIED,
         "x",
         GEN,
@@ -146,7 +154,7 @@ fn set_condition_keeps_order_time_and_size_in_check() {
     set_condition(
         &mut conditions,
         condition::READY,
-        "True",
+        ConditionStatus::True,
         "StillFine",
         "y",
         Some(2),
@@ -163,7 +171,7 @@ fn set_condition_keeps_order_time_and_size_in_check() {
     set_condition(
         &mut conditions,
         condition::READY,
-        "False",
+        ConditionStatus::False,
         reason::UNAUTHORIZED,
         "z",
         Some(2),
@@ -176,11 +184,33 @@ fn set_condition_keeps_order_time_and_size_in_check() {
     set_condition(
         &mut conditions,
         condition::READY,
-        "False",
+        ConditionStatus::False,
         reason::UNAUTHORIZED,
         &long,
         Some(2),
         t1,
     );
     assert_eq!(conditions[0].message.chars().count(), 1024);
+}
+
+#[test]
+fn condition_status_reads_and_writes_the_api_text() {
+    let read = |status: &str| -> Condition {
+        serde_json::from_value(json!({
+            "type": "Ready", "status": status, "reason": "R", "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }))
+        .expect("a condition")
+    };
+    for (text, typed) in [
+        ("True", ConditionStatus::True),
+        ("False", ConditionStatus::False),
+        ("Unknown", ConditionStatus::Unknown),
+    ] {
+        let c = read(text);
+        assert_eq!(c.status, typed);
+        assert_eq!(serde_json::to_value(&c).expect("json")["status"], text);
+    }
+    // A value the schema refuses reads as Unknown instead of failing the whole object.
+    assert_eq!(read("Maybe").status, ConditionStatus::Unknown);
 }

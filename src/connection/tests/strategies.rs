@@ -93,7 +93,11 @@ pub(super) fn any_condition() -> impl Strategy<Value = Condition> {
         condition::EXPIRING,
         "Other",
     ]);
-    let statuses = prop::sample::select(vec!["True", "False", "Unknown", "Maybe"]);
+    let statuses = prop::sample::select(vec![
+        ConditionStatus::True,
+        ConditionStatus::False,
+        ConditionStatus::Unknown,
+    ]);
     let mut reasons = all_reasons();
     reasons.push("SomethingElse");
     let reasons = prop::sample::select(reasons);
@@ -108,7 +112,7 @@ pub(super) fn any_condition() -> impl Strategy<Value = Condition> {
         .prop_map(
             |(type_, status, reason, message, time, observed_generation)| Condition {
                 type_: type_.to_string(),
-                status: status.to_string(),
+                status,
                 reason: reason.to_string(),
                 message,
                 last_transition_time: time.unwrap_or_default(),
@@ -181,7 +185,7 @@ pub(super) fn any_spec() -> impl Strategy<Value = Result<ParsedSpec, String>> {
             "expiryWarning": warning,
             "verifyInterval": interval,
         }));
-        parse_spec(&spec)
+        parse_spec(&spec).map_err(|e| e.to_string())
     })
 }
 

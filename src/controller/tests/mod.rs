@@ -20,9 +20,9 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::{Clock, Config, Context, reconcile};
+use crate::connection::Settings;
 use crate::crd::TrackViaConnection;
 use crate::metrics::Metrics;
-use crate::status::Settings;
 use crate::trackvia::{AllowedHosts, Credentials, VerificationOutcome, Verifier, VerifyCall};
 
 /// Path of the test connection `ns/crm`.

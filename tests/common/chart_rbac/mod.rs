@@ -125,7 +125,7 @@ pub fn ready_reason(t: &TrackViaConnection) -> Option<(String, String)> {
     t.status
         .as_ref()
         .and_then(|s| s.condition("Ready"))
-        .map(|c| (c.status.clone(), c.reason.clone()))
+        .map(|c| (c.status.to_string(), c.reason.clone()))
 }
 
 /// The values every test starts from: the fake's host allowed and its CA trusted through

@@ -19,7 +19,7 @@ pub fn condition(t: &TrackViaConnection, type_: &str) -> Option<(String, String,
     t.status
         .as_ref()
         .and_then(|s| s.condition(type_))
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        .map(|c| (c.status.to_string(), c.reason.clone(), c.message.clone()))
 }
 
 /// Create a Secret with raw data.

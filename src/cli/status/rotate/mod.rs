@@ -24,9 +24,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
 use super::{connect, safe, verify};
+use crate::connection::parse_duration;
 use crate::crd::TrackViaConnection;
 use crate::secret::credentials_from_data;
-use crate::status::parse_duration;
 use crate::trackvia::AllowedHosts;
 use steps::{Bodies, Wait, kube_error, write};
 

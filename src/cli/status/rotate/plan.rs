@@ -10,8 +10,8 @@ use k8s_openapi::ByteString;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use serde_json::{Value, json};
 
+use crate::connection::token_expiry_instant;
 use crate::crd::{TrackViaConnection, condition};
-use crate::status::token_expiry_instant;
 
 use super::super::verify::exit_code;
 
