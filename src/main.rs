@@ -4,15 +4,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
+use trackvia_operator::cli::status;
 use trackvia_operator::cli::{self, Cli, Command, runtime};
-use trackvia_operator::{crd, report};
+use trackvia_operator::crd;
 
 fn main() -> ExitCode {
     // Started as `kubectl-trackvia` (kubectl plugin): the arguments are those of `status`.
     // Usage errors exit 1 (exit codes 2-5 are verification outcomes); --help and --version exit 0.
     let args: Vec<_> = std::env::args_os().collect();
-    let plugin = report::invoked_as_plugin(&args);
-    let cli = match Cli::try_parse_from(report::plugin_args(args)) {
+    let plugin = status::invoked_as_plugin(&args);
+    let cli = match Cli::try_parse_from(status::plugin_args(args)) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -38,12 +39,12 @@ fn main() -> ExitCode {
         Command::Verify(args) => runtime().block_on(cli::verify::verify(args)),
         Command::Status(args) => {
             cli::install_crypto_provider();
-            runtime().block_on(report::cli::main(args, Cli::command(), plugin))
+            runtime().block_on(status::cli::main(args, Cli::command(), plugin))
         }
         Command::Completion { shell } => {
             print!(
                 "{}",
-                report::cli::completion_script(shell, Cli::command(), "trackvia-operator")
+                status::cli::completion_script(shell, Cli::command(), "trackvia-operator")
             );
             ExitCode::SUCCESS
         }

@@ -10,11 +10,11 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Event;
 use serde_json::Value;
-use trackvia_operator::crd::TrackViaConnection;
-use trackvia_operator::report::encode::{to_json, to_yaml};
-use trackvia_operator::report::{
+use trackvia_operator::cli::status::encode::{to_json, to_yaml};
+use trackvia_operator::cli::status::{
     ConnectionList, Workload, detail, from_deployment, render_detail, render_table, summarize,
 };
+use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::golden::check as golden;
 
 const OPERATOR: &str = env!("CARGO_BIN_EXE_trackvia-operator");

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::connection::parse_duration;
-use crate::report;
 
 mod error;
 pub mod run;
@@ -46,11 +45,11 @@ pub enum Command {
     ///
     /// Also works as a kubectl plugin: `ln -s $(which trackvia-operator) ~/bin/kubectl-trackvia`,
     /// then `kubectl trackvia -A`.
-    Status(report::cli::StatusArgs),
+    Status(status::cli::StatusArgs),
     /// Print a shell completion script (bash, zsh or fish).
     Completion {
         /// The shell.
-        shell: report::cli::Shell,
+        shell: status::cli::Shell,
     },
     /// GET an address of the operator (for example http://HOST:8080/readyz) and exit 0 when
     /// it answers 2xx, 1 otherwise; for checks run from the operator's image (`helm test`).

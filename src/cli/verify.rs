@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::install_crypto_provider;
+use super::status;
 use crate::connection::parse_duration;
-use crate::report;
 use crate::trackvia::{Credentials, TrackViaClient};
 
 /// Flags of `verify`.
@@ -73,7 +73,7 @@ pub async fn verify(args: VerifyArgs) -> ExitCode {
         }
     };
     let outcome = client.verify(&args.host, args.account_id, &creds).await;
-    let (code, line) = report::verify::answer(&outcome);
+    let (code, line) = status::verify_now::answer(&outcome);
     println!("{line}");
     ExitCode::from(code)
 }
@@ -92,7 +92,7 @@ async fn verify_credentials(args: &VerifyArgs) -> Result<Credentials, String> {
             .await
             .map_err(|e| format!("reading Secret {ns}/{name}: {e}"))?;
         let data = secret.data.unwrap_or_default();
-        return crate::secret::credentials_from_data(
+        return crate::controller::secret::credentials_from_data(
             &format!("{ns}/{name}"),
             &data,
             &args.api_key_key,

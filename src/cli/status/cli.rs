@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{OutputFormat, rotate, safe, verify};
+use super::{OutputFormat, rotate, safe, verify_now};
 use crate::connection::parse_duration;
 
 /// Arguments of `status`.
@@ -188,10 +188,10 @@ async fn verify_now(args: StatusArgs, name: String, timeout: String) -> ExitCode
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: --timeout: {e}");
-            return ExitCode::from(verify::OTHER_ERROR);
+            return ExitCode::from(verify_now::OTHER_ERROR);
         }
     };
-    let options = verify::Options {
+    let options = verify_now::Options {
         namespace: args.namespace,
         name,
         kubeconfig: args.kubeconfig,
@@ -199,7 +199,7 @@ async fn verify_now(args: StatusArgs, name: String, timeout: String) -> ExitCode
         timeout,
     };
     let note = |text: &str| eprintln!("{}", safe::for_terminal(text));
-    match verify::run(options, note).await {
+    match verify_now::run(options, note).await {
         Ok(outcome) => {
             for line in &outcome.lines {
                 println!("{line}");
@@ -208,7 +208,7 @@ async fn verify_now(args: StatusArgs, name: String, timeout: String) -> ExitCode
         }
         Err(e) => {
             eprintln!("error: {}", safe::for_terminal(&e));
-            ExitCode::from(verify::OTHER_ERROR)
+            ExitCode::from(verify_now::OTHER_ERROR)
         }
     }
 }

@@ -19,7 +19,7 @@ pub mod rotate;
 mod safe;
 #[cfg(test)]
 mod tests;
-pub mod verify;
+pub mod verify_now;
 mod views;
 
 pub use model::*;

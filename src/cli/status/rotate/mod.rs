@@ -23,10 +23,10 @@ use jiff::civil::Date;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
-use super::{connect, safe, verify};
+use super::{connect, safe, verify_now};
 use crate::connection::parse_duration;
+use crate::controller::secret::credentials_from_data;
 use crate::crd::TrackViaConnection;
-use crate::secret::credentials_from_data;
 use crate::trackvia::AllowedHosts;
 use steps::{Bodies, Wait, kube_error, write};
 
@@ -86,7 +86,7 @@ pub struct Failure {
 impl From<String> for Failure {
     fn from(message: String) -> Failure {
         Failure {
-            code: verify::OTHER_ERROR,
+            code: verify_now::OTHER_ERROR,
             message,
         }
     }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::connection::token_expiry_instant;
 use crate::crd::{TrackViaConnection, condition};
 
-use super::super::verify::exit_code;
+use super::super::verify_now::exit_code;
 
 /// The field manager of the writes of `rotate`.
 pub const FIELD_MANAGER: &str = "kubectl-trackvia";

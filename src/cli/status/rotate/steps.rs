@@ -9,8 +9,8 @@ use kube::runtime::wait::await_condition;
 
 use super::plan::{self, FIELD_MANAGER, Progress};
 use super::{Failure, Found, NOT_CONFIRMED, NOTHING_WRITTEN, RotateArgs};
+use crate::cli::status::verify_now;
 use crate::crd::TrackViaConnection;
-use crate::report::verify;
 use crate::trackvia::{Credentials, TrackViaClient, VerificationOutcome};
 
 /// An API error as a message; a refusal by RBAC names the verb and resource missing.
@@ -111,7 +111,7 @@ async fn check_with_trackvia(
     let outcome = client
         .verify(&tvc.spec.host, tvc.spec.account_id, creds)
         .await;
-    let (code, line) = verify::answer(&outcome);
+    let (code, line) = verify_now::answer(&outcome);
     let message = match outcome {
         VerificationOutcome::Verified { .. } => {
             note(&line);
@@ -144,7 +144,7 @@ impl Wait<'_> {
     /// Force a check, then wait.
     pub async fn run(&self, note: &mut impl FnMut(&str)) -> Result<(), Failure> {
         let name = self.name;
-        if let Err(e) = verify::request_check(self.connections, name, Timestamp::now()).await {
+        if let Err(e) = verify_now::request_check(self.connections, name, Timestamp::now()).await {
             note(&format!(
                 "Could not request a check ({}); the operator checks the changed Secret anyway.",
                 kube_error(e, "patch", "trackviaconnections", name)
