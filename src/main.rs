@@ -39,12 +39,12 @@ fn main() -> ExitCode {
         Command::Verify(args) => runtime().block_on(cli::verify::verify(args)),
         Command::Status(args) => {
             cli::install_crypto_provider();
-            runtime().block_on(status::cli::main(args, Cli::command(), plugin))
+            runtime().block_on(status::command::main(args, Cli::command(), plugin))
         }
         Command::Completion { shell } => {
             print!(
                 "{}",
-                status::cli::completion_script(shell, Cli::command(), "trackvia-operator")
+                status::command::completion_script(shell, Cli::command(), "trackvia-operator")
             );
             ExitCode::SUCCESS
         }

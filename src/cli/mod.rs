@@ -45,11 +45,11 @@ pub enum Command {
     ///
     /// Also works as a kubectl plugin: `ln -s $(which trackvia-operator) ~/bin/kubectl-trackvia`,
     /// then `kubectl trackvia -A`.
-    Status(status::cli::StatusArgs),
+    Status(status::command::StatusArgs),
     /// Print a shell completion script (bash, zsh or fish).
     Completion {
         /// The shell.
-        shell: status::cli::Shell,
+        shell: status::command::Shell,
     },
     /// GET an address of the operator (for example http://HOST:8080/readyz) and exit 0 when
     /// it answers 2xx, 1 otherwise; for checks run from the operator's image (`helm test`).

@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 
-pub mod cli;
+pub mod command;
 mod connect;
 pub mod encode;
 mod model;
