@@ -81,6 +81,9 @@ fn expiry_countdown() {
 fn secrets_are_found_in_every_place_a_pod_template_uses_them() {
     let spec: PodSpec = serde_json::from_value(json!({
         "initContainers": [{"name": "i", "envFrom": [{"secretRef": {"name": "from-init"}}]}],
+        "ephemeralContainers": [{"name": "e", "env": [
+            {"name": "D", "valueFrom": {"secretKeyRef": {"name": "from-debug", "key": "k"}}},
+        ]}],
         "containers": [{
             "name": "c",
             "env": [
@@ -103,7 +106,14 @@ fn secrets_are_found_in_every_place_a_pod_template_uses_them() {
     let found: Vec<String> = secrets_in_pod_spec(&spec).into_iter().collect();
     assert_eq!(
         found,
-        ["env-from", "env-ref", "from-init", "projected", "volume"]
+        [
+            "env-from",
+            "env-ref",
+            "from-debug",
+            "from-init",
+            "projected",
+            "volume"
+        ]
     );
 }
 

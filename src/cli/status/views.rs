@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Event, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, Event, PodSpec, PodTemplateSpec};
 use kube::ResourceExt;
 
 use crate::connection::{fmt_time, parse_spec, token_expiry_instant};
@@ -12,9 +12,32 @@ use crate::crd::{Condition, TrackViaConnection, condition};
 
 use super::*;
 
+/// Adds the Secrets one container's `env[].valueFrom.secretKeyRef` and
+/// `envFrom[].secretRef` refer to.
+fn secrets_in_env(
+    names: &mut BTreeSet<String>,
+    env: Option<&[EnvVar]>,
+    from: Option<&[EnvFromSource]>,
+) {
+    for var in env.into_iter().flatten() {
+        if let Some(r) = var
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+        {
+            names.insert(r.name.clone());
+        }
+    }
+    for source in from.into_iter().flatten() {
+        if let Some(r) = &source.secret_ref {
+            names.insert(r.name.clone());
+        }
+    }
+}
+
 /// Names of the Secrets a pod spec refers to: `env[].valueFrom.secretKeyRef`,
 /// `envFrom[].secretRef`, `volumes[].secret` and projected volume sources, in
-/// containers and init containers.
+/// containers, init containers and ephemeral containers.
 pub fn secrets_in_pod_spec(spec: &PodSpec) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let containers = spec
@@ -22,36 +45,10 @@ pub fn secrets_in_pod_spec(spec: &PodSpec) -> BTreeSet<String> {
         .iter()
         .chain(spec.init_containers.iter().flatten());
     for c in containers {
-        for env in c.env.iter().flatten() {
-            if let Some(r) = env
-                .value_from
-                .as_ref()
-                .and_then(|v| v.secret_key_ref.as_ref())
-            {
-                names.insert(r.name.clone());
-            }
-        }
-        for from in c.env_from.iter().flatten() {
-            if let Some(r) = &from.secret_ref {
-                names.insert(r.name.clone());
-            }
-        }
+        secrets_in_env(&mut names, c.env.as_deref(), c.env_from.as_deref());
     }
     for c in spec.ephemeral_containers.iter().flatten() {
-        for env in c.env.iter().flatten() {
-            if let Some(r) = env
-                .value_from
-                .as_ref()
-                .and_then(|v| v.secret_key_ref.as_ref())
-            {
-                names.insert(r.name.clone());
-            }
-        }
-        for from in c.env_from.iter().flatten() {
-            if let Some(r) = &from.secret_ref {
-                names.insert(r.name.clone());
-            }
-        }
+        secrets_in_env(&mut names, c.env.as_deref(), c.env_from.as_deref());
     }
     for volume in spec.volumes.iter().flatten() {
         if let Some(name) = volume.secret.as_ref().and_then(|s| s.secret_name.clone()) {
