@@ -93,51 +93,24 @@ fn every_condition_carries_the_observed_generation() {
 #[test]
 fn set_condition_keeps_order_time_and_size_in_check() {
     let mut conditions = Vec::new();
-    set_condition(
-        &mut conditions,
-        "Custom",
-        ConditionStatus::True,
-        "Because",
-        "x",
-        GEN,
-        t0(),
-    );
-    set_condition(
-        &mut conditions,
-        condition::EXPIRING,
-        ConditionStatus::False,
-        reason::NOT_EXPIRING,
-        "x",
-        GEN,
-        t0(),
-    );
-    set_condition(
-        &mut conditions,
-        condition::SECRET_SYNCED,
-        ConditionStatus::True,
-        reason::SYNCED,
-        "x",
-        GEN,
-        t0(),
-    );
-    set_condition(
-        &mut conditions,
-        condition::VERIFIED,
-        ConditionStatus::True,
-        reason::VERIFIED,
-        "x",
-        GEN,
-        t0(),
-    );
-    set_condition(
-        &mut conditions,
-        condition::READY,
-        ConditionStatus::True,
-        reason::VERIFIED,
-        "x",
-        GEN,
-        t0(),
-    );
+    // Set in the reverse of the fixed order, a custom type first.
+    for (type_, status, why) in [
+        ("Custom", ConditionStatus::True, "Because"),
+        (
+            condition::EXPIRING,
+            ConditionStatus::False,
+            reason::NOT_EXPIRING,
+        ),
+        (
+            condition::SECRET_SYNCED,
+            ConditionStatus::True,
+            reason::SYNCED,
+        ),
+        (condition::VERIFIED, ConditionStatus::True, reason::VERIFIED),
+        (condition::READY, ConditionStatus::True, reason::VERIFIED),
+    ] {
+        set_condition(&mut conditions, type_, status, why, "x", GEN, t0());
+    }
     let order: Vec<_> = conditions.iter().map(|c| c.type_.as_str()).collect();
     assert_eq!(
         order,

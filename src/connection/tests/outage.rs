@@ -11,9 +11,20 @@ fn transient_failures_keep_ready_until_three_failures_and_fifteen_minutes() {
         verification_due(&p, GEN, Some(&verified), FP, None, t1),
         (true, false)
     );
+    let s1 = first_failure(&p, &verified, t1);
+    let s3 = more_failures_within_the_grace_period(&p, &s1, t1);
+    let s5 = unreachable_when_both_limits_are_reached(&p, &s3, t1);
+    recovery_resets_the_count(&p, &s5, t1);
+}
 
+/// A 503 an hour after the last success: Verified turns Unknown, Ready stays.
+fn first_failure(
+    p: &ParsedSpec,
+    verified: &TrackViaConnectionStatus,
+    t1: Timestamp,
+) -> TrackViaConnectionStatus {
     // 1: a 503.
-    let s1 = step(&p, Some(&verified), checked(server_error(), t1), t1);
+    let s1 = step(p, Some(verified), checked(server_error(), t1), t1);
     assert_eq!(
         state(&s1, condition::VERIFIED),
         ("Unknown", reason::TRANSIENT_FAILURE)
@@ -34,21 +45,25 @@ fn transient_failures_keep_ready_until_three_failures_and_fifteen_minutes() {
     );
     assert!(should_publish(Publish::Verified, &s1));
     assert_eq!(
-        verification_due(&p, GEN, Some(&s1), FP, None, t1 + secs(9)),
+        verification_due(p, GEN, Some(&s1), FP, None, t1 + secs(9)),
         (false, false)
     );
     assert_eq!(
-        verification_due(&p, GEN, Some(&s1), FP, None, t1 + secs(10)),
+        verification_due(p, GEN, Some(&s1), FP, None, t1 + secs(10)),
         (true, false)
     );
 
+    s1
+}
+
+/// A timeout, then a 429: three failures in two minutes, Ready stays.
+fn more_failures_within_the_grace_period(
+    p: &ParsedSpec,
+    s1: &TrackViaConnectionStatus,
+    t1: Timestamp,
+) -> TrackViaConnectionStatus {
     // 2: a timeout (no HTTP status: the last one is kept).
-    let s2 = step(
-        &p,
-        Some(&s1),
-        checked(timeout(), t1 + mins(1)),
-        t1 + mins(1),
-    );
+    let s2 = step(p, Some(s1), checked(timeout(), t1 + mins(1)), t1 + mins(1));
     assert_eq!(s2.consecutive_failures, 2);
     assert_eq!(s2.last_http_status, Some(503));
     assert_eq!(state(&s2, condition::READY), ("True", reason::VERIFIED));
@@ -59,7 +74,7 @@ fn transient_failures_keep_ready_until_three_failures_and_fifteen_minutes() {
 
     // 3: rate limited with Retry-After; three failures, but only two minutes.
     let s3 = step(
-        &p,
+        p,
         Some(&s2),
         checked(rate_limited(120), t1 + mins(2)),
         t1 + mins(2),
@@ -81,16 +96,25 @@ fn transient_failures_keep_ready_until_three_failures_and_fifteen_minutes() {
         Some("2027-01-10T13:04:00Z")
     );
 
+    s3
+}
+
+/// Ready turns Unreachable only with three failures and fifteen minutes.
+fn unreachable_when_both_limits_are_reached(
+    p: &ParsedSpec,
+    s3: &TrackViaConnectionStatus,
+    t1: Timestamp,
+) -> TrackViaConnectionStatus {
     // 4: one second short of the grace period.
     let now = t1 + mins(15) - secs(1);
-    let s4 = step(&p, Some(&s3), checked(server_error(), now), now);
+    let s4 = step(p, Some(s3), checked(server_error(), now), now);
     assert_eq!(s4.consecutive_failures, 4);
     assert_eq!(state(&s4, condition::READY), ("True", reason::VERIFIED));
     assert_eq!(ltt(&s4, condition::READY), t0());
 
     // 5: both limits reached.
     let now = t1 + mins(15);
-    let s5 = step(&p, Some(&s4), checked(server_error(), now), now);
+    let s5 = step(p, Some(&s4), checked(server_error(), now), now);
     assert_eq!(s5.consecutive_failures, 5);
     assert_eq!(state(&s5, condition::READY), ("False", reason::UNREACHABLE));
     assert_eq!(ltt(&s5, condition::READY), now);
@@ -104,9 +128,14 @@ fn transient_failures_keep_ready_until_three_failures_and_fifteen_minutes() {
     assert!(events[0].warning);
     assert_eq!(events[0].reason, reason::UNREACHABLE);
 
+    s5
+}
+
+/// The next 200 resets the count and Ready, with one Verified event.
+fn recovery_resets_the_count(p: &ParsedSpec, s5: &TrackViaConnectionStatus, t1: Timestamp) {
     // Recovery: the next 200 resets the count and Ready.
     let now = t1 + mins(16);
-    let s6 = step(&p, Some(&s5), checked(ok(), now), now);
+    let s6 = step(p, Some(s5), checked(ok(), now), now);
     assert_eq!(s6.consecutive_failures, 0);
     assert_eq!(state(&s6, condition::READY), ("True", reason::VERIFIED));
     assert_eq!(state(&s6, condition::VERIFIED), ("True", reason::VERIFIED));
@@ -117,7 +146,7 @@ fn transient_failures_keep_ready_until_three_failures_and_fifteen_minutes() {
         s6.last_successful_verification_time.as_deref(),
         Some("2027-01-10T13:16:00Z")
     );
-    let events = transitions(Some(&s5), &s6);
+    let events = transitions(Some(s5), &s6);
     assert_eq!(
         events.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(),
         [reason::VERIFIED]

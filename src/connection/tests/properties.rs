@@ -100,17 +100,8 @@ proptest! {
             (true, Some(o)) => o.verify_requested_at.clone(),
             _ => verify_requested,
         };
-        let observation = match which {
-            0 => Observation::InvalidSpec("bad".into()),
-            1 => Observation::HostNotAllowed("no".into()),
-            2 => Observation::CredentialsNotFound("missing".into()),
-            3 => Observation::CredentialsUnreadable("forbidden (403)".into()),
-            _ => Observation::Credentials {
-                fingerprint: fingerprint.to_string(),
-                verification: if due && !awaiting { answer(outcome, at) } else { None },
-                awaiting,
-            },
-        };
+        let answered = if due && !awaiting { answer(outcome, at) } else { None };
+        let observation = observation_of(which, fingerprint, answered, awaiting);
         let base = Input {
             spec: spec.as_ref(),
             generation,
@@ -129,71 +120,181 @@ proptest! {
         let _ = next_wakeup(&done, now);
         let _ = transitions(old, &done);
         let _ = changed(old, &done);
-        // Verified keeps its generation when nothing was asked; the others are always rewritten.
-        for type_ in [condition::READY, condition::SECRET_SYNCED, condition::EXPIRING] {
-            prop_assert_eq!(cond(&done, type_).observed_generation, generation, "{}", type_);
-        }
-        let stale = cond(&next, condition::EXPIRING).reason == reason::EXPIRY_DATE_STALE;
-        if !stale && spec.as_ref().is_some_and(|p| p.token_expires_at.is_some_and(|e| now >= e)) {
-            prop_assert_eq!(cond(&next, condition::READY).status.as_str(), "False");
-            // Only credentials still waiting for a real answer, or whose
-            // check is asked for and not answered yet, are retried.
-            if !awaiting && !next.condition(condition::VERIFIED).is_some_and(awaits_answer) {
-                prop_assert_eq!(next.next_verification_time.as_deref(), None);
-            }
-            // A check asked for and not answered yet keeps its place.
-            if awaiting {
-                let before = old.and_then(|o| o.next_verification_time.as_deref());
-                prop_assert_eq!(next.next_verification_time.as_deref(), before);
-            }
-        }
-        if stale {
-            prop_assert!(next.verified_fingerprint.is_some());
-            prop_assert_eq!(&next.verified_fingerprint, &next.credentials_fingerprint);
-        }
-
-        // Nothing new: the same status again, with and without the Secret step.
-        // (An answer still not in is nothing new either.)
-        let quiet = match &observation {
-            Observation::Credentials { awaiting: true, .. } => observation.clone(),
-            Observation::Credentials { fingerprint, .. } => unchecked_fp(fingerprint),
-            other => other.clone(),
-        };
-        let again = desired_status(&Input { old: Some(&next), observation: &quiet, ..base.clone() });
-        prop_assert_eq!(&again, &next);
-        let again_done = finish(
-            desired_status(&Input { old: Some(&done), observation: &quiet, ..base.clone() }),
-            &secret,
-            publish,
-            generation,
-            now,
-        );
-        prop_assert!(!changed(Some(&done), &again_done), "{:#?}\n{:#?}", done, again_done);
-
-        // An idle clock: no check due and no instant the status waits for
-        // crossed. A stuck connection (a Secret that cannot be written, a
-        // refusal, a missing Secret…) writes nothing in that time.
-        let Ok(later) = now.checked_add(secs(idle)) else { return Ok(()) };
-        let quiet_fp = match &quiet {
-            Observation::Credentials { fingerprint, .. } => Some(fingerprint.as_str()),
-            _ => None,
-        };
-        let due_later = spec.as_ref().zip(quiet_fp).is_some_and(|(p, fp)| {
-            verification_due(p, generation, Some(&done), fp, verify_requested.as_deref(), later).0
-        });
-        if due_later || quiet_until(&done, now).is_some_and(|until| later >= until) {
-            return Ok(());
-        }
-        let idle_pass = finish(
-            desired_status(&Input { old: Some(&done), observation: &quiet, now: later, ..base.clone() }),
-            &secret,
-            publish,
-            generation,
-            later,
-        );
-        prop_assert!(!changed(Some(&done), &idle_pass), "{} s later:\n{:#?}\n{:#?}", idle, done, idle_pass);
-        prop_assert!(transitions(Some(&done), &idle_pass).is_empty());
+        let run = Run { base: &base, next: &next, done: &done, secret: &secret, publish };
+        generations_and_expiry_hold(&run, awaiting)?;
+        let quiet = nothing_new_is_a_fixed_point(&run, &observation)?;
+        an_idle_clock_writes_nothing(&run, &quiet, idle)?;
     }
+}
+
+/// One case of [`status_computation_is_total_and_settles`]: its input, the status
+/// decided, and that status after the Secret step.
+struct Run<'a> {
+    base: &'a Input<'a>,
+    next: &'a TrackViaConnectionStatus,
+    done: &'a TrackViaConnectionStatus,
+    secret: &'a SecretOutcome,
+    publish: Publish,
+}
+
+/// The observation of case `which`: one of the four without a check, else the
+/// credentials with their answer (if any).
+fn observation_of(
+    which: u8,
+    fingerprint: &str,
+    verification: Option<Verification>,
+    awaiting: bool,
+) -> Observation {
+    match which {
+        0 => Observation::InvalidSpec("bad".into()),
+        1 => Observation::HostNotAllowed("no".into()),
+        2 => Observation::CredentialsNotFound("missing".into()),
+        3 => Observation::CredentialsUnreadable("forbidden (403)".into()),
+        _ => Observation::Credentials {
+            fingerprint: fingerprint.to_string(),
+            verification,
+            awaiting,
+        },
+    }
+}
+
+/// Generations are recorded, and a token past its date is never Ready.
+fn generations_and_expiry_hold(r: &Run<'_>, awaiting: bool) -> Result<(), TestCaseError> {
+    // Verified keeps its generation when nothing was asked; the others are always rewritten.
+    for type_ in [
+        condition::READY,
+        condition::SECRET_SYNCED,
+        condition::EXPIRING,
+    ] {
+        prop_assert_eq!(
+            cond(r.done, type_).observed_generation,
+            r.base.generation,
+            "{}",
+            type_
+        );
+    }
+    let stale = cond(r.next, condition::EXPIRING).reason == reason::EXPIRY_DATE_STALE;
+    if !stale
+        && r.base
+            .spec
+            .is_some_and(|p| p.token_expires_at.is_some_and(|e| r.base.now >= e))
+    {
+        prop_assert_eq!(cond(r.next, condition::READY).status.as_str(), "False");
+        // Only credentials still waiting for a real answer, or whose
+        // check is asked for and not answered yet, are retried.
+        if !awaiting
+            && !r
+                .next
+                .condition(condition::VERIFIED)
+                .is_some_and(awaits_answer)
+        {
+            prop_assert_eq!(r.next.next_verification_time.as_deref(), None);
+        }
+        // A check asked for and not answered yet keeps its place.
+        if awaiting {
+            let before = r.base.old.and_then(|o| o.next_verification_time.as_deref());
+            prop_assert_eq!(r.next.next_verification_time.as_deref(), before);
+        }
+    }
+    if stale {
+        prop_assert!(r.next.verified_fingerprint.is_some());
+        prop_assert_eq!(
+            &r.next.verified_fingerprint,
+            &r.next.credentials_fingerprint
+        );
+    }
+    Ok(())
+}
+
+/// Recomputing with nothing new gives the same status; returns that observation.
+fn nothing_new_is_a_fixed_point(
+    r: &Run<'_>,
+    observation: &Observation,
+) -> Result<Observation, TestCaseError> {
+    // Nothing new: the same status again, with and without the Secret step.
+    // (An answer still not in is nothing new either.)
+    let quiet = match observation {
+        Observation::Credentials { awaiting: true, .. } => observation.clone(),
+        Observation::Credentials { fingerprint, .. } => unchecked_fp(fingerprint),
+        other => other.clone(),
+    };
+    let again = desired_status(&Input {
+        old: Some(r.next),
+        observation: &quiet,
+        ..r.base.clone()
+    });
+    prop_assert_eq!(&again, r.next);
+    let again_done = finish(
+        desired_status(&Input {
+            old: Some(r.done),
+            observation: &quiet,
+            ..r.base.clone()
+        }),
+        r.secret,
+        r.publish,
+        r.base.generation,
+        r.base.now,
+    );
+    prop_assert!(
+        !changed(Some(r.done), &again_done),
+        "{:#?}\n{:#?}",
+        r.done,
+        again_done
+    );
+    Ok(quiet)
+}
+
+/// An idle clock: no pass before the next check or wake-up changes anything.
+fn an_idle_clock_writes_nothing(
+    r: &Run<'_>,
+    quiet: &Observation,
+    idle: i64,
+) -> Result<(), TestCaseError> {
+    // An idle clock: no check due and no instant the status waits for
+    // crossed. A stuck connection (a Secret that cannot be written, a
+    // refusal, a missing Secret…) writes nothing in that time.
+    let Ok(later) = r.base.now.checked_add(secs(idle)) else {
+        return Ok(());
+    };
+    let quiet_fp = match quiet {
+        Observation::Credentials { fingerprint, .. } => Some(fingerprint.as_str()),
+        _ => None,
+    };
+    let due_later = r.base.spec.zip(quiet_fp).is_some_and(|(p, fp)| {
+        verification_due(
+            p,
+            r.base.generation,
+            Some(r.done),
+            fp,
+            r.base.verify_requested,
+            later,
+        )
+        .0
+    });
+    if due_later || quiet_until(r.done, r.base.now).is_some_and(|until| later >= until) {
+        return Ok(());
+    }
+    let idle_pass = finish(
+        desired_status(&Input {
+            old: Some(r.done),
+            observation: quiet,
+            now: later,
+            ..r.base.clone()
+        }),
+        r.secret,
+        r.publish,
+        r.base.generation,
+        later,
+    );
+    prop_assert!(
+        !changed(Some(r.done), &idle_pass),
+        "{} s later:\n{:#?}\n{:#?}",
+        idle,
+        r.done,
+        idle_pass
+    );
+    prop_assert!(transitions(Some(r.done), &idle_pass).is_empty());
+    Ok(())
 }
 
 /// The first instant after `now` at which time alone may change `status`: its

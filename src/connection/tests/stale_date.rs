@@ -61,35 +61,47 @@ fn a_rotated_token_past_its_date_is_checked_published_and_its_date_flagged_stale
     assert!(stale[0].message.contains("tokenExpiresOn"));
     assert!(events.iter().all(|e| e.reason != reason::EXPIRED));
 
-    // Checked on schedule from then on; quiet in between.
+    let again = checked_on_schedule(&p, &s, now);
+    a_fixed_date_is_plainly_verified(&again, now + SignedDuration::from_hours(1));
+}
+
+/// Checked on schedule from then on; quiet in between.
+fn checked_on_schedule(
+    p: &ParsedSpec,
+    s: &TrackViaConnectionStatus,
+    now: Timestamp,
+) -> TrackViaConnectionStatus {
     let next_check = ts(s.next_verification_time.as_deref().expect("scheduled"));
     assert_eq!(next_check, now + SignedDuration::from_hours(1));
     assert_eq!(
-        next_wakeup(&s, now),
+        next_wakeup(s, now),
         Some(std::time::Duration::from_secs(3600))
     );
-    assert_fixed_point(&p, &s, unchecked_fp("fp-rotated"), now + mins(30));
-    assert!(!verification_due(&p, GEN, Some(&s), "fp-rotated", None, now + mins(59)).0);
+    assert_fixed_point(p, s, unchecked_fp("fp-rotated"), now + mins(30));
+    assert!(!verification_due(p, GEN, Some(s), "fp-rotated", None, now + mins(59)).0);
     assert_eq!(
-        verification_due(&p, GEN, Some(&s), "fp-rotated", None, next_check),
+        verification_due(p, GEN, Some(s), "fp-rotated", None, next_check),
         (true, false)
     );
     let again = pass(
-        &p,
-        Some(&s),
+        p,
+        Some(s),
         checked_fp("fp-rotated", ok(), next_check),
         next_check,
         &synced("hash-2"),
     );
-    assert!(transitions(Some(&s), &again).is_empty());
+    assert!(transitions(Some(s), &again).is_empty());
     assert_eq!(ltt(&again, condition::READY), now);
+    again
+}
 
-    // The user fixes the date: Ready is plainly Verified again.
+/// The user fixes the date: Ready is plainly Verified again.
+fn a_fixed_date_is_plainly_verified(again: &TrackViaConnectionStatus, next_check: Timestamp) {
     let fixed = parsed_with(json!({"tokenExpiresOn": "2028-03-31"}));
     let later = next_check + mins(5);
     let s2 = pass(
         &fixed,
-        Some(&again),
+        Some(again),
         unchecked_fp("fp-rotated"),
         later,
         &synced("hash-2"),

@@ -204,26 +204,32 @@ fn every_stuck_state_is_quiet_until_its_next_check() {
             what,
         );
     }
+    an_invalid_spec_is_quiet(&p);
+    an_expired_token_is_quiet(&p);
+}
 
-    // An invalid spec: nothing to parse, nothing scheduled.
+/// An invalid spec: nothing to parse, nothing scheduled.
+fn an_invalid_spec_is_quiet(p: &ParsedSpec) {
     let invalid =
         Observation::InvalidSpec("tokenExpiresOn \"2027-02-30\" is not a calendar date".into());
     let first = desired_status(&Input {
         spec: None,
-        ..input(&p, None, &invalid, t0())
+        ..input(p, None, &invalid, t0())
     });
     for minutes in [1, 17, 60, 600] {
         let now = t0() + mins(minutes);
         let again = desired_status(&Input {
             spec: None,
-            ..input(&p, Some(&first), &invalid, now)
+            ..input(p, Some(&first), &invalid, now)
         });
         assert_eq!(again, first, "invalid spec, {minutes} min later");
     }
+}
 
-    // Expired: a day, a month later.
+/// Expired: a day, a month later.
+fn an_expired_token_is_quiet(p: &ParsedSpec) {
     let expired = pass(
-        &p,
+        p,
         Some(&verified_at(t0())),
         unchecked(),
         expiry(),
@@ -236,8 +242,8 @@ fn every_stuck_state_is_quiet_until_its_next_check() {
     assert_eq!(next_wakeup(&expired, expiry()), None);
     for hours in [1, 24, 24 * 30] {
         let now = expiry() + SignedDuration::from_hours(hours);
-        assert!(!verification_due(&p, GEN, Some(&expired), FP, None, now).0);
-        let again = pass(&p, Some(&expired), unchecked(), now, &synced("hash-1"));
+        assert!(!verification_due(p, GEN, Some(&expired), FP, None, now).0);
+        let again = pass(p, Some(&expired), unchecked(), now, &synced("hash-1"));
         assert!(!changed(Some(&expired), &again), "expired, {hours} h later");
     }
 }
