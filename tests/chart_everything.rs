@@ -26,9 +26,24 @@ fn everything_enabled_renders_and_reflects_the_values() {
     );
     assert!(a.iter().any(|x| x == "--leader-election"));
 
-    // The extra CA: mounted read-only from the Secret, passed as a file inside the mount.
-    let ca_file = flag(&a, "--extra-ca-file").expect("--extra-ca-file");
-    let c = container(&docs);
+    assert_extra_ca_is_mounted(&docs, &a);
+    assert_image_placement_and_metadata(&docs, &values);
+    assert_metrics_service_and_monitor(&docs, &values);
+    assert_prometheus_rule(only(&docs, "PrometheusRule"), &full);
+    assert_network_policy(only(&docs, "NetworkPolicy"), &docs);
+
+    // RBAC: leases and workloads on top of the base.
+    let mut expected = base_permissions("cluster");
+    expected.extend(lease_permissions(NAMESPACE));
+    expected.extend(workload_permissions("cluster"));
+    assert_eq!(service_account_permissions(&docs, &full), expected);
+    assert!(of_kind(&docs, "PodDisruptionBudget").len() == 1);
+}
+
+/// The extra CA: mounted read-only from the Secret, passed as a file inside the mount.
+fn assert_extra_ca_is_mounted(docs: &[Value], a: &[String]) {
+    let ca_file = flag(a, "--extra-ca-file").expect("--extra-ca-file");
+    let c = container(docs);
     let mount = c["volumeMounts"]
         .as_array()
         .and_then(|m| m.iter().find(|m| m["name"] == json!("extra-ca")))
@@ -39,7 +54,7 @@ fn everything_enabled_renders_and_reflects_the_values() {
         ca_file.starts_with(&format!("{mount_path}/")),
         "{ca_file} is not under {mount_path}"
     );
-    let pod = &deployment(&docs)["spec"]["template"]["spec"];
+    let pod = &deployment(docs)["spec"]["template"]["spec"];
     let volume = pod["volumes"]
         .as_array()
         .and_then(|v| v.iter().find(|v| v["name"] == json!("extra-ca")))
@@ -54,8 +69,12 @@ fn everything_enabled_renders_and_reflects_the_values() {
     );
     let item_path = str_at(volume, "/secret/items/0/path");
     assert_eq!(format!("{mount_path}/{item_path}"), ca_file);
+}
 
-    // Image, pod placement and metadata.
+/// Image, pod placement and metadata.
+fn assert_image_placement_and_metadata(docs: &[Value], values: &Value) {
+    let c = container(docs);
+    let pod = &deployment(docs)["spec"]["template"]["spec"];
     assert_eq!(
         c["image"],
         json!("registry.example.com/trackvia-operator:9.9.9")
@@ -73,7 +92,7 @@ fn everything_enabled_renders_and_reflects_the_values() {
         values["topologySpreadConstraints"]
     );
     assert_eq!(pod["priorityClassName"], json!("system-cluster-critical"));
-    let template_meta = &deployment(&docs)["spec"]["template"]["metadata"];
+    let template_meta = &deployment(docs)["spec"]["template"]["metadata"];
     assert_eq!(
         template_meta.pointer("/annotations/example.com~1annotated"),
         Some(&json!("yes"))
@@ -85,7 +104,7 @@ fn everything_enabled_renders_and_reflects_the_values() {
     assert!(c["env"].as_array().is_some_and(|e| {
         e.contains(&json!({ "name": "HTTPS_PROXY", "value": "http://proxy.example.com:3128" }))
     }));
-    for doc in &docs {
+    for doc in docs {
         assert_eq!(
             doc.pointer("/metadata/labels/team"),
             Some(&json!("platform")),
@@ -94,17 +113,20 @@ fn everything_enabled_renders_and_reflects_the_values() {
             name(doc)
         );
     }
-    let sa = only(&docs, "ServiceAccount");
+    let sa = only(docs, "ServiceAccount");
     assert_eq!(
         sa.pointer("/metadata/annotations/example.com~1role"),
         Some(&json!("trackvia"))
     );
+}
 
-    // Metrics Service and ServiceMonitor agree with the container.
-    let service = only(&docs, "Service");
+/// Metrics Service and ServiceMonitor agree with the container.
+fn assert_metrics_service_and_monitor(docs: &[Value], values: &Value) {
+    let c = container(docs);
+    let service = only(docs, "Service");
     assert_eq!(service.pointer("/spec/ports/0/port"), Some(&json!(9091)));
     assert_eq!(c.pointer("/ports/0/containerPort"), Some(&json!(9090)));
-    let monitor = only(&docs, "ServiceMonitor");
+    let monitor = only(docs, "ServiceMonitor");
     assert_eq!(namespace(monitor), NAMESPACE);
     assert_eq!(
         monitor.pointer("/metadata/labels/release"),
@@ -136,16 +158,6 @@ fn everything_enabled_renders_and_reflects_the_values() {
         monitor.pointer("/spec/namespaceSelector/matchNames"),
         Some(&json!([NAMESPACE]))
     );
-
-    assert_prometheus_rule(only(&docs, "PrometheusRule"), &full);
-    assert_network_policy(only(&docs, "NetworkPolicy"), &docs);
-
-    // RBAC: leases and workloads on top of the base.
-    let mut expected = base_permissions("cluster");
-    expected.extend(lease_permissions(NAMESPACE));
-    expected.extend(workload_permissions("cluster"));
-    assert_eq!(service_account_permissions(&docs, &full), expected);
-    assert!(of_kind(&docs, "PodDisruptionBudget").len() == 1);
 }
 
 fn assert_prometheus_rule(rule: &Value, full: &str) {
@@ -176,44 +188,54 @@ fn assert_prometheus_rule(rule: &Value, full: &str) {
             "TrackViaVerificationStale",
         ]
     );
+    for (alert, r) in &alerts {
+        assert_alert_is_complete(alert, r);
+    }
+    assert_alert_expressions(&alerts, full);
+}
+
+/// One alert: an expression, a duration, a severity, labels and annotations.
+fn assert_alert_is_complete(alert: &str, r: &Value) {
     let duration = |s: &str| {
         !s.is_empty()
             && s.chars()
                 .all(|c| c.is_ascii_digit() || "smhdwy".contains(c))
             && s.starts_with(|c: char| c.is_ascii_digit())
     };
-    for (alert, r) in &alerts {
-        let expr = str_at(r, "/expr");
-        assert!(!expr.trim().is_empty(), "{alert} has no expression");
-        assert_eq!(
-            expr.matches('(').count(),
-            expr.matches(')').count(),
-            "{alert}: {expr}"
-        );
-        assert!(duration(str_at(r, "/for")), "{alert} for: {:?}", r["for"]);
+    let expr = str_at(r, "/expr");
+    assert!(!expr.trim().is_empty(), "{alert} has no expression");
+    assert_eq!(
+        expr.matches('(').count(),
+        expr.matches(')').count(),
+        "{alert}: {expr}"
+    );
+    assert!(duration(str_at(r, "/for")), "{alert} for: {:?}", r["for"]);
+    assert!(
+        ["warning", "critical"].contains(&str_at(r, "/labels/severity")),
+        "{alert} severity"
+    );
+    assert_eq!(
+        r.pointer("/labels/team"),
+        Some(&json!("platform")),
+        "{alert} labels"
+    );
+    assert!(
+        !str_at(r, "/annotations/summary").is_empty(),
+        "{alert} summary"
+    );
+    let description = str_at(r, "/annotations/description");
+    assert!(!description.is_empty(), "{alert} description");
+    // Prometheus' own templating must survive Helm's.
+    if alert != "TrackViaOperatorDown" {
         assert!(
-            ["warning", "critical"].contains(&str_at(r, "/labels/severity")),
-            "{alert} severity"
+            description.contains("{{ $labels.namespace }}"),
+            "{alert}: {description}"
         );
-        assert_eq!(
-            r.pointer("/labels/team"),
-            Some(&json!("platform")),
-            "{alert} labels"
-        );
-        assert!(
-            !str_at(r, "/annotations/summary").is_empty(),
-            "{alert} summary"
-        );
-        let description = str_at(r, "/annotations/description");
-        assert!(!description.is_empty(), "{alert} description");
-        // Prometheus' own templating must survive Helm's.
-        if alert != "TrackViaOperatorDown" {
-            assert!(
-                description.contains("{{ $labels.namespace }}"),
-                "{alert}: {description}"
-            );
-        }
     }
+}
+
+/// What each alert's expression reads.
+fn assert_alert_expressions(alerts: &BTreeMap<String, Value>, full: &str) {
     let expiry = "trackvia_connection_token_expiration_timestamp_seconds";
     let ready = "trackvia_connection_ready";
     let expr = |alert: &str| str_at(&alerts[alert], "/expr").to_string();

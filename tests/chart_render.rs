@@ -78,22 +78,13 @@ fn default_values_render_a_hardened_cluster_wide_operator() {
     // Probes on the metrics port.
     assert_eq!(c.pointer("/ports/0/name"), Some(&json!("metrics")));
     assert_eq!(c.pointer("/ports/0/containerPort"), Some(&json!(8080)));
-    assert_eq!(
-        c.pointer("/livenessProbe/httpGet/path"),
-        Some(&json!("/healthz"))
-    );
-    assert_eq!(
-        c.pointer("/livenessProbe/httpGet/port"),
-        Some(&json!("metrics"))
-    );
-    assert_eq!(
-        c.pointer("/readinessProbe/httpGet/path"),
-        Some(&json!("/readyz"))
-    );
-    assert_eq!(
-        c.pointer("/readinessProbe/httpGet/port"),
-        Some(&json!("metrics"))
-    );
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &c[probe]["httpGet"];
+        assert_eq!(
+            (&get["path"], &get["port"]),
+            (&json!(path), &json!("metrics"))
+        );
+    }
 
     // Exactly the permissions the operator needs, cluster-wide, and its Lease; no workloads.
     let mut expected = base_permissions("cluster");
