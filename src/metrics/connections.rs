@@ -26,7 +26,7 @@ struct ReadyLabels {
 }
 
 /// Reads one instant of a connection's status.
-type TimeOf = fn(&TrackViaConnection) -> Option<f64>;
+type ValueOf = fn(&TrackViaConnection) -> Option<f64>;
 
 /// The collector of the per-connection gauges.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ impl ConnectionCollector {
 
 fn seconds(rfc3339: Option<&str>) -> Option<f64> {
     rfc3339
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .and_then(crate::connection::conditions::parse_time)
         .map(|t| t.as_second() as f64)
 }
 
@@ -55,8 +55,7 @@ impl Collector for ConnectionCollector {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let connections: Vec<_> = stores.iter().flat_map(|s| s.state()).collect();
-        encode_dates(&mut encoder, &connections)?;
-        encode_intervals(&mut encoder, &connections)?;
+        encode_values(&mut encoder, &connections)?;
         encode_ready(&mut encoder, &connections)
     }
 }
@@ -70,12 +69,12 @@ fn labels(tvc: &TrackViaConnection) -> ConnectionLabels {
     }
 }
 
-/// The instants of each connection's status, in Unix seconds.
-fn encode_dates(
+/// The instants of each connection's status, in Unix seconds, and its verify interval.
+fn encode_values(
     encoder: &mut DescriptorEncoder,
     connections: &Connections,
 ) -> Result<(), std::fmt::Error> {
-    let time_gauges: [(&str, &str, TimeOf); 3] = [
+    let gauges: [(&str, &str, ValueOf); 4] = [
         (
             "trackvia_connection_token_expiration_timestamp_seconds",
             "When the connection's token expires (Unix seconds)",
@@ -97,32 +96,22 @@ fn encode_dates(
                 )
             },
         ),
+        (
+            "trackvia_connection_verify_interval_seconds",
+            "How often the connection is verified (seconds); 0 when periodic checks are off",
+            |t| {
+                crate::connection::parse_duration(&t.spec.verify_interval)
+                    .ok()
+                    .map(|every| every.as_secs_f64())
+            },
+        ),
     ];
-    for (name, help, value) in time_gauges {
+    for (name, help, value) in gauges {
         let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
         for tvc in connections {
             if let Some(v) = value(tvc) {
                 ConstGauge::new(v).encode(family.encode_family(&labels(tvc))?)?;
             }
-        }
-    }
-    Ok(())
-}
-
-/// Each connection's verify interval.
-fn encode_intervals(
-    encoder: &mut DescriptorEncoder,
-    connections: &Connections,
-) -> Result<(), std::fmt::Error> {
-    let mut interval = encoder.encode_descriptor(
-        "trackvia_connection_verify_interval_seconds",
-        "How often the connection is verified (seconds); 0 when periodic checks are off",
-        None,
-        MetricType::Gauge,
-    )?;
-    for tvc in connections {
-        if let Ok(every) = crate::connection::parse_duration(&tvc.spec.verify_interval) {
-            ConstGauge::new(every.as_secs_f64()).encode(interval.encode_family(&labels(tvc))?)?;
         }
     }
     Ok(())
