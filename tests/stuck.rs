@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use common::Harness;
 use common::cli::impersonating_kubeconfig;
 use k8s_openapi::api::core::v1::{ResourceQuota, Secret};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::Behavior;
+use trackvia_testsupport::kube::ClusterObjectGuard;
 use trackvia_testsupport::metrics::series;
 
 /// How long the connections are watched once settled: four Secret retries.
@@ -67,7 +69,15 @@ async fn stuck_connections_write_their_status_once() {
     h.put_source("src-revoked", &bad_key, &bad_token).await;
     quota_secrets_at_current_count(&h).await;
 
-    // The quota refuses a new Secret; annotations over 256 KiB are invalid.
+    let stuck = refused_three_ways(&h).await;
+    an_idle_window_writes_nothing(&h, &stuck).await;
+    room_in_the_quota_publishes(&h, &token).await;
+    h.finish().await;
+}
+
+/// The quota refuses a new Secret, annotations over 256 KiB are invalid, TrackVia
+/// refuses the token: three connections stuck with Ready=False and no Secret.
+async fn refused_three_ways(h: &Harness) -> Vec<String> {
     h.apply_connection("quota", "src", json!({}))
         .await
         .expect("applying");
@@ -85,7 +95,7 @@ async fn stuck_connections_write_their_status_once() {
 
     let quota = h.wait_ready("quota", "False", "SecretSyncFailed").await;
     let huge = h.wait_ready("huge", "False", "SecretSyncFailed").await;
-    let revoked = h.wait_ready("revoked", "False", "Unauthorized").await;
+    h.wait_ready("revoked", "False", "Unauthorized").await;
     let message = |t: &TrackViaConnection| {
         t.status
             .as_ref()
@@ -109,16 +119,17 @@ async fn stuck_connections_write_their_status_once() {
             "{name} was written"
         );
     }
+    ["quota", "huge", "revoked"].map(String::from).to_vec()
+}
 
-    // Let the first retries settle, then watch a bounded window.
+/// Nothing new for a bounded window: no TrackVia call, no status write, no new
+/// resourceVersion, although passes run and the Secrets are retried.
+async fn an_idle_window_writes_nothing(h: &Harness, versions: &[String]) {
+    // Let the first retries settle, then watch.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = h.metrics().await;
-    let versions: Vec<String> = [&quota, &huge, &revoked]
-        .iter()
-        .map(|t| t.metadata.name.clone().unwrap_or_default())
-        .collect();
     let mut start = Vec::new();
-    for name in &versions {
+    for name in versions {
         start.push(resource_version(
             &h.connections().get(name).await.expect("reading"),
         ));
@@ -151,9 +162,11 @@ async fn stuck_connections_write_their_status_once() {
         passes(&before),
         passes(&after)
     );
+}
 
-    // Something changes: room in the quota. The Secret is written at the next
-    // retry and Ready turns True once.
+/// Something changes: room in the quota. The Secret is written at the next
+/// retry and Ready turns True once.
+async fn room_in_the_quota_publishes(h: &Harness, token: &str) {
     let quotas: kube::Api<ResourceQuota> = h.ns.api();
     quotas
         .delete("secrets", &Default::default())
@@ -163,56 +176,23 @@ async fn stuck_connections_write_their_status_once() {
     let published: Secret = h
         .wait_published(
             "quota",
-            &token,
+            token,
             Duration::from_secs(30),
             "the Secret after the quota is gone",
         )
         .await;
     assert!(published.metadata.name.is_some());
-    h.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_secret_the_operator_may_not_read_turns_ready_false() {
-    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-    use trackvia_testsupport::kube::ClusterObjectGuard;
-
     let admin = trackvia_testsupport::kube::client().await;
     let user = format!(
         "tvc-operator-{}",
         common::secret_value("").get(..8).unwrap_or("x")
     );
-    // What the operator needs, but `get` on Secrets only for the output Secret:
-    // the rule for the source Secret is missing.
-    let role: ClusterRole = serde_json::from_value(json!({
-        "metadata": {"name": user},
-        "rules": [
-            {"apiGroups": ["trackvia.io"], "resources": ["trackviaconnections", "trackviaconnections/status"],
-             "verbs": ["get", "list", "watch", "patch"]},
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch", "create", "patch"]},
-            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["crm"], "verbs": ["get"]},
-            {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-        ],
-    }))
-    .expect("a ClusterRole");
-    let binding: ClusterRoleBinding = serde_json::from_value(json!({
-        "metadata": {"name": user},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": user},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
-    }))
-    .expect("a ClusterRoleBinding");
+    let (role_guard, binding_guard) = grant_all_but_reading_the_source(&admin, &user).await;
     let roles: kube::Api<ClusterRole> = kube::Api::all(admin.clone());
-    let bindings: kube::Api<ClusterRoleBinding> = kube::Api::all(admin.clone());
-    let role_guard = ClusterObjectGuard::new::<ClusterRole>(&user);
-    let binding_guard = ClusterObjectGuard::new::<ClusterRoleBinding>(&user);
-    roles
-        .create(&PostParams::default(), &role)
-        .await
-        .expect("creating the role");
-    bindings
-        .create(&PostParams::default(), &binding)
-        .await
-        .expect("binding the role");
 
     let kubeconfig = impersonating_kubeconfig(&user);
     let mut h = Harness::start_with_env(
@@ -257,4 +237,42 @@ async fn a_source_secret_the_operator_may_not_read_turns_ready_false() {
     binding_guard.delete(&admin).await;
     role_guard.delete(&admin).await;
     let _ = std::fs::remove_file(kubeconfig);
+}
+
+/// What the operator needs, but `get` on Secrets only for the output Secret: the
+/// rule for the source Secret is missing. The guards delete the role and binding.
+async fn grant_all_but_reading_the_source(
+    admin: &kube::Client,
+    user: &str,
+) -> (ClusterObjectGuard, ClusterObjectGuard) {
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": user},
+        "rules": [
+            {"apiGroups": ["trackvia.io"], "resources": ["trackviaconnections", "trackviaconnections/status"],
+             "verbs": ["get", "list", "watch", "patch"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch", "create", "patch"]},
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["crm"], "verbs": ["get"]},
+            {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        ],
+    }))
+    .expect("a ClusterRole");
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": user},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": user},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }))
+    .expect("a ClusterRoleBinding");
+    let roles: kube::Api<ClusterRole> = kube::Api::all(admin.clone());
+    let bindings: kube::Api<ClusterRoleBinding> = kube::Api::all(admin.clone());
+    let role_guard = ClusterObjectGuard::new::<ClusterRole>(user);
+    let binding_guard = ClusterObjectGuard::new::<ClusterRoleBinding>(user);
+    roles
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("creating the role");
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding the role");
+    (role_guard, binding_guard)
 }
