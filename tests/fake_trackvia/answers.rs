@@ -8,7 +8,7 @@ use trackvia_testsupport::fake::{Behavior, TokenSource};
 
 use super::{
     KEY, TOKEN, client_builder, client_for, content_type, fake_with, get_views, json_body,
-    views_request, views_url,
+    views_error,
 };
 
 #[tokio::test]
@@ -167,20 +167,14 @@ async fn slow_answers_after_the_delay_or_trips_a_client_timeout() {
         .timeout(Duration::from_millis(400))
         .build()
         .unwrap();
-    let error = views_request(&impatient, &fake, KEY, TOKEN)
-        .send()
-        .await
-        .unwrap_err();
+    let error = views_error(&impatient, &fake).await;
     assert!(error.is_timeout(), "{error:?}");
 }
 
 #[tokio::test]
 async fn close_connection_is_a_connection_error_and_is_recorded() {
     let fake = fake_with(TOKEN, Behavior::CloseConnection).await;
-    let error = views_request(&client_for(&fake), &fake, KEY, TOKEN)
-        .send()
-        .await
-        .unwrap_err();
+    let error = views_error(&client_for(&fake), &fake).await;
     assert!(!error.is_timeout() && error.status().is_none(), "{error:?}");
     assert!(error.is_request() || error.is_connect(), "{error:?}");
     let recorded = fake.requests();

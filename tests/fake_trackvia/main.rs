@@ -39,6 +39,24 @@ fn views_request(client: &Client, fake: &FakeTrackVia, key: &str, token: &str) -
     client.get(views_url(fake, key)).bearer_auth(token)
 }
 
+/// The error of `GET /openapi/views` of `fake` (with [`KEY`] and [`TOKEN`]) through `client`;
+/// panics if an answer arrives.
+async fn views_error(client: &Client, fake: &FakeTrackVia) -> reqwest::Error {
+    views_request(client, fake, KEY, TOKEN)
+        .send()
+        .await
+        .unwrap_err()
+}
+
+/// The `error_description` of an OAuth-shaped error answer.
+async fn error_description(response: Response) -> String {
+    let body = json_body(response).await;
+    body["error_description"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error_description in {body}"))
+        .to_string()
+}
+
 async fn get_views(fake: &FakeTrackVia, token: &str) -> Response {
     views_request(&client_for(fake), fake, KEY, token)
         .send()

@@ -8,7 +8,8 @@ use reqwest::StatusCode;
 use trackvia_testsupport::fake::{Behavior, FakeOptions, FakeTrackVia};
 
 use super::{
-    KEY, TOKEN, client_for, content_type, fake_with, get_views, json_body, views_request, views_url,
+    KEY, TOKEN, client_for, content_type, error_description, fake_with, get_views, json_body,
+    views_request, views_url,
 };
 
 #[tokio::test]
@@ -61,11 +62,9 @@ async fn known_key_without_configured_token_is_invalid_token() {
     fake.add_api_key(KEY);
     let response = get_views(&fake, "never-issued").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let body = json_body(response).await;
     assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
+        error_description(response)
+            .await
             .starts_with("Invalid access token")
     );
 
@@ -104,11 +103,9 @@ async fn account_id_header_selects_the_account() {
     assert_eq!(get(TOKEN, None).await.unwrap().status(), StatusCode::OK);
     let expired = get(TOKEN, Some("42")).await.unwrap();
     assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
-    let description = json_body(expired).await["error_description"].clone();
     assert!(
-        description
-            .as_str()
-            .unwrap()
+        error_description(expired)
+            .await
             .starts_with("Access token expired")
     );
 
@@ -248,11 +245,9 @@ async fn options_make_unknown_behaviour_configurable() {
 
     let response = get_views(&fake, "whatever").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let description = json_body(response).await["error_description"].clone();
     assert!(
-        description
-            .as_str()
-            .unwrap()
+        error_description(response)
+            .await
             .starts_with("Invalid access token")
     );
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{Client, StatusCode};
 use trackvia_testsupport::fake::{Behavior, FakeOptions, FakeTrackVia};
 
-use super::{KEY, TOKEN, client_builder, client_for, fake_with, views_request, views_url};
+use super::{KEY, TOKEN, client_builder, client_for, fake_with, views_error, views_url};
 
 #[tokio::test]
 async fn clients_that_do_not_trust_the_ca_fail_the_handshake() {
@@ -18,18 +18,12 @@ async fn clients_that_do_not_trust_the_ca_fail_the_handshake() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let error = views_request(&system_roots, &fake, KEY, TOKEN)
-        .send()
-        .await
-        .unwrap_err();
+    let error = views_error(&system_roots, &fake).await;
     assert!(error.is_connect(), "{error:?}");
 
     // Another fake's CA.
     let other = FakeTrackVia::start().await;
-    let error = views_request(&client_for(&other), &fake, KEY, TOKEN)
-        .send()
-        .await
-        .unwrap_err();
+    let error = views_error(&client_for(&other), &fake).await;
     assert!(error.is_connect(), "{error:?}");
 
     assert_eq!(fake.total_calls(), 0, "no request got past TLS");
