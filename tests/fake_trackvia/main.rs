@@ -11,7 +11,7 @@ mod server;
 
 use std::time::Duration;
 
-use reqwest::{Certificate, Client, RequestBuilder, Response, redirect};
+use reqwest::{Certificate, Client, RequestBuilder, Response, StatusCode, redirect};
 use trackvia_testsupport::fake::{Behavior, FakeTrackVia};
 
 const KEY: &str = "3scale-key-0123456789abcdef";
@@ -48,13 +48,15 @@ async fn views_error(client: &Client, fake: &FakeTrackVia) -> reqwest::Error {
         .unwrap_err()
 }
 
-/// The `error_description` of an OAuth-shaped error answer.
-async fn error_description(response: Response) -> String {
+/// Asserts that `response` is a 401 whose OAuth-shaped `error_description` starts with
+/// `prefix`.
+async fn assert_token_error(response: Response, prefix: &str) {
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let body = json_body(response).await;
-    body["error_description"]
+    let description = body["error_description"]
         .as_str()
-        .unwrap_or_else(|| panic!("no error_description in {body}"))
-        .to_string()
+        .unwrap_or_else(|| panic!("no error_description in {body}"));
+    assert!(description.starts_with(prefix), "{description}");
 }
 
 async fn get_views(fake: &FakeTrackVia, token: &str) -> Response {

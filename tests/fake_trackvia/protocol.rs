@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use trackvia_testsupport::fake::{Behavior, FakeOptions, FakeTrackVia};
 
 use super::{
-    KEY, TOKEN, client_for, content_type, error_description, fake_with, get_views, json_body,
+    KEY, TOKEN, assert_token_error, client_for, content_type, fake_with, get_views, json_body,
     views_request, views_url,
 };
 
@@ -61,12 +61,7 @@ async fn known_key_without_configured_token_is_invalid_token() {
     let fake = FakeTrackVia::start().await;
     fake.add_api_key(KEY);
     let response = get_views(&fake, "never-issued").await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(
-        error_description(response)
-            .await
-            .starts_with("Invalid access token")
-    );
+    assert_token_error(response, "Invalid access token").await;
 
     // The token of another key does not carry over.
     fake.set("another-key", "its-token", Behavior::Valid);
@@ -102,12 +97,7 @@ async fn account_id_header_selects_the_account() {
 
     assert_eq!(get(TOKEN, None).await.unwrap().status(), StatusCode::OK);
     let expired = get(TOKEN, Some("42")).await.unwrap();
-    assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
-    assert!(
-        error_description(expired)
-            .await
-            .starts_with("Access token expired")
-    );
+    assert_token_error(expired, "Access token expired").await;
 
     // Sandbox and production credentials are separate.
     assert_eq!(
@@ -244,12 +234,7 @@ async fn options_make_unknown_behaviour_configurable() {
     let client = client_for(&fake);
 
     let response = get_views(&fake, "whatever").await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(
-        error_description(response)
-            .await
-            .starts_with("Invalid access token")
-    );
+    assert_token_error(response, "Invalid access token").await;
 
     let response = views_request(&client, &fake, "unknown-key", TOKEN)
         .send()
