@@ -18,12 +18,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedReceiver;
-use futures::future::BoxFuture;
 use jiff::Timestamp;
 use tokio::time::Instant;
 use trackvia_operator::trackvia::{
-    Ask, CacheLimits, CallerId, Credentials, Freshness, VerificationOutcome, Verifier, VerifyCall,
-    VerifyRequest, classify_response_at,
+    AnswerAtOnce, Ask, CacheLimits, CallerId, Credentials, Freshness, VerificationOutcome,
+    Verifier, VerifyRequest, classify_response_at,
 };
 use trackvia_testsupport::rss_bytes_of;
 
@@ -83,31 +82,17 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// TrackVia answering at once.
-struct InstantTrackVia;
-
-impl VerifyCall for InstantTrackVia {
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(10)
-    }
-
-    fn verify<'a>(
-        &'a self,
-        _host: &'a str,
-        _account_id: Option<u64>,
-        creds: &'a Credentials,
-    ) -> BoxFuture<'a, VerificationOutcome> {
-        let outcome = if creds.api_key == KNOWN_KEY {
-            VerificationOutcome::Verified { http_status: 200 }
-        } else {
-            classify_response_at(
-                401,
-                None,
-                br#"{"error":"invalid_token","error_description":"Invalid access token: not issued for this key"}"#,
-                Timestamp::now(),
-            )
-        };
-        Box::pin(async move { outcome })
+/// TrackVia answering at once: 200 for [`KNOWN_KEY`], TrackVia's 401 for any other key.
+fn instant_answer(creds: &Credentials) -> VerificationOutcome {
+    if creds.api_key == KNOWN_KEY {
+        VerificationOutcome::Verified { http_status: 200 }
+    } else {
+        classify_response_at(
+            401,
+            None,
+            br#"{"error":"invalid_token","error_description":"Invalid access token: not issued for this key"}"#,
+            Timestamp::now(),
+        )
     }
 }
 
@@ -137,7 +122,7 @@ fn kib(bytes: u64) -> u64 {
 
 async fn measure() -> Vec<String> {
     let wall = std::time::Instant::now();
-    let verifier = Arc::new(Verifier::new(InstantTrackVia, PER_MINUTE));
+    let verifier = Arc::new(Verifier::new(AnswerAtOnce::new(instant_answer), PER_MINUTE));
     // The operator's clock follows the paused one.
     let (origin, epoch) = (Instant::now(), Timestamp::now());
     let clock = move || {

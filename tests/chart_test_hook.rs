@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use trackvia_testsupport::command::run;
 use trackvia_testsupport::tools::helm_template;
 
 const RELEASE: &str = "tvo";
@@ -132,18 +133,10 @@ fn server(status: &'static str, requests: usize) -> String {
 }
 
 fn probe(url: &str) -> (bool, String) {
-    let out = Command::new(OPERATOR)
-        .args(["probe", url, "--timeout", "5s"])
-        .output()
-        .expect("running trackvia-operator probe");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let mut probe = Command::new(OPERATOR);
+    probe.args(["probe", url, "--timeout", "5s"]);
+    let ran = run(probe, Duration::from_secs(30));
+    (ran.succeeded(), ran.combined())
 }
 
 #[test]

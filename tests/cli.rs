@@ -11,8 +11,10 @@ use common::cli::{run_cli, tempfile_dir};
 use common::{Harness, OPERATOR};
 use serde_json::{Value, json};
 use trackvia_operator::crd::TrackViaConnection;
+use trackvia_testsupport::command::run;
 use trackvia_testsupport::fake::Behavior;
 use trackvia_testsupport::kube::TestNamespace;
+use trackvia_testsupport::time::assert_within;
 use trackvia_testsupport::tools::tool;
 
 /// Times masked, so the output can be compared whole.
@@ -47,11 +49,7 @@ async fn verify_name_forces_a_check_and_tells_the_answer_in_its_exit_code() {
         &[],
     );
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_within(started, Duration::from_secs(20));
     assert_eq!(
         mask_times(&out),
         "Verified: TrackVia accepted the credentials (HTTP 200)\n\
@@ -97,11 +95,7 @@ async fn verify_name_forces_a_check_and_tells_the_answer_in_its_exit_code() {
             && err.contains("may be deferred until"),
         "{err}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(75),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_within(started, Duration::from_secs(75));
     h.wait_ready("crm", "False", "Unauthorized").await;
 
     // Not found, and a connection no operator watches: no answer within the timeout.
@@ -264,16 +258,9 @@ fn completion_scripts_load_in_bash_and_name_every_command() {
         op = OPERATOR,
         plugin = plugin.display()
     );
-    let out = std::process::Command::new(tool("bash"))
-        .args(["-c", &check])
-        .output()
-        .expect("running bash");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut bash = std::process::Command::new(tool("bash"));
+    bash.args(["-c", &check]);
+    let stdout = run(bash, Duration::from_secs(60)).expect_success().stdout;
     assert!(
         stdout.contains("-F _trackvia_operator trackvia-operator\n")
             && stdout.contains("-F _kubectl_trackvia kubectl-trackvia\n"),

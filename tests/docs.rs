@@ -4,8 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use serde_yaml_ng::Value;
+use trackvia_testsupport::command::run;
 use trackvia_testsupport::markdown::{anchors, links};
 use trackvia_testsupport::tools::{chart_dir, repo_root};
 
@@ -96,19 +98,23 @@ fn long_flags(help: &str) -> Vec<String> {
 
 #[test]
 fn every_flag_of_run_is_documented() {
-    let help = Command::new(env!("CARGO_BIN_EXE_trackvia-operator"))
-        .args(["run", "--help"])
-        .output()
-        .expect("running trackvia-operator run --help");
-    assert!(help.status.success(), "run --help failed");
-    let flags = long_flags(&String::from_utf8_lossy(&help.stdout));
+    let mut help = Command::new(env!("CARGO_BIN_EXE_trackvia-operator"));
+    help.args(["run", "--help"]);
+    let help = run(help, Duration::from_secs(30)).expect_success();
+    let flags = long_flags(&help.stdout);
     assert!(flags.len() >= 10, "flags read from run --help: {flags:?}");
-    let cli = read(&repo_root().join("docs/cli.md"));
-    let missing: Vec<&String> = flags
+    assert_all_named("docs/cli.md", &flags);
+}
+
+/// Asserts that the document at `doc` (from the repository's root) names each of `names`
+/// in backticks.
+fn assert_all_named(doc: &str, names: &[String]) {
+    let text = read(&repo_root().join(doc));
+    let missing: Vec<&String> = names
         .iter()
-        .filter(|f| !cli.contains(&format!("`{f}`")))
+        .filter(|n| !text.contains(&format!("`{n}`")))
         .collect();
-    assert!(missing.is_empty(), "docs/cli.md lacks {missing:?}");
+    assert!(missing.is_empty(), "{doc} lacks {missing:?}");
 }
 
 /// The path of every field under `schema` that is not an object of documented fields, arrays
@@ -149,10 +155,5 @@ fn the_api_reference_covers_every_spec_field_of_the_crd() {
         paths.len() >= 20,
         "spec fields read from the CRD: {paths:?}"
     );
-    let api = read(&repo_root().join("docs/api.md"));
-    let missing: Vec<&String> = paths
-        .iter()
-        .filter(|p| !api.contains(&format!("`{p}`")))
-        .collect();
-    assert!(missing.is_empty(), "docs/api.md lacks {missing:?}");
+    assert_all_named("docs/api.md", &paths);
 }

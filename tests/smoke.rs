@@ -12,19 +12,12 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use kube::{Client, ResourceExt};
-use rand::Rng;
+use trackvia_testsupport::fixtures::random_lowercase;
 use trackvia_testsupport::kube::{
     ClusterObjectGuard, TestNamespace, client, crd_established, wait_for, wait_for_absent,
 };
 
 const MANAGER: &str = "smoke-test";
-
-fn random_suffix() -> String {
-    let mut rng = rand::rng();
-    (0..8)
-        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
-        .collect()
-}
 
 /// A namespaced `Widget` CRD in a group of its own, so parallel runs never collide.
 fn widget_crd(group: &str) -> CustomResourceDefinition {
@@ -107,7 +100,7 @@ fn expect_invalid(result: Result<DynamicObject, kube::Error>, field: &str) {
 async fn crd_becomes_established_and_its_schema_is_enforced() {
     let client = client().await;
     let ns = TestNamespace::create(&client, "smoke-crd").await;
-    let group = format!("{}.smoke.trackvia.io", random_suffix());
+    let group = format!("{}.smoke.trackvia.io", random_lowercase(8));
     let crd = widget_crd(&group);
     let crd_name = crd.name_any();
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
@@ -265,7 +258,7 @@ async fn dependents_are_garbage_collected() {
         .await
         .unwrap();
 
-    let dependent: ConfigMap = serde_json::from_value(serde_json::json!({
+    ns.create_from_json::<ConfigMap>(serde_json::json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
@@ -279,11 +272,7 @@ async fn dependents_are_garbage_collected() {
         },
         "data": { "k": "v" },
     }))
-    .unwrap();
-    config_maps
-        .create(&PostParams::default(), &dependent)
-        .await
-        .unwrap();
+    .await;
 
     config_maps
         .delete("owner", &DeleteParams::background())

@@ -1,10 +1,11 @@
 //! The TrackVia side: credentials and the outcome of a verification (here),
 //! the classification of an answer (`classify`), the streaming check of a list
 //! of views (`views`), the HTTP call (`client`), the allow list of hosts
-//! (`hosts`), and the budget of calls shared by all connections (`budget`,
-//! `answers`, `verifier`).
+//! (`hosts`), the budget of calls shared by all connections (`budget`,
+//! `answers`, `verifier`), and a stand-in for TrackVia answering at once (`at_once`).
 
 mod answers;
+mod at_once;
 mod budget;
 mod classify;
 mod client;
@@ -22,6 +23,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 pub use answers::{AnswerCache, CacheLimits};
+pub use at_once::AnswerAtOnce;
 pub use budget::{Budget, BudgetLimits, CallerId};
 pub use classify::{
     MAX_DETAIL, body_message, classify_response, classify_response_at, classify_transport_error,

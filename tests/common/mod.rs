@@ -71,15 +71,10 @@ pub async fn ensure_crd(client: &Client) {
 
 /// A random string usable as a credential, recognisable in a leak search.
 pub fn secret_value(prefix: &str) -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    let tail: String = (0..24)
-        .map(|_| {
-            let i = rng.random_range(0..36u8);
-            char::from(if i < 10 { b'0' + i } else { b'a' + i - 10 })
-        })
-        .collect();
-    format!("{prefix}{tail}")
+    format!(
+        "{prefix}{}",
+        trackvia_testsupport::fixtures::random_lowercase(24)
+    )
 }
 
 /// A running operator against a fake TrackVia, in its own namespace.

@@ -4,16 +4,25 @@
 //! `KUBECONFIG` points at cannot take without disturbing the tests running beside them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::time::Duration;
 
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+use crate::command::run;
 use crate::kube::install_crypto_provider;
 use crate::tools::{repo_root, tool};
 
 /// Seconds `hack/testbed up` may wait for the API server.
 const READY_TIMEOUT_SECONDS: &str = "120";
+
+/// The most one `hack/testbed` or `hack/node` command may take (bringing a bed up waits up
+/// to [`READY_TIMEOUT_SECONDS`] for the API server; loading an image into the node copies it).
+const HACK_TIME_LIMIT: Duration = Duration::from_secs(900);
+
+/// The most one Helm command may take: its own `--timeout 120s` and a margin.
+const HELM_TIME_LIMIT: Duration = Duration::from_secs(300);
 
 /// A private test bed; `hack/testbed down` runs when it is dropped. Its logs are kept when
 /// the test panicked.
@@ -24,23 +33,19 @@ pub struct PrivateBed {
 /// Runs `hack/<script> <command> <dir> <args>`; its stdout, or its whole output on failure.
 fn hack(script: &str, command: &str, dir: &Path, args: &[&str]) -> Result<String, String> {
     let path = repo_root().join("hack").join(script);
-    let out = Command::new(&path)
-        .arg(command)
+    let mut cmd = Command::new(&path);
+    cmd.arg(command)
         .arg(dir)
         .args(args)
-        .env("TESTBED_TIMEOUT", READY_TIMEOUT_SECONDS)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("running {}: {e}", path.display()))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        .env("TESTBED_TIMEOUT", READY_TIMEOUT_SECONDS);
+    let ran = run(cmd, HACK_TIME_LIMIT);
+    if ran.succeeded() {
+        Ok(ran.stdout)
     } else {
         Err(format!(
-            "hack/{script} {command} {} {args:?} failed ({}):\n{}{}",
+            "hack/{script} {command} {} {args:?}: {}",
             dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            ran.failure()
         ))
     }
 }
@@ -107,22 +112,14 @@ impl PrivateBed {
     /// `dir/helm`. Panics with Helm's output when it fails.
     pub fn helm_in(dir: &Path, args: Vec<String>) {
         let scratch = dir.join("helm");
-        let out = Command::new(tool("helm"))
-            .args(&args)
+        let mut helm = Command::new(tool("helm"));
+        helm.args(&args)
             .args(["--timeout", "120s"])
             .env("KUBECONFIG", dir.join("kubeconfig"))
             .env("XDG_CACHE_HOME", scratch.join("cache"))
             .env("XDG_CONFIG_HOME", scratch.join("config"))
-            .env("XDG_DATA_HOME", scratch.join("data"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("running helm");
-        assert!(
-            out.status.success(),
-            "helm {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .env("XDG_DATA_HOME", scratch.join("data"));
+        run(helm, HELM_TIME_LIMIT).expect_success();
     }
 
     /// The administrator's kubeconfig of this bed.

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// What a finished (or timed-out) command printed.
@@ -28,8 +28,18 @@ impl Ran {
 
     /// Panics with the command and its output unless it succeeded.
     pub fn expect_success(self) -> Ran {
-        assert!(
-            self.succeeded(),
+        assert!(self.succeeded(), "{}", self.failure());
+        self
+    }
+
+    /// Standard output, then standard error.
+    pub fn combined(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    /// The command, how it failed, and its output: for messages.
+    pub fn failure(&self) -> String {
+        format!(
             "`{}` {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.command,
             if self.timed_out {
@@ -39,29 +49,72 @@ impl Ran {
             },
             self.stdout,
             self.stderr
-        );
-        self
+        )
+    }
+
+    /// The [`Output`] `std::process::Command::output` would give. Panics when the program
+    /// could not be started; one killed at its time limit has a failed status and says so on
+    /// its standard error.
+    pub fn into_output(self) -> Output {
+        let Some(status) = self.status else {
+            panic!("running `{}`: {}", self.command, self.stderr);
+        };
+        let mut stderr = self.stderr;
+        if self.timed_out {
+            stderr.push_str("\n(killed: it did not finish in time)\n");
+        }
+        Output {
+            status,
+            stdout: self.stdout.into_bytes(),
+            stderr: stderr.into_bytes(),
+        }
     }
 }
 
-/// Runs `program` with `args` and `env` added to the environment; kills it after `timeout`.
-/// Never panics once the program has started, so it is usable from `Drop`.
+/// Runs `program` with `args` and `env` added to the environment, in the repository's root;
+/// kills it after `timeout`. Never panics once the program has started, so it is usable from
+/// `Drop`.
 pub fn run_blocking(
     program: &Path,
     args: &[String],
     env: &[(String, String)],
     timeout: Duration,
 ) -> Ran {
-    let command = format!("{} {}", program.display(), args.join(" "));
-    let mut child = match Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .current_dir(crate::tools::repo_root())
+        .current_dir(crate::tools::repo_root());
+    run(command, timeout)
+}
+
+/// Runs `command` as its caller set it up (arguments, environment, directory) with no input
+/// and its output read in full; kills it after `timeout`. Never panics.
+pub fn run(command: Command, timeout: Duration) -> Ran {
+    run_with(command, timeout, false)
+}
+
+/// [`run`], but the program's standard error goes straight to the test's (to show the
+/// progress of a long build as it happens); [`Ran::stderr`] stays empty.
+pub fn run_showing_stderr(command: Command, timeout: Duration) -> Ran {
+    run_with(command, timeout, true)
+}
+
+fn run_with(mut command: Command, timeout: Duration, show_stderr: bool) -> Ran {
+    let line = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
+        .stderr(if show_stderr {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        });
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
             return Ran {
@@ -69,7 +122,7 @@ pub fn run_blocking(
                 timed_out: false,
                 stdout: String::new(),
                 stderr: format!("cannot start: {e}"),
-                command,
+                command: line,
             };
         }
     };
@@ -103,7 +156,7 @@ pub fn run_blocking(
         timed_out,
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
-        command,
+        command: line,
     }
 }
 

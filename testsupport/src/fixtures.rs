@@ -1,10 +1,11 @@
 //! Objects the tests make again and again: a TrackViaConnection and its server-side apply, a
-//! consumer Deployment, and the RFC 7396 merge of JSON documents.
+//! consumer Deployment, the RFC 7396 merge of JSON documents, and random name parts.
 
 use std::fmt::Debug;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
+use rand::Rng;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -61,4 +62,16 @@ pub fn deployment(name: &str) -> Deployment {
         }
     }))
     .expect("deployment literal")
+}
+
+/// `len` random lower-case letters and digits: a suffix that keeps names apart, or the tail of
+/// a credential recognisable in a leak search.
+pub fn random_lowercase(len: usize) -> String {
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| {
+            let i = rng.random_range(0..36u8);
+            char::from(if i < 10 { b'0' + i } else { b'a' + i - 10 })
+        })
+        .collect()
 }

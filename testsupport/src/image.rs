@@ -2,20 +2,21 @@
 //! or from a binary: [`Launcher`].
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use rand::Rng;
 
 use crate::OperatorProcess;
+use crate::command::{run, run_showing_stderr};
+use crate::tools::repo_root;
 
-/// The repository's root (the parent of this crate).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("testsupport lives in the repository")
-        .to_path_buf()
-}
+/// The most building the image may take (a release build of the operator, when not cached).
+const BUILD_TIME_LIMIT: Duration = Duration::from_secs(45 * 60);
+
+/// The most one container engine command may take (`hack/image engine`, `hack/image run`).
+const ENGINE_TIME_LIMIT: Duration = Duration::from_secs(300);
 
 /// The `hack/image` script.
 pub fn script() -> PathBuf {
@@ -42,19 +43,22 @@ impl Image {
     }
 
     fn build() -> Result<Image, String> {
-        let output = Command::new(script())
-            .args(["build", "--print-id"])
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("running {}: {e}", script().display()))?;
-        if !output.status.success() {
+        let mut build = Command::new(script());
+        build.args(["build", "--print-id"]);
+        let output = run_showing_stderr(build, BUILD_TIME_LIMIT);
+        if !output.succeeded() {
             return Err(format!(
                 "hack/image build failed ({}); its progress is above",
-                output.status
+                if output.timed_out {
+                    format!("it did not finish in {BUILD_TIME_LIMIT:?}")
+                } else {
+                    output
+                        .status
+                        .map_or_else(|| output.stderr.clone(), |s| s.to_string())
+                }
             ));
         }
-        let id = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let id = output.stdout.trim().to_string();
         if !id.starts_with("sha256:") && !id.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(format!("hack/image build printed {id:?}, not an image ID"));
         }
@@ -63,12 +67,9 @@ impl Image {
 
     /// `hack/image engine ARGS`: the container engine with the script's storage settings.
     pub fn engine(&self, args: &[&str]) -> Output {
-        Command::new(script())
-            .arg("engine")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("running hack/image engine: {e}"))
+        let mut engine = Command::new(script());
+        engine.arg("engine").args(args);
+        run(engine, ENGINE_TIME_LIMIT).into_output()
     }
 
     /// Arguments of `hack/image` that run this image with engine `flags` and operator `args`
@@ -84,12 +85,11 @@ impl Image {
     /// Runs the image with engine `flags` and operator `args` to completion; `env` is set for
     /// the engine (name it with `-e NAME` in `flags` to pass it on).
     pub fn run(&self, flags: &[String], args: &[String], env: &[(&str, &str)]) -> Output {
-        Command::new(script())
+        let mut image = Command::new(script());
+        image
             .args(self.run_args(flags, args))
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("running hack/image run: {e}"))
+            .envs(env.iter().copied());
+        run(image, ENGINE_TIME_LIMIT).into_output()
     }
 }
 
@@ -188,12 +188,9 @@ impl ImageLauncher {
         let argv = self.image.run_args(&flags, args);
         OperatorProcess::spawn(&script(), &argv, &[]).with_cleanup(move || {
             // The engine's client was killed: the container may still run.
-            let _ = Command::new(script())
-                .args(["engine", "rm", "--force", &name])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            let mut rm = Command::new(script());
+            rm.args(["engine", "rm", "--force", &name]);
+            let _ = run(rm, ENGINE_TIME_LIMIT);
         })
     }
 }

@@ -1,9 +1,11 @@
 //! Test support for trackvia-operator.
 //!
 //! - [`bed`]: a private control plane started and stopped by one test.
-//! - [`fixtures`]: a connection and its server-side apply, a Deployment, RFC 7396 merges.
+//! - [`fixtures`]: a connection and its server-side apply, a Deployment, RFC 7396 merges,
+//!   random name parts.
 //! - [`golden`]: golden files under tests/golden (`UPDATE_GOLDEN=1` rewrites them).
-//! - [`command`]: running a program with a time limit.
+//! - [`command`]: running a program with a time limit; every program the support code runs
+//!   to completion goes through it.
 //! - [`fake`]: a fake TrackVia API over HTTPS with its own certificate authority.
 //! - [`kube`]: helpers for tests against the real test bed (client, throw-away namespaces,
 //!   waiting with diagnostics, running the operator binary).

@@ -1,4 +1,7 @@
-//! Wall-clock helpers for tests that compare times the operator or Prometheus report.
+//! Wall-clock helpers for tests that compare times the operator or Prometheus report, or
+//! bound how long a step took.
+
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -23,4 +26,10 @@ pub fn days_from_today(days: i64) -> String {
         .checked_add(jiff::Span::new().days(days))
         .expect("a date")
         .to_string()
+}
+
+/// Asserts that less than `limit` has passed since `started`.
+pub fn assert_within(started: Instant, limit: Duration) {
+    let took = started.elapsed();
+    assert!(took < limit, "took {took:?}, more than {limit:?}");
 }

@@ -4,8 +4,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::command::run;
+
+/// The most one tool run by [`run_ok`] or a Helm rendering may take.
+const TIME_LIMIT: Duration = Duration::from_secs(300);
 
 /// Root of the test bed's tool cache (`TESTBED_CACHE`, else `~/.cache/trackvia-operator/testbed`).
 pub fn testbed_cache() -> Option<PathBuf> {
@@ -141,14 +147,13 @@ pub fn helm_template_text(
     namespace: &str,
     args: &[String],
 ) -> Result<String, String> {
-    let out = Command::new(tool("helm"))
-        .arg("template")
+    let mut helm = Command::new(tool("helm"));
+    helm.arg("template")
         .arg(release)
         .arg(chart_dir())
         .args(["--namespace", namespace])
-        .args(args)
-        .output()
-        .expect("running helm");
+        .args(args);
+    let out = run(helm, TIME_LIMIT).into_output();
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
@@ -188,7 +193,7 @@ pub fn helm_install_notes(sets: &[&str]) -> String {
     for set in sets {
         command.args(["--set", set]);
     }
-    let out = command.output().expect("running helm");
+    let out = run(command, TIME_LIMIT).into_output();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -203,10 +208,9 @@ pub fn helm_install_notes(sets: &[&str]) -> String {
 
 /// Runs `program` with `args`; panics with its output unless it succeeds. Returns stdout.
 pub fn run_ok<A: AsRef<std::ffi::OsStr> + std::fmt::Debug>(program: &Path, args: &[A]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+    let mut command = Command::new(program);
+    command.args(args);
+    let out = run(command, TIME_LIMIT).into_output();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

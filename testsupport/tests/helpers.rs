@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use trackvia_testsupport::kube::{OperatorProcess, TestNamespace, client, wait_for};
 
 fn shell(script: &str) -> OperatorProcess {
@@ -89,18 +89,14 @@ async fn wait_for_timeout_shows_the_object_without_secret_values_and_the_events(
     let ns = TestNamespace::create(&client, "helpers-wait").await;
     assert!(ns.name().starts_with("helpers-wait-"));
 
-    let secret: Secret = serde_json::from_value(serde_json::json!({
+    ns.create_from_json::<Secret>(serde_json::json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": { "name": "creds" },
         "stringData": { "token": "super-secret-value" },
     }))
-    .unwrap();
-    ns.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let event: Event = serde_json::from_value(serde_json::json!({
+    .await;
+    ns.create_from_json::<Event>(serde_json::json!({
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": { "name": "creds.marker" },
@@ -109,11 +105,7 @@ async fn wait_for_timeout_shows_the_object_without_secret_values_and_the_events(
         "message": "a marker event for the diagnostics",
         "type": "Normal",
     }))
-    .unwrap();
-    ns.api::<Event>()
-        .create(&PostParams::default(), &event)
-        .await
-        .unwrap();
+    .await;
 
     let secrets: Api<Secret> = ns.api();
     let message = panic_message(async move {

@@ -1,33 +1,20 @@
 //! Tests of the verifier against a stand-in TrackVia: one call per distinct credential.
 
 use futures::StreamExt;
-use futures::future::BoxFuture;
 use jiff::SignedDuration;
 
 use super::*;
+use crate::trackvia::AnswerAtOnce;
 
-/// TrackVia accepting everything at once, counting its calls per token.
-#[derive(Clone, Default)]
-struct Accepting {
-    calls: Arc<Mutex<HashMap<String, u64>>>,
-}
+/// Calls made per token.
+type Calls = Arc<Mutex<HashMap<String, u64>>>;
 
-impl VerifyCall for Accepting {
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(10)
-    }
-
-    fn verify<'a>(
-        &'a self,
-        _host: &'a str,
-        _account_id: Option<u64>,
-        creds: &'a Credentials,
-    ) -> BoxFuture<'a, VerificationOutcome> {
-        *lock(&self.calls)
-            .entry(creds.auth_token.clone())
-            .or_default() += 1;
-        Box::pin(async { VerificationOutcome::Verified { http_status: 200 } })
-    }
+/// TrackVia accepting everything at once, counting its calls per token in `calls`.
+fn accepting(calls: Calls) -> impl VerifyCall {
+    AnswerAtOnce::new(move |creds: &Credentials| {
+        *lock(&calls).entry(creds.auth_token.clone()).or_default() += 1;
+        VerificationOutcome::Verified { http_status: 200 }
+    })
 }
 
 fn caller(i: usize) -> CallerId {
@@ -65,8 +52,8 @@ fn ask(verifier: &Verifier, caller: &CallerId, creds: &Credentials, now: Timesta
 /// (their question is dated earlier than the answer) take the answer.
 #[tokio::test]
 async fn connections_sharing_a_credential_make_one_call() {
-    let trackvia = Accepting::default();
-    let verifier = Arc::new(Verifier::new(trackvia.clone(), 60));
+    let calls = Calls::default();
+    let verifier = Arc::new(Verifier::new(accepting(calls.clone()), 60));
     let start = Timestamp::now();
     let answered_at = start + SignedDuration::from_secs(5);
     verifier.start(move || answered_at, |_| {});
@@ -103,6 +90,6 @@ async fn connections_sharing_a_credential_make_one_call() {
         Ask::Answer(a) => assert_eq!(a.at, answered_at),
         other => panic!("a new call for an answer younger than the question: {other:?}"),
     }
-    assert_eq!(lock(&trackvia.calls).get("shared"), Some(&1));
+    assert_eq!(lock(&calls).get("shared"), Some(&1));
     assert_eq!(verifier.calls(), 1);
 }

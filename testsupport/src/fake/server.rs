@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::behavior::{Action, Reply};
-use super::{IncomingRequest, State, lock};
+use super::state::{IncomingRequest, State, lock};
 
 type ResponseBody = BoxBody<Bytes, Infallible>;
 
@@ -93,7 +93,7 @@ async fn respond(
             close.notify_one();
             std::future::pending().await
         }
-        Action::Filler { bytes } => Ok(chunked(Filler::new(bytes).boxed())),
+        Action::Filler { bytes } => Ok(chunked(Generated::filler(bytes).boxed())),
         Action::Views { count } => Ok(chunked(Generated::views(count).boxed())),
         Action::NotJson { bytes } => Ok(chunked(Generated::not_json(bytes).boxed())),
     }
@@ -109,8 +109,11 @@ fn chunked(body: ResponseBody) -> Response<ResponseBody> {
     response
 }
 
-/// A body produced chunk by chunk as it is sent, so that a large answer costs
-/// the fake no memory.
+/// The most one chunk holds.
+const CHUNK: usize = 64 * 1024;
+
+/// A body produced chunk by chunk as it is sent, of unknown length up front (so it goes out
+/// with chunked transfer encoding), so that a large answer costs the fake no memory.
 struct Generated {
     chunks: Box<dyn Iterator<Item = Bytes> + Send + Sync>,
 }
@@ -145,21 +148,34 @@ impl Generated {
         }
     }
 
+    /// Exactly `total` bytes, `[`, spaces, `]` (valid JSON).
+    fn filler(total: usize) -> Generated {
+        Generated::sized(total, b' ', b"[", b"]")
+    }
+
     /// `<html>` and then text, `bytes` long.
     fn not_json(bytes: usize) -> Generated {
-        let head = b"<html><body>Sign in to continue";
+        Generated::sized(bytes, b'x', b"<html><body>Sign in to continue", b"")
+    }
+
+    /// Exactly `total` bytes of `fill`, the first ones replaced by `head` and, when there is
+    /// room for both, the last ones by `tail`.
+    fn sized(total: usize, fill: u8, head: &'static [u8], tail: &'static [u8]) -> Generated {
         let mut sent = 0;
         let chunks = std::iter::from_fn(move || {
-            let len = (bytes - sent).min(CHUNK);
+            let len = (total - sent).min(CHUNK);
             if len == 0 {
                 return None;
             }
-            let mut chunk = vec![b'x'; len];
+            let mut chunk = vec![fill; len];
             if sent == 0 {
                 let n = head.len().min(len);
                 chunk[..n].copy_from_slice(&head[..n]);
             }
             sent += len;
+            if sent == total && total >= head.len() + tail.len() && tail.len() <= len {
+                chunk[len - tail.len()..].copy_from_slice(tail);
+            }
             Some(Bytes::from(chunk))
         });
         Generated {
@@ -227,48 +243,4 @@ fn build(reply: Reply) -> Response<ResponseBody> {
         response.headers_mut().append(name, value);
     }
     response
-}
-
-/// A body of exactly `total` bytes, `[`, spaces, `]` (valid JSON), produced in chunks and of
-/// unknown length up front, so it goes out with chunked transfer encoding.
-struct Filler {
-    total: usize,
-    sent: usize,
-}
-
-const CHUNK: usize = 64 * 1024;
-static SPACES: [u8; CHUNK] = [b' '; CHUNK];
-
-impl Filler {
-    fn new(total: usize) -> Filler {
-        Filler { total, sent: 0 }
-    }
-}
-
-impl Body for Filler {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let len = (self.total - self.sent).min(CHUNK);
-        if len == 0 {
-            return Poll::Ready(None);
-        }
-        let mut chunk = SPACES[..len].to_vec();
-        if self.sent == 0 {
-            chunk[0] = b'[';
-        }
-        self.sent += len;
-        if self.sent == self.total && self.total >= 2 {
-            chunk[len - 1] = b']';
-        }
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.sent == self.total
-    }
 }
