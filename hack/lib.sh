@@ -206,24 +206,27 @@ start_proc() {
   printf '%s %s\n' "$!" "$(readlink -f "${PROC_EXE:-$(command -v "$1")}")" >"${pidfile}"
 }
 
+# signal_and_wait SIGNAL PID PIDFILE TENTHS — send SIGNAL, wait up to TENTHS tenths of a
+# second for the process to be gone.
+signal_and_wait() {
+  local signal=$1 pid=$2 pidfile=$3 tenths=$4 i
+  kill "-${signal}" "${pid}" 2>/dev/null || true
+  for ((i = 0; i < tenths; i++)); do
+    proc_alive "${pidfile}" || return 0
+    sleep 0.1
+  done
+}
+
 # stop_proc NAME PIDFILE — SIGTERM, then SIGKILL after 10 s.
 stop_proc() {
-  local name=$1 pidfile=$2 pid i
+  local name=$1 pidfile=$2 pid
   if proc_alive "${pidfile}"; then
     read -r pid _ <"${pidfile}"
     log "stopping ${name} (pid ${pid})"
-    kill -TERM "${pid}" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-      proc_alive "${pidfile}" || break
-      sleep 0.1
-    done
+    signal_and_wait TERM "${pid}" "${pidfile}" 100
     if proc_alive "${pidfile}"; then
       log "${name} did not stop within 10 s; killing it"
-      kill -KILL "${pid}" 2>/dev/null || true
-      for ((i = 0; i < 50; i++)); do
-        proc_alive "${pidfile}" || break
-        sleep 0.1
-      done
+      signal_and_wait KILL "${pid}" "${pidfile}" 50
     fi
   fi
   rm -f "${pidfile}"

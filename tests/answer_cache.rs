@@ -237,11 +237,7 @@ async fn drive(
             host: "trackvia.example",
             account_id: None,
             creds,
-            freshness: Freshness {
-                max_age: Duration::from_secs(3600),
-                force: false,
-                last_verified: None,
-            },
+            freshness: Freshness::within(Duration::from_secs(3600)),
             now: clock(),
         })
     };

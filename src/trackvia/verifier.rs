@@ -48,6 +48,17 @@ pub struct Freshness {
     pub last_verified: Option<Timestamp>,
 }
 
+impl Freshness {
+    /// Definite answers younger than `max_age` will do; nothing forced, no answer before.
+    pub fn within(max_age: Duration) -> Freshness {
+        Freshness {
+            max_age,
+            force: false,
+            last_verified: None,
+        }
+    }
+}
+
 /// A connection's question.
 #[derive(Clone, Debug)]
 pub struct VerifyRequest<'a> {

@@ -38,11 +38,7 @@ fn ask(verifier: &Verifier, caller: &CallerId, creds: &Credentials, now: Timesta
         host: "trackvia.example",
         account_id: None,
         creds,
-        freshness: Freshness {
-            max_age: Duration::from_secs(3600),
-            force: false,
-            last_verified: None,
-        },
+        freshness: Freshness::within(Duration::from_secs(3600)),
         now,
     })
 }
