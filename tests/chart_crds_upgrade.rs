@@ -4,14 +4,15 @@
 
 mod common;
 
-use common::chart::{CRD_NAME, KEEP, generated_crd};
+use common::chart::{CRD_NAME, KEEP, connection_literal, connections_api, generated_crd};
+use common::within;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{DynamicObject, PostParams};
 use serde_json::{Value, json};
 use trackvia_testsupport::bed::PrivateBed;
 use trackvia_testsupport::kube::wait_crd_established;
@@ -59,11 +60,12 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_upgrade_updates_the_crd_and_uninstall_keeps_it() {
-    tokio::time::timeout(TEST_TIMEOUT, upgrade_updates_the_crd())
-        .await
-        .unwrap_or_else(|_| {
-            panic!("the CRD lifecycle test did not finish within {TEST_TIMEOUT:?}")
-        });
+    within(
+        TEST_TIMEOUT,
+        "the CRD lifecycle test",
+        upgrade_updates_the_crd(),
+    )
+    .await;
 }
 
 async fn upgrade_updates_the_crd() {
@@ -95,57 +97,8 @@ async fn upgrade_updates_the_crd() {
     args.extend(common);
     helm(&kubeconfig, &args).await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let installed = crds
-        .get(CRD_NAME)
-        .await
-        .expect("the install created the CRD");
-    assert!(!has_column(&installed, "Upgraded"));
-    assert_eq!(
-        installed
-            .metadata
-            .annotations
-            .unwrap_or_default()
-            .get(KEEP)
-            .map(String::as_str),
-        Some("keep")
-    );
-    wait_crd_established(&crds, CRD_NAME).await;
-
-    // A connection made between install and upgrade.
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("trackvia.io", "v1alpha1", "TrackViaConnection"),
-        "trackviaconnections",
-    );
-    let connections: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
-    let connection: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "trackvia.io/v1alpha1",
-        "kind": "TrackViaConnection",
-        "metadata": { "name": "crm" },
-        "spec": {
-            "host": "acme.trackvia.com",
-            "credentialsSecretRef": { "name": "trackvia-api-user" },
-            "tokenExpiresOn": "2030-01-01",
-        },
-    }))
-    .expect("a TrackViaConnection literal");
-    let mut created = None;
-    for _ in 0..50 {
-        match connections
-            .create(&PostParams::default(), &connection)
-            .await
-        {
-            Ok(c) => {
-                created = Some(c);
-                break;
-            }
-            // Discovery needs a moment after Established.
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-    assert!(
-        created.is_some(),
-        "the TrackViaConnection could not be created"
-    );
+    installed_crd_is_kept(&crds).await;
+    let connections = create_connection(&client, ns).await;
 
     let mut args = vec!["upgrade", release, changed.to_str().expect("UTF-8")];
     args.extend(common);
@@ -179,6 +132,50 @@ async fn upgrade_updates_the_crd() {
         .await
         .expect("the connection survives uninstall");
     drop(bed);
+}
+
+/// The installed CRD, without the upgrade's column, kept on uninstall, Established.
+async fn installed_crd_is_kept(crds: &Api<CustomResourceDefinition>) {
+    let installed = crds
+        .get(CRD_NAME)
+        .await
+        .expect("the install created the CRD");
+    assert!(!has_column(&installed, "Upgraded"));
+    assert_eq!(
+        installed
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .get(KEEP)
+            .map(String::as_str),
+        Some("keep")
+    );
+    wait_crd_established(crds, CRD_NAME).await;
+}
+
+/// A connection made between install and upgrade, in `ns`; the API of connections there.
+async fn create_connection(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let connections = connections_api(client, ns);
+    let connection = connection_literal();
+    let mut created = None;
+    for _ in 0..50 {
+        match connections
+            .create(&PostParams::default(), &connection)
+            .await
+        {
+            Ok(c) => {
+                created = Some(c);
+                break;
+            }
+            // Discovery needs a moment after Established.
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    assert!(
+        created.is_some(),
+        "the TrackViaConnection could not be created"
+    );
+    connections
 }
 
 /// The chart README's `sh` block that starts with `first`.
@@ -233,7 +230,7 @@ async fn run_documented(script: String, kubeconfig: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_manual_crd_apply_works_on_the_bed() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    within(TEST_TIMEOUT, "the manual CRD test", async {
         let bed = tokio::task::spawn_blocking(|| PrivateBed::up("chart-crds-manual"))
             .await
             .expect("the bed thread");
@@ -246,15 +243,12 @@ async fn the_documented_manual_crd_apply_works_on_the_bed() {
             .expect("the documented commands created the CRD");
         drop(bed);
     })
-    .await
-    .unwrap_or_else(|_| panic!("the manual CRD test did not finish within {TEST_TIMEOUT:?}"));
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crd_from_an_earlier_chart_is_adopted_with_the_documented_commands() {
-    tokio::time::timeout(TEST_TIMEOUT, adoption())
-        .await
-        .unwrap_or_else(|_| panic!("the adoption test did not finish within {TEST_TIMEOUT:?}"));
+    within(TEST_TIMEOUT, "the adoption test", adoption()).await;
 }
 
 async fn adoption() {

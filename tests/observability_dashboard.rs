@@ -58,6 +58,28 @@ const DESIGN_METRICS: [&str; 8] = [
 
 #[tokio::test]
 async fn dashboard_is_valid_and_queries_only_exported_metrics() {
+    let dashboard = dashboard_with_its_panels();
+    let queries = dashboard_queries(&dashboard);
+    let metric = regex::Regex::new(r"\btrackvia_[a-z0-9_]+").expect("regex");
+    let used: BTreeSet<String> = queries
+        .iter()
+        .flat_map(|q| metric.find_iter(q).map(|m| m.as_str().to_string()))
+        .collect();
+    assert!(
+        used.len() >= 10,
+        "the dashboard queries few metrics: {used:?}"
+    );
+
+    // Every metric it queries is on a live operator's /metrics.
+    let mut h = Harness::start("obs-dashboard", &[]).await;
+    queried_metrics_are_exported(&mut h, &used).await;
+    chart_ships_it_opt_in(&dashboard);
+    h.finish().await;
+}
+
+/// The dashboard file: valid JSON, its uid, distinct panels with their places, the panels
+/// users look for.
+fn dashboard_with_its_panels() -> Value {
     let file = chart_dir().join("dashboards/trackvia-operator.json");
     let text = std::fs::read_to_string(&file).expect("the dashboard file");
     let dashboard: Value = serde_json::from_str(&text).expect("the dashboard is valid JSON");
@@ -85,20 +107,12 @@ async fn dashboard_is_valid_and_queries_only_exported_metrics() {
             "panel {wanted:?} missing: {titles:?}"
         );
     }
+    dashboard
+}
 
-    let queries = dashboard_queries(&dashboard);
-    let metric = regex::Regex::new(r"\btrackvia_[a-z0-9_]+").expect("regex");
-    let used: BTreeSet<String> = queries
-        .iter()
-        .flat_map(|q| metric.find_iter(q).map(|m| m.as_str().to_string()))
-        .collect();
-    assert!(
-        used.len() >= 10,
-        "the dashboard queries few metrics: {used:?}"
-    );
-
-    // Every metric it queries is on a live operator's /metrics.
-    let mut h = Harness::start("obs-dashboard", &[]).await;
+/// Every metric in `used` is on the /metrics of an operator with one verified connection, or
+/// named by the design; and every metric the design names is there.
+async fn queried_metrics_are_exported(h: &mut Harness, used: &BTreeSet<String>) {
     h.connect(
         "crm",
         "src",
@@ -107,7 +121,7 @@ async fn dashboard_is_valid_and_queries_only_exported_metrics() {
     )
     .await;
     h.wait_ready("crm", "True", "Verified").await;
-    let m = scrape_until(&h, "the connection's last success", |m| {
+    let m = scrape_until(h, "the connection's last success", |m| {
         !m.find("trackvia_connection_last_success_timestamp_seconds", &[])
             .is_empty()
     })
@@ -122,7 +136,7 @@ async fn dashboard_is_valid_and_queries_only_exported_metrics() {
                     .any(|suffix| name.strip_suffix(suffix) == Some(*d))
         })
     };
-    for name in &used {
+    for name in used {
         assert!(
             m.knows(name) || in_design(name),
             "the dashboard queries {name}, which is neither on /metrics nor in the design"
@@ -135,8 +149,10 @@ async fn dashboard_is_valid_and_queries_only_exported_metrics() {
             assert!(m.knows(name), "/metrics lacks {name}");
         }
     }
+}
 
-    // The chart ships it, opt-in, in a ConfigMap the Grafana sidecar picks up.
+/// The chart ships it, opt-in, in a ConfigMap the Grafana sidecar picks up.
+fn chart_ships_it_opt_in(dashboard: &Value) {
     let off = helm_template(&[]);
     assert!(
         !off.iter().any(|d| d["kind"] == "ConfigMap"),
@@ -155,7 +171,7 @@ async fn dashboard_is_valid_and_queries_only_exported_metrics() {
             .expect("the dashboard key"),
     )
     .expect("the embedded dashboard is JSON");
-    assert_eq!(embedded, dashboard);
+    assert_eq!(&embedded, dashboard);
     validate_configmap(cm);
     let moved = helm_template(&[
         "grafanaDashboard.enabled=true",
@@ -169,5 +185,4 @@ async fn dashboard_is_valid_and_queries_only_exported_metrics() {
         .expect("the dashboard ConfigMap");
     assert_eq!(cm["metadata"]["namespace"], "monitoring");
     assert_eq!(cm["metadata"]["labels"]["dashboards"], "trackvia");
-    h.finish().await;
 }

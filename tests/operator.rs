@@ -16,14 +16,7 @@ use trackvia_testsupport::fake::Behavior;
 #[tokio::test]
 async fn valid_credentials_publish_a_complete_secret() {
     let mut h = Harness::start("tvc-valid", &[]).await;
-    let (key, token) = h
-        .connect(
-            "crm",
-            "src",
-            Behavior::Valid,
-            json!({"tokenExpiresOn": "2099-03-31", "target": {"name": "crm-out"}}),
-        )
-        .await;
+    let (key, token) = common::connect_crm_out(&mut h).await;
     let tvc = h.wait_ready("crm", "True", "Verified").await;
     status_is_complete(&tvc, &key, &token);
     output_secret_is_complete(&h, &tvc, &key, &token).await;

@@ -52,9 +52,7 @@ pub fn election(lease: &str, timing: &[&str]) -> Vec<String> {
 }
 
 pub async fn bounded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(TEST_TIMEOUT, test)
-        .await
-        .unwrap_or_else(|_| panic!("the test did not finish within {TEST_TIMEOUT:?}"));
+    super::within(TEST_TIMEOUT, "the test", test).await;
 }
 
 /// A second operator process with the harness's arguments and a metrics port of its own.

@@ -74,6 +74,14 @@ pub async fn ensure_crd(client: &Client) {
     }
 }
 
+/// Runs `test`, failing if it takes longer than `limit`. On timeout the test's future is
+/// dropped, so its guards stop what it started and clean up.
+pub async fn within(limit: Duration, name: &str, test: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(limit, test).await.is_err() {
+        panic!("{name} did not finish within {limit:?}");
+    }
+}
+
 /// A random string usable as a credential, recognisable in a leak search.
 pub fn secret_value(prefix: &str) -> String {
     use rand::Rng;
@@ -96,6 +104,30 @@ pub fn condition<'a>(
         .as_ref()
         .and_then(|s| s.condition(type_))
         .unwrap_or_else(|| panic!("no {type_} condition"))
+}
+
+/// Whether the last forced check a connection's annotation asked for has run: its status
+/// records the annotation's value.
+pub fn forced_check_done(t: &TrackViaConnection) -> bool {
+    t.status
+        .as_ref()
+        .and_then(|s| s.verify_requested_at.as_ref())
+        == t.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("trackvia.io/verify-requested-at"))
+}
+
+/// Connection `crm` reading Secret `src` with valid credentials, expiring 2099-03-31 and
+/// publishing Secret `crm-out`: its API key and token.
+pub async fn connect_crm_out(h: &mut Harness) -> (String, String) {
+    h.connect(
+        "crm",
+        "src",
+        trackvia_testsupport::fake::Behavior::Valid,
+        serde_json::json!({"tokenExpiresOn": "2099-03-31", "target": {"name": "crm-out"}}),
+    )
+    .await
 }
 
 pub fn base64(text: &str) -> String {

@@ -301,3 +301,30 @@ pub fn generated_crd() -> Value {
     let text = read(&trackvia_testsupport::tools::repo_root().join(CRD_FILE));
     serde_yaml_ng::from_str(&text).expect("the generated CRD parses")
 }
+
+/// The API of TrackViaConnections in `namespace`, untyped (as a person's tools see them).
+pub fn connections_api(
+    client: &kube::Client,
+    namespace: &str,
+) -> kube::Api<kube::api::DynamicObject> {
+    let resource = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("trackvia.io", "v1alpha1", "TrackViaConnection"),
+        "trackviaconnections",
+    );
+    kube::Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+/// Connection `crm` as a person writes it, reading Secret `trackvia-api-user`.
+pub fn connection_literal() -> kube::api::DynamicObject {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "trackvia.io/v1alpha1",
+        "kind": "TrackViaConnection",
+        "metadata": { "name": "crm" },
+        "spec": {
+            "host": "acme.trackvia.com",
+            "credentialsSecretRef": { "name": "trackvia-api-user" },
+            "tokenExpiresOn": "2030-01-01",
+        },
+    }))
+    .expect("a TrackViaConnection literal")
+}
