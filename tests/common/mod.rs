@@ -1,6 +1,7 @@
-//! Harness shared by the operator's integration tests: the CRD on the real
-//! test bed, a fake TrackVia, a fresh namespace and the operator binary
-//! watching only that namespace.
+//! Helpers shared by the operator's integration tests: the CRD on the real test bed, the
+//! [`Harness`] (a fake TrackVia, a fresh namespace and the operator binary watching only
+//! that namespace), bounded tests, credentials, Secrets and the bed itself. The submodules
+//! hold what one group of test files shares.
 
 #![allow(dead_code)]
 
