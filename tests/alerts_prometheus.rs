@@ -13,6 +13,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use trackvia_testsupport::fake::Behavior;
+use trackvia_testsupport::fixtures::deployment;
 use trackvia_testsupport::prometheus::Prometheus;
 use trackvia_testsupport::time::{days_from_today, now_seconds, rfc3339_seconds};
 use trackvia_testsupport::tools::{chart_dir, dashboard_queries, rendered_rule_file};
@@ -132,7 +133,7 @@ fn live_cases(soon: &str) -> Vec<Case> {
 async fn set_up_connections(h: &mut Harness, cases: &[Case]) {
     let deployments: Api<Deployment> = h.ns.api();
     deployments
-        .create(&PostParams::default(), &consumer())
+        .create(&PostParams::default(), &deployment("consumer"))
         .await
         .expect("creating the consumer Deployment");
     for Case {

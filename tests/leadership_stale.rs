@@ -12,9 +12,9 @@ use std::time::Duration;
 use common::leader::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, PostParams};
-use serde_json::json;
 use trackvia_operator::crd::{RolloutRestartTarget, WorkloadKind};
 use trackvia_operator::restart::{self, RestartResult};
+use trackvia_testsupport::fixtures::deployment;
 use trackvia_testsupport::kube::TestNamespace;
 
 // ---------------------------------------------------------------------------------------------
@@ -74,20 +74,8 @@ async fn stale_restart() {
     let client = trackvia_testsupport::kube::client().await;
     let ns = TestNamespace::create(&client, "tvc-restart-race").await;
     let deployments: Api<Deployment> = ns.api();
-    let deployment: Deployment = serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "app"},
-        "spec": {
-            "selector": {"matchLabels": {"app": "app"}},
-            "template": {
-                "metadata": {"labels": {"app": "app"}},
-                "spec": {"containers": [{"name": "app", "image": "example.invalid/app:1"}]}
-            }
-        }
-    }))
-    .expect("deployment literal");
     deployments
-        .create(&PostParams::default(), &deployment)
+        .create(&PostParams::default(), &deployment("app"))
         .await
         .expect("creating the Deployment");
     let config = kube::Config::infer().await.expect("the bed's kubeconfig");

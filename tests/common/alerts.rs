@@ -5,8 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use serde_json::{Value, json};
+use serde_json::Value;
 use trackvia_testsupport::fake::Behavior;
 use trackvia_testsupport::tools::rendered_rule_file;
 
@@ -71,21 +70,6 @@ scrape_configs:
           pod: {RELEASE}-trackvia-operator-0
 "#
     )
-}
-
-/// A Deployment the healthy connection restarts when its credentials change.
-pub fn consumer() -> Deployment {
-    serde_json::from_value(json!({
-        "metadata": {"name": "consumer"},
-        "spec": {
-            "selector": {"matchLabels": {"app": "consumer"}},
-            "template": {
-                "metadata": {"labels": {"app": "consumer"}},
-                "spec": {"containers": [{"name": "app", "image": "example.invalid/app:1"}]}
-            }
-        }
-    }))
-    .expect("deployment literal")
 }
 
 /// Polls `probe` until it gives a value, for at most `timeout`.
