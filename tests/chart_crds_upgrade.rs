@@ -56,6 +56,13 @@ fn has_column(crd: &CustomResourceDefinition, column: &str) -> bool {
         .any(|c| c.name == column)
 }
 
+/// A private control plane of its own, brought up on a blocking thread.
+async fn private_bed(name: &'static str) -> PrivateBed {
+    tokio::task::spawn_blocking(move || PrivateBed::up(name))
+        .await
+        .expect("the bed thread")
+}
+
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,9 +76,7 @@ async fn helm_upgrade_updates_the_crd_and_uninstall_keeps_it() {
 }
 
 async fn upgrade_updates_the_crd() {
-    let bed = tokio::task::spawn_blocking(|| PrivateBed::up("chart-crds"))
-        .await
-        .expect("the bed thread");
+    let bed = private_bed("chart-crds").await;
     let kubeconfig = bed.kubeconfig();
     let client = bed.client().await;
     let scratch = tempfile::tempdir().expect("a scratch directory");
@@ -231,9 +236,7 @@ async fn run_documented(script: String, kubeconfig: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_manual_crd_apply_works_on_the_bed() {
     within(TEST_TIMEOUT, "the manual CRD test", async {
-        let bed = tokio::task::spawn_blocking(|| PrivateBed::up("chart-crds-manual"))
-            .await
-            .expect("the bed thread");
+        let bed = private_bed("chart-crds-manual").await;
         let script =
             documented_commands("helm template trackvia-operator charts/trackvia-operator");
         run_documented(script, &bed.kubeconfig()).await;
@@ -252,9 +255,7 @@ async fn a_crd_from_an_earlier_chart_is_adopted_with_the_documented_commands() {
 }
 
 async fn adoption() {
-    let bed = tokio::task::spawn_blocking(|| PrivateBed::up("chart-crds-adopt"))
-        .await
-        .expect("the bed thread");
+    let bed = private_bed("chart-crds-adopt").await;
     let kubeconfig = bed.kubeconfig();
     let client = bed.client().await;
     // What an earlier chart left: the CRD, without any release's labels or annotations.

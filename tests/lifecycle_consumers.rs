@@ -125,31 +125,27 @@ async fn rotate_all_and_wait_for_restarts(h: &mut Harness, keys: &[String], kx: 
 
 /// Every connection, Secret and Deployment of the namespace with its resourceVersion.
 async fn snapshot(h: &Harness) -> Vec<String> {
-    let (c, s, d) = (h.connections(), h.secrets_api(), h.ns.api::<Deployment>());
     let mut v = Vec::new();
-    for t in c.list(&Default::default()).await.unwrap().items {
-        v.push(format!(
-            "tvc/{}@{}",
-            t.metadata.name.unwrap(),
-            t.metadata.resource_version.unwrap()
-        ));
-    }
-    for x in s.list(&Default::default()).await.unwrap().items {
-        v.push(format!(
-            "secret/{}@{}",
-            x.metadata.name.unwrap(),
-            x.metadata.resource_version.unwrap()
-        ));
-    }
-    for x in d.list(&Default::default()).await.unwrap().items {
-        v.push(format!(
-            "deploy/{}@{}",
-            x.metadata.name.unwrap(),
-            x.metadata.resource_version.unwrap()
-        ));
-    }
+    versions(&mut v, "tvc", h.connections()).await;
+    versions(&mut v, "secret", h.secrets_api()).await;
+    versions(&mut v, "deploy", h.ns.api::<Deployment>()).await;
     v.sort();
     v
+}
+
+/// `kind/name@resourceVersion` of every object `api` lists, added to `out`.
+async fn versions<K>(out: &mut Vec<String>, kind: &str, api: kube::Api<K>)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    for x in api.list(&Default::default()).await.unwrap().items {
+        let meta = x.meta();
+        out.push(format!(
+            "{kind}/{}@{}",
+            meta.name.clone().unwrap(),
+            meta.resource_version.clone().unwrap()
+        ));
+    }
 }
 
 /// Restarting the operator writes nothing and restarts nothing.
