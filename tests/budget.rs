@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Harness, SETTLE};
+use common::{Harness, SETTLE, forced_check_done};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -89,8 +89,12 @@ async fn a_large_account_verifies_in_bounded_memory_and_a_huge_page_is_refused_q
         "the large answer was read once"
     );
     h.wait_ready("large", "True", "Verified").await;
+    a_huge_page_that_is_not_json_is_refused_quickly(&mut h).await;
+    h.finish().await;
+}
 
-    // 50 MB that is not JSON: refused at its first bytes, not read to the end.
+/// 50 MB that is not JSON: refused at its first bytes, not read to the end.
+async fn a_huge_page_that_is_not_json_is_refused_quickly(h: &mut Harness) {
     let (key, token) = h.credential(Behavior::NotJsonBody { bytes: 50_000_000 });
     h.put_source("src-html", &key, &token).await;
     let started = Instant::now();
@@ -110,7 +114,6 @@ async fn a_large_account_verifies_in_bounded_memory_and_a_huge_page_is_refused_q
         condition(&tvc, "Ready").map(|c| c.0).as_deref(),
         Some("True")
     );
-    h.finish().await;
 }
 
 /// Create (or replace) a source Secret and a connection in another namespace.
@@ -218,15 +221,7 @@ async fn a_429_pauses_every_call_to_that_host_and_account_and_calls_resume() {
     );
     // Both resume by themselves once the pause is over.
     let tvc = h
-        .wait_connection("two", "the forced check after the pause", |t| {
-            t.status
-                .as_ref()
-                .and_then(|s| s.verify_requested_at.as_ref())
-                == t.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get("trackvia.io/verify-requested-at"))
-        })
+        .wait_connection("two", "the forced check after the pause", forced_check_done)
         .await;
     let resumed = paused_at.elapsed();
     eprintln!("the paused call went {resumed:?} after the 429");
@@ -267,15 +262,7 @@ async fn forced_checks_are_limited_to_one_a_minute_per_connection() {
         "crm",
         Duration::from_secs(90),
         "the last forced check",
-        |t: &TrackViaConnection| {
-            t.status
-                .as_ref()
-                .and_then(|s| s.verify_requested_at.as_ref())
-                == t.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get("trackvia.io/verify-requested-at"))
-        },
+        forced_check_done,
     )
     .await;
     let after = first.elapsed();

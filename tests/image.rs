@@ -255,14 +255,7 @@ async fn the_operator_runs_from_the_image_and_verifies_over_https() {
         "the root filesystem is read-only: {root:?}"
     );
 
-    let (key, token) = h
-        .connect(
-            "crm",
-            "src",
-            Behavior::Valid,
-            json!({"tokenExpiresOn": "2099-03-31", "target": {"name": "crm-out"}}),
-        )
-        .await;
+    let (key, token) = common::connect_crm_out(&mut h).await;
     h.wait_ready("crm", "True", "Verified").await;
     let out = h
         .wait_published("crm-out", &token, common::SETTLE, "the published Secret")

@@ -11,40 +11,24 @@
 //! server on 127.0.0.1, and forwards the fake TrackVia's loopback port at 10.0.0.2. Nothing
 //! leaves the machine. `helm test` is not run: its pod asks the metrics Service by DNS name.
 
-use std::collections::BTreeMap;
+mod common;
+
+use common::node::*;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
-use trackvia_operator::crd::TrackViaConnection;
+use kube::api::{Api, DeleteParams};
+use serde_json::json;
 use trackvia_testsupport::bed::PrivateBed;
-use trackvia_testsupport::fake::{Behavior, FakeOptions, FakeTrackVia};
+use trackvia_testsupport::fake::{FakeOptions, FakeTrackVia};
 use trackvia_testsupport::image::Image;
-use trackvia_testsupport::kube::wait_for;
 
-const RELEASE: &str = "tvo";
-const NAMESPACE: &str = "trackvia-system";
-const APPS: &str = "apps";
-/// The release's full name: Deployment, Lease, ServiceAccount.
-const FULLNAME: &str = "tvo-trackvia-operator";
-const PODS: &str = "app.kubernetes.io/instance=tvo,app.kubernetes.io/component=controller";
-const IMAGE_REPOSITORY: &str = "localhost/trackvia-operator";
-const IMAGE_TAG: &str = "node-test";
-/// The chart's default Lease duration: a handover must not take longer.
-const LEASE_DURATION: Duration = Duration::from_secs(15);
-/// Where the node's pods reach the host's loopback ports (hack/node expose).
-const EXPOSED_ADDRESS: &str = "10.0.0.2";
 const TEST_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_runs_on_a_real_node_with_one_leader_at_a_time() {
-    tokio::time::timeout(TEST_TIMEOUT, on_a_real_node())
-        .await
-        .unwrap_or_else(|_| panic!("the node test did not finish within {TEST_TIMEOUT:?}"));
+    common::within(TEST_TIMEOUT, "the node test", on_a_real_node()).await;
 }
 
 async fn on_a_real_node() {
@@ -62,6 +46,35 @@ async fn on_a_real_node() {
     assert!(tagged.status.success(), "tagging the image: {tagged:?}");
     bed.load_image(&reference);
 
+    let (fake, host, client) = fake_trackvia_and_namespaces(&bed).await;
+    let values = values_file(&bed, &host);
+
+    // Both pods Running and Ready: image started, probes passing, token mounted.
+    let started = Instant::now();
+    helm_release(&bed, "install", &values, &[]).await;
+    let pods = wait_pods(&client, 2, Duration::from_secs(180)).await;
+    eprintln!(
+        "2 operator pods Ready {:?} after helm install",
+        started.elapsed()
+    );
+    pods_run_hardened(&client, &pods, &reference).await;
+
+    // One leader, which reconciles a connection through the fake TrackVia.
+    let leader = wait_leader(&client, &pods, Duration::from_secs(60)).await;
+    let conn = Connection::new(&client, &fake, &host);
+    conn.apply("first").await;
+    conn.wait_ready("first").await;
+    leader_deletion_hands_over(&client, &leader, &conn).await;
+    upgrade_rolls_the_pods(&bed, &client, &values, &conn).await;
+    assert_one_writer_at_a_time(&bed);
+    conn.assert_no_leaks(&client).await;
+    uninstall_keeps_the_crd_and_connections(&bed, &client, &conn).await;
+    eprintln!("node test done in {:?}", test_started.elapsed());
+}
+
+/// The fake TrackVia, exposed to the node; the namespaces; the fake's CA, mounted by the
+/// chart (extraCA) and trusted for TrackVia calls. The fake, its host, a client.
+async fn fake_trackvia_and_namespaces(bed: &PrivateBed) -> (FakeTrackVia, String, kube::Client) {
     let fake = FakeTrackVia::start_with(FakeOptions {
         extra_sans: vec![EXPOSED_ADDRESS.to_string()],
         ..Default::default()
@@ -75,7 +88,11 @@ async fn on_a_real_node() {
     // The fake's CA, mounted by the chart (extraCA) and trusted for TrackVia calls.
     let ca = json!({"metadata": {"name": "fake-trackvia-ca"}, "data": {"ca.crt": fake.ca_pem()}});
     create::<ConfigMap>(&Api::namespaced(client.clone(), NAMESPACE), ca).await;
+    (fake, host, client)
+}
 
+/// The release's values: two replicas of the loaded image, the fake's host and CA. The file.
+fn values_file(bed: &PrivateBed, host: &str) -> String {
     let values = bed.dir().join("values.yaml");
     let values_text = json!({
         "replicaCount": 2,
@@ -85,36 +102,26 @@ async fn on_a_real_node() {
         "logFormat": "text",
     });
     std::fs::write(&values, values_text.to_string()).expect("writing the values");
-    let values = values.to_str().expect("UTF-8 path").to_string();
+    values.to_str().expect("UTF-8 path").to_string()
+}
 
-    // Both pods Running and Ready: image started, probes passing, token mounted.
-    let started = Instant::now();
+/// `helm <verb>` of the chart as release RELEASE in NAMESPACE with `values`, and `extra`.
+async fn helm_release(bed: &PrivateBed, verb: &str, values: &str, extra: &[&str]) {
     let chart = trackvia_testsupport::tools::chart_dir();
     let chart = chart.to_str().expect("UTF-8 path");
-    helm(
-        &bed,
-        &[
-            "install",
-            RELEASE,
-            chart,
-            "--namespace",
-            NAMESPACE,
-            "-f",
-            &values,
-        ],
-    )
-    .await;
-    let pods = wait_pods(&client, 2, Duration::from_secs(180)).await;
-    eprintln!(
-        "2 operator pods Ready {:?} after helm install",
-        started.elapsed()
-    );
+    let mut args = vec![verb, RELEASE, chart, "--namespace", NAMESPACE, "-f", values];
+    args.extend(extra);
+    helm(bed, &args).await;
+}
+
+/// Both pods run the image, with a read-only root filesystem and the ServiceAccount token.
+async fn pods_run_hardened(client: &kube::Client, pods: &[String], reference: &str) {
     let pod_api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    for name in &pods {
+    for name in pods {
         let pod = pod_api.get(name).await.expect("the pod");
         let spec = pod.spec.expect("a spec");
         let c = &spec.containers[0];
-        assert_eq!(c.image.as_deref(), Some(reference.as_str()));
+        assert_eq!(c.image.as_deref(), Some(reference));
         let sc = c.security_context.as_ref().expect("a securityContext");
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert!(
@@ -124,21 +131,18 @@ async fn on_a_real_node() {
                 .any(|m| m.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount")
         );
     }
+}
 
-    // One leader, which reconciles a connection through the fake TrackVia.
-    let leader = wait_leader(&client, &pods, Duration::from_secs(60)).await;
-    let conn = Connection::new(&client, &fake, &host);
-    conn.apply("first").await;
-    conn.wait_ready("first").await;
-
-    // Deleting the leader: the other pod takes over within the Lease duration.
+/// Deleting the leader: the other pod takes over within the Lease duration, and reconciles.
+async fn leader_deletion_hands_over(client: &kube::Client, leader: &str, conn: &Connection) {
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let started = Instant::now();
     pod_api
-        .delete(&leader, &DeleteParams::default())
+        .delete(leader, &DeleteParams::default())
         .await
         .expect("deleting the leader");
     // The standby, or the ReplicaSet's replacement if it starts first.
-    let second = wait_holder(&client, LEASE_DURATION, |pod| pod != leader).await;
+    let second = wait_holder(client, LEASE_DURATION, |pod| pod != leader).await;
     assert!(
         pod_api.get_opt(&second).await.expect("get").is_some(),
         "{second} is no pod"
@@ -149,40 +153,38 @@ async fn on_a_real_node() {
     );
     conn.apply("second").await;
     conn.wait_ready("second").await;
+}
 
-    // A changed value rolls the pods; requests for verification keep arriving meanwhile.
+/// A changed value rolls the pods; requests for verification keep arriving meanwhile. The
+/// new leader reconciles.
+async fn upgrade_rolls_the_pods(
+    bed: &PrivateBed,
+    client: &kube::Client,
+    values: &str,
+    conn: &Connection,
+) {
     let started = Instant::now();
     let poke = tokio::spawn(conn.clone().poke_forever("first"));
-    helm(
-        &bed,
-        &[
-            "upgrade",
-            RELEASE,
-            chart,
-            "--namespace",
-            NAMESPACE,
-            "-f",
-            &values,
-            "--set",
-            "logLevel=debug",
-        ],
-    )
-    .await;
-    let rolled = wait_rollout(&client, Duration::from_secs(240)).await;
+    helm_release(bed, "upgrade", values, &["--set", "logLevel=debug"]).await;
+    let rolled = wait_rollout(client, Duration::from_secs(240)).await;
     poke.abort();
-    let third = wait_leader(&client, &rolled, Duration::from_secs(60)).await;
+    let third = wait_leader(client, &rolled, Duration::from_secs(60)).await;
     eprintln!(
         "rolled to {rolled:?} in {:?}; leader {third}",
         started.elapsed()
     );
     conn.apply("third").await;
     conn.wait_ready("third").await;
-    assert_one_writer_at_a_time(&bed);
-    conn.assert_no_leaks(&client).await;
+}
 
-    // Uninstall keeps the CRD, the connections and their Secrets.
+/// Uninstall keeps the CRD, the connections and their Secrets.
+async fn uninstall_keeps_the_crd_and_connections(
+    bed: &PrivateBed,
+    client: &kube::Client,
+    conn: &Connection,
+) {
     helm(
-        &bed,
+        bed,
         &["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"],
     )
     .await;
@@ -204,281 +206,4 @@ async fn on_a_real_node() {
             "Secret {name} is gone"
         );
     }
-    eprintln!("node test done in {:?}", test_started.elapsed());
-}
-
-async fn create<K>(api: &Api<K>, body: Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let object: K = serde_json::from_value(body).expect("an object literal");
-    api.create(&PostParams::default(), &object)
-        .await
-        .expect("creating an object");
-}
-
-async fn helm(bed: &PrivateBed, args: &[&str]) {
-    let (dir, args) = (
-        bed.dir().to_path_buf(),
-        args.iter().map(|a| a.to_string()).collect(),
-    );
-    tokio::task::spawn_blocking(move || PrivateBed::helm_in(&dir, args))
-        .await
-        .expect("the helm thread");
-}
-
-fn ready(pod: &Pod) -> bool {
-    let status = pod.status.as_ref();
-    status.and_then(|s| s.phase.as_deref()) == Some("Running")
-        && status
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// Waits until exactly `count` operator pods exist, all Running and Ready; their names.
-async fn wait_pods(client: &kube::Client, count: usize, within: Duration) -> Vec<String> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    let deadline = Instant::now() + within;
-    loop {
-        let pods = api
-            .list(&ListParams::default().labels(PODS))
-            .await
-            .expect("listing pods");
-        let live: Vec<&Pod> = pods
-            .items
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .collect();
-        if pods.items.len() == count && live.iter().all(|p| ready(p)) {
-            return live
-                .iter()
-                .filter_map(|p| p.metadata.name.clone())
-                .collect();
-        }
-        if Instant::now() > deadline {
-            let states: Vec<Value> = pods
-                .items
-                .iter()
-                .map(|p| json!({"name": p.metadata.name, "status": p.status}))
-                .collect();
-            panic!("not {count} Ready operator pods after {within:?}:\n{states:#?}");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Waits until the Deployment's pods are all of its latest template and Ready; their names.
-async fn wait_rollout(client: &kube::Client, within: Duration) -> Vec<String> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
-    wait_for(&api, FULLNAME, within, "the rollout", |d| {
-        let status = d.status.clone().unwrap_or_default();
-        status.observed_generation >= d.metadata.generation
-            && status.updated_replicas == Some(2)
-            && status.ready_replicas == Some(2)
-            && status.replicas == Some(2)
-    })
-    .await;
-    wait_pods(client, 2, within).await
-}
-
-/// Waits until one of `pods` holds the Lease; its name.
-async fn wait_leader(client: &kube::Client, pods: &[String], within: Duration) -> String {
-    wait_holder(client, within, |pod| pods.iter().any(|p| p == pod)).await
-}
-
-/// Waits until the Lease is held by a pod `accept`s (a holder is `<pod>-<pid>`); that pod.
-async fn wait_holder(
-    client: &kube::Client,
-    within: Duration,
-    accept: impl Fn(&str) -> bool,
-) -> String {
-    let api: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
-    let deadline = Instant::now() + within;
-    loop {
-        let holder = api
-            .get_opt(FULLNAME)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|l| l.spec)
-            .and_then(|s| s.holder_identity)
-            .unwrap_or_default();
-        if let Some((pod, _pid)) = holder.rsplit_once('-').filter(|(pod, _)| accept(pod)) {
-            return pod.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no expected pod holds the Lease after {within:?} (holder {holder:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Connections in the `apps` namespace, checked by the fake TrackVia.
-#[derive(Clone)]
-struct Connection {
-    api: Api<TrackViaConnection>,
-    secrets: Api<Secret>,
-    host: String,
-    key: String,
-    token: String,
-}
-
-impl Connection {
-    fn new(client: &kube::Client, fake: &FakeTrackVia, host: &str) -> Connection {
-        let (key, token) = (
-            "node-key-5a0c9e".to_string(),
-            "node-token-e41f27".to_string(),
-        );
-        fake.add_api_key(&key);
-        fake.set(&key, &token, Behavior::Valid);
-        Connection {
-            api: Api::namespaced(client.clone(), APPS),
-            secrets: Api::namespaced(client.clone(), APPS),
-            host: host.to_string(),
-            key,
-            token,
-        }
-    }
-
-    async fn apply(&self, name: &str) {
-        let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-source")},
-            "stringData": {"apiKey": self.key, "authToken": self.token}});
-        let params = PatchParams::apply("trackvia-tests").force();
-        self.secrets
-            .patch(&format!("{name}-source"), &params, &Patch::Apply(&source))
-            .await
-            .expect("the source");
-        let body = json!({"apiVersion": "trackvia.io/v1alpha1", "kind": "TrackViaConnection",
-            "metadata": {"name": name},
-            "spec": {"host": self.host, "credentialsSecretRef": {"name": format!("{name}-source")}}});
-        self.api
-            .patch(name, &params, &Patch::Apply(&body))
-            .await
-            .expect("the connection");
-    }
-
-    async fn wait_ready(&self, name: &str) {
-        wait_for(
-            &self.api,
-            name,
-            Duration::from_secs(60),
-            "Ready=True",
-            |c| {
-                c.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                })
-            },
-        )
-        .await;
-    }
-
-    /// Neither the key nor the token appears in the running operator pods' logs (read where
-    /// the kubelet writes them, at debug level after the upgrade), in events or in statuses.
-    async fn assert_no_leaks(&self, client: &kube::Client) {
-        let mut logs = String::new();
-        let prefix = format!("{NAMESPACE}_");
-        for dir in std::fs::read_dir("/var/log/pods").expect("the kubelet's pod logs") {
-            let dir = dir.expect("an entry").path();
-            if !dir
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
-            {
-                continue;
-            }
-            for container in std::fs::read_dir(&dir).expect("a pod's log directory") {
-                for file in std::fs::read_dir(container.expect("an entry").path()).expect("logs") {
-                    let path = file.expect("an entry").path();
-                    logs.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
-                }
-            }
-        }
-        assert!(
-            logs.len() > 100,
-            "the operator pods logged almost nothing: {logs}"
-        );
-        let events: Api<Event> = Api::all(client.clone());
-        let events = events.list(&ListParams::default()).await.expect("events");
-        let statuses = self
-            .api
-            .list(&ListParams::default())
-            .await
-            .expect("connections");
-        let statuses: Vec<_> = statuses.items.iter().map(|c| &c.status).collect();
-        for (what, text) in [
-            ("logs", logs),
-            ("events", serde_json::to_string(&events).expect("JSON")),
-            ("statuses", serde_json::to_string(&statuses).expect("JSON")),
-        ] {
-            for secret in [&self.key, &self.token] {
-                assert!(
-                    !text.contains(secret.as_str()),
-                    "a credential appears in the {what}"
-                );
-            }
-        }
-    }
-
-    /// Asks for a verification of `name` every second, until aborted.
-    async fn poke_forever(self, name: &'static str) {
-        for n in 0u64.. {
-            let body = json!({"metadata": {"annotations": {"trackvia.io/verify-requested-at": n.to_string()}}});
-            let _ = self
-                .api
-                .patch(name, &PatchParams::default(), &Patch::Merge(&body))
-                .await;
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-}
-
-/// The operator's writes to connections and Secrets in the audit log, in order, come in one
-/// block per process: no process writes again once another has written.
-fn assert_one_writer_at_a_time(bed: &PrivateBed) {
-    let path = bed.dir().join("logs/audit.log");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut writes: Vec<(String, String)> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| {
-            matches!(
-                e["objectRef"]["resource"].as_str(),
-                Some("trackviaconnections" | "secrets")
-            )
-        })
-        .filter_map(|e| {
-            let agent = e["userAgent"].as_str()?;
-            let writer = agent
-                .strip_prefix("trackvia-operator/")?
-                .split_once(" (")?
-                .1
-                .trim_end_matches(')');
-            Some((
-                e["requestReceivedTimestamp"].as_str()?.to_string(),
-                writer.to_string(),
-            ))
-        })
-        .collect();
-    writes.sort();
-    let mut blocks: Vec<&str> = Vec::new();
-    for (_, writer) in &writes {
-        if blocks.last() != Some(&writer.as_str()) {
-            blocks.push(writer);
-        }
-    }
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for writer in &blocks {
-        *seen.entry(writer).or_default() += 1;
-    }
-    eprintln!(
-        "{} writes by the operator, in blocks by {blocks:?}",
-        writes.len()
-    );
-    assert!(blocks.len() >= 3, "three leaders wrote in turn: {blocks:?}");
-    assert!(
-        seen.values().all(|n| *n == 1),
-        "a process wrote again after another had: {blocks:?}"
-    );
 }

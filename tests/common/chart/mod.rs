@@ -30,6 +30,8 @@ pub const CRD_NAME: &str = "trackviaconnections.trackvia.io";
 pub const CRD_FILE: &str = "crds/trackviaconnections.trackvia.io.yaml";
 /// The chart's copy of it, relative to the chart; `templates/crds.yaml` renders it.
 pub const CHART_CRD_FILE: &str = "files/crds/trackviaconnections.trackvia.io.yaml";
+/// The annotation that keeps an object on `helm uninstall`.
+pub const KEEP: &str = "helm.sh/resource-policy";
 /// What every test says when a tool is missing.
 pub const INSTALL_HINT: &str = "run `hack/testbed install` (or `eval \"$(hack/testbed up)\"`)";
 
@@ -292,4 +294,37 @@ pub fn refused(values: &Value) -> String {
         out.stdout
     );
     out.stderr
+}
+
+/// The generated CRD, as parsed YAML.
+pub fn generated_crd() -> Value {
+    let text = read(&trackvia_testsupport::tools::repo_root().join(CRD_FILE));
+    serde_yaml_ng::from_str(&text).expect("the generated CRD parses")
+}
+
+/// The API of TrackViaConnections in `namespace`, untyped (as a person's tools see them).
+pub fn connections_api(
+    client: &kube::Client,
+    namespace: &str,
+) -> kube::Api<kube::api::DynamicObject> {
+    let resource = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("trackvia.io", "v1alpha1", "TrackViaConnection"),
+        "trackviaconnections",
+    );
+    kube::Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+/// Connection `crm` as a person writes it, reading Secret `trackvia-api-user`.
+pub fn connection_literal() -> kube::api::DynamicObject {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "trackvia.io/v1alpha1",
+        "kind": "TrackViaConnection",
+        "metadata": { "name": "crm" },
+        "spec": {
+            "host": "acme.trackvia.com",
+            "credentialsSecretRef": { "name": "trackvia-api-user" },
+            "tokenExpiresOn": "2030-01-01",
+        },
+    }))
+    .expect("a TrackViaConnection literal")
 }

@@ -49,9 +49,7 @@ pub fn random_suffix() -> String {
 /// Runs `test`, failing if it takes longer than [`TEST_TIMEOUT`]. On timeout the test's
 /// future is dropped, so its guards stop the operators, uninstall and clean up.
 pub async fn bounded(name: &str, test: impl Future<Output = ()>) {
-    if tokio::time::timeout(TEST_TIMEOUT, test).await.is_err() {
-        panic!("{name} did not finish within {TEST_TIMEOUT:?}");
-    }
+    super::within(TEST_TIMEOUT, name, test).await;
 }
 
 /// A directory of its own under the target's scratch space; removed when the test passes,
