@@ -67,10 +67,12 @@ pub async fn sync_secret(
     // Not seen by the watch (absent, or not labelled as ours) and not written by this
     // process: create it, a request that fails when any Secret has the name. Only then is
     // it read, consistently, and decided on like any other.
-    if watched.is_none() && ctx.outputs.get(ns, &name).is_none() && outputs_synced(ctx).await {
-        if let Some(outcome) = create_secret(ctx, tvc, ns, &desired, fingerprint, &hash).await {
-            return outcome;
-        }
+    if watched.is_none()
+        && ctx.outputs.get(ns, &name).is_none()
+        && outputs_synced(ctx).await
+        && let Some(outcome) = create_secret(ctx, tvc, ns, &desired, fingerprint, &hash).await
+    {
+        return outcome;
     }
     // At least the version the watch saw; a Secret it has not seen is read
     // consistently: a stale "not found" must not let the apply merge into a
