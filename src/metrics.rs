@@ -3,6 +3,7 @@
 //! deleted connection leaves no series behind). No label carries a credential
 //! or free text.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,6 +71,12 @@ pub struct Metrics {
     pub rollout_restarts: Family<ResultLabel, Counter>,
     /// 1 while this process holds leadership (or runs without election).
     pub leader: Gauge,
+    /// 1 once every connection listed at start-up has been reconciled.
+    pub initial_sync_done: Gauge,
+    /// Connections listed at start-up.
+    pub initial_sync_connections: Gauge,
+    /// Seconds from the controllers' start until the initial sync was done.
+    pub initial_sync_seconds: Gauge<f64, AtomicU64>,
     stores: Arc<Mutex<Vec<Store<TrackViaConnection>>>>,
 }
 
@@ -89,6 +96,9 @@ impl Metrics {
             source_watches: Family::default(),
             rollout_restarts: Family::default(),
             leader: Gauge::default(),
+            initial_sync_done: Gauge::default(),
+            initial_sync_connections: Gauge::default(),
+            initial_sync_seconds: Gauge::default(),
             stores: Arc::new(Mutex::new(Vec::new())),
         };
         m.register(registry);
@@ -172,6 +182,21 @@ impl Metrics {
             "trackvia_operator_leader",
             "1 while this process reconciles (leader)",
             self.leader.clone(),
+        );
+        registry.register(
+            "trackvia_initial_sync_done",
+            "1 once every connection listed at start-up has been reconciled",
+            self.initial_sync_done.clone(),
+        );
+        registry.register(
+            "trackvia_initial_sync_connections",
+            "Connections listed at start-up (set when the initial sync is done)",
+            self.initial_sync_connections.clone(),
+        );
+        registry.register(
+            "trackvia_initial_sync_seconds",
+            "Seconds from the start of the controllers until the initial sync was done",
+            self.initial_sync_seconds.clone(),
         );
     }
 

@@ -334,3 +334,41 @@ async fn retain_deletes_nothing_on_a_rename_or_a_deletion() {
     still_there(&h, "shared", "adopted under Retain", keeps_theirs).await;
     h.finish().await;
 }
+
+/// A Secret the operator created (a plain create, whose fields the API server records as an
+/// update) loses a key the operator no longer writes: its fields are handed to the
+/// operator's apply first, so the apply removes the key, and the operator then stops writing.
+#[tokio::test]
+async fn a_key_no_longer_written_leaves_a_created_secret() {
+    let mut h = Harness::start("tvc-dropkey", &[]).await;
+    let (key, token) = h.credential(Behavior::Valid);
+    h.fake.set_for_account(&key, &token, 777, Behavior::Valid);
+    h.put_source("src", &key, &token).await;
+    h.apply_connection("crm", "src", json!({"accountId": 777}))
+        .await
+        .expect("applying");
+    let s = h.wait_published("crm", &token, SETTLE, "published").await;
+    assert_eq!(secret_text(&s, "accountId").as_deref(), Some("777"));
+    h.apply_connection("crm", "src", json!({}))
+        .await
+        .expect("applying");
+    wait_for(
+        &h.secrets_api(),
+        "crm",
+        SETTLE,
+        "accountId removed",
+        |s: &Secret| secret_text(s, "accountId").is_none() && secret_text(s, "authToken").is_some(),
+    )
+    .await;
+    // Settled: no write loop over a key the apply could not remove.
+    tokio::time::sleep(QUIET).await;
+    let writes = |m: &str| series(m, "trackvia_secret_writes_total").unwrap_or(0.0);
+    let before = writes(&h.metrics().await);
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        writes(&h.metrics().await),
+        before,
+        "Secret writes after the change settled"
+    );
+    h.finish().await;
+}

@@ -2,20 +2,23 @@
 //! sharing 10 credentials, with 500 unrelated Secrets in the watched namespace. It asserts the
 //! invariants that are not timings: every connection Ready with its output Secret, exactly one
 //! TrackVia call per credential, shared source Secrets read once (not once per connection), no
-//! writes at all in a steady window afterwards, and unrelated Secrets never reaching the operator.
+//! writes at all in a steady window afterwards, a restart that costs nothing (the new process
+//! reports its initial sync done without a TrackVia call or a write), and unrelated Secrets
+//! never reaching the operator.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Harness, secret_text};
+use common::{Harness, secret_text, testbed_dir};
 use futures::{StreamExt, stream};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
+use trackvia_testsupport::audit::audited_writes;
 use trackvia_testsupport::fake::Behavior;
 use trackvia_testsupport::metrics::series;
 
@@ -212,14 +215,26 @@ async fn many_connections_share_few_credentials_without_churn() {
     }
     let converged = started.elapsed();
 
-    // Each connection reads its (absent) output Secret once before creating it; the ten
-    // shared source Secrets are read once per version, not once per connection. A few
-    // connections reconciled before their source's watch reported read it themselves.
+    // The floor's requests: per connection one Secret write (a create) and one status
+    // write, no read of the output Secret; the ten shared source Secrets are read once per
+    // version, not once per connection. A few connections reconciled before their source's
+    // watch reported read it themselves.
     let metrics = h.metrics().await;
     let reads = counter(&metrics, "trackvia_secret_reads_total");
     assert!(
-        reads <= (CONNECTIONS + CONNECTIONS / 4) as u64,
-        "{reads} Secret reads for {CONNECTIONS} connections sharing {CREDENTIALS} Secrets"
+        reads <= (CONNECTIONS / 4) as u64,
+        "{reads} Secret reads for {CONNECTIONS} new connections sharing {CREDENTIALS} Secrets"
+    );
+    let writes = [
+        counter(&metrics, "trackvia_secret_writes_total"),
+        counter(&metrics, "trackvia_status_writes_total"),
+    ];
+    let most = (CONNECTIONS + CONNECTIONS / 50) as u64;
+    assert!(
+        writes
+            .iter()
+            .all(|w| (CONNECTIONS as u64..=most).contains(w)),
+        "Secret and status writes for {CONNECTIONS} new connections: {writes:?}"
     );
     assert_eq!(
         counter(
@@ -291,7 +306,10 @@ async fn many_connections_share_few_credentials_without_churn() {
         "TrackVia calls in the steady window"
     );
 
+    restart_costs_nothing(&mut h, &versions_after).await;
+
     // Unrelated Secrets changing: nothing reaches the operator, nothing is reconciled.
+    let metrics = h.metrics().await;
     let events_before = counter(&metrics, "trackvia_secret_watch_events_total");
     let reconciles_before = counter(&metrics, "trackvia_reconcile_duration_seconds_count");
     for_each_unrelated("updating", |i| {
@@ -342,4 +360,60 @@ async fn many_connections_share_few_credentials_without_churn() {
         started.elapsed().as_secs_f64()
     );
     h.finish().await;
+}
+
+/// Kill the operator with every connection Ready and start it again: the new process
+/// reports its initial sync done for every connection without calling TrackVia or writing
+/// anything (its metrics, the objects' resourceVersions and the API server's audit log).
+async fn restart_costs_nothing(h: &mut Harness, versions: &BTreeMap<String, String>) {
+    let calls = h.fake.total_calls();
+    h.crash_operator();
+    let pid = h.operator.pid();
+    h.wait_operator_ready().await;
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    let metrics = loop {
+        let metrics = h.metrics().await;
+        if counter(&metrics, "trackvia_initial_sync_done") == 1 {
+            break metrics;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no initial sync done {CONVERGE_WITHIN:?} after a restart; metrics:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        counter(&metrics, "trackvia_initial_sync_connections"),
+        CONNECTIONS as u64,
+        "connections reconciled in the initial sync"
+    );
+    // Anything queued by the relist has run by now.
+    tokio::time::sleep(SETTLE).await;
+    let metrics = h.metrics().await;
+    assert_eq!(
+        (
+            counter(&metrics, "trackvia_status_writes_total"),
+            counter(&metrics, "trackvia_secret_writes_total"),
+        ),
+        (0, 0),
+        "status and Secret writes after a restart"
+    );
+    assert_eq!(
+        h.fake.total_calls(),
+        calls,
+        "TrackVia calls after a restart"
+    );
+    let after = resource_versions(h).await;
+    assert!(&after == versions, "objects changed after a restart");
+    let writes: Vec<String> = audited_writes(&testbed_dir())
+        .into_iter()
+        .filter(|w| w.by_operator_pid(pid))
+        .map(|w| format!("{} {}/{}/{}", w.verb, w.resource, w.namespace, w.name))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "{} writes after a restart, e.g. {:?}",
+        writes.len(),
+        &writes[..writes.len().min(5)]
+    );
 }

@@ -79,11 +79,9 @@ impl Bench {
         Ok(())
     }
 
-    pub(crate) async fn start_operator(
-        &mut self,
-        metrics_port: u16,
-    ) -> BenchResult<OperatorProcess> {
-        let args: Vec<String> = [
+    /// The operator's command line.
+    fn operator_args(&self, metrics_port: u16) -> Vec<String> {
+        [
             "run",
             "--namespaces",
             self.ns.name(),
@@ -102,7 +100,25 @@ impl Bench {
         ]
         .iter()
         .map(|s| s.to_string())
-        .collect();
+        .collect()
+    }
+
+    pub(crate) async fn start_operator(
+        &mut self,
+        metrics_port: u16,
+    ) -> BenchResult<OperatorProcess> {
+        let (operator, ready) = self.spawn_ready(metrics_port).await?;
+        self.report.setup.operator_ready_seconds = secs(ready);
+        Ok(operator)
+    }
+
+    /// Start the operator as [`Bench::start_operator`] does; the process and how long it
+    /// took to be ready.
+    pub(crate) async fn spawn_ready(
+        &self,
+        metrics_port: u16,
+    ) -> BenchResult<(OperatorProcess, Duration)> {
+        let args = self.operator_args(metrics_port);
         if !self.args.operator.is_file() {
             return Err(format!(
                 "operator binary {} not found",
@@ -137,159 +153,6 @@ impl Bench {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        self.report.setup.operator_ready_seconds = secs(started.elapsed());
-        Ok(operator)
-    }
-
-    /// Apply the N connections and wait until every one is Ready with its output Secret.
-    /// Returns the instant of the first apply.
-    pub(crate) async fn converge(
-        &mut self,
-        shared: &Shared,
-        operator: &mut OperatorProcess,
-        port: u16,
-    ) -> BenchResult<()> {
-        let api: Api<TrackViaConnection> = self.ns.api();
-        let host = self.fake.host();
-        let cpu0 = cpu_seconds(operator.pid())?;
-        let apiserver_cpu0 = self.args.apiserver_pid.and_then(|p| cpu_seconds(p).ok());
-        let m0 = scrape_apiserver(&self.client).await?;
-        let o0 = scrape_operator(&self.http, port).await?;
-
-        eprintln!(
-            "bench: applying {} connections (concurrency {})",
-            self.n(),
-            self.args.apply_concurrency
-        );
-        let t0 = Instant::now();
-        let (api_ref, host_ref, this) = (&api, &host, &*self);
-        for_each_bounded(self.n(), self.args.apply_concurrency, |i| async move {
-            let name = Bench::name(i);
-            let body = connection_body(
-                &name,
-                &this.source_of(i),
-                host_ref,
-                &this.args.verify_interval,
-            );
-            api_ref
-                .patch(
-                    &name,
-                    &PatchParams::apply(MANAGER).force(),
-                    &Patch::Apply(&body),
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("applying {name}: {e}"))
-        })
-        .await?;
-        let applied = t0.elapsed();
-        eprintln!(
-            "bench: applied in {:.1} s; waiting for Ready",
-            applied.as_secs_f64()
-        );
-
-        let n = self.n();
-        let expected: Vec<String> = (0..n).map(|i| self.creds[i % self.k()].1.clone()).collect();
-        let done = wait_until(
-            shared,
-            self.timeout(),
-            "every connection Ready with its output Secret",
-            operator,
-            |o| {
-                let mut last = t0;
-                let (mut ready, mut published) = (0, 0);
-                let mut missing = Vec::new();
-                for (i, token) in expected.iter().enumerate() {
-                    let name = Bench::name(i);
-                    let r = o.ready_since.get(&name);
-                    let s = o.token.get(&name).filter(|(t, _)| t == token);
-                    ready += usize::from(r.is_some());
-                    published += usize::from(s.is_some());
-                    match (r, s) {
-                        (Some(r), Some((_, s))) => last = last.max(*r).max(*s),
-                        _ if missing.len() < 5 => missing.push(name),
-                        _ => {}
-                    }
-                }
-                if ready == n && published == n {
-                    Ok(last)
-                } else {
-                    Err(format!(
-                        "{ready}/{n} Ready, {published}/{n} output Secrets; e.g. not yet: {}",
-                        missing.join(", ")
-                    ))
-                }
-            },
-        )
-        .await?;
-        let elapsed = done.duration_since(t0);
-        eprintln!("bench: converged in {:.2} s", elapsed.as_secs_f64());
-
-        let load_average = load_average();
-        let m1 = scrape_apiserver(&self.client).await?;
-        let o1 = scrape_operator(&self.http, port).await?;
-        let by = m1.since(&m0);
-        let c = &mut self.report.convergence;
-        c.load_average = load_average;
-        c.seconds = secs(elapsed);
-        c.connections_applied_seconds = secs(applied);
-        c.api_requests = sum_where(&by, |_| true);
-        c.api_writes = sum_where(&by, is_write);
-        c.api_requests_by_verb_and_resource = by;
-        c.operator_status_writes = o1.since(&o0, "trackvia_status_writes_total");
-        c.operator_secret_writes = o1.since(&o0, "trackvia_secret_writes_total");
-        c.operator_reconciles = o1.since(&o0, "trackvia_reconcile_duration_seconds_count");
-        c.operator_secret_reads = o1.since(&o0, "trackvia_secret_reads_total");
-        c.operator_secret_watch_events = o1.since(&o0, "trackvia_secret_watch_events_total");
-        c.operator_cpu_seconds = secs(Duration::from_secs_f64(
-            (cpu_seconds(operator.pid())? - cpu0).max(0.0),
-        ));
-        c.apiserver_cpu_seconds = match (self.args.apiserver_pid, apiserver_cpu0) {
-            (Some(p), Some(c0)) => cpu_seconds(p).ok().map(|c1| (c1 - c0).max(0.0)),
-            _ => None,
-        };
-
-        // TrackVia calls so far.
-        let mut times: Vec<SystemTime> = self
-            .fake
-            .requests()
-            .iter()
-            .filter(|r| r.path == "/openapi/views")
-            .map(|r| r.received_at)
-            .collect();
-        times.sort();
-        let per_credential_max = self
-            .creds
-            .iter()
-            .map(|(k, tok)| self.fake.calls_for(k, tok))
-            .max()
-            .unwrap_or(0);
-        let expected_calls = self.k();
-        let t = &mut self.report.trackvia;
-        t.calls_at_convergence = times.len();
-        t.expected = expected_calls;
-        t.calls_per_credential_max = per_credential_max;
-        t.operator_reported_calls = o1.get("trackvia_api_requests_total");
-        t.peak_calls_in_one_second = peak_in_window(&times, Duration::from_secs(1));
-        t.peak_calls_in_sixty_seconds = peak_in_window(&times, Duration::from_secs(60));
-
-        // How the next checks are spread.
-        let mut next: Vec<i64> = lock(shared)
-            .next_verification
-            .values()
-            .filter_map(|t| t.parse::<jiff::Timestamp>().ok())
-            .map(|t| t.as_second())
-            .collect();
-        next.sort();
-        if let (Some(first), Some(last)) = (next.first(), next.last()) {
-            t.next_verifications_spread_seconds = (last - first) as f64;
-            let mut per_second: HashMap<i64, usize> = HashMap::new();
-            for s in &next {
-                *per_second.entry(*s).or_default() += 1;
-            }
-            t.next_verifications_max_in_one_second =
-                per_second.values().copied().max().unwrap_or(0);
-        }
-        Ok(())
+        Ok((operator, started.elapsed()))
     }
 }

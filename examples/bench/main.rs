@@ -13,7 +13,9 @@
 //! - TrackVia calls (must be K) and the most calls in any one-second (and sixty-second) window;
 //! - the operator's peak RSS (`VmHWM`), and over a steady window after convergence its CPU and the
 //!   API server's request counts (`apiserver_request_total` from the server's own `/metrics`);
-//! - rotation: from updating a source Secret to the output Secret carrying the new token.
+//! - rotation: from updating a source Secret to the output Secret carrying the new token;
+//! - restart: killing the operator and starting it again, until its initial sync is done (time,
+//!   TrackVia calls, API writes, peak RSS of the new process).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -39,12 +41,15 @@ use trackvia_testsupport::metrics::Scrape;
 use trackvia_testsupport::{OperatorProcess, free_port};
 
 mod bench;
+mod converge;
 mod floor;
 mod measure;
 mod objects;
 mod observe;
 mod phases;
 mod report;
+mod restart;
+mod table;
 mod targets;
 
 use bench::*;
@@ -52,6 +57,7 @@ use measure::*;
 use objects::*;
 use observe::*;
 use report::*;
+use table::print_table;
 
 /// Kernel clock ticks per second in /proc/<pid>/stat (USER_HZ, 100 on Linux).
 const USER_HZ: f64 = 100.0;
@@ -142,17 +148,7 @@ async fn run(args: Args) -> BenchResult<Report> {
         .build()
         .map_err(|e| e.to_string())?;
     let report = Report {
-        parameters: Parameters {
-            connections: args.connections,
-            credentials: args.credentials,
-            unrelated_secrets: args.unrelated_secrets,
-            concurrency: args.concurrency,
-            rate_limit_per_minute: args.rate_limit,
-            verify_interval: args.verify_interval.clone(),
-            steady_window_seconds: args.steady_window,
-            settle_seconds: args.settle,
-            apply_concurrency: args.apply_concurrency,
-        },
+        parameters: parameters(&args),
         machine,
         ..Report::default()
     };
@@ -171,66 +167,8 @@ async fn run(args: Args) -> BenchResult<Report> {
         bench.fake.host()
     );
     bench.setup().await?;
-
-    // kube-controller-manager's garbage collector looks for new resource types every 30 s.
-    // Owners of a type it does not watch yet are looked up one by one once it does, which
-    // would land in the steady window; so a CRD just created gets that long first.
-    let crd_age = jiff::Timestamp::now().duration_since(crd_created);
-    let gc_wait = Duration::from_secs(bench.args.gc_discovery_wait)
-        .saturating_sub(crd_age.try_into().unwrap_or_default());
-    if !gc_wait.is_zero() {
-        eprintln!(
-            "bench: the CRD is new; waiting {:.0} s for the garbage collector to watch it",
-            gc_wait.as_secs_f64()
-        );
-        tokio::time::sleep(gc_wait).await;
-    }
-
-    let port = free_port();
-    let mut operator = bench.start_operator(port).await?;
-    let shared: Shared = Arc::default();
-    let watches = spawn_watches(&client, bench.ns.name(), shared.clone());
-    let result = async {
-        wait_until(
-            &shared,
-            Duration::from_secs(60),
-            "the benchmark's watches",
-            &mut operator,
-            |o| {
-                if o.connections_synced && o.secrets_synced {
-                    Ok(())
-                } else {
-                    Err("not synced".into())
-                }
-            },
-        )
-        .await?;
-        bench.converge(&shared, &mut operator, port).await?;
-        bench.steady(&shared, &mut operator, port).await?;
-        bench.scoping(&operator, port).await?;
-        bench.rotations(&shared, &mut operator).await?;
-        bench.report.memory.operator_peak_rss_mib =
-            (vm_mib(operator.pid(), "VmHWM")? * 10.0).round() / 10.0;
-        let connections: Api<TrackViaConnection> = bench.ns.api();
-        let template = connections
-            .get(&Bench::name(1))
-            .await
-            .map_err(|e| format!("reading conn-1: {e}"))?
-            .status
-            .map(|s| serde_json::to_value(s).unwrap_or_default())
-            .ok_or("conn-1 has no status")?;
-        Ok::<_, String>(template)
-    }
-    .await;
-    for w in watches {
-        w.abort();
-    }
-    operator.stop().await;
-    let log_copy = bench.args.json.with_extension("operator.log");
-    if let Err(e) = std::fs::copy(operator.log_file(), &log_copy) {
-        eprintln!("bench: could not keep the operator log: {e}");
-    }
-    let template = result?;
+    bench.wait_gc_discovery(crd_created).await;
+    let template = bench.with_operator().await?;
     bench.floor(template).await?;
     bench.judge();
     let Bench {
@@ -243,6 +181,93 @@ async fn run(args: Args) -> BenchResult<Report> {
         ns.cleanup().await;
     }
     Ok(report)
+}
+
+fn parameters(args: &Args) -> Parameters {
+    Parameters {
+        connections: args.connections,
+        credentials: args.credentials,
+        unrelated_secrets: args.unrelated_secrets,
+        concurrency: args.concurrency,
+        rate_limit_per_minute: args.rate_limit,
+        verify_interval: args.verify_interval.clone(),
+        steady_window_seconds: args.steady_window,
+        settle_seconds: args.settle,
+        apply_concurrency: args.apply_concurrency,
+    }
+}
+
+impl Bench {
+    /// kube-controller-manager's garbage collector looks for new resource types every 30 s.
+    /// Owners of a type it does not watch yet are looked up one by one once it does, which
+    /// would land in the steady window; so a CRD just created gets that long first.
+    async fn wait_gc_discovery(&self, crd_created: jiff::Timestamp) {
+        let crd_age = jiff::Timestamp::now().duration_since(crd_created);
+        let gc_wait = Duration::from_secs(self.args.gc_discovery_wait)
+            .saturating_sub(crd_age.try_into().unwrap_or_default());
+        if !gc_wait.is_zero() {
+            eprintln!(
+                "bench: the CRD is new; waiting {:.0} s for the garbage collector to watch it",
+                gc_wait.as_secs_f64()
+            );
+            tokio::time::sleep(gc_wait).await;
+        }
+    }
+
+    /// Every phase that runs the operator; the status of conn-1, the floor's template.
+    async fn with_operator(&mut self) -> BenchResult<serde_json::Value> {
+        let port = free_port();
+        let mut operator = self.start_operator(port).await?;
+        let shared: Shared = Arc::default();
+        let watches = spawn_watches(&self.client, self.ns.name(), shared.clone());
+        let result = self.phases(&shared, &mut operator, port).await;
+        for w in watches {
+            w.abort();
+        }
+        operator.stop().await;
+        let log_copy = self.args.json.with_extension("operator.log");
+        if let Err(e) = std::fs::copy(operator.log_file(), &log_copy) {
+            eprintln!("bench: could not keep the operator log: {e}");
+        }
+        result
+    }
+
+    async fn phases(
+        &mut self,
+        shared: &Shared,
+        operator: &mut OperatorProcess,
+        port: u16,
+    ) -> BenchResult<serde_json::Value> {
+        wait_until(
+            shared,
+            Duration::from_secs(60),
+            "the benchmark's watches",
+            operator,
+            |o| {
+                if o.connections_synced && o.secrets_synced {
+                    Ok(())
+                } else {
+                    Err("not synced".into())
+                }
+            },
+        )
+        .await?;
+        self.converge(shared, operator, port).await?;
+        self.steady(shared, operator, port).await?;
+        self.scoping(operator, port).await?;
+        self.rotations(shared, operator).await?;
+        self.report.memory.operator_peak_rss_mib =
+            (vm_mib(operator.pid(), "VmHWM")? * 10.0).round() / 10.0;
+        self.restart(operator, port).await?;
+        let connections: Api<TrackViaConnection> = self.ns.api();
+        connections
+            .get(&Bench::name(1))
+            .await
+            .map_err(|e| format!("reading conn-1: {e}"))?
+            .status
+            .map(|s| serde_json::to_value(s).unwrap_or_default())
+            .ok_or_else(|| "conn-1 has no status".to_string())
+    }
 }
 
 fn write_json(path: &Path, report: &Report) -> BenchResult<()> {

@@ -9,6 +9,8 @@
 pub mod adoption;
 mod context;
 pub mod credentials;
+pub mod initial_sync;
+mod managed;
 pub mod orphans;
 mod plan;
 mod reconcile;
@@ -38,6 +40,7 @@ use crate::crd::{MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection};
 use crate::kube_helpers::WatchBackoff;
 use crate::metrics::Metrics;
 use crate::trackvia::Verifier;
+use initial_sync::InitialSync;
 use watches::{SecretMeta, SourceWatchContext};
 
 pub use context::{Clock, Config, Context, Error, FIELD_MANAGER, Result};
@@ -75,9 +78,10 @@ pub async fn run(
         metrics.clone(),
         readers,
     ));
+    let sync = InitialSync::new(scopes.len(), metrics.clone());
     let (mut runs, mut stores) = (Vec::new(), Vec::new());
     for (scope, (_, owned_writer)) in scopes.into_iter().zip(owned) {
-        let (run, store) = run_scope(&ctx, scope.as_deref(), owned_writer);
+        let (run, store) = run_scope(&ctx, scope.as_deref(), owned_writer, sync.clone());
         stores.push(store);
         runs.push(run);
     }
@@ -87,6 +91,7 @@ pub async fn run(
     let readiness = async move {
         for store in &stores {
             let _ = store.wait_until_ready().await;
+            sync.listed(store.state().iter().map(|c| ObjectRef::from_obj(&**c)));
         }
         ready.store(true, Ordering::SeqCst);
         info!("caches synced; reconciling");
@@ -104,16 +109,26 @@ fn run_scope(
     ctx: &Arc<Context>,
     namespace: Option<&str>,
     owned_writer: reflector::store::Writer<SecretMeta>,
+    sync: InitialSync,
 ) -> (future::BoxFuture<'static, ()>, Store<TrackViaConnection>) {
     let (controller, store, source_watches) = build_controller(ctx, namespace, owned_writer);
     let controller = controller
         .graceful_shutdown_on(shutdown_signal())
         .run(reconcile, error_policy, ctx.clone())
-        .for_each(|res| async move {
+        .for_each(move |res| {
             match res {
-                Ok((obj, _)) => debug!(namespace = obj.namespace.as_deref().unwrap_or(""), name = %obj.name, "reconciled"),
-                Err(e) => debug!(error = %e, "reconcile loop"),
+                Ok((obj, _)) => {
+                    debug!(namespace = obj.namespace.as_deref().unwrap_or(""), name = %obj.name, "reconciled");
+                    sync.reconciled(obj);
+                }
+                Err(e) => {
+                    debug!(error = %e, "reconcile loop");
+                    if let Some(obj) = attempted(&e) {
+                        sync.reconciled(obj);
+                    }
+                }
             }
+            future::ready(())
         });
     // The source watches live as long as their controller.
     let run = async move {
@@ -124,6 +139,22 @@ fn run_scope(
     }
     .boxed();
     (run, store)
+}
+
+/// The connection a failed pass was for (it counts as reconciled for the
+/// initial sync), unless the error is not about one connection.
+fn attempted<Q>(
+    e: &kube::runtime::controller::Error<Error, Q>,
+) -> Option<ObjectRef<TrackViaConnection>> {
+    use kube::runtime::controller::Error as E;
+    let (E::ReconcilerFailed(_, obj) | E::ObjectNotFound(obj)) = e else {
+        return None;
+    };
+    let key = ObjectRef::new(&obj.name);
+    Some(match &obj.namespace {
+        Some(ns) => key.within(ns),
+        None => key,
+    })
 }
 
 /// The controller of one scope (a namespace, or all), its connection store,

@@ -1,17 +1,18 @@
 //! Every call a pass makes to the API server besides reading its credentials:
-//! the output Secret (read, apply), the retirement of a renamed one, events,
+//! the output Secret (create, read, apply), the retirement of a renamed one, events,
 //! rollout restarts and the status. Decisions come from [`plan`]; what was
 //! written is remembered in the [`Context`].
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, GetParams, Patch, PatchParams};
+use kube::api::{Api, GetParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::adoption::{self, LetGo};
 use super::context::{Context, Error, FIELD_MANAGER, Result};
+use super::managed;
 use super::plan::{self, SecretStep};
 use super::restart;
 use super::secret::{self, Ownership};
@@ -63,9 +64,19 @@ pub async fn sync_secret(
     {
         return SecretOutcome::Synced { hash };
     }
-    // At least the version the watch saw. A Secret it has not seen (absent, or
-    // not labelled as ours) is read consistently: a stale "not found" must not
-    // let the apply merge into a Secret someone else just created.
+    // Not seen by the watch (absent, or not labelled as ours) and not written by this
+    // process: create it, a request that fails when any Secret has the name. Only then is
+    // it read, consistently, and decided on like any other.
+    if watched.is_none()
+        && ctx.outputs.get(ns, &name).is_none()
+        && outputs_synced(ctx).await
+        && let Some(outcome) = create_secret(ctx, tvc, ns, &desired, fingerprint, &hash).await
+    {
+        return outcome;
+    }
+    // At least the version the watch saw; a Secret it has not seen is read
+    // consistently: a stale "not found" must not let the apply merge into a
+    // Secret someone else just created.
     let params = match &watched_version {
         Some(rv) => GetParams::at(rv),
         None => GetParams::default(),
@@ -85,23 +96,113 @@ pub async fn sync_secret(
             SecretOutcome::Synced { hash }
         }
         SecretStep::Apply(desired) => {
-            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-            let params = PatchParams::apply(FIELD_MANAGER).force();
-            match api.patch(&name, &params, &Patch::Apply(&*desired)).await {
-                Ok(written) => {
-                    ctx.metrics.secret_writes.inc();
-                    ctx.outputs
-                        .set(ns, &name, written.resource_version(), fingerprint);
-                    info!(namespace = %ns, name = %tvc.name_any(), secret = %name, "output Secret written");
-                    SecretOutcome::Synced { hash }
-                }
-                Err(e) => {
-                    let e = short_kube_error(&e);
-                    SecretOutcome::Error(format!("writing Secret {name}: {e}"))
-                }
-            }
+            apply_secret(ctx, tvc, ns, existing.as_ref(), &desired, fingerprint, hash).await
         }
     }
+}
+
+/// Have the watches of output Secrets listed what is there? Until then a
+/// Secret missing from them may simply not be listed yet.
+async fn outputs_synced(ctx: &Context) -> bool {
+    for store in &ctx.owned {
+        if store.wait_until_ready().await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Create the output Secret: `None` when a Secret of that name already exists.
+async fn create_secret(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    ns: &str,
+    desired: &Secret,
+    fingerprint: u64,
+    hash: &str,
+) -> Option<SecretOutcome> {
+    let name = tvc.target_name();
+    let SecretStep::Apply(body) = plan::secret_step(None, desired.clone(), tvc) else {
+        return None;
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PostParams::default()
+    };
+    match api.create(&params, &body).await {
+        Ok(written) => {
+            ctx.metrics.secret_writes.inc();
+            ctx.outputs
+                .set(ns, &name, written.resource_version(), fingerprint);
+            info!(namespace = %ns, name = %tvc.name_any(), secret = %name, "output Secret created");
+            Some(SecretOutcome::Synced {
+                hash: hash.to_string(),
+            })
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 => None,
+        Err(e) => {
+            let e = short_kube_error(&e);
+            Some(SecretOutcome::Error(format!("creating Secret {name}: {e}")))
+        }
+    }
+}
+
+/// Apply `desired` over `existing` (absent or read just before), first handing
+/// the fields of the operator's create to its apply when the apply drops one.
+async fn apply_secret(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    ns: &str,
+    existing: Option<&Secret>,
+    desired: &Secret,
+    fingerprint: u64,
+    hash: String,
+) -> SecretOutcome {
+    let name = tvc.target_name();
+    if let Some(existing) = existing
+        && managed::must_upgrade_before(existing, desired)
+        && let Err(e) = upgrade_fields(ctx, ns, existing).await
+    {
+        let e = short_kube_error(&e);
+        return SecretOutcome::Error(format!("taking over the fields of Secret {name}: {e}"));
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match api.patch(&name, &params, &Patch::Apply(desired)).await {
+        Ok(written) => {
+            ctx.metrics.secret_writes.inc();
+            ctx.outputs
+                .set(ns, &name, written.resource_version(), fingerprint);
+            info!(namespace = %ns, name = %tvc.name_any(), secret = %name, "output Secret written");
+            SecretOutcome::Synced { hash }
+        }
+        Err(e) => {
+            let e = short_kube_error(&e);
+            SecretOutcome::Error(format!("writing Secret {name}: {e}"))
+        }
+    }
+}
+
+/// Hand the fields the operator's create owns in `existing` to its apply (see
+/// [`managed`]); refused when the Secret changed since it was read.
+async fn upgrade_fields(ctx: &Context, ns: &str, existing: &Secret) -> Result<(), kube::Error> {
+    let (Some(entries), Some(version)) = (
+        managed::upgraded(&existing.metadata),
+        existing.resource_version(),
+    ) else {
+        return Ok(());
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let body = managed::upgrade_patch(&version, &entries);
+    api.patch(
+        &existing.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&body),
+    )
+    .await?;
+    ctx.metrics.secret_writes.inc();
+    Ok(())
 }
 
 /// After `spec.target.name` changed: let go of the Secret published under the
@@ -121,7 +222,14 @@ pub async fn retire_secret(ctx: &Context, tvc: &TrackViaConnection, ns: &str, ol
     };
     let new_name = tvc.target_name();
     let moved = format!("output Secret moved from {old_name} to {new_name}");
-    let (result, message) = match adoption::after_rename(&existing, tvc) {
+    let decision = adoption::after_rename(&existing, tvc);
+    if !matches!(decision, LetGo::Keep(_))
+        && let Err(e) = upgrade_fields(ctx, ns, &existing).await
+    {
+        warn!(namespace = %ns, name = %tvc.name_any(), secret = %old_name, error = %short_kube_error(&e), "taking over the fields of the previous output Secret");
+        return;
+    }
+    let (result, message) = match decision {
         LetGo::Keep(why) => {
             if secret::ownership(&existing.metadata, tvc) == Ownership::Ours {
                 let message = format!("{moved}; {old_name} is left as it is: {why}");

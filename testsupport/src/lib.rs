@@ -1,5 +1,6 @@
 //! Test support for trackvia-operator.
 //!
+//! - [`audit`]: the write requests in the test bed's audit log.
 //! - [`bed`]: a private control plane started and stopped by one test.
 //! - [`fixtures`]: a connection and its server-side apply, a Deployment, RFC 7396 merges,
 //!   random name parts.
@@ -17,6 +18,7 @@
 //! - [`prometheus`]: a real Prometheus server on loopback.
 //! - [`time`]: wall-clock helpers.
 
+pub mod audit;
 pub mod bed;
 pub mod command;
 pub mod fake;

@@ -58,13 +58,19 @@ async fn a_renamed_target_retires_the_secret_the_operator_created() {
         vec![
             secret_path("new"),
             secret_path("out"),
+            secret_path("out"),
             format!("{CONNECTION}/status")
         ]
     );
-    let retired = &writes[1].body["metadata"];
+    // The old Secret was created: its fields are first handed to the operator's apply
+    // entry (at the version read), so the apply that empties it removes them.
+    let handed = &writes[1].body["metadata"];
+    assert!(handed["resourceVersion"].is_string(), "{handed}");
+    assert_eq!(handed["managedFields"][0]["operation"], "Apply");
+    let retired = &writes[2].body["metadata"];
     assert_eq!(retired["ownerReferences"][0]["uid"], retired_owner_uid());
-    assert!(writes[1].body.get("data").is_none(), "emptied");
-    assert_eq!(writes[2].body["status"]["secretName"], "new");
+    assert!(writes[2].body.get("data").is_none(), "emptied");
+    assert_eq!(writes[3].body["status"]["secretName"], "new");
     assert!(
         bed.events().contains(&"SecretMoved".to_string()),
         "{:?}",

@@ -42,6 +42,8 @@ pub struct Call {
     pub path: String,
     /// The JSON body (`null` when there is none).
     pub body: Value,
+    /// The status code of the answer.
+    pub code: u16,
 }
 
 /// The mocked API server: objects by path, and the calls received.
@@ -87,6 +89,7 @@ impl Server {
                 (200, object)
             }
             (&Method::PATCH, None) => self.merge(call),
+            (&Method::POST, _) if call.path.starts_with(&secret_path("")) => self.create(call),
             (&Method::POST, _) => {
                 let reason = call.body["reason"].as_str().unwrap_or_default();
                 self.events.push(reason.to_string());
@@ -94,6 +97,25 @@ impl Server {
             }
             _ => not_found(),
         }
+    }
+
+    /// A create, refused (409 AlreadyExists) when the path holds an object. The
+    /// fields it sets are recorded as the API server does: an `Update` by the
+    /// operator's field manager.
+    fn create(&mut self, call: &Call) -> (u16, Value) {
+        if self.objects.contains_key(&call.path) {
+            let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "code": 409, "reason": "AlreadyExists", "message": "already exists"});
+            return (409, status);
+        }
+        let mut object = call.body.clone();
+        object["metadata"]["namespace"] = json!("ns");
+        let mut fields = applied_fields(&call.body);
+        fields[0]["operation"] = json!("Update");
+        object["metadata"]["managedFields"] = fields;
+        self.bump(&mut object);
+        self.objects.insert(call.path.clone(), object.clone());
+        (201, object)
     }
 
     /// A JSON merge patch, refused (409) when it names another resourceVersion.
@@ -188,14 +210,25 @@ impl Bed {
             while let Some((request, respond)) = handle.next_request().await {
                 let (parts, body) = request.into_parts();
                 let bytes = body.collect_bytes().await.expect("a request body");
-                let call = Call {
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let mut path = parts.uri.path().to_string();
+                // A create names its object in the body: recorded at the object's path.
+                if parts.method == Method::POST && path.ends_with("/secrets") {
+                    path = format!(
+                        "{path}/{}",
+                        body["metadata"]["name"].as_str().unwrap_or_default()
+                    );
+                }
+                let mut call = Call {
                     method: parts.method,
-                    path: parts.uri.path().to_string(),
-                    body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                    path,
+                    body,
+                    code: 0,
                 };
                 let (code, answer) = {
                     let mut server = serving.lock().expect("the mock server");
                     let answer = server.answer(&call);
+                    call.code = answer.0;
                     server.calls.push(call);
                     answer
                 };
@@ -290,12 +323,14 @@ impl Bed {
         reads.filter(|c| c.path == path).count()
     }
 
-    /// Every call but reads and events, and forget all calls.
+    /// Every call but reads, events and refused creates, and forget all calls.
     pub fn writes(&self) -> Vec<Call> {
         let calls = std::mem::take(&mut self.server.lock().expect("server").calls);
         calls
             .into_iter()
             .filter(|c| c.method != Method::GET && !c.path.contains("/events"))
+            // A create refused because the name is taken changed nothing.
+            .filter(|c| !(c.method == Method::POST && c.code == 409))
             .collect()
     }
 

@@ -15,6 +15,11 @@ const DEBOUNCE: Duration = Duration::from_secs(10);
 async fn a_verified_connection_publishes_a_secret_it_owns_then_writes_nothing_more() {
     let mut bed = Bed::new(vec![connection(json!({})), source("tok-1")], DEBOUNCE);
     bed.verify().await;
+    assert_eq!(
+        bed.reads_of(&secret_path("out")),
+        0,
+        "a new Secret is created, not read"
+    );
     let writes = bed.writes();
     let paths: Vec<_> = writes
         .iter()
@@ -24,7 +29,7 @@ async fn a_verified_connection_publishes_a_secret_it_owns_then_writes_nothing_mo
     assert_eq!(
         paths,
         vec![
-            (&Method::PATCH, secret_path("out").as_str()),
+            (&Method::POST, secret_path("out").as_str()),
             (&Method::PATCH, status_path.as_str())
         ]
     );
