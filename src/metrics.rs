@@ -114,8 +114,15 @@ impl Metrics {
         m
     }
 
-    /// Register every metric of `self` in `registry`.
+    /// Register every metric of `self` in `registry`, in this order.
     fn register(&self, registry: &mut Registry) {
+        self.register_passes(registry);
+        self.register_kubernetes(registry);
+        self.register_process(registry);
+    }
+
+    /// TrackVia calls and reconcile passes.
+    fn register_passes(&self, registry: &mut Registry) {
         registry.register(
             "trackvia_api_requests",
             "TrackVia API calls by HTTP status code",
@@ -141,6 +148,10 @@ impl Metrics {
             "Reconciles that ended in an error",
             self.reconcile_errors.clone(),
         );
+    }
+
+    /// Requests to and watches of the API server, and rollout restarts.
+    fn register_kubernetes(&self, registry: &mut Registry) {
         registry.register(
             "trackvia_status_writes",
             "Status patches sent to the API server",
@@ -178,6 +189,10 @@ impl Metrics {
             "Workload rollout restarts by result",
             self.rollout_restarts.clone(),
         );
+    }
+
+    /// Leadership and the initial sync of this process.
+    fn register_process(&self, registry: &mut Registry) {
         registry.register(
             "trackvia_operator_leader",
             "1 while this process reconciles (leader)",

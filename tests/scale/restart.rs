@@ -1,0 +1,60 @@
+//! The restart step of the scale test: a new process with every connection Ready costs
+//! no TrackVia call and no write.
+
+use super::*;
+
+/// Kill the operator with every connection Ready and start it again: the new process
+/// reports its initial sync done for every connection without calling TrackVia or writing
+/// anything (its metrics, the objects' resourceVersions and the API server's audit log).
+pub async fn restart_costs_nothing(h: &mut Harness, versions: &BTreeMap<String, String>) {
+    let calls = h.fake.total_calls();
+    h.crash_operator();
+    let pid = h.operator.pid();
+    h.wait_operator_ready().await;
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    let metrics = loop {
+        let metrics = h.metrics().await;
+        if counter(&metrics, "trackvia_initial_sync_done") == 1 {
+            break metrics;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no initial sync done {CONVERGE_WITHIN:?} after a restart; metrics:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        counter(&metrics, "trackvia_initial_sync_connections"),
+        CONNECTIONS as u64,
+        "connections reconciled in the initial sync"
+    );
+    // Anything queued by the relist has run by now.
+    tokio::time::sleep(SETTLE).await;
+    let metrics = h.metrics().await;
+    assert_eq!(
+        (
+            counter(&metrics, "trackvia_status_writes_total"),
+            counter(&metrics, "trackvia_secret_writes_total"),
+        ),
+        (0, 0),
+        "status and Secret writes after a restart"
+    );
+    assert_eq!(
+        h.fake.total_calls(),
+        calls,
+        "TrackVia calls after a restart"
+    );
+    let after = resource_versions(h).await;
+    assert!(&after == versions, "objects changed after a restart");
+    let writes: Vec<String> = audited_writes(&testbed_dir())
+        .into_iter()
+        .filter(|w| w.by_operator_pid(pid))
+        .map(|w| format!("{} {}/{}/{}", w.verb, w.resource, w.namespace, w.name))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "{} writes after a restart, e.g. {:?}",
+        writes.len(),
+        &writes[..writes.len().min(5)]
+    );
+}
