@@ -11,7 +11,7 @@ use common::{Harness, SETTLE, secret_text};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
-use trackvia_operator::adoption::ORPHAN_SCAN_INTERVAL;
+use trackvia_operator::controller::adoption::ORPHAN_SCAN_INTERVAL;
 use trackvia_operator::crd::{ADOPTED_ANNOTATION, MANAGED_BY_LABEL};
 use trackvia_testsupport::fake::Behavior;
 use trackvia_testsupport::kube::{wait_for, wait_for_absent};

@@ -85,7 +85,7 @@ fn a_target_refused_by_the_rule_is_refused_by_the_operator_too() {
         let spec = merged(valid_spec(), &case.patch);
         let tvc: TrackViaConnection =
             serde_json::from_value(object(spec)).expect("the object deserialises");
-        let operator = trackvia_operator::adoption::check_target(&tvc);
+        let operator = trackvia_operator::controller::adoption::check_target(&tvc);
         if case.refused_by.contains(&TARGET_SOURCE) {
             checked += 1;
             assert!(operator.is_err(), "{}: the operator accepts it", case.what);
