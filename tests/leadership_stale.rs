@@ -12,8 +12,8 @@ use std::time::Duration;
 use common::leader::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, PostParams};
-use trackvia_operator::crd::{RolloutRestartTarget, WorkloadKind};
 use trackvia_operator::controller::restart::{self, RestartResult};
+use trackvia_operator::crd::{RolloutRestartTarget, WorkloadKind};
 use trackvia_testsupport::fixtures::deployment;
 use trackvia_testsupport::kube::TestNamespace;
 

@@ -18,7 +18,8 @@ impl Bench {
             api_key,
             auth_token,
         };
-        let desired = trackvia_operator::controller::secret::desired_secret(tvc, &self.fake.host(), &creds);
+        let desired =
+            trackvia_operator::controller::secret::desired_secret(tvc, &self.fake.host(), &creds);
         ns.api::<Secret>()
             .patch(
                 &name,

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
-use serde_json::Value;
 use trackvia_testsupport::OperatorProcess;
 use trackvia_testsupport::free_port;
 use trackvia_testsupport::metrics::series;
@@ -167,41 +166,14 @@ pub fn assert_logs_clean(h: &Harness, others: &[&OperatorProcess]) {
     }
 }
 
-/// One write request in the API server's audit log.
-#[derive(Debug)]
-pub struct AuditedWrite {
-    pub user_agent: String,
-    pub resource: String,
-    pub code: i64,
-    pub received: jiff::Timestamp,
-}
+pub use trackvia_testsupport::audit::AuditedWrite;
 
+/// The writes in this bed's audit log.
 pub fn audited_writes() -> Vec<AuditedWrite> {
-    let path = super::testbed_dir().join("logs/audit.log");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "reading the API server's audit log {}: {e} (start the bed with this hack/testbed)",
-            path.display()
-        )
-    });
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|e| AuditedWrite {
-            user_agent: e["userAgent"].as_str().unwrap_or_default().to_string(),
-            resource: e["objectRef"]["resource"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            code: e["responseStatus"]["code"].as_i64().unwrap_or(0),
-            received: e["requestReceivedTimestamp"]
-                .as_str()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or_default(),
-        })
-        .collect()
+    trackvia_testsupport::audit::audited_writes(&super::testbed_dir())
 }
 
 /// The operator's user agent names its process: `trackvia-operator/<version> (<instance>-<pid>)`.
 pub fn by_process(w: &AuditedWrite, pid: u32) -> bool {
-    w.user_agent.starts_with("trackvia-operator/") && w.user_agent.ends_with(&format!("-{pid})"))
+    w.by_operator_pid(pid)
 }

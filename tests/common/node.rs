@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use trackvia_operator::crd::TrackViaConnection;
+use trackvia_testsupport::audit::audited_writes;
 use trackvia_testsupport::bed::PrivateBed;
 use trackvia_testsupport::fake::{Behavior, FakeTrackVia};
 use trackvia_testsupport::kube::wait_for;
@@ -258,28 +259,18 @@ impl Connection {
 /// The operator's writes to connections and Secrets in the audit log, in order, come in one
 /// block per process: no process writes again once another has written.
 pub fn assert_one_writer_at_a_time(bed: &PrivateBed) {
-    let path = bed.dir().join("logs/audit.log");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut writes: Vec<(String, String)> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| {
-            matches!(
-                e["objectRef"]["resource"].as_str(),
-                Some("trackviaconnections" | "secrets")
-            )
-        })
-        .filter_map(|e| {
-            let agent = e["userAgent"].as_str()?;
-            let writer = agent
+    let mut writes: Vec<(jiff::Timestamp, String)> = audited_writes(bed.dir())
+        .into_iter()
+        .filter(|w| matches!(w.resource.as_str(), "trackviaconnections" | "secrets"))
+        .filter_map(|w| {
+            let writer = w
+                .user_agent
                 .strip_prefix("trackvia-operator/")?
                 .split_once(" (")?
                 .1
-                .trim_end_matches(')');
-            Some((
-                e["requestReceivedTimestamp"].as_str()?.to_string(),
-                writer.to_string(),
-            ))
+                .trim_end_matches(')')
+                .to_string();
+            Some((w.received, writer))
         })
         .collect();
     writes.sort();
