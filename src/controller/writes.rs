@@ -3,6 +3,7 @@
 //! rollout restarts and the status. Decisions come from [`plan`]; what was
 //! written is remembered in the [`Context`].
 
+use futures::FutureExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, GetParams, Patch, PatchParams, PostParams};
@@ -38,6 +39,41 @@ pub async fn get_secret(
     }
 }
 
+/// The previous output Secret, with the fields of the request that created it
+/// handed to the operator's apply entry when it is to be let go. A Secret that
+/// changed between the read and the hand-over is read again, once.
+async fn read_for_retirement(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    ns: &str,
+    old_name: &str,
+) -> Option<Secret> {
+    let warn_of = |e: &kube::Error, what: &str| {
+        warn!(namespace = %ns, name = %tvc.name_any(), secret = %old_name, error = %short_kube_error(e), "{what}");
+    };
+    for attempt in 1..=2 {
+        let existing = match get_secret(ctx, ns, old_name, &GetParams::default()).await {
+            Ok(found) => found?,
+            Err(e) => {
+                warn_of(&e, "reading the previous output Secret");
+                return None;
+            }
+        };
+        if matches!(adoption::after_rename(&existing, tvc), LetGo::Keep(_)) {
+            return Some(existing);
+        }
+        match upgrade_fields(ctx, ns, &existing).await {
+            Ok(()) => return Some(existing),
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt == 1 => continue,
+            Err(e) => {
+                warn_of(&e, "taking over the fields of the previous output Secret");
+                return None;
+            }
+        }
+    }
+    None
+}
+
 /// Publish the connection's Secret, unless a Secret the operator may not
 /// write is at its name.
 pub async fn sync_secret(
@@ -69,7 +105,7 @@ pub async fn sync_secret(
     // it read, consistently, and decided on like any other.
     if watched.is_none()
         && ctx.outputs.get(ns, &name).is_none()
-        && outputs_synced(ctx).await
+        && outputs_listed(ctx)
         && let Some(outcome) = create_secret(ctx, tvc, ns, &desired, fingerprint, &hash).await
     {
         return outcome;
@@ -102,14 +138,16 @@ pub async fn sync_secret(
 }
 
 /// Have the watches of output Secrets listed what is there? Until then a
-/// Secret missing from them may simply not be listed yet.
-async fn outputs_synced(ctx: &Context) -> bool {
-    for store in &ctx.owned {
-        if store.wait_until_ready().await.is_err() {
-            return false;
-        }
-    }
-    true
+/// Secret missing from them may simply not be listed yet, and the pass reads
+/// instead of creating. Never waits: a watch that cannot list (a namespace the
+/// operator may not read) must not hold up passes elsewhere.
+fn outputs_listed(ctx: &Context) -> bool {
+    ctx.owned.iter().all(|store| {
+        store
+            .wait_until_ready()
+            .now_or_never()
+            .is_some_and(|ready| ready.is_ok())
+    })
 }
 
 /// Create the output Secret: `None` when a Secret of that name already exists.
@@ -212,23 +250,12 @@ async fn upgrade_fields(ctx: &Context, ns: &str, existing: &Secret) -> Result<()
 /// does not exist makes the collector remove it); an adopted one loses only
 /// the operator's fields; under `Retain` nothing is touched.
 pub async fn retire_secret(ctx: &Context, tvc: &TrackViaConnection, ns: &str, old_name: &str) {
-    let existing = match get_secret(ctx, ns, old_name, &GetParams::default()).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return,
-        Err(e) => {
-            warn!(namespace = %ns, name = %tvc.name_any(), secret = %old_name, error = %short_kube_error(&e), "reading the previous output Secret");
-            return;
-        }
+    let Some(existing) = read_for_retirement(ctx, tvc, ns, old_name).await else {
+        return;
     };
     let new_name = tvc.target_name();
     let moved = format!("output Secret moved from {old_name} to {new_name}");
     let decision = adoption::after_rename(&existing, tvc);
-    if !matches!(decision, LetGo::Keep(_))
-        && let Err(e) = upgrade_fields(ctx, ns, &existing).await
-    {
-        warn!(namespace = %ns, name = %tvc.name_any(), secret = %old_name, error = %short_kube_error(&e), "taking over the fields of the previous output Secret");
-        return;
-    }
     let (result, message) = match decision {
         LetGo::Keep(why) => {
             if secret::ownership(&existing.metadata, tvc) == Ownership::Ours {

@@ -10,6 +10,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 
+use crate::crd::ConditionStatus;
 use crate::crd::{TrackViaConnection, TrackViaConnectionStatus, condition, reason};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -136,7 +137,7 @@ fn encode_ready(
         let reason = cond
             .map(|c| c.reason.clone())
             .unwrap_or_else(|| "VerificationPending".into());
-        let value = i64::from(cond.is_some_and(|c| c.status == "True"));
+        let value = i64::from(cond.is_some_and(|c| c.status == ConditionStatus::True));
         let l = ReadyLabels {
             namespace: tvc.namespace().unwrap_or_default(),
             name: tvc.name_any(),

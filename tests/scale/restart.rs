@@ -8,6 +8,7 @@ use super::*;
 /// anything (its metrics, the objects' resourceVersions and the API server's audit log).
 pub async fn restart_costs_nothing(h: &mut Harness, versions: &BTreeMap<String, String>) {
     let calls = h.fake.total_calls();
+    let first = h.operator.pid();
     h.crash_operator();
     let pid = h.operator.pid();
     h.wait_operator_ready().await;
@@ -46,7 +47,14 @@ pub async fn restart_costs_nothing(h: &mut Harness, versions: &BTreeMap<String, 
     );
     let after = resource_versions(h).await;
     assert!(&after == versions, "objects changed after a restart");
-    let writes: Vec<String> = audited_writes(&testbed_dir())
+    let audited = audited_writes(&testbed_dir());
+    // The filter finds the first process's writes, so finding none of the new one's means something.
+    let by_first = audited.iter().filter(|w| w.by_operator_pid(first)).count();
+    assert!(
+        by_first >= CONNECTIONS,
+        "{by_first} writes of the first process in the audit log"
+    );
+    let writes: Vec<String> = audited
         .into_iter()
         .filter(|w| w.by_operator_pid(pid))
         .map(|w| format!("{} {}/{}/{}", w.verb, w.resource, w.namespace, w.name))

@@ -4,12 +4,24 @@
 use std::time::Duration;
 
 use http::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{Bed, CONNECTION, condition, connection, foreign, secret_path, source};
+use super::{Bed, CONNECTION, Call, condition, connection, foreign, secret_path, source};
 use crate::crd::{ADOPTED_ANNOTATION, CONNECTION_ANNOTATION, MANAGED_BY_LABEL};
 
 const DEBOUNCE: Duration = Duration::from_secs(10);
+
+/// A connection with `spec` verified while Secret `name` already exists as `found`
+/// describes; the bed and the writes of that pass.
+async fn beside_a_secret_found(name: &str, spec: Value, found: Value) -> (Bed, Vec<Call>) {
+    let mut bed = Bed::new(
+        vec![connection(spec), source("tok-1"), foreign(name, found)],
+        DEBOUNCE,
+    );
+    bed.verify().await;
+    let writes = bed.writes();
+    (bed, writes)
+}
 
 #[tokio::test]
 async fn a_verified_connection_publishes_a_secret_it_owns_then_writes_nothing_more() {
@@ -55,16 +67,7 @@ async fn a_verified_connection_publishes_a_secret_it_owns_then_writes_nothing_mo
 
 #[tokio::test]
 async fn a_secret_someone_else_made_is_left_untouched() {
-    let mut bed = Bed::new(
-        vec![
-            connection(json!({})),
-            source("tok-1"),
-            foreign("out", json!({})),
-        ],
-        DEBOUNCE,
-    );
-    bed.verify().await;
-    let writes = bed.writes();
+    let (bed, writes) = beside_a_secret_found("out", json!({}), json!({})).await;
     assert!(
         writes.iter().all(|c| c.path != secret_path("out")),
         "the foreign Secret is written: {writes:?}"
@@ -89,16 +92,7 @@ async fn a_secret_published_by_another_connection_is_a_conflict() {
         "labels": {MANAGED_BY_LABEL: "trackvia-operator"},
         "annotations": {CONNECTION_ANNOTATION: "billing"},
     }});
-    let mut bed = Bed::new(
-        vec![
-            connection(json!({})),
-            source("tok-1"),
-            foreign("out", theirs),
-        ],
-        DEBOUNCE,
-    );
-    bed.verify().await;
-    let writes = bed.writes();
+    let (_, writes) = beside_a_secret_found("out", json!({}), theirs).await;
     assert!(
         writes.iter().all(|c| c.path != secret_path("out")),
         "{writes:?}"
@@ -112,16 +106,8 @@ async fn a_secret_published_by_another_connection_is_a_conflict() {
 
 #[tokio::test]
 async fn an_adopted_secret_is_marked_and_never_owned() {
-    let mut bed = Bed::new(
-        vec![
-            connection(json!({"target": {"adopt": true}})),
-            source("tok-1"),
-            foreign("out", json!({})),
-        ],
-        DEBOUNCE,
-    );
-    bed.verify().await;
-    let writes = bed.writes();
+    let (_, writes) =
+        beside_a_secret_found("out", json!({"target": {"adopt": true}}), json!({})).await;
     let apply = writes
         .iter()
         .find(|c| c.path == secret_path("out"))
@@ -133,16 +119,12 @@ async fn an_adopted_secret_is_marked_and_never_owned() {
 
 #[tokio::test]
 async fn a_secret_of_another_type_is_not_adopted() {
-    let mut bed = Bed::new(
-        vec![
-            connection(json!({"target": {"adopt": true}})),
-            source("tok-1"),
-            foreign("out", json!({"type": "kubernetes.io/tls"})),
-        ],
-        DEBOUNCE,
-    );
-    bed.verify().await;
-    let writes = bed.writes();
+    let (_, writes) = beside_a_secret_found(
+        "out",
+        json!({"target": {"adopt": true}}),
+        json!({"type": "kubernetes.io/tls"}),
+    )
+    .await;
     assert!(
         writes.iter().all(|c| c.path != secret_path("out")),
         "{writes:?}"

@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use serde_json::{Value, json};
 
 use crate::connection::token_expiry_instant;
+use crate::crd::ConditionStatus;
 use crate::crd::{TrackViaConnection, condition};
 
 use super::super::verify_now::exit_code;
@@ -175,7 +176,11 @@ pub fn progress(tvc: &TrackViaConnection, generation: Option<i64>, fingerprint: 
     {
         return Progress::Waiting;
     }
-    let is_true = |type_: &str| status.condition(type_).is_some_and(|c| c.status == "True");
+    let is_true = |type_: &str| {
+        status
+            .condition(type_)
+            .is_some_and(|c| c.status == ConditionStatus::True)
+    };
     if status.verified_fingerprint.as_deref() == Some(fingerprint)
         && is_true(condition::VERIFIED)
         && is_true(condition::READY)
@@ -184,7 +189,9 @@ pub fn progress(tvc: &TrackViaConnection, generation: Option<i64>, fingerprint: 
         return Progress::Published;
     }
     match status.condition(condition::VERIFIED) {
-        Some(v) if v.status == "False" && (2..=4).contains(&exit_code(&v.reason)) => {
+        Some(v)
+            if v.status == ConditionStatus::False && (2..=4).contains(&exit_code(&v.reason)) =>
+        {
             Progress::Refused(exit_code(&v.reason), format!("{}: {}", v.reason, v.message))
         }
         _ => Progress::Waiting,
