@@ -150,26 +150,7 @@ async fn an_adopted_secret_keeps_other_keys_through_renames_and_deletion() {
     let s = h
         .wait_published("shared", &token, SETTLE, "the adopted Secret published")
         .await;
-    assert!(
-        keeps_theirs(&s),
-        "{}",
-        trackvia_testsupport::kube::describe_object(&s)
-    );
-    assert!(
-        s.metadata
-            .owner_references
-            .as_ref()
-            .is_none_or(|o| o.is_empty()),
-        "an adopted Secret must not be garbage-collectable"
-    );
-    assert_eq!(
-        s.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ADOPTED_ANNOTATION))
-            .map(String::as_str),
-        Some("Delete")
-    );
+    assert_adopted(&s);
 
     // Renamed away: released, not deleted.
     h.apply_connection(
@@ -371,4 +352,28 @@ async fn a_key_no_longer_written_leaves_a_created_secret() {
         "Secret writes after the change settled"
     );
     h.finish().await;
+}
+
+/// An adopted Secret: the others' keys kept, no owner reference, marked as adopted.
+fn assert_adopted(s: &Secret) {
+    assert!(
+        keeps_theirs(s),
+        "{}",
+        trackvia_testsupport::kube::describe_object(s)
+    );
+    assert!(
+        s.metadata
+            .owner_references
+            .as_ref()
+            .is_none_or(|o| o.is_empty()),
+        "an adopted Secret must not be garbage-collectable"
+    );
+    assert_eq!(
+        s.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ADOPTED_ANNOTATION))
+            .map(String::as_str),
+        Some("Delete")
+    );
 }

@@ -39,13 +39,20 @@ async fn verify_name_forces_a_check_and_tells_the_answer_in_its_exit_code() {
         )
         .await;
     h.wait_ready("crm", "True", "Verified").await;
-    let calls_before = h.fake.calls_for(&key, &token);
+    forced_check_is_answered(&h, &ns, &key, &token).await;
+    second_check_is_deferred_then_answered(&h, &ns, &key, &token).await;
+    missing_or_unwatched_get_no_answer(&h, &ns).await;
+    h.assert_no_leaks().await;
+    h.finish().await;
+}
 
-    // A forced check: a new call to TrackVia, answered within seconds.
+/// A forced check: a new call to TrackVia, answered within seconds.
+async fn forced_check_is_answered(h: &Harness, ns: &str, key: &str, token: &str) {
+    let calls_before = h.fake.calls_for(key, token);
     let started = Instant::now();
     let (code, out, err) = run_cli(
         Path::new(OPERATOR),
-        &["status", "verify", "crm", "-n", &ns],
+        &["status", "verify", "crm", "-n", ns],
         &[],
     );
     assert_eq!(code, 0, "{out}\n{err}");
@@ -59,7 +66,7 @@ async fn verify_name_forces_a_check_and_tells_the_answer_in_its_exit_code() {
     );
     assert!(err.is_empty(), "no note for a first forced check: {err}");
     assert!(
-        h.fake.calls_for(&key, &token) > calls_before,
+        h.fake.calls_for(key, token) > calls_before,
         "TrackVia was asked"
     );
     let after = h.connections().get("crm").await.expect("reading crm");
@@ -75,17 +82,19 @@ async fn verify_name_forces_a_check_and_tells_the_answer_in_its_exit_code() {
         status.verify_requested_at.as_deref(),
         Some(requested.as_str())
     );
+}
 
-    // TrackVia now refuses the token. A second forced check within the minute is
-    // deferred by the operator: the command says so, then waits for the answer.
-    h.fake.set(&key, &token, Behavior::Revoked);
+/// TrackVia now refuses the token. A second forced check within the minute is
+/// deferred by the operator: the command says so, then waits for the answer.
+async fn second_check_is_deferred_then_answered(h: &Harness, ns: &str, key: &str, token: &str) {
+    h.fake.set(key, token, Behavior::Revoked);
     let dir = tempfile_dir();
     let plugin = dir.join("kubectl-trackvia");
     std::os::unix::fs::symlink(OPERATOR, &plugin).expect("symlinking the plugin");
     let started = Instant::now();
     let (code, out, err) = run_cli(
         &plugin,
-        &["-n", &ns, "verify", "crm", "--timeout", "100s"],
+        &["-n", ns, "verify", "crm", "--timeout", "100s"],
         &[],
     );
     assert_eq!(code, 2, "Unauthorized: {out}\n{err}");
@@ -97,11 +106,14 @@ async fn verify_name_forces_a_check_and_tells_the_answer_in_its_exit_code() {
     );
     assert_within(started, Duration::from_secs(75));
     h.wait_ready("crm", "False", "Unauthorized").await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
-    // Not found, and a connection no operator watches: no answer within the timeout.
+/// Not found, and a connection no operator watches: no answer within the timeout.
+async fn missing_or_unwatched_get_no_answer(h: &Harness, ns: &str) {
     let (code, _, err) = run_cli(
         Path::new(OPERATOR),
-        &["status", "verify", "nope", "-n", &ns],
+        &["status", "verify", "nope", "-n", ns],
         &[],
     );
     assert_eq!(code, 1, "{err}");
@@ -133,9 +145,6 @@ async fn verify_name_forces_a_check_and_tells_the_answer_in_its_exit_code() {
     assert_eq!(code, 5, "{out}\n{err}");
     assert!(out.starts_with("No answer within 2s"), "{out}");
     unwatched.cleanup().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    h.assert_no_leaks().await;
-    h.finish().await;
 }
 
 #[tokio::test]
@@ -165,25 +174,7 @@ async fn yaml_output_and_the_kubeconfig_and_context_flags() {
     // --kubeconfig and --context pick a context of another file: here one whose
     // namespace is the test's, while the file's current context has none.
     let dir = tempfile_dir();
-    let path = std::env::var("KUBECONFIG").expect("KUBECONFIG is set");
-    let path = std::env::split_paths(&path)
-        .next()
-        .expect("a kubeconfig path");
-    let mut config: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&path).expect("reading")).expect("YAML");
-    let current = config["current-context"]
-        .as_str()
-        .expect("a context")
-        .to_string();
-    let contexts = config["contexts"].as_array_mut().expect("contexts");
-    let mut ours = contexts
-        .iter()
-        .find(|c| c["name"] == current.as_str())
-        .cloned()
-        .expect("the current context");
-    ours["name"] = json!("tv-test");
-    ours["context"]["namespace"] = json!(ns);
-    contexts.push(ours);
+    let config = kubeconfig_with_context("tv-test", &ns);
     let file = dir.join("kubeconfig");
     std::fs::write(&file, serde_yaml_ng::to_string(&config).expect("YAML")).expect("writing");
     let file = file.to_str().expect("a UTF-8 path");
@@ -298,4 +289,28 @@ fn errors_reach_the_terminal_escaped() {
             "{args:?} printed a raw escape: {err:?}"
         );
     }
+}
+
+/// The bed's kubeconfig with one more context, `name`: the current one with `namespace`.
+fn kubeconfig_with_context(name: &str, namespace: &str) -> Value {
+    let path = std::env::var("KUBECONFIG").expect("KUBECONFIG is set");
+    let path = std::env::split_paths(&path)
+        .next()
+        .expect("a kubeconfig path");
+    let mut config: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&path).expect("reading")).expect("YAML");
+    let current = config["current-context"]
+        .as_str()
+        .expect("a context")
+        .to_string();
+    let contexts = config["contexts"].as_array_mut().expect("contexts");
+    let mut ours = contexts
+        .iter()
+        .find(|c| c["name"] == current.as_str())
+        .cloned()
+        .expect("the current context");
+    ours["name"] = json!(name);
+    ours["context"]["namespace"] = json!(namespace);
+    contexts.push(ours);
+    config
 }

@@ -212,31 +212,7 @@ async fn refused_tokens_wrong_keys_missing_rights_and_bad_dates_write_nothing() 
     );
 
     // A user who may read both but not patch Secrets: refused before TrackVia is asked.
-    let user = format!("rotator-{}", &secret_value("")[..8]);
-    let role: Role = serde_json::from_value(json!({
-        "metadata": {"name": "rotator"},
-        "rules": [
-            {"apiGroups": ["trackvia.io"], "resources": ["trackviaconnections"],
-             "verbs": ["get", "list", "watch", "patch"]},
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
-        ],
-    }))
-    .expect("a Role");
-    let binding: RoleBinding = serde_json::from_value(json!({
-        "metadata": {"name": "rotator"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "rotator"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
-    }))
-    .expect("a RoleBinding");
-    let pp = PostParams::default();
-    h.ns.api::<Role>()
-        .create(&pp, &role)
-        .await
-        .expect("the Role");
-    h.ns.api::<RoleBinding>()
-        .create(&pp, &binding)
-        .await
-        .expect("the binding");
+    let user = user_who_may_not_patch_secrets(&h).await;
     let kubeconfig = impersonating_kubeconfig(&user);
     let kubeconfig_flag = kubeconfig.display().to_string();
     let args = ["crm", date[0], date[1], "--kubeconfig", &kubeconfig_flag];
@@ -303,4 +279,34 @@ async fn without_an_operator_the_written_rotation_times_out() {
     );
     alone.cleanup().await;
     h.finish().await;
+}
+
+/// A user bound in the test namespace to read connections and Secrets, but not patch Secrets.
+async fn user_who_may_not_patch_secrets(h: &Harness) -> String {
+    let user = format!("rotator-{}", &secret_value("")[..8]);
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "rotator"},
+        "rules": [
+            {"apiGroups": ["trackvia.io"], "resources": ["trackviaconnections"],
+             "verbs": ["get", "list", "watch", "patch"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+        ],
+    }))
+    .expect("a Role");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "rotator"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "rotator"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }))
+    .expect("a RoleBinding");
+    let pp = PostParams::default();
+    h.ns.api::<Role>()
+        .create(&pp, &role)
+        .await
+        .expect("the Role");
+    h.ns.api::<RoleBinding>()
+        .create(&pp, &binding)
+        .await
+        .expect("the binding");
+    user
 }
