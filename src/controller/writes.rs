@@ -39,15 +39,16 @@ pub async fn get_secret(
     }
 }
 
-/// The previous output Secret, with the fields of the request that created it
-/// handed to the operator's apply entry when it is to be let go. A Secret that
-/// changed between the read and the hand-over is read again, once.
+/// The previous output Secret and what to do with it ([`adoption::after_rename`]),
+/// with the fields of the request that created it handed to the operator's apply
+/// entry when it is to be let go. A Secret that changed between the read and the
+/// hand-over is read again, once.
 async fn read_for_retirement(
     ctx: &Context,
     tvc: &TrackViaConnection,
     ns: &str,
     old_name: &str,
-) -> Option<Secret> {
+) -> Option<(Secret, LetGo)> {
     let warn_of = |e: &kube::Error, what: &str| {
         warn!(namespace = %ns, name = %tvc.name_any(), secret = %old_name, error = %short_kube_error(e), "{what}");
     };
@@ -59,11 +60,12 @@ async fn read_for_retirement(
                 return None;
             }
         };
-        if matches!(adoption::after_rename(&existing, tvc), LetGo::Keep(_)) {
-            return Some(existing);
+        let decision = adoption::after_rename(&existing, tvc);
+        if matches!(decision, LetGo::Keep(_)) {
+            return Some((existing, decision));
         }
         match upgrade_fields(ctx, ns, &existing).await {
-            Ok(()) => return Some(existing),
+            Ok(()) => return Some((existing, decision)),
             Err(kube::Error::Api(e)) if e.code == 409 && attempt == 1 => continue,
             Err(e) => {
                 warn_of(&e, "taking over the fields of the previous output Secret");
@@ -250,12 +252,11 @@ async fn upgrade_fields(ctx: &Context, ns: &str, existing: &Secret) -> Result<()
 /// does not exist makes the collector remove it); an adopted one loses only
 /// the operator's fields; under `Retain` nothing is touched.
 pub async fn retire_secret(ctx: &Context, tvc: &TrackViaConnection, ns: &str, old_name: &str) {
-    let Some(existing) = read_for_retirement(ctx, tvc, ns, old_name).await else {
+    let Some((existing, decision)) = read_for_retirement(ctx, tvc, ns, old_name).await else {
         return;
     };
     let new_name = tvc.target_name();
     let moved = format!("output Secret moved from {old_name} to {new_name}");
-    let decision = adoption::after_rename(&existing, tvc);
     let (result, message) = match decision {
         LetGo::Keep(why) => {
             if secret::ownership(&existing.metadata, tvc) == Ownership::Ours {
