@@ -1,7 +1,9 @@
 //! The `TrackViaConnection` custom resource: the spec and its schema rules
-//! (here), the fixed names (`names`) and the stored status (`status`).
+//! (here, with the rules several fields share in `rules`), the fixed names
+//! (`names`) and the stored status (`status`).
 
 mod names;
+mod rules;
 mod status;
 
 use std::collections::BTreeMap;
@@ -78,49 +80,27 @@ pub struct TrackViaConnectionSpec {
 
     /// The token's name on TrackVia's API Access page (informational; no control characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend(
-        "maxLength" = 256,
-        "pattern" = PRINTABLE_PATTERN,
-        "x-kubernetes-validations" = [
-            {"rule": "!self.matches('[\\\\x00-\\\\x1F\\\\x7F-\\\\x9F]')",
-             "message": "tokenName must not contain control characters"}
-        ]
-    ))]
+    #[schemars(transform = rules::printable_text("tokenName"))]
     pub token_name: Option<String>,
 
     /// The API user the token belongs to (informational; no control characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend(
-        "maxLength" = 256,
-        "pattern" = PRINTABLE_PATTERN,
-        "x-kubernetes-validations" = [
-            {"rule": "!self.matches('[\\\\x00-\\\\x1F\\\\x7F-\\\\x9F]')",
-             "message": "apiUser must not contain control characters"}
-        ]
-    ))]
+    #[schemars(transform = rules::printable_text("apiUser"))]
     pub api_user: Option<String>,
 
     /// How long before expiry `Expiring` turns True (a duration such as `336h`).
     #[serde(default = "default_expiry_warning")]
-    #[schemars(extend(
-        "pattern" = DURATION_PATTERN,
-        "maxLength" = 32,
-        "x-kubernetes-validations" = [
-            {"rule": "self == '0' || (self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('0s'))",
-             "message": "expiryWarning must be a non-negative duration such as 336h"}
-        ]
+    #[schemars(transform = rules::duration(
+        "duration(self) >= duration('0s')",
+        "expiryWarning must be a non-negative duration such as 336h"
     ))]
     pub expiry_warning: String,
 
     /// How often to verify against TrackVia (minimum 1m); `0` turns periodic checks off.
     #[serde(default = "default_verify_interval")]
-    #[schemars(extend(
-        "pattern" = DURATION_PATTERN,
-        "maxLength" = 32,
-        "x-kubernetes-validations" = [
-            {"rule": "self == '0' || (self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && (duration(self) == duration('0s') || duration(self) >= duration('1m')))",
-             "message": "verifyInterval must be at least 1m, or 0 to turn periodic checks off"}
-        ]
+    #[schemars(transform = rules::duration(
+        "(duration(self) == duration('0s') || duration(self) >= duration('1m'))",
+        "verifyInterval must be at least 1m, or 0 to turn periodic checks off"
     ))]
     pub verify_interval: String,
 
