@@ -1,16 +1,11 @@
 //! The write fence: the instant until which this process may write, and the
 //! client layer that refuses every write once it has passed.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use tokio::time::Instant;
 
 use super::LeaderError;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The instant until which this process may write, shared by the elector and the client.
 #[derive(Debug, Default)]
@@ -60,50 +55,21 @@ fn is_write(method: &http::Method) -> bool {
     )
 }
 
-/// A client layer refusing writes while the [`Fence`] is closed.
-#[derive(Clone)]
-pub struct FenceLayer(pub Arc<Fence>);
-
-impl<S> tower::Layer<S> for FenceLayer {
-    type Service = Fenced<S>;
-    fn layer(&self, inner: S) -> Fenced<S> {
-        Fenced {
-            inner,
-            fence: self.0.clone(),
-        }
-    }
-}
-
-/// The service made by [`FenceLayer`].
-#[derive(Clone)]
-pub struct Fenced<S> {
-    inner: S,
+/// A client layer refusing writes while the [`Fence`] is closed. The check is
+/// made as the request is handed to the connection, not when the reconcile
+/// began: a pass that outlives the Lease has its later writes refused.
+pub fn fence_layer<B>(
     fence: Arc<Fence>,
-}
-
-impl<S, B> tower::Service<http::Request<B>> for Fenced<S>
-where
-    S: tower::Service<http::Request<B>>,
-    S::Error: Into<BoxError>,
-    S::Response: Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        // Checked as the request is handed to the connection, not when the reconcile began.
-        if is_write(request.method()) && !self.fence.is_open() {
-            return Box::pin(std::future::ready(Err(Box::new(NotLeader) as BoxError)));
+) -> tower::filter::FilterLayer<
+    impl FnMut(http::Request<B>) -> Result<http::Request<B>, NotLeader> + Clone,
+> {
+    tower::filter::FilterLayer::new(move |request: http::Request<B>| {
+        if is_write(request.method()) && !fence.is_open() {
+            Err(NotLeader)
+        } else {
+            Ok(request)
         }
-        let sent = self.inner.call(request);
-        Box::pin(async move { sent.await.map_err(Into::into) })
-    }
+    })
 }
 
 /// A Kubernetes client whose requests carry `user_agent`, and whose writes pass `fence` if given.
@@ -120,7 +86,7 @@ pub fn client(
     config.headers.push((http::header::USER_AGENT, agent));
     let builder = kube::client::ClientBuilder::try_from(config).map_err(LeaderError::Client)?;
     Ok(match fence {
-        Some(fence) => builder.with_layer(&FenceLayer(fence)).build(),
+        Some(fence) => builder.with_layer(&fence_layer(fence)).build(),
         None => builder.build(),
     })
 }

@@ -4,7 +4,7 @@
 //! flips when it notices a loss: it is a deadline. Each successful renewal (an update of the
 //! Lease guarded by its `resourceVersion`) moves the deadline to the time the request was
 //! sent plus the renew deadline, which is shorter than the Lease's duration. Every write the
-//! controller sends goes through a client whose [`FenceLayer`] refuses it once the deadline
+//! controller sends goes through a client whose [`fence_layer`] refuses it once the deadline
 //! has passed — also when the process was frozen and the clock ran on meanwhile, before any
 //! task had the chance to notice. A standby counts the Lease's duration from the moment it
 //! first saw the current version of the Lease (on its own monotonic clock), so it takes over
@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use fence::{Fence, FenceLayer, Fenced, NotLeader, client};
+pub use fence::{Fence, NotLeader, client, fence_layer};
 pub use lease::Elector;
 
 /// Errors of the election and of building its clients, with what was being done.
