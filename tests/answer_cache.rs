@@ -21,8 +21,8 @@ use futures::channel::mpsc::UnboundedReceiver;
 use jiff::Timestamp;
 use tokio::time::Instant;
 use trackvia_operator::trackvia::{
-    AnswerAtOnce, Ask, CacheLimits, CallerId, Credentials, Freshness, VerificationOutcome,
-    Verifier, VerifyRequest, classify_response_at,
+    AnswerAtOnce, Ask, CacheLimits, CallerId, Credentials, VerificationOutcome, Verifier,
+    ask_as_a_connection, classify_response_at,
 };
 use trackvia_testsupport::rss_bytes_of;
 
@@ -232,14 +232,7 @@ async fn drive(
         })
         .collect();
     let ask = |caller: &CallerId, creds: &Credentials| {
-        verifier.ask(&VerifyRequest {
-            caller,
-            host: "trackvia.example",
-            account_id: None,
-            creds,
-            freshness: Freshness::within(Duration::from_secs(3600)),
-            now: clock(),
-        })
+        ask_as_a_connection(verifier, caller, creds, clock())
     };
     let mut waiting: Vec<Option<Credentials>> = vec![None; CONNECTIONS];
     let mut next = from;

@@ -1,13 +1,16 @@
 //! [`AnswerAtOnce`]: a [`VerifyCall`] with no network, answering each call at once with what
 //! a function of the credentials says. It stands in for TrackVia where the verifier itself is
-//! what is measured or tested.
+//! what is measured or tested; [`ask_as_a_connection`] asks it the way a connection
+//! checked hourly does.
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+use jiff::Timestamp;
+
 use super::client::VerifyCall;
-use super::{Credentials, VerificationOutcome};
+use super::{Ask, CallerId, Credentials, Freshness, VerificationOutcome, Verifier, VerifyRequest};
 
 /// A [`VerifyCall`] answering every call at once with `answer(credentials)`.
 #[derive(Clone)]
@@ -42,4 +45,22 @@ where
         let outcome = (self.answer)(creds);
         Box::pin(async move { outcome })
     }
+}
+
+/// Asks `verifier` about `creds` for `caller` as a connection checked every hour
+/// would: host `trackvia.example`, no account id, answers up to an hour old.
+pub fn ask_as_a_connection(
+    verifier: &Verifier,
+    caller: &CallerId,
+    creds: &Credentials,
+    now: Timestamp,
+) -> Ask {
+    verifier.ask(&VerifyRequest {
+        caller,
+        host: "trackvia.example",
+        account_id: None,
+        creds,
+        freshness: Freshness::within(Duration::from_secs(3600)),
+        now,
+    })
 }

@@ -23,7 +23,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 pub use answers::{AnswerCache, CacheLimits};
-pub use at_once::AnswerAtOnce;
+pub use at_once::{AnswerAtOnce, ask_as_a_connection};
 pub use budget::{Budget, BudgetLimits, CallerId};
 pub use classify::{
     MAX_DETAIL, body_message, classify_response, classify_response_at, classify_transport_error,

@@ -4,7 +4,7 @@ use futures::StreamExt;
 use jiff::SignedDuration;
 
 use super::*;
-use crate::trackvia::AnswerAtOnce;
+use crate::trackvia::{AnswerAtOnce, ask_as_a_connection as ask};
 
 /// Calls made per token.
 type Calls = Arc<Mutex<HashMap<String, u64>>>;
@@ -30,17 +30,6 @@ fn creds(token: &str) -> Credentials {
         api_key: "key".into(),
         auth_token: token.into(),
     }
-}
-
-fn ask(verifier: &Verifier, caller: &CallerId, creds: &Credentials, now: Timestamp) -> Ask {
-    verifier.ask(&VerifyRequest {
-        caller,
-        host: "trackvia.example",
-        account_id: None,
-        creds,
-        freshness: Freshness::within(Duration::from_secs(3600)),
-        now,
-    })
 }
 
 /// Connections sharing a credential make one call: those asking while it is
