@@ -86,6 +86,15 @@ fn counter(metrics: &str, name: &str) -> u64 {
     series(metrics, name).unwrap_or(0.0) as u64
 }
 
+/// The status and Secret writes the operator counts.
+async fn writes(h: &Harness) -> (u64, u64) {
+    let metrics = h.metrics().await;
+    (
+        counter(&metrics, "trackvia_status_writes_total"),
+        counter(&metrics, "trackvia_secret_writes_total"),
+    )
+}
+
 /// resourceVersion of every connection and every output Secret, by kind/name.
 async fn resource_versions(h: &Harness) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();

@@ -54,15 +54,6 @@ pub async fn requests_at_the_floor(h: &Harness, creds: &[(String, String)]) {
     assert_eq!(h.fake.total_calls(), CREDENTIALS, "TrackVia calls in all");
 }
 
-/// The status and Secret writes the operator counts.
-async fn writes(h: &Harness) -> (u64, u64) {
-    let metrics = h.metrics().await;
-    (
-        counter(&metrics, "trackvia_status_writes_total"),
-        counter(&metrics, "trackvia_secret_writes_total"),
-    )
-}
-
 /// Steady state: no writes at all. The resourceVersions at its end.
 pub async fn a_steady_window_writes_nothing(h: &Harness) -> BTreeMap<String, String> {
     tokio::time::sleep(SETTLE).await;
