@@ -189,7 +189,12 @@ async fn only_the_leader_writes(
 
 /// The leader was just killed: `standby` leads within [`HANDOVER_TIMEOUT`], holding the
 /// Lease with more transitions than `transitions_before`. The new leader.
-async fn takes_over(standby: Pod, bed: &Bed, release: &Release, transitions_before: i32) -> Pod {
+async fn takes_over(
+    mut standby: Pod,
+    bed: &Bed,
+    release: &Release,
+    transitions_before: i32,
+) -> Pod {
     let killed = Instant::now();
     let deadline = killed + HANDOVER_TIMEOUT;
     while standby.metric("trackvia_operator_leader").await != 1.0 {
