@@ -38,66 +38,8 @@ async fn cluster_wide() {
     .await;
     let sa_name = release.service_account(&bed).await;
     let sa = Identity::service_account(&bed, &release_ns, &sa_name, &scratch).await;
-
-    sa.assert_access(&[
-        // What the operator needs, in every namespace.
-        ("list", "secrets", "", true),
-        ("watch", "secrets", "", true),
-        ("get", "secrets", &team_a, true),
-        ("create", "secrets", &team_a, true),
-        ("patch", "secrets", &team_a, true),
-        ("list", "trackviaconnections.trackvia.io", "", true),
-        ("watch", "trackviaconnections.trackvia.io", "", true),
-        (
-            "patch",
-            "trackviaconnections.trackvia.io/status",
-            &team_b,
-            true,
-        ),
-        ("create", "events.events.k8s.io", &team_b, true),
-        ("patch", "events.events.k8s.io", &team_b, true),
-        // What it must not be able to do.
-        ("delete", "secrets", &team_a, false),
-        ("delete", "secrets", &release_ns, false),
-        ("update", "secrets", &team_a, false),
-        ("deletecollection", "secrets", &team_a, false),
-        ("patch", "deployments.apps", &team_a, false),
-        ("get", "deployments.apps", &team_a, false),
-        ("patch", "statefulsets.apps", &team_a, false),
-        ("patch", "daemonsets.apps", &team_a, false),
-        ("create", "trackviaconnections.trackvia.io", &team_a, false),
-        ("update", "trackviaconnections.trackvia.io", &team_a, false),
-        ("delete", "trackviaconnections.trackvia.io", &team_a, false),
-        (
-            "update",
-            "trackviaconnections.trackvia.io/status",
-            &team_a,
-            false,
-        ),
-        // Leader election is on by default: its Lease, in the release namespace only.
-        ("create", "leases.coordination.k8s.io", &release_ns, true),
-        ("create", "leases.coordination.k8s.io", &team_a, false),
-        ("create", "events", &team_a, false),
-        ("list", "configmaps", &team_a, false),
-        ("list", "pods", &team_a, false),
-        ("list", "namespaces", "", false),
-        ("create", "serviceaccounts/token", &release_ns, false),
-        ("impersonate", "serviceaccounts", &release_ns, false),
-        ("bind", "clusterroles.rbac.authorization.k8s.io", "", false),
-        (
-            "escalate",
-            "clusterroles.rbac.authorization.k8s.io",
-            "",
-            false,
-        ),
-        (
-            "patch",
-            "customresourcedefinitions.apiextensions.k8s.io",
-            "",
-            false,
-        ),
-    ])
-    .await;
+    sa.assert_access(&cluster_access(&release_ns, &team_a, &team_b))
+        .await;
 
     let mut pod = Pod::start(&bed, &release, &sa, &scratch, "0").await;
     assert!(
@@ -113,16 +55,101 @@ async fn cluster_wide() {
     let mut credentials = Vec::new();
     let a = Place::new(&bed, &team_a, &fake);
     let b = Place::new(&bed, &team_b, &fake);
+    connections_reach_their_states(&a, &b, &fake, &mut credentials).await;
+    events_come_from_the_pod(&a, &b, &pod).await;
 
-    // A valid connection: Verified, and its Secret published.
-    let (key, token) = credential(&fake, Behavior::Valid, &mut credentials);
+    // The Secret appears: the operator notices (cluster-wide Secret watch) and recovers.
+    let (late_key, late_token) = credential(&fake, Behavior::Valid, &mut credentials);
+    b.put_source("later-user", &late_key, &late_token).await;
+    b.wait_ready("later", "True", "Verified").await;
+    b.wait_event("later", "Verified", "Normal").await;
+    assert!(b.secrets().get_opt("later").await.unwrap().is_some());
+
+    forbidden_for_real(&sa, &release, &a).await;
+    pod.assert_clean_log(&credentials);
+    pod.stop_cleanly().await;
+    eprintln!("cluster-wide test took {:?}", started.elapsed());
+    drop(release);
+    bed.finish().await;
+}
+
+/// What the chart's ServiceAccount may and may not do, cluster-wide.
+fn cluster_access<'a>(release_ns: &'a str, team_a: &'a str, team_b: &'a str) -> Vec<Access<'a>> {
+    vec![
+        // What the operator needs, in every namespace.
+        ("list", "secrets", "", true),
+        ("watch", "secrets", "", true),
+        ("get", "secrets", team_a, true),
+        ("create", "secrets", team_a, true),
+        ("patch", "secrets", team_a, true),
+        ("list", "trackviaconnections.trackvia.io", "", true),
+        ("watch", "trackviaconnections.trackvia.io", "", true),
+        (
+            "patch",
+            "trackviaconnections.trackvia.io/status",
+            team_b,
+            true,
+        ),
+        ("create", "events.events.k8s.io", team_b, true),
+        ("patch", "events.events.k8s.io", team_b, true),
+        // What it must not be able to do.
+        ("delete", "secrets", team_a, false),
+        ("delete", "secrets", release_ns, false),
+        ("update", "secrets", team_a, false),
+        ("deletecollection", "secrets", team_a, false),
+        ("patch", "deployments.apps", team_a, false),
+        ("get", "deployments.apps", team_a, false),
+        ("patch", "statefulsets.apps", team_a, false),
+        ("patch", "daemonsets.apps", team_a, false),
+        ("create", "trackviaconnections.trackvia.io", team_a, false),
+        ("update", "trackviaconnections.trackvia.io", team_a, false),
+        ("delete", "trackviaconnections.trackvia.io", team_a, false),
+        (
+            "update",
+            "trackviaconnections.trackvia.io/status",
+            team_a,
+            false,
+        ),
+        // Leader election is on by default: its Lease, in the release namespace only.
+        ("create", "leases.coordination.k8s.io", release_ns, true),
+        ("create", "leases.coordination.k8s.io", team_a, false),
+        ("create", "events", team_a, false),
+        ("list", "configmaps", team_a, false),
+        ("list", "pods", team_a, false),
+        ("list", "namespaces", "", false),
+        ("create", "serviceaccounts/token", release_ns, false),
+        ("impersonate", "serviceaccounts", release_ns, false),
+        ("bind", "clusterroles.rbac.authorization.k8s.io", "", false),
+        (
+            "escalate",
+            "clusterroles.rbac.authorization.k8s.io",
+            "",
+            false,
+        ),
+        (
+            "patch",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            "",
+            false,
+        ),
+    ]
+}
+
+/// A valid connection is Verified with its Secret published and owned; a revoked token is
+/// Unauthorized with nothing published; a connection whose Secret does not exist yet, in
+/// another namespace, waits for it.
+async fn connections_reach_their_states(
+    a: &Place,
+    b: &Place,
+    fake: &FakeTrackVia,
+    credentials: &mut Vec<String>,
+) {
+    let (key, token) = credential(fake, Behavior::Valid, credentials);
     a.put_source("api-user", &key, &token).await;
     a.apply("crm", "api-user", json!({})).await;
-    // A revoked token: Unauthorized, nothing published.
-    let (bad_key, bad_token) = credential(&fake, Behavior::Revoked, &mut credentials);
+    let (bad_key, bad_token) = credential(fake, Behavior::Revoked, credentials);
     a.put_source("revoked-user", &bad_key, &bad_token).await;
     a.apply("revoked", "revoked-user", json!({})).await;
-    // A connection whose Secret does not exist yet, in another namespace.
     b.apply("later", "later-user", json!({})).await;
 
     let crm = a.wait_ready("crm", "True", "Verified").await;
@@ -150,9 +177,11 @@ async fn cluster_wide() {
     assert!(verified.message.contains("401"), "{verified:?}");
     assert!(a.secrets().get_opt("revoked").await.unwrap().is_none());
     b.wait_ready("later", "False", "CredentialsNotFound").await;
+}
 
-    // Events through events.k8s.io, as the ServiceAccount, from the pod named by the
-    // Deployment's downward-API POD_NAME.
+/// Events through events.k8s.io, as the ServiceAccount, from the pod named by the
+/// Deployment's downward-API POD_NAME.
+async fn events_come_from_the_pod(a: &Place, b: &Place, pod: &Pod) {
     let event = a.wait_event("revoked", "Unauthorized", "Warning").await;
     assert_eq!(event.reporting_instance.as_deref(), Some(pod.name.as_str()));
     // Ready at the first answer records no event: the status says it. (Events
@@ -160,23 +189,18 @@ async fn cluster_wide() {
     assert_eq!(a.events_of("crm").await, Vec::<String>::new());
     b.wait_event("later", "CredentialsNotFound", "Warning")
         .await;
+}
 
-    // The Secret appears: the operator notices (cluster-wide Secret watch) and recovers.
-    let (late_key, late_token) = credential(&fake, Behavior::Valid, &mut credentials);
-    b.put_source("later-user", &late_key, &late_token).await;
-    b.wait_ready("later", "True", "Verified").await;
-    b.wait_event("later", "Verified", "Normal").await;
-    assert!(b.secrets().get_opt("later").await.unwrap().is_some());
-
-    // What the ServiceAccount cannot do, tried for real.
+/// What the ServiceAccount cannot do, tried for real: the Secret stays.
+async fn forbidden_for_real(sa: &Identity, release: &Release, a: &Place) {
     assert_forbidden(
-        Api::<Secret>::namespaced(sa.client.clone(), &team_a)
+        Api::<Secret>::namespaced(sa.client.clone(), &a.ns)
             .delete("crm", &DeleteParams::default())
             .await,
         "the ServiceAccount deleting a Secret",
     );
     assert_forbidden(
-        Api::<Deployment>::namespaced(sa.client.clone(), &release_ns)
+        Api::<Deployment>::namespaced(sa.client.clone(), &release.namespace)
             .patch(
                 &release.fullname(),
                 &PatchParams::default(),
@@ -186,10 +210,4 @@ async fn cluster_wide() {
         "the ServiceAccount patching a Deployment",
     );
     assert!(a.secrets().get_opt("crm").await.unwrap().is_some());
-
-    pod.assert_clean_log(&credentials);
-    pod.stop_cleanly().await;
-    eprintln!("cluster-wide test took {:?}", started.elapsed());
-    drop(release);
-    bed.finish().await;
 }

@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::chart_rbac::*;
+use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::json;
 use trackvia_testsupport::fake::{Behavior, FakeTrackVia};
 use trackvia_testsupport::metrics::series;
@@ -27,27 +28,76 @@ async fn leader_election() {
     values["replicaCount"] = json!(3);
     values["watchNamespaces"] = json!([work_ns]);
     let release = Release::install(&bed, &release_ns, &values, &scratch).await;
-    let lease_name = release.fullname();
     let sa_name = release.service_account(&bed).await;
     let sa = Identity::service_account(&bed, &release_ns, &sa_name, &scratch).await;
+    may_hold_only_its_lease(&sa, &release, &work_ns).await;
+
+    // Two pods of the Deployment, started together.
+    let first = Pod::start(&bed, &release, &sa, &scratch, "a").await;
+    let second = Pod::start(&bed, &release, &sa, &scratch, "b").await;
+    let (mut leader, standby) = one_leads(first, second, &release).await;
+    eprintln!("{} leads, {} stands by", leader.name, standby.name);
+    assert_eq!(
+        holder(&release.lease(&bed).await),
+        Some(leader.lease_identity())
+    );
+
+    let mut credentials = Vec::new();
+    let work = Place::new(&bed, &work_ns, &fake);
+    let keys = only_the_leader_writes(&work, &fake, &leader, &standby, &mut credentials).await;
+    let mut versions_before = Vec::new();
+    for name in ["one", "two"] {
+        versions_before.push(work.versions(name).await);
+    }
+    let transitions_before = transitions(&release.lease(&bed).await);
+
+    // The leader dies without releasing the Lease; the standby takes over once it expires.
+    leader.process.kill();
+    let mut new_leader = takes_over(standby, &bed, &release, transitions_before).await;
+    settled_stays_settled(&new_leader, &work, &fake, &keys, &versions_before).await;
+    new_connections_go_to_the_new_leader(&new_leader, &work, &fake, &mut credentials).await;
+    new_leader.assert_clean_log(&credentials);
+    leader.assert_clean_log(&credentials);
+    a_clean_stop_hands_the_lease_back(&mut new_leader, &bed, &release).await;
+
+    eprintln!("leader-election test took {:?}", started.elapsed());
+    release.uninstall().await;
+    bed.finish().await;
+}
+
+fn transitions(lease: &Option<Lease>) -> i32 {
+    lease
+        .as_ref()
+        .and_then(|l| l.spec.as_ref())
+        .and_then(|s| s.lease_transitions)
+        .unwrap_or(0)
+}
+
+/// The chart's ServiceAccount may create the release's Lease and hold that one only, in the
+/// release's namespace only.
+async fn may_hold_only_its_lease(sa: &Identity, release: &Release, work_ns: &str) {
+    let release_ns = release.namespace.as_str();
+    let lease_name = release.fullname();
     let lease_by_name = format!("leases.coordination.k8s.io={lease_name}");
     let other_lease = format!("leases.coordination.k8s.io={lease_name}-other");
     sa.assert_access(&[
-        ("create", "leases.coordination.k8s.io", &release_ns, true),
-        ("get", &lease_by_name, &release_ns, true),
-        ("patch", &lease_by_name, &release_ns, true),
-        ("update", &lease_by_name, &release_ns, true),
-        ("get", &other_lease, &release_ns, false),
-        ("patch", &other_lease, &release_ns, false),
-        ("delete", &lease_by_name, &release_ns, false),
-        ("list", "leases.coordination.k8s.io", &release_ns, false),
-        ("create", "leases.coordination.k8s.io", &work_ns, false),
+        ("create", "leases.coordination.k8s.io", release_ns, true),
+        ("get", &lease_by_name, release_ns, true),
+        ("patch", &lease_by_name, release_ns, true),
+        ("update", &lease_by_name, release_ns, true),
+        ("get", &other_lease, release_ns, false),
+        ("patch", &other_lease, release_ns, false),
+        ("delete", &lease_by_name, release_ns, false),
+        ("list", "leases.coordination.k8s.io", release_ns, false),
+        ("create", "leases.coordination.k8s.io", work_ns, false),
     ])
     .await;
+}
 
-    // Two pods of the Deployment, started together.
-    let mut first = Pod::start(&bed, &release, &sa, &scratch, "a").await;
-    let mut second = Pod::start(&bed, &release, &sa, &scratch, "b").await;
+/// Both pods elect through the release's Lease; once ready, exactly one of them leads
+/// within 20 s. (leader, standby).
+async fn one_leads(mut first: Pod, mut second: Pod, release: &Release) -> (Pod, Pod) {
+    let lease_name = release.fullname();
     for pod in [&first, &second] {
         assert!(
             pod.args.iter().any(|a| a == "--leader-election"),
@@ -56,7 +106,7 @@ async fn leader_election() {
         );
         assert_eq!(
             pod.flag("--leader-election-namespace"),
-            Some(release_ns.as_str())
+            Some(release.namespace.as_str())
         );
         assert_eq!(
             pod.flag("--leader-election-lease-name"),
@@ -66,14 +116,14 @@ async fn leader_election() {
     first.wait_ready().await;
     second.wait_ready().await;
     let deadline = Instant::now() + Duration::from_secs(20);
-    let (mut leader, mut standby) = loop {
+    loop {
         let (x, y) = (
             first.metric("trackvia_operator_leader").await,
             second.metric("trackvia_operator_leader").await,
         );
         match (x, y) {
-            (1.0, 0.0) => break (first, second),
-            (0.0, 1.0) => break (second, first),
+            (1.0, 0.0) => return (first, second),
+            (0.0, 1.0) => return (second, first),
             (1.0, 1.0) => panic!("both pods lead"),
             _ if Instant::now() >= deadline => panic!(
                 "no leader after 20 s;\n--- a ---\n{}\n--- b ---\n{}",
@@ -82,19 +132,21 @@ async fn leader_election() {
             ),
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
-    };
-    eprintln!("{} leads, {} stands by", leader.name, standby.name);
-    assert_eq!(
-        holder(&lease(&bed, &release_ns, &lease_name).await),
-        Some(leader.lease_identity())
-    );
+    }
+}
 
-    // Connections become Ready; only the leader calls TrackVia and writes.
-    let mut credentials = Vec::new();
-    let work = Place::new(&bed, &work_ns, &fake);
+/// Connections "one" and "two" become Ready; only the leader calls TrackVia and writes.
+/// Their credentials.
+async fn only_the_leader_writes(
+    work: &Place,
+    fake: &FakeTrackVia,
+    leader: &Pod,
+    standby: &Pod,
+    credentials: &mut Vec<String>,
+) -> Vec<(String, String)> {
     let mut keys = Vec::new();
     for name in ["one", "two"] {
-        let (key, token) = credential(&fake, Behavior::Valid, &mut credentials);
+        let (key, token) = credential(fake, Behavior::Valid, credentials);
         let source = format!("{name}-user");
         work.put_source(&source, &key, &token).await;
         work.apply(name, &source, json!({})).await;
@@ -127,30 +179,22 @@ async fn leader_election() {
         leader_writes >= 2.0,
         "the leader wrote {leader_writes} statuses"
     );
-    note_extra_writes(&leader, leader_writes, 2.0);
+    note_extra_writes(leader, leader_writes, 2.0);
     assert_eq!(leader.metric("trackvia_secret_writes_total").await, 2.0);
     for (key, token) in &keys {
         assert_eq!(fake.calls_for(key, token), 1);
     }
-    let versions_before: Vec<(String, String)> = {
-        let mut v = Vec::new();
-        for name in ["one", "two"] {
-            v.push((
-                work.version_of_connection(name).await,
-                work.version_of_secret(name).await,
-            ));
-        }
-        v
-    };
-    let lease_before = lease(&bed, &release_ns, &lease_name).await;
-    let transitions_before = lease_before
-        .as_ref()
-        .and_then(|l| l.spec.as_ref())
-        .and_then(|s| s.lease_transitions)
-        .unwrap_or(0);
+    keys
+}
 
-    // The leader dies without releasing the Lease; the standby takes over once it expires.
-    leader.process.kill();
+/// The leader was just killed: `standby` leads within [`HANDOVER_TIMEOUT`], holding the
+/// Lease with more transitions than `transitions_before`. The new leader.
+async fn takes_over(
+    mut standby: Pod,
+    bed: &Bed,
+    release: &Release,
+    transitions_before: i32,
+) -> Pod {
     let killed = Instant::now();
     let deadline = killed + HANDOVER_TIMEOUT;
     while standby.metric("trackvia_operator_leader").await != 1.0 {
@@ -171,22 +215,25 @@ async fn leader_election() {
         "{} took over {handover:?} after the leader was killed",
         standby.name
     );
-    let lease_after = lease(&bed, &release_ns, &lease_name).await;
+    let lease_after = release.lease(bed).await;
     assert_eq!(holder(&lease_after), Some(standby.lease_identity()));
     assert!(
-        lease_after
-            .as_ref()
-            .and_then(|l| l.spec.as_ref())
-            .and_then(|s| s.lease_transitions)
-            .unwrap_or(0)
-            > transitions_before,
+        transitions(&lease_after) > transitions_before,
         "leaseTransitions did not grow: {lease_after:?}"
     );
-    let mut new_leader = standby;
+    standby
+}
 
-    // The new leader goes over what the old one settled and writes nothing: not a status,
-    // not a Secret, not a call to TrackVia.
-    wait_reconciled(&new_leader, 2.0).await;
+/// The new leader goes over what the old one settled and writes nothing: not a status,
+/// not a Secret, not a call to TrackVia.
+async fn settled_stays_settled(
+    new_leader: &Pod,
+    work: &Place,
+    fake: &FakeTrackVia,
+    keys: &[(String, String)],
+    versions_before: &[(String, String)],
+) {
+    wait_reconciled(new_leader, 2.0).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     for counter in [
         "trackvia_status_writes_total",
@@ -200,10 +247,7 @@ async fn leader_election() {
     }
     for (i, name) in ["one", "two"].iter().enumerate() {
         assert_eq!(
-            (
-                work.version_of_connection(name).await,
-                work.version_of_secret(name).await
-            ),
+            work.versions(name).await,
             versions_before[i],
             "{name} was written again after the handover"
         );
@@ -213,26 +257,33 @@ async fn leader_election() {
             "{name} re-verified"
         );
     }
+}
 
-    // A connection created after the handover is reconciled by the new leader.
-    let (key, token) = credential(&fake, Behavior::Valid, &mut credentials);
+/// A connection created after the handover is reconciled by the new leader.
+async fn new_connections_go_to_the_new_leader(
+    new_leader: &Pod,
+    work: &Place,
+    fake: &FakeTrackVia,
+    credentials: &mut Vec<String>,
+) {
+    let (key, token) = credential(fake, Behavior::Valid, credentials);
     work.put_source("three-user", &key, &token).await;
     work.apply("three", "three-user", json!({})).await;
     work.wait_ready("three", "True", "Verified").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let writes = new_leader.metric("trackvia_status_writes_total").await;
     assert!(writes >= 1.0, "the new leader wrote no status");
-    note_extra_writes(&new_leader, writes, 1.0);
+    note_extra_writes(new_leader, writes, 1.0);
     assert_eq!(new_leader.metric("trackvia_secret_writes_total").await, 1.0);
     assert_eq!(fake.calls_for(&key, &token), 1);
-    new_leader.assert_clean_log(&credentials);
-    leader.assert_clean_log(&credentials);
+}
 
-    // A clean stop hands the Lease back at once.
+/// A clean stop hands the Lease back at once: no holder within 5 s, no renew time.
+async fn a_clean_stop_hands_the_lease_back(new_leader: &mut Pod, bed: &Bed, release: &Release) {
     new_leader.stop_cleanly().await;
     let stopped = Instant::now();
     let released = loop {
-        let current = lease(&bed, &release_ns, &lease_name).await;
+        let current = release.lease(bed).await;
         if holder(&current).is_none() {
             break current;
         }
@@ -251,8 +302,4 @@ async fn leader_election() {
             .is_none(),
         "{released:?}"
     );
-
-    eprintln!("leader-election test took {:?}", started.elapsed());
-    release.uninstall().await;
-    bed.finish().await;
 }

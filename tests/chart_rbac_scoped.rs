@@ -31,41 +31,7 @@ async fn scoped() {
     let release = Release::install(&bed, &release_ns, &values, &scratch).await;
     let sa_name = release.service_account(&bed).await;
     let sa = Identity::service_account(&bed, &release_ns, &sa_name, &scratch).await;
-
-    sa.assert_access(&[
-        ("list", "secrets", &ns_a, true),
-        ("watch", "secrets", &ns_b, true),
-        ("list", "trackviaconnections.trackvia.io", &ns_a, true),
-        (
-            "patch",
-            "trackviaconnections.trackvia.io/status",
-            &ns_b,
-            true,
-        ),
-        ("create", "events.events.k8s.io", &ns_a, true),
-        ("list", "secrets", &ns_c, false),
-        ("get", "secrets", &ns_c, false),
-        ("list", "trackviaconnections.trackvia.io", &ns_c, false),
-        (
-            "patch",
-            "trackviaconnections.trackvia.io/status",
-            &ns_c,
-            false,
-        ),
-        ("create", "events.events.k8s.io", &ns_c, false),
-        ("list", "secrets", &release_ns, false),
-        ("list", "secrets", "", false),
-        ("list", "trackviaconnections.trackvia.io", "", false),
-        ("delete", "secrets", &ns_a, false),
-        ("patch", "deployments.apps", &ns_a, false),
-    ])
-    .await;
-    assert_forbidden(
-        Api::<Secret>::namespaced(sa.client.clone(), &ns_c)
-            .list(&ListParams::default())
-            .await,
-        "the ServiceAccount listing Secrets outside its namespaces",
-    );
+    may_touch_only_a_and_b(&sa, &release_ns, [&ns_a, &ns_b, &ns_c]).await;
 
     let mut pod = Pod::start(&bed, &release, &sa, &scratch, "0").await;
     assert_eq!(
@@ -90,17 +56,71 @@ async fn scoped() {
     }
     let applied = Instant::now();
     for place in &places[..2] {
-        place.wait_ready("crm", "True", "Verified").await;
-        assert!(place.secrets().get_opt("crm").await.unwrap().is_some());
-        // Events are written in each watched namespace (Ready at the first
-        // answer records none; a refusal does).
-        let (bad_key, bad_token) = credential(&fake, Behavior::Revoked, &mut credentials);
-        place.put_source("revoked-user", &bad_key, &bad_token).await;
-        place.apply("revoked", "revoked-user", json!({})).await;
-        place.wait_event("revoked", "Unauthorized", "Warning").await;
+        served(place, &fake, &mut credentials).await;
     }
-    // Namespace c: never read, called for, written to or reported on.
-    let c = &places[2];
+    c_is_untouched(&places[2], &fake, &keys[2], applied).await;
+    assert_eq!(pod.metric("trackvia_secret_writes_total").await, 2.0);
+
+    pod.assert_clean_log(&credentials);
+    pod.stop_cleanly().await;
+    eprintln!("scoped test took {:?}", started.elapsed());
+    release.uninstall().await;
+    bed.finish().await;
+}
+
+/// The chart's ServiceAccount may read and report on the watched namespaces a and b, and
+/// nothing in c, the release's namespace or cluster-wide.
+async fn may_touch_only_a_and_b(sa: &Identity, release_ns: &str, [ns_a, ns_b, ns_c]: [&str; 3]) {
+    sa.assert_access(&[
+        ("list", "secrets", ns_a, true),
+        ("watch", "secrets", ns_b, true),
+        ("list", "trackviaconnections.trackvia.io", ns_a, true),
+        (
+            "patch",
+            "trackviaconnections.trackvia.io/status",
+            ns_b,
+            true,
+        ),
+        ("create", "events.events.k8s.io", ns_a, true),
+        ("list", "secrets", ns_c, false),
+        ("get", "secrets", ns_c, false),
+        ("list", "trackviaconnections.trackvia.io", ns_c, false),
+        (
+            "patch",
+            "trackviaconnections.trackvia.io/status",
+            ns_c,
+            false,
+        ),
+        ("create", "events.events.k8s.io", ns_c, false),
+        ("list", "secrets", release_ns, false),
+        ("list", "secrets", "", false),
+        ("list", "trackviaconnections.trackvia.io", "", false),
+        ("delete", "secrets", ns_a, false),
+        ("patch", "deployments.apps", ns_a, false),
+    ])
+    .await;
+    assert_forbidden(
+        Api::<Secret>::namespaced(sa.client.clone(), ns_c)
+            .list(&ListParams::default())
+            .await,
+        "the ServiceAccount listing Secrets outside its namespaces",
+    );
+}
+
+/// A watched namespace: its connection is Ready with its Secret, and events are written
+/// there (Ready at the first answer records none; a refusal does).
+async fn served(place: &Place, fake: &FakeTrackVia, credentials: &mut Vec<String>) {
+    place.wait_ready("crm", "True", "Verified").await;
+    assert!(place.secrets().get_opt("crm").await.unwrap().is_some());
+    let (bad_key, bad_token) = credential(fake, Behavior::Revoked, credentials);
+    place.put_source("revoked-user", &bad_key, &bad_token).await;
+    place.apply("revoked", "revoked-user", json!({})).await;
+    place.wait_event("revoked", "Unauthorized", "Warning").await;
+}
+
+/// Namespace c, its connection applied at `applied` with `key`: never read, called for,
+/// written to or reported on.
+async fn c_is_untouched(c: &Place, fake: &FakeTrackVia, key: &(String, String), applied: Instant) {
     let untouched_version = c.version_of_connection("crm").await;
     tokio::time::sleep(UNTOUCHED_FOR.saturating_sub(applied.elapsed())).await;
     let tvc = c.connection("crm").await;
@@ -119,15 +139,8 @@ async fn scoped() {
     );
     assert!(c.events().await.is_empty(), "the operator reported on c");
     assert_eq!(
-        fake.calls_for(&keys[2].0, &keys[2].1),
+        fake.calls_for(&key.0, &key.1),
         0,
         "c's credentials were sent to TrackVia"
     );
-    assert_eq!(pod.metric("trackvia_secret_writes_total").await, 2.0);
-
-    pod.assert_clean_log(&credentials);
-    pod.stop_cleanly().await;
-    eprintln!("scoped test took {:?}", started.elapsed());
-    release.uninstall().await;
-    bed.finish().await;
 }

@@ -17,19 +17,51 @@ use trackvia_testsupport::fake::Behavior;
 use trackvia_testsupport::fixtures::merged;
 use trackvia_testsupport::kube::{TestNamespace, wait_for};
 
+/// The ServiceAccount token Secret some cases name.
+const SA_TOKEN: &str = "robot-token";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
     let mut h = Harness::start("tvc-hostile-in", &[]).await;
-    let host = h.fake.host();
-    let port = h.fake.port();
     let (key, _token) = h.connect("before", "src", Behavior::Valid, json!({})).await;
     h.wait_ready("before", "True", "Verified").await;
     let before_secret = h.secrets_api().get("before").await.expect("output Secret");
     let source_before = h.secrets_api().get("src").await.expect("source Secret");
+    unusable_sources(&mut h, &key).await;
+    let elsewhere = a_source_elsewhere(&mut h).await;
+    let sa_secret = a_service_account_token(&h).await;
 
-    // Source Secrets that are present but unusable.
+    let cases = hostile_cases(h.fake.port(), elsewhere.name(), SA_TOKEN);
+    // Apply everything first, then check: the operator works through the batch
+    // while valid connections stay served.
+    let (accepted, refused) = apply_all(&h, &cases).await;
+    let report = each_reaches_its_condition(&h, &accepted).await;
+    eprintln!(
+        "{refused} refused by the API server; operator-side outcomes:\n  {}",
+        report.join("\n  ")
+    );
+    assert!(cases.len() >= 30);
+    the_namespace_field_was_pruned(&h, &accepted).await;
+    nothing_named_was_touched(&h, &sa_secret, &source_before, &before_secret).await;
+
+    // Valid connections are still served, old and new, by the same process.
+    h.wait_ready("before", "True", "Verified").await;
+    h.connect("after", "src-after", Behavior::Valid, json!({}))
+        .await;
+    h.wait_ready("after", "True", "Verified").await;
+    assert!(
+        h.operator.is_running(),
+        "the operator exited:\n{}",
+        h.operator.logs()
+    );
+    elsewhere.cleanup().await;
+    h.finish().await;
+}
+
+/// Source Secrets that are present but unusable, all with the valid key `key`.
+async fn unusable_sources(h: &mut Harness, key: &str) {
     let secrets = h.secrets_api();
-    let k = key.clone().into_bytes();
+    let k = key.as_bytes().to_vec();
     raw_secret(
         &secrets,
         "src-empty",
@@ -70,8 +102,10 @@ async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
         &[("apiKey", k.clone()), ("authToken", huge.into_bytes())],
     )
     .await;
+}
 
-    // A valid source Secret in another namespace.
+/// A valid source Secret in another namespace.
+async fn a_source_elsewhere(h: &mut Harness) -> TestNamespace {
     let elsewhere = TestNamespace::create(&h.client, "tvc-elsewhere").await;
     let (other_key, other_token) = h.credential(Behavior::Valid);
     raw_secret(
@@ -83,9 +117,11 @@ async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
         ],
     )
     .await;
+    elsewhere
+}
 
-    // A ServiceAccount token Secret, filled in by the bed's controller-manager.
-    let sa_token = "robot-token";
+/// A ServiceAccount token Secret, filled in by the bed's controller-manager.
+async fn a_service_account_token(h: &Harness) -> Secret {
     let sa: Api<ServiceAccount> = h.ns.api();
     sa.create(
         &PostParams::default(),
@@ -94,35 +130,36 @@ async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
     .await
     .expect("creating a ServiceAccount");
     let token_secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": sa_token, "annotations": {"kubernetes.io/service-account.name": "robot"}},
+        "metadata": {"name": SA_TOKEN, "annotations": {"kubernetes.io/service-account.name": "robot"}},
         "type": "kubernetes.io/service-account-token",
     }))
     .unwrap();
+    let secrets = h.secrets_api();
     secrets
         .create(&PostParams::default(), &token_secret)
         .await
         .expect("creating a service-account-token Secret");
-    let sa_secret = wait_for(
+    wait_for(
         &secrets,
-        sa_token,
+        SA_TOKEN,
         SETTLE,
         "the token controller to fill the Secret",
         |s: &Secret| s.data.as_ref().is_some_and(|d| d.contains_key("token")),
     )
-    .await;
+    .await
+}
 
-    let base = json!({"host": host, "credentialsSecretRef": {"name": "src"}});
-    let cases = hostile_cases(port, elsewhere.name(), sa_token);
-
-    // Apply everything first, then check: the operator works through the batch
-    // while valid connections stay served.
+/// Each case as connection `h-NN`: the API server refuses it naming the field, or accepts it.
+/// The accepted ones by name, and how many were refused.
+async fn apply_all<'a>(h: &Harness, cases: &'a [Case]) -> (Vec<(String, &'a Case)>, usize) {
+    let base = json!({"host": h.fake.host(), "credentialsSecretRef": {"name": "src"}});
     let mut accepted = Vec::new();
     let mut refused = 0;
     for (i, c) in cases.iter().enumerate() {
         let name = format!("h-{i:02}");
         let spec = merged(base.clone(), &c.spec);
         let result = if c.create {
-            create_spec(&h, &name, spec).await
+            create_spec(h, &name, spec).await
         } else {
             h.apply_spec(&name, spec).await
         };
@@ -146,9 +183,14 @@ async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
             (_, Ok(_)) => accepted.push((name, c)),
         }
     }
+    (accepted, refused)
+}
+
+/// Each accepted connection ends Ready=False with its reason and text; a line for each.
+async fn each_reaches_its_condition(h: &Harness, accepted: &[(String, &Case)]) -> Vec<String> {
     let mut report = Vec::new();
-    for (name, c) in &accepted {
-        wait_observed(&h, name).await;
+    for (name, c) in accepted {
+        wait_observed(h, name).await;
         let t = match c.expect {
             Expect::NotReady(reason, text) => {
                 let t = h
@@ -172,13 +214,11 @@ async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
             condition(&t, "Ready").map(|(s, r, _)| (s, r))
         ));
     }
-    eprintln!(
-        "{refused} refused by the API server; operator-side outcomes:\n  {}",
-        report.join("\n  ")
-    );
-    assert!(cases.len() >= 30);
+    report
+}
 
-    // The namespace field was pruned: the connection reads from its own namespace.
+/// The namespace field was pruned: the connection reads from its own namespace.
+async fn the_namespace_field_was_pruned(h: &Harness, accepted: &[(String, &Case)]) {
     let pruned_name = &accepted
         .iter()
         .find(|(_, c)| c.what.starts_with("a namespace field"))
@@ -195,9 +235,18 @@ async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
         stored.get("namespace").is_none(),
         "the unknown field was kept: {stored}"
     );
+}
 
-    // Nothing the hostile batch named was touched.
-    let sa_after = secrets.get(sa_token).await.unwrap();
+/// Nothing the hostile batch named was touched: the ServiceAccount token Secret, the source
+/// Secret and another connection's Secret are as they were.
+async fn nothing_named_was_touched(
+    h: &Harness,
+    sa_secret: &Secret,
+    source_before: &Secret,
+    before_secret: &Secret,
+) {
+    let secrets = h.secrets_api();
+    let sa_after = secrets.get(SA_TOKEN).await.unwrap();
     assert_eq!(
         sa_after.type_.as_deref(),
         Some("kubernetes.io/service-account-token")
@@ -223,17 +272,4 @@ async fn hostile_connections_are_refused_and_valid_ones_keep_working() {
         before_after.metadata.resource_version, before_secret.metadata.resource_version,
         "another connection's Secret was written"
     );
-
-    // Valid connections are still served, old and new, by the same process.
-    h.wait_ready("before", "True", "Verified").await;
-    h.connect("after", "src-after", Behavior::Valid, json!({}))
-        .await;
-    h.wait_ready("after", "True", "Verified").await;
-    assert!(
-        h.operator.is_running(),
-        "the operator exited:\n{}",
-        h.operator.logs()
-    );
-    elsewhere.cleanup().await;
-    h.finish().await;
 }

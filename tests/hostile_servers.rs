@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,49 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
     // Plain-HTTP servers: the target of an http:// redirect, and one where TLS is expected.
     let http_target = PlainServer::start().await;
     let no_tls = PlainServer::start().await;
+    let (mut h, bundle) = operator_trusting(&evil).await;
+    let (slow, misnamed) = proxies(&h).await;
+    let s = Hostiles {
+        evil,
+        untrusted,
+        http_target,
+        no_tls,
+        slow,
+        misnamed,
+    };
 
+    let cases: Vec<HostileCase> = [redirects(&h, &s), bodies(&h), servers(&h, &s)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let creds = apply_each(&mut h, &s.evil, &cases).await;
+    let started = Instant::now();
+    for (i, (what, _, _, outcome)) in cases.iter().enumerate() {
+        fails_safely(&h, &format!("s-{i:02}"), what, *outcome).await;
+    }
+    eprintln!(
+        "all hostile servers handled {:?} after the last apply",
+        started.elapsed()
+    );
+    nothing_reached_a_hostile_server(&h, &s, &creds);
+    an_echoed_credential_is_redacted(&mut h).await;
+    a_token_cut_by_the_message_limit(&mut h).await;
+
+    // The operator is still there and still verifies.
+    h.connect("control", "src-control", Behavior::Valid, json!({}))
+        .await;
+    h.wait_ready("control", "True", "Verified").await;
+    assert!(
+        h.operator.is_running(),
+        "the operator exited:\n{}",
+        h.operator.logs()
+    );
+    let _ = std::fs::remove_file(&bundle);
+    h.finish().await;
+}
+
+/// An operator that trusts both the harness's fake and `evil`, with a short request timeout.
+async fn operator_trusting(evil: &FakeTrackVia) -> (Harness, PathBuf) {
     let mut h = Harness::start(
         "tvc-hostile-tv",
         &[
@@ -40,8 +83,11 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
     h.args.push("--extra-ca-file".into());
     h.args.push(bundle.display().to_string());
     h.restart_operator().await;
+    (h, bundle)
+}
 
-    // Servers in front of the fake: one trickling its answer, one under a name its certificate lacks.
+/// Servers in front of the fake: one trickling its answer, one under a name its certificate lacks.
+async fn proxies(h: &Harness) -> (Proxy, Proxy) {
     let trickle = Trickle {
         fast: 24 * 1024,
         step: 16,
@@ -49,128 +95,16 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
     };
     let slow = Proxy::start("127.0.0.1:0", h.fake.port(), Some(trickle)).await;
     let misnamed = Proxy::start("127.0.0.2:0", h.fake.port(), None).await;
+    (slow, misnamed)
+}
 
-    let fake_url = h.fake.base_url();
-    struct Server {
-        /// The fake that answers (directly or through a proxy), if any.
-        fake: Option<FakeTrackVia>,
-        host: String,
-    }
-    let main = |fake: &FakeTrackVia| Server {
-        fake: Some(fake.clone()),
-        host: fake.host(),
-    };
-    let cases: Vec<(&str, Server, Behavior, Outcome)> = vec![
-        (
-            "302 to another trusted, allowed host",
-            main(&h.fake),
-            Behavior::Redirect {
-                location: format!("{}/openapi/views", evil.base_url()),
-                status: 302,
-            },
-            Outcome::Transient("redirects are not followed"),
-        ),
-        (
-            "307 to another path of the same host",
-            main(&h.fake),
-            Behavior::Redirect {
-                location: format!("{fake_url}/openapi/apps"),
-                status: 307,
-            },
-            Outcome::Transient("redirects are not followed"),
-        ),
-        (
-            "301 to plain http",
-            main(&h.fake),
-            Behavior::Redirect {
-                location: format!("http://localhost:{}/openapi/views", http_target.port),
-                status: 301,
-            },
-            Outcome::Transient("redirects are not followed"),
-        ),
-        (
-            "308 to the cloud metadata address",
-            main(&h.fake),
-            Behavior::Redirect {
-                location: "https://169.254.169.254/latest/meta-data/".into(),
-                status: 308,
-            },
-            Outcome::Transient("redirects are not followed"),
-        ),
-        (
-            "a 50 MB body that is not JSON",
-            main(&h.fake),
-            Behavior::NotJsonBody { bytes: 50_000_000 },
-            Outcome::Transient("JSON list"),
-        ),
-        (
-            "an HTML login page",
-            main(&h.fake),
-            Behavior::Status {
-                code: 200,
-                body: "<html><body>Sign in</body></html>".into(),
-                content_type: Some("text/html".into()),
-            },
-            Outcome::Transient("JSON list"),
-        ),
-        (
-            "a JSON object instead of a list",
-            main(&h.fake),
-            Behavior::Status {
-                code: 200,
-                body: r#"{"views":[]}"#.into(),
-                content_type: Some("application/json".into()),
-            },
-            Outcome::Transient("JSON list"),
-        ),
-        (
-            "terminal escapes and CRLF in the error",
-            main(&h.fake),
-            Behavior::Status {
-                code: 401,
-                body: "\u{1b}[31mDenied\r\nX-Injected: 1\u{7}".into(),
-                content_type: None,
-            },
-            Outcome::Refusal("Unauthorized", "Denied X-Injected: 1"),
-        ),
-        (
-            "a trickling body (slow loris)",
-            Server {
-                fake: Some(h.fake.clone()),
-                host: format!("localhost:{}", slow.port),
-            },
-            Behavior::HugeBody { bytes: 1_000_000 },
-            Outcome::Transient("timed out"),
-        ),
-        (
-            "an untrusted certificate",
-            Server {
-                fake: Some(untrusted.clone()),
-                host: untrusted.host(),
-            },
-            Behavior::Valid,
-            Outcome::Transient("TLS"),
-        ),
-        (
-            "a certificate for another name",
-            Server {
-                fake: None,
-                host: format!("127.0.0.2:{}", misnamed.port),
-            },
-            Behavior::Valid,
-            Outcome::Transient("TLS"),
-        ),
-        (
-            "plain HTTP where TLS is expected",
-            Server {
-                fake: None,
-                host: format!("localhost:{}", no_tls.port),
-            },
-            Behavior::Valid,
-            Outcome::Transient(""),
-        ),
-    ];
-
+/// A connection `s-NN` for each case, its credentials answered with the case's behaviour where
+/// it points (and accepted by `evil`); the credentials of each case, by its name.
+async fn apply_each(
+    h: &mut Harness,
+    evil: &FakeTrackVia,
+    cases: &[HostileCase],
+) -> BTreeMap<String, (String, String)> {
     let mut creds = BTreeMap::new();
     for (i, (what, server, behavior, _)) in cases.iter().enumerate() {
         let (key, token) = h.credential(Behavior::Valid);
@@ -189,69 +123,73 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
         .unwrap_or_else(|e| panic!("{what}: {e}"));
         creds.insert(what.to_string(), (key, token));
     }
+    creds
+}
 
-    let started = Instant::now();
-    for (i, (what, _, _, outcome)) in cases.iter().enumerate() {
-        let name = format!("s-{i:02}");
-        let t = match *outcome {
-            Outcome::Transient(text) => {
-                h.wait_connection(&name, &format!("{what}: a transient failure"), |t| {
-                    condition(t, "Verified").is_some_and(|(s, r, m)| {
-                        s == "Unknown" && r == "TransientFailure" && m.contains(text)
-                    })
+/// Connection `name` reaches `outcome`, never Ready=True, with short, clean messages and no Secret.
+async fn fails_safely(h: &Harness, name: &str, what: &str, outcome: Outcome) {
+    let t = match outcome {
+        Outcome::Transient(text) => {
+            h.wait_connection(name, &format!("{what}: a transient failure"), |t| {
+                condition(t, "Verified").is_some_and(|(s, r, m)| {
+                    s == "Unknown" && r == "TransientFailure" && m.contains(text)
                 })
-                .await
-            }
-            Outcome::Refusal(reason, text) => {
-                h.wait_connection(&name, &format!("{what}: Ready=False/{reason}"), |t| {
-                    condition(t, "Ready")
-                        .is_some_and(|(s, r, m)| s == "False" && r == reason && m.contains(text))
-                })
-                .await
-            }
-        };
-        let (ready, reason, _) = condition(&t, "Ready").unwrap();
-        assert_ne!(ready, "True", "{what}: Ready=True/{reason}");
-        for (_, _, message) in t
-            .status
-            .iter()
-            .flat_map(|s| s.conditions.iter())
-            .map(|c| (&c.type_, &c.status, &c.message))
-        {
-            assert!(
-                !message.chars().any(char::is_control),
-                "{what}: control characters in {message:?}"
-            );
-            assert!(
-                message.chars().count() <= 1024,
-                "{what}: a message of {} characters",
-                message.chars().count()
-            );
+            })
+            .await
         }
+        Outcome::Refusal(reason, text) => {
+            h.wait_connection(name, &format!("{what}: Ready=False/{reason}"), |t| {
+                condition(t, "Ready")
+                    .is_some_and(|(s, r, m)| s == "False" && r == reason && m.contains(text))
+            })
+            .await
+        }
+    };
+    let (ready, reason, _) = condition(&t, "Ready").unwrap();
+    assert_ne!(ready, "True", "{what}: Ready=True/{reason}");
+    for message in t
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter())
+        .map(|c| &c.message)
+    {
         assert!(
-            h.secrets_api().get_opt(&name).await.unwrap().is_none(),
-            "{what}: unverified credentials were published"
+            !message.chars().any(char::is_control),
+            "{what}: control characters in {message:?}"
         );
-        eprintln!("{what:<40} Verified={:?}", condition(&t, "Verified"));
+        assert!(
+            message.chars().count() <= 1024,
+            "{what}: a message of {} characters",
+            message.chars().count()
+        );
     }
-    eprintln!(
-        "all hostile servers handled {:?} after the last apply",
-        started.elapsed()
+    assert!(
+        h.secrets_api().get_opt(name).await.unwrap().is_none(),
+        "{what}: unverified credentials were published"
     );
+    eprintln!("{what:<40} Verified={:?}", condition(&t, "Verified"));
+}
 
-    // Nothing ever reached the redirect targets, the untrusted server or a misnamed name.
+/// Nothing ever reached the redirect targets, the untrusted server or a misnamed name; the
+/// plain-HTTP server saw a TLS ClientHello, never a credential; the token went only to the
+/// allowed host it was meant for, in the header, to the views endpoint.
+fn nothing_reached_a_hostile_server(
+    h: &Harness,
+    s: &Hostiles,
+    creds: &BTreeMap<String, (String, String)>,
+) {
     assert_eq!(
-        evil.total_calls(),
+        s.evil.total_calls(),
         0,
         "a redirect was followed to another host"
     );
     assert_eq!(
-        http_target.connections.load(Ordering::SeqCst),
+        s.http_target.connections.load(Ordering::SeqCst),
         0,
         "a redirect was followed to http"
     );
     assert_eq!(
-        untrusted.total_calls(),
+        s.untrusted.total_calls(),
         0,
         "a request went through an untrusted TLS handshake"
     );
@@ -261,8 +199,7 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
         0,
         "a request went to a name the certificate does not cover"
     );
-    // The plain-HTTP server saw a TLS ClientHello, never a credential.
-    let seen = no_tls.received.lock().unwrap().clone();
+    let seen = s.no_tls.received.lock().unwrap().clone();
     assert!(
         !seen.is_empty() && seen[0] == 0x16,
         "expected a TLS handshake record"
@@ -273,7 +210,6 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
             "a credential went out in clear text"
         );
     }
-    // The token went only to the allowed host it was meant for, in the header, to the views endpoint.
     for r in h.fake.requests() {
         assert_eq!(
             r.path, "/openapi/views",
@@ -283,30 +219,43 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
         assert!(r.query_param("access_token").is_none());
         let host = r.header("host").unwrap_or_default();
         assert!(
-            host == h.fake.host() || host == format!("localhost:{}", slow.port),
+            host == h.fake.host() || host == format!("localhost:{}", s.slow.port),
             "request for host {host}"
         );
     }
+}
 
-    // A hostile body echoing the credentials: redacted, even where the message is cut.
+/// Connection `name` with fresh credentials that the fake answers with `code` and `body`.
+async fn answered_with(
+    h: &mut Harness,
+    name: &str,
+    code: u16,
+    body: impl Fn(&str, &str) -> String,
+) -> (String, String) {
     let (key, token) = h.credential(Behavior::Valid);
-    let echo = format!("{{\"message\":\"bad user_key {key} or token {token}\"}}");
-    h.fake.set(
-        &key,
-        &token,
-        Behavior::Status {
-            code: 500,
-            body: echo,
-            content_type: None,
-        },
-    );
-    h.put_source("src-echo", &key, &token).await;
+    let behavior = Behavior::Status {
+        code,
+        body: body(&key, &token),
+        content_type: None,
+    };
+    h.fake.set(&key, &token, behavior);
+    let source = format!("src-{name}");
+    h.put_source(&source, &key, &token).await;
     h.apply_spec(
-        "echo",
-        json!({"host": h.fake.host(), "credentialsSecretRef": {"name": "src-echo"}}),
+        name,
+        json!({"host": h.fake.host(), "credentialsSecretRef": {"name": source}}),
     )
     .await
     .unwrap();
+    (key, token)
+}
+
+/// A hostile body echoing the credentials: redacted in the status.
+async fn an_echoed_credential_is_redacted(h: &mut Harness) {
+    let (key, token) = answered_with(h, "echo", 500, |key, token| {
+        format!("{{\"message\":\"bad user_key {key} or token {token}\"}}")
+    })
+    .await;
     let t = h
         .wait_connection("echo", "the echoed credentials redacted", |t| {
             condition(t, "Verified")
@@ -318,25 +267,14 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
         !message.contains(&key) && !message.contains(&token),
         "an echoed credential in the status"
     );
+}
 
-    let (key, token) = h.credential(Behavior::Valid);
-    let cut = format!("{}{token}", "A".repeat(190));
-    h.fake.set(
-        &key,
-        &token,
-        Behavior::Status {
-            code: 401,
-            body: cut,
-            content_type: None,
-        },
-    );
-    h.put_source("src-cut", &key, &token).await;
-    h.apply_spec(
-        "cut",
-        json!({"host": h.fake.host(), "credentialsSecretRef": {"name": "src-cut"}}),
-    )
-    .await
-    .unwrap();
+/// A token echoed where the message is cut: what of it stays in the status is reported.
+async fn a_token_cut_by_the_message_limit(h: &mut Harness) {
+    let (_, token) = answered_with(h, "cut", 401, |_, token| {
+        format!("{}{token}", "A".repeat(190))
+    })
+    .await;
     let t = h.wait_ready("cut", "False", "Unauthorized").await;
     let (_, _, message) = condition(&t, "Ready").unwrap();
     let prefix = &token[..10];
@@ -347,18 +285,4 @@ async fn hostile_servers_get_no_credentials_and_verify_nothing() {
             token.len()
         );
     }
-
-    // The operator is still there and still verifies.
-    h.connect("control", "src-control", Behavior::Valid, json!({}))
-        .await;
-    h.wait_ready("control", "True", "Verified").await;
-    assert!(
-        h.operator.is_running(),
-        "the operator exited:\n{}",
-        h.operator.logs()
-    );
-    let _ = std::fs::remove_file(&bundle);
-    h.finish().await;
 }
-
-// ---------------------------------------------------------------------------------------------

@@ -9,8 +9,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod restart;
+mod steady;
 
 use restart::restart_costs_nothing;
+use steady::{
+    a_steady_window_writes_nothing, requests_at_the_floor, unrelated_secrets_cost_nothing,
+};
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -80,6 +84,15 @@ where
 /// A counter of the operator's `/metrics`.
 fn counter(metrics: &str, name: &str) -> u64 {
     series(metrics, name).unwrap_or(0.0) as u64
+}
+
+/// The status and Secret writes the operator counts.
+async fn writes(h: &Harness) -> (u64, u64) {
+    let metrics = h.metrics().await;
+    (
+        counter(&metrics, "trackvia_status_writes_total"),
+        counter(&metrics, "trackvia_secret_writes_total"),
+    )
 }
 
 /// resourceVersion of every connection and every output Secret, by kind/name.
@@ -161,7 +174,6 @@ async fn many_connections_share_few_credentials_without_churn() {
         ],
     )
     .await;
-
     let creds: Vec<(String, String)> = (0..CREDENTIALS)
         .map(|_| h.credential(Behavior::Valid))
         .collect();
@@ -182,30 +194,47 @@ async fn many_connections_share_few_credentials_without_churn() {
         }
     })
     .await;
+    apply_connections(&h).await;
+    all_converge(&h, &tokens).await;
+    let converged = started.elapsed();
 
-    let h_ref = &h;
+    requests_at_the_floor(&h, &creds).await;
+    let versions = a_steady_window_writes_nothing(&h).await;
+    restart_costs_nothing(&mut h, &versions).await;
+    unrelated_secrets_cost_nothing(&mut h, &secrets).await;
+    eprintln!(
+        "scale: {CONNECTIONS} connections converged {:.1} s after the start; total {:.1} s",
+        converged.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    h.finish().await;
+}
+
+/// `conn-i` reading `src-(i % K)`, `WRITERS` applied at a time.
+async fn apply_connections(h: &Harness) {
     let failures: Vec<String> = stream::iter(0..CONNECTIONS)
         .map(|i| async move {
-            h_ref
-                .apply_connection(
-                    &format!("conn-{i}"),
-                    &format!("src-{}", i % CREDENTIALS),
-                    json!({"tokenExpiresOn": "2099-12-31", "verifyInterval": "1h"}),
-                )
-                .await
-                .err()
-                .map(|e| format!("conn-{i}: {e}"))
+            h.apply_connection(
+                &format!("conn-{i}"),
+                &format!("src-{}", i % CREDENTIALS),
+                json!({"tokenExpiresOn": "2099-12-31", "verifyInterval": "1h"}),
+            )
+            .await
+            .err()
+            .map(|e| format!("conn-{i}: {e}"))
         })
         .buffer_unordered(WRITERS)
         .filter_map(|e| async move { e })
         .collect()
         .await;
     assert!(failures.is_empty(), "applying connections: {failures:?}");
+}
 
-    // Every connection Ready, with its output Secret carrying its credential.
+/// Every connection Ready, with its output Secret carrying its credential.
+async fn all_converge(h: &Harness, tokens: &[String]) {
     let deadline = Instant::now() + CONVERGE_WITHIN;
     loop {
-        let missing = not_converged(&h, &tokens).await;
+        let missing = not_converged(h, tokens).await;
         if missing.is_empty() {
             break;
         }
@@ -217,151 +246,4 @@ async fn many_connections_share_few_credentials_without_churn() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let converged = started.elapsed();
-
-    // The floor's requests: per connection one Secret write (a create) and one status
-    // write, no read of the output Secret; the ten shared source Secrets are read once per
-    // version, not once per connection. A few connections reconciled before their source's
-    // watch reported read it themselves.
-    let metrics = h.metrics().await;
-    let reads = counter(&metrics, "trackvia_secret_reads_total");
-    assert!(
-        reads <= (CONNECTIONS / 4) as u64,
-        "{reads} Secret reads for {CONNECTIONS} new connections sharing {CREDENTIALS} Secrets"
-    );
-    let writes = [
-        counter(&metrics, "trackvia_secret_writes_total"),
-        counter(&metrics, "trackvia_status_writes_total"),
-    ];
-    let most = (CONNECTIONS + CONNECTIONS / 50) as u64;
-    assert!(
-        writes
-            .iter()
-            .all(|w| (CONNECTIONS as u64..=most).contains(w)),
-        "Secret and status writes for {CONNECTIONS} new connections: {writes:?}"
-    );
-    assert_eq!(
-        counter(
-            &metrics,
-            "trackvia_source_secret_watches{selector=\"name\"}"
-        ),
-        CREDENTIALS as u64,
-        "one watch per source Secret"
-    );
-    assert_eq!(
-        counter(
-            &metrics,
-            "trackvia_source_secret_watches{selector=\"namespace\"}"
-        ),
-        0,
-        "no namespace-wide Secret watch"
-    );
-
-    // One TrackVia call per distinct credential, however many connections share it.
-    let per_credential: Vec<usize> = creds
-        .iter()
-        .map(|(key, token)| h.fake.calls_for(key, token))
-        .collect();
-    assert_eq!(
-        per_credential,
-        vec![1; CREDENTIALS],
-        "TrackVia calls per credential"
-    );
-    assert_eq!(h.fake.total_calls(), CREDENTIALS, "TrackVia calls in all");
-
-    // Steady state: no writes at all.
-    tokio::time::sleep(SETTLE).await;
-    let metrics = h.metrics().await;
-    let writes_before = (
-        counter(&metrics, "trackvia_status_writes_total"),
-        counter(&metrics, "trackvia_secret_writes_total"),
-    );
-    let versions_before = resource_versions(&h).await;
-    assert_eq!(
-        versions_before.len(),
-        2 * CONNECTIONS,
-        "connections and output Secrets"
-    );
-    tokio::time::sleep(STEADY_WINDOW).await;
-    let metrics = h.metrics().await;
-    let writes_after = (
-        counter(&metrics, "trackvia_status_writes_total"),
-        counter(&metrics, "trackvia_secret_writes_total"),
-    );
-    let versions_after = resource_versions(&h).await;
-    assert_eq!(
-        writes_after, writes_before,
-        "the operator wrote (status, Secret) in the steady window"
-    );
-    let changed: Vec<&String> = versions_after
-        .iter()
-        .filter(|(k, v)| versions_before.get(*k) != Some(*v))
-        .map(|(k, _)| k)
-        .collect();
-    assert!(
-        changed.is_empty(),
-        "{} objects changed in the steady window, e.g. {:?}",
-        changed.len(),
-        &changed[..changed.len().min(5)]
-    );
-    assert_eq!(
-        h.fake.total_calls(),
-        CREDENTIALS,
-        "TrackVia calls in the steady window"
-    );
-
-    restart_costs_nothing(&mut h, &versions_after).await;
-
-    // Unrelated Secrets changing: nothing reaches the operator, nothing is reconciled.
-    let metrics = h.metrics().await;
-    let events_before = counter(&metrics, "trackvia_secret_watch_events_total");
-    let reconciles_before = counter(&metrics, "trackvia_reconcile_duration_seconds_count");
-    for_each_unrelated("updating", |i| {
-        let secrets = secrets.clone();
-        async move {
-            let patch = json!({"metadata": {"labels": {"touched": "yes"}}});
-            secrets
-                .patch(
-                    &format!("unrelated-{i}"),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await
-                .map(|_| ())
-        }
-    })
-    .await;
-    // A change the operator does watch, made after those: once it has been acted on,
-    // any event about the unrelated ones would have arrived too.
-    let (key, token) = h.credential(Behavior::Valid);
-    h.put_source("src-0", &key, &token).await;
-    h.wait_published(
-        "conn-0",
-        &token,
-        Duration::from_secs(30),
-        "conn-0 to publish the rotated token",
-    )
-    .await;
-    let metrics = h.metrics().await;
-    let events = counter(&metrics, "trackvia_secret_watch_events_total") - events_before;
-    let reconciles =
-        counter(&metrics, "trackvia_reconcile_duration_seconds_count") - reconciles_before;
-    // The rotation: an event or two for src-0, and one for each output Secret it
-    // rewrote (the watch sees the operator's own writes; their echo is not
-    // reconciled). A single unrelated Secret reaching the operator would be 500 more.
-    let readers = CONNECTIONS / CREDENTIALS;
-    assert!(
-        events <= 5 + readers as u64,
-        "{events} Secret watch events after updating {UNRELATED} unrelated Secrets and rotating one source read by {readers}"
-    );
-    assert!(
-        reconciles <= 2 * readers as u64,
-        "{reconciles} reconciles after updating {UNRELATED} unrelated Secrets and rotating one source read by {readers}"
-    );
-    eprintln!(
-        "scale: {CONNECTIONS} connections converged {:.1} s after the start; total {:.1} s",
-        converged.as_secs_f64(),
-        started.elapsed().as_secs_f64()
-    );
-    h.finish().await;
 }

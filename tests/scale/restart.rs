@@ -31,12 +31,8 @@ pub async fn restart_costs_nothing(h: &mut Harness, versions: &BTreeMap<String, 
     );
     // Anything queued by the relist has run by now.
     tokio::time::sleep(SETTLE).await;
-    let metrics = h.metrics().await;
     assert_eq!(
-        (
-            counter(&metrics, "trackvia_status_writes_total"),
-            counter(&metrics, "trackvia_secret_writes_total"),
-        ),
+        writes(h).await,
         (0, 0),
         "status and Secret writes after a restart"
     );

@@ -114,6 +114,14 @@ impl Place {
             .expect("a resourceVersion")
     }
 
+    /// The resourceVersions of connection `name` and of its output Secret.
+    pub async fn versions(&self, name: &str) -> (String, String) {
+        (
+            self.version_of_connection(name).await,
+            self.version_of_secret(name).await,
+        )
+    }
+
     /// The operator's events (events.k8s.io) in this namespace.
     pub async fn events(&self) -> Vec<Event> {
         Api::<Event>::namespaced(self.client.clone(), &self.ns)

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::common::{OPERATOR, plain_get};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Secret};
 use kube::Client;
 use kube::api::Api;
@@ -101,66 +102,15 @@ impl Pod {
         scratch: &Scratch,
         suffix: &str,
     ) -> Pod {
-        let deployment = release.deployment(bed).await;
-        let spec = deployment
-            .spec
-            .and_then(|s| s.template.spec)
-            .expect("the Deployment has a pod spec");
-        assert_eq!(
-            identity.username,
-            format!(
-                "system:serviceaccount:{}:{}",
-                release.namespace,
-                spec.service_account_name.as_deref().unwrap_or("default")
-            ),
-            "the operator must run as the chart's ServiceAccount"
-        );
-        assert_eq!(spec.containers.len(), 1, "one container");
+        let spec = chart_pod_spec(release, identity, release.deployment(bed).await);
         let container = &spec.containers[0];
-        assert!(
-            container
-                .command
-                .iter()
-                .flatten()
-                .next()
-                .is_some_and(|c| c.ends_with("/trackvia-operator")),
-            "{:?}",
-            container.command
-        );
         let name = format!("{}-{suffix}", release.fullname());
         let files = scratch.subdir(&format!("pod-{suffix}"));
         let mounts =
             project_volumes(&bed.client, &release.namespace, &spec, container, &files).await;
         let metrics_port = free_port();
-        let args: Vec<String> = container
-            .args
-            .iter()
-            .flatten()
-            .map(|arg| {
-                if arg.starts_with("--metrics-addr=") {
-                    format!("--metrics-addr=127.0.0.1:{metrics_port}")
-                } else {
-                    mounts.iter().fold(arg.clone(), |arg, (mount, local)| {
-                        arg.replace(mount.as_str(), &local.display().to_string())
-                    })
-                }
-            })
-            .collect();
-        let mut env: Vec<(String, String)> = Vec::new();
-        for var in container.env.iter().flatten() {
-            let value = match (&var.value, &var.value_from) {
-                (Some(v), _) => v.clone(),
-                (None, Some(from)) => {
-                    match from.field_ref.as_ref().map(|f| f.field_path.as_str()) {
-                        Some("metadata.namespace") => release.namespace.clone(),
-                        Some("metadata.name") => name.clone(),
-                        other => panic!("env {} comes from {other:?}; provide it here", var.name),
-                    }
-                }
-                (None, None) => String::new(),
-            };
-            env.push((var.name.clone(), value));
-        }
+        let args = local_args(container, &mounts, metrics_port);
+        let mut env = downward_env(container, &release.namespace, &name);
         env.push((
             "KUBECONFIG".into(),
             identity.kubeconfig.display().to_string(),
@@ -271,6 +221,78 @@ impl Pod {
         );
         eprintln!("{} stopped in {:?}", self.name, started.elapsed());
     }
+}
+
+/// The pod spec of the release's Deployment, checked to run the operator binary, alone, as the
+/// chart's ServiceAccount (which `identity` must be).
+fn chart_pod_spec(release: &Release, identity: &Identity, deployment: Deployment) -> PodSpec {
+    let spec = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .expect("the Deployment has a pod spec");
+    assert_eq!(
+        identity.username,
+        format!(
+            "system:serviceaccount:{}:{}",
+            release.namespace,
+            spec.service_account_name.as_deref().unwrap_or("default")
+        ),
+        "the operator must run as the chart's ServiceAccount"
+    );
+    assert_eq!(spec.containers.len(), 1, "one container");
+    let container = &spec.containers[0];
+    assert!(
+        container
+            .command
+            .iter()
+            .flatten()
+            .next()
+            .is_some_and(|c| c.ends_with("/trackvia-operator")),
+        "{:?}",
+        container.command
+    );
+    spec
+}
+
+/// The container's arguments with its mounts replaced by their local directories and the
+/// metrics served on loopback at `metrics_port`.
+fn local_args(
+    container: &Container,
+    mounts: &[(String, PathBuf)],
+    metrics_port: u16,
+) -> Vec<String> {
+    container
+        .args
+        .iter()
+        .flatten()
+        .map(|arg| {
+            if arg.starts_with("--metrics-addr=") {
+                format!("--metrics-addr=127.0.0.1:{metrics_port}")
+            } else {
+                mounts.iter().fold(arg.clone(), |arg, (mount, local)| {
+                    arg.replace(mount.as_str(), &local.display().to_string())
+                })
+            }
+        })
+        .collect()
+}
+
+/// The container's environment, the downward-API variables filled in for pod `name` in `namespace`.
+fn downward_env(container: &Container, namespace: &str, name: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for var in container.env.iter().flatten() {
+        let value = match (&var.value, &var.value_from) {
+            (Some(v), _) => v.clone(),
+            (None, Some(from)) => match from.field_ref.as_ref().map(|f| f.field_path.as_str()) {
+                Some("metadata.namespace") => namespace.to_string(),
+                Some("metadata.name") => name.to_string(),
+                other => panic!("env {} comes from {other:?}; provide it here", var.name),
+            },
+            (None, None) => String::new(),
+        };
+        env.push((var.name.clone(), value));
+    }
+    env
 }
 
 /// Waits until `pod` has finished at least `count` reconciles.

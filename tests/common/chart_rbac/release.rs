@@ -98,6 +98,11 @@ impl Release {
             .unwrap_or_else(|e| panic!("reading the chart's Deployment {}: {e}", self.fullname()))
     }
 
+    /// The release's leader-election Lease as it is now.
+    pub async fn lease(&self, bed: &Bed) -> Option<Lease> {
+        lease(bed, &self.namespace, &self.fullname()).await
+    }
+
     /// The ServiceAccount the chart's pods run as.
     pub async fn service_account(&self, bed: &Bed) -> String {
         self.deployment(bed)

@@ -2,11 +2,12 @@
 //! connection must reach, and the hostile servers that stand where TrackVia should be.
 
 pub mod cases;
+pub mod server_cases;
 pub mod servers;
 
 // Each test binary uses only some of these.
 #[allow(unused_imports)]
-pub use self::{cases::hostile_cases, servers::*};
+pub use self::{cases::hostile_cases, server_cases::*, servers::*};
 
 use crate::common::Harness;
 use k8s_openapi::ByteString;
