@@ -137,3 +137,81 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure(message, "Reason")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    fn offline() -> kube::Error {
+        kube::Error::ReadEvents(std::io::Error::other("connection reset"))
+    }
+
+    #[test]
+    fn api_errors_read_as_the_command_has_always_printed_them() {
+        let cases = [
+            (
+                Error::connections(api(404, "x")),
+                "TrackViaConnections are not served by this cluster: is the CRD installed? \
+                 (trackvia-operator crd | kubectl apply -f -)"
+                    .to_string(),
+            ),
+            (
+                Error::connections(api(403, "no list")),
+                "not allowed to read TrackViaConnections: no list".into(),
+            ),
+            (
+                Error::connections(offline()),
+                format!("reading TrackViaConnections: {}", offline()),
+            ),
+            (
+                Error::list("deployments", api(403, "x")),
+                "not allowed to list deployments".into(),
+            ),
+            (
+                Error::list("events", api(404, "x")),
+                "events are not served by this cluster".into(),
+            ),
+            (
+                Error::list("daemonsets", offline()),
+                format!("listing daemonsets: {}", offline()),
+            ),
+            (
+                Error::annotate("crm", api(404, "x")),
+                "TrackViaConnection \"crm\" not found".into(),
+            ),
+            (
+                Error::annotate("crm", api(403, "no patch")),
+                "not allowed to annotate TrackViaConnection \"crm\" (patch trackviaconnections): \
+                 no patch"
+                    .into(),
+            ),
+            (
+                Error::annotate("crm", api(500, "x")),
+                format!("requesting a check of \"crm\": {}", api(500, "x")),
+            ),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
+        }
+        let missing = Error::NotFoundIn {
+            name: "crm".into(),
+            namespace: "apps".into(),
+        };
+        assert_eq!(
+            missing.to_string(),
+            "TrackViaConnection \"crm\" not found in namespace \"apps\""
+        );
+        assert_eq!(
+            Error::Deleted("crm".into()).to_string(),
+            "TrackViaConnection \"crm\" was deleted"
+        );
+    }
+}

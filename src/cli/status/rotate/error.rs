@@ -190,3 +190,107 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure(message, "Reason")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    const SECRET: &str = "Secret apps/src";
+
+    #[test]
+    fn api_errors_name_the_verb_and_what_was_written() {
+        let forbidden = Error::kube(api(403, "no"), "patch", "secrets", SECRET);
+        assert_eq!(
+            forbidden.to_string(),
+            "not allowed to patch Secret apps/src: the \"patch\" verb on secrets is missing \
+             from your RBAC role (no)"
+        );
+        let changed = Error::kube(api(409, "stale"), "patch", "secrets", SECRET);
+        assert_eq!(
+            changed.to_string(),
+            "Secret apps/src changed while the command ran, run it again (stale)"
+        );
+        let invalid = Error::kube(api(422, "bad"), "patch", "secrets", SECRET);
+        assert_eq!(invalid.to_string(), "patch Secret apps/src: bad (HTTP 422)");
+        let io = || kube::Error::ReadEvents(std::io::Error::other("reset"));
+        let offline = Error::kube(io(), "get", "secrets", SECRET);
+        assert_eq!(
+            offline.to_string(),
+            format!("get Secret apps/src: {}", io())
+        );
+        assert_eq!(
+            Error::NotWritten(Box::new(offline)).to_string(),
+            format!("get Secret apps/src: {}. Nothing was written.", io())
+        );
+        let only_secret = Error::OnlySecretWritten {
+            source: Box::new(invalid),
+            secret: SECRET.into(),
+        };
+        assert_eq!(
+            only_secret.to_string(),
+            "patch Secret apps/src: bad (HTTP 422). Secret apps/src already holds the new token \
+             (the operator verifies and publishes it), but tokenExpiresOn is unchanged"
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_flag_the_object_and_the_host() {
+        let tvc = "TrackViaConnection apps/crm";
+        let host = Error::HostNotAllowed {
+            what: tvc.into(),
+            host: "evil.example".into(),
+        };
+        assert_eq!(
+            host.to_string(),
+            "TrackViaConnection apps/crm names host \"evil.example\", which --allowed-hosts does \
+             not allow: the new token is sent only to an allowed host. Nothing was written."
+        );
+        let no_secret = Error::NoSecret {
+            secret: SECRET.into(),
+            tvc: tvc.into(),
+        };
+        assert_eq!(
+            no_secret.to_string(),
+            "Secret apps/src (spec.credentialsSecretRef of TrackViaConnection apps/crm) not found"
+        );
+        assert_eq!(
+            Error::NotFound(tvc.into()).to_string(),
+            "TrackViaConnection apps/crm not found"
+        );
+        let date = jiff::civil::date(2030, 6, 15);
+        let texts = [
+            (
+                Refusal::NotADate("tomorrow".into()),
+                "\"tomorrow\" is not a calendar date (YYYY-MM-DD)",
+            ),
+            (
+                Refusal::Before2000("1999-12-31".into()),
+                "\"1999-12-31\" is before 2000-01-01",
+            ),
+            (
+                Refusal::NotAfterToday { date, today: date },
+                "--expires-on 2030-06-15: a token expiring on that day stops working at 00:00 \
+                 UTC, which is not after today (2030-06-15 UTC)",
+            ),
+            (
+                Refusal::TokenNameTooLong,
+                "--token-name is longer than 256 characters",
+            ),
+            (
+                Refusal::TokenNameControl,
+                "--token-name must not contain control characters",
+            ),
+        ];
+        for (refusal, text) in texts {
+            assert_eq!(Error::from(refusal).to_string(), text);
+        }
+    }
+}
