@@ -141,14 +141,7 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn api(code: u16, message: &str) -> kube::Error {
-        kube::Error::Api(
-            kube::core::Status::failure(message, "Reason")
-                .with_code(code)
-                .boxed(),
-        )
-    }
+    use crate::kube_helpers::api_error as api;
 
     fn offline() -> kube::Error {
         kube::Error::ReadEvents(std::io::Error::other("connection reset"))

@@ -194,14 +194,7 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn api(code: u16, message: &str) -> kube::Error {
-        kube::Error::Api(
-            kube::core::Status::failure(message, "Reason")
-                .with_code(code)
-                .boxed(),
-        )
-    }
+    use crate::kube_helpers::api_error as api;
 
     const SECRET: &str = "Secret apps/src";
 
