@@ -73,6 +73,16 @@ impl kube::runtime::utils::Backoff for WatchBackoff {
     }
 }
 
+/// An error answer of the API server with `code` and `message`, for tests.
+#[cfg(test)]
+pub(crate) fn api_error(code: u16, message: &str) -> kube::Error {
+    kube::Error::Api(
+        kube::core::Status::failure(message, "Reason")
+            .with_code(code)
+            .boxed(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,11 +101,7 @@ mod tests {
 
     #[test]
     fn a_kube_error_reads_as_its_status_message_and_code() {
-        let e = kube::Error::Api(
-            kube::core::Status::failure("secrets \"x\" is forbidden", "Forbidden")
-                .with_code(403)
-                .boxed(),
-        );
+        let e = api_error(403, "secrets \"x\" is forbidden");
         assert_eq!(short_kube_error(&e), "secrets \"x\" is forbidden (403)");
     }
 }

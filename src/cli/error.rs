@@ -1,6 +1,8 @@
 //! The command line's error: what stops a command before or while it runs, with the
 //! flag or step it concerns in its text.
 
+use super::status;
+use crate::controller::secret::CredentialsError;
 use crate::leader::LeaderError;
 use crate::supervisor::SignalsError;
 use crate::trackvia::ClientError;
@@ -21,7 +23,27 @@ pub enum Error {
     NoLeaseNamespace,
     /// No Kubernetes configuration could be found or read.
     #[error("connecting to Kubernetes: {0}")]
-    Kube(String),
+    Kube(#[source] kube::config::InferConfigError),
+    /// The log filter built from `--log-level` was refused.
+    #[error(transparent)]
+    LogFilter(#[from] tracing_subscriber::filter::ParseError),
+    /// Connecting to Kubernetes (as kubectl would) failed.
+    #[error(transparent)]
+    Status(#[from] status::Error),
+    /// The Secret of `verify --secret` could not be read.
+    #[error("reading Secret {secret}: {source}")]
+    ReadSecret {
+        /// The Secret, as `namespace/name`.
+        secret: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// The Secret of `verify --secret` holds no usable key and token.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// An environment variable `verify` reads the credentials from is unset or empty.
+    #[error("{0} is not set (or use --secret namespace/name)")]
+    NotSet(&'static str),
     /// Another process holds the Lease now.
     #[error("lost leadership ({0}); exiting so that only the new leader writes")]
     LostLeadership(String),

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use jiff::SignedDuration;
 
 use super::{Error, install_crypto_provider};
-use crate::connection::{Settings, parse_duration};
+use crate::connection::{DurationError, Settings, parse_duration};
 use crate::controller::{self, Clock, Config};
 use crate::metrics::Metrics;
 use crate::trackvia::{AllowedHosts, TrackViaClient, Verifier};
@@ -111,13 +111,14 @@ pub struct RunArgs {
     clock_offset: Option<String>,
 }
 
-fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
+fn init_logging(format: LogFormat, level: &str) -> Result<(), Error> {
     use tracing_subscriber::EnvFilter;
     let level = level.to_ascii_lowercase();
     if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
-        return Err(format!(
-            "--log-level {level:?}: expected error, warn, info, debug or trace"
-        ));
+        return Err(Error::Flag {
+            flag: format!("--log-level {level:?}"),
+            reason: "expected error, warn, info, debug or trace".into(),
+        });
     }
     // Dependencies stay at warn (kube at most debug): their traces are not ours to vouch for.
     let kube_level = if level == "trace" {
@@ -127,8 +128,7 @@ fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
     };
     let filter = EnvFilter::try_new(format!(
         "warn,trackvia_operator={level},kube_runtime={kube_level},kube_client={kube_level}"
-    ))
-    .map_err(|e| e.to_string())?;
+    ))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -139,13 +139,24 @@ fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_signed(text: &str) -> Result<SignedDuration, String> {
+/// Why a signed duration is refused.
+#[derive(Debug, thiserror::Error)]
+enum SignedDurationError {
+    /// Not a duration.
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    /// Too long for a signed duration.
+    #[error(transparent)]
+    Range(#[from] jiff::Error),
+}
+
+fn parse_signed(text: &str) -> Result<SignedDuration, SignedDurationError> {
     let (negative, rest) = match text.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
-    let unsigned = parse_duration(rest).map_err(|e| e.to_string())?;
-    let d = SignedDuration::try_from(unsigned).map_err(|e| e.to_string())?;
+    let unsigned = parse_duration(rest)?;
+    let d = SignedDuration::try_from(unsigned)?;
     Ok(if negative { -d } else { d })
 }
 
@@ -189,9 +200,7 @@ async fn run_inner(args: RunArgs) -> Result<(), Error> {
     // From here on SIGTERM and SIGINT stop the process within a few seconds, in any phase.
     let mut signals = supervisor::Signals::install()?;
     let wiring = wiring(&args)?;
-    let kube_config = kube::Config::infer()
-        .await
-        .map_err(|e| Error::Kube(e.to_string()))?;
+    let kube_config = kube::Config::infer().await.map_err(Error::Kube)?;
     let instance = std::env::var("POD_NAME").unwrap_or_else(|_| hostname());
     // Names this process in the API server's audit log and in the Lease.
     let identity = format!("{instance}-{}", std::process::id());

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::install_crypto_provider;
 use super::status;
+use super::{Error, install_crypto_provider};
 use crate::connection::parse_duration;
 use crate::trackvia::{Credentials, TrackViaClient};
 
@@ -78,34 +78,34 @@ pub async fn verify(args: VerifyArgs) -> ExitCode {
     ExitCode::from(code)
 }
 
-async fn verify_credentials(args: &VerifyArgs) -> Result<Credentials, String> {
+async fn verify_credentials(args: &VerifyArgs) -> Result<Credentials, Error> {
     if let Some(reference) = &args.secret {
-        let (ns, name) = reference
-            .split_once('/')
-            .ok_or_else(|| format!("--secret {reference:?}: expected namespace/name"))?;
+        let (ns, name) = reference.split_once('/').ok_or_else(|| Error::Flag {
+            flag: format!("--secret {reference:?}"),
+            reason: "expected namespace/name".into(),
+        })?;
         let client = kube::Client::try_default()
             .await
-            .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+            .map_err(status::Error::Connect)?;
         let api: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(client, ns);
-        let secret = api
-            .get(name)
-            .await
-            .map_err(|e| format!("reading Secret {ns}/{name}: {e}"))?;
+        let secret = api.get(name).await.map_err(|source| Error::ReadSecret {
+            secret: format!("{ns}/{name}"),
+            source,
+        })?;
         let data = secret.data.unwrap_or_default();
-        return crate::controller::secret::credentials_from_data(
+        return Ok(crate::controller::secret::credentials_from_data(
             &format!("{ns}/{name}"),
             &data,
             &args.api_key_key,
             &args.auth_token_key,
-        )
-        .map_err(|e| e.to_string());
+        )?);
     }
-    let get = |k: &str| {
+    let get = |k: &'static str| {
         std::env::var(k)
             .ok()
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| format!("{k} is not set (or use --secret namespace/name)"))
+            .ok_or(Error::NotSet(k))
     };
     Ok(Credentials {
         api_key: get("TRACKVIA_API_KEY")?,

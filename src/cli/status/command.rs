@@ -207,7 +207,7 @@ async fn verify_now(args: StatusArgs, name: String, timeout: String) -> ExitCode
             ExitCode::from(outcome.code)
         }
         Err(e) => {
-            eprintln!("error: {}", safe::for_terminal(&e));
+            eprintln!("error: {}", safe::for_terminal(&e.to_string()));
             ExitCode::from(verify_now::OTHER_ERROR)
         }
     }

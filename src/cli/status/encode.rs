@@ -3,26 +3,26 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::safe;
+use super::{Error, safe};
 
 /// JSON text of a value, pretty-printed, with a final newline.
-pub fn to_json<T: Serialize>(value: &T) -> Result<String, String> {
+pub fn to_json<T: Serialize>(value: &T) -> Result<String, Error> {
     serde_json::to_string_pretty(value)
         .map(|s| {
             let mut s = safe::json_for_terminal(&s);
             s.push('\n');
             s
         })
-        .map_err(|e| format!("encoding JSON: {e}"))
+        .map_err(Error::Json)
 }
 
 /// YAML text of a value with the same field names as the JSON. A string holding
 /// a control character or a bidirectional override shows it escaped (`\n`,
 /// `\u{1b}`), as the table does; the JSON keeps the exact text.
-pub fn to_yaml<T: Serialize>(value: &T) -> Result<String, String> {
-    let mut tree = serde_json::to_value(value).map_err(|e| format!("encoding YAML: {e}"))?;
+pub fn to_yaml<T: Serialize>(value: &T) -> Result<String, Error> {
+    let mut tree = serde_json::to_value(value).map_err(Error::YamlTree)?;
     escape_strings(&mut tree);
-    serde_yaml_ng::to_string(&tree).map_err(|e| format!("encoding YAML: {e}"))
+    serde_yaml_ng::to_string(&tree).map_err(Error::Yaml)
 }
 
 fn escape_strings(value: &mut Value) {

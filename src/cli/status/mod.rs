@@ -12,6 +12,7 @@ use std::ffi::OsString;
 pub mod command;
 mod connect;
 pub mod encode;
+mod error;
 mod model;
 mod reads;
 mod render;
@@ -22,6 +23,7 @@ mod tests;
 pub mod verify_now;
 mod views;
 
+pub use error::Error;
 pub use model::*;
 pub use reads::*;
 pub use render::*;

@@ -13,32 +13,24 @@ use crate::kube_helpers::scoped_api as api_for;
 use super::*;
 use crate::cli::status::encode::{to_json, to_yaml};
 
-pub(crate) fn describe_list_error(what: &str, e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if s.code == 403 => format!("not allowed to list {what}"),
-        kube::Error::Api(s) if s.code == 404 => format!("{what} are not served by this cluster"),
-        other => format!("listing {what}: {other}"),
-    }
-}
-
 /// Every Deployment, StatefulSet and DaemonSet in scope, with the Secrets they use.
 pub(crate) async fn list_workloads(
     client: &Client,
     namespace: Option<&str>,
-) -> Result<Vec<Workload>, String> {
+) -> Result<Vec<Workload>, Error> {
     let params = ListParams::default();
     let deployments = api_for::<Deployment>(client, namespace)
         .list(&params)
         .await
-        .map_err(|e| describe_list_error("deployments", &e))?;
+        .map_err(|e| Error::list("deployments", e))?;
     let stateful_sets = api_for::<StatefulSet>(client, namespace)
         .list(&params)
         .await
-        .map_err(|e| describe_list_error("statefulsets", &e))?;
+        .map_err(|e| Error::list("statefulsets", e))?;
     let daemon_sets = api_for::<DaemonSet>(client, namespace)
         .list(&params)
         .await
-        .map_err(|e| describe_list_error("daemonsets", &e))?;
+        .map_err(|e| Error::list("daemonsets", e))?;
     let mut all: Vec<Workload> = deployments.items.iter().map(from_deployment).collect();
     all.extend(stateful_sets.items.iter().map(from_stateful_set));
     all.extend(daemon_sets.items.iter().map(from_daemon_set));
@@ -49,7 +41,7 @@ pub(crate) async fn list_events(
     client: &Client,
     namespace: &str,
     name: &str,
-) -> Result<Vec<Event>, String> {
+) -> Result<Vec<Event>, Error> {
     let api: Api<Event> = Api::namespaced(client.clone(), namespace);
     let params = ListParams::default().fields(&format!(
         "involvedObject.kind=TrackViaConnection,involvedObject.name={name}"
@@ -57,38 +49,20 @@ pub(crate) async fn list_events(
     api.list(&params)
         .await
         .map(|l| l.items)
-        .map_err(|e| describe_list_error("events", &e))
+        .map_err(|e| Error::list("events", e))
 }
 
-pub(crate) fn connections_error(e: kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if s.code == 404 => {
-            "TrackViaConnections are not served by this cluster: is the CRD installed? \
-             (trackvia-operator crd | kubectl apply -f -)"
-                .into()
-        }
-        kube::Error::Api(s) if s.code == 403 => {
-            format!("not allowed to read TrackViaConnections: {}", s.message)
-        }
-        other => format!("reading TrackViaConnections: {other}"),
+/// Read what `options` asks for and render it; every warning is escaped for
+/// the terminal (the error is escaped where it is printed).
+pub async fn run(options: Options, color: bool) -> Result<Report, Error> {
+    let mut report = collect(options, color).await?;
+    for warning in &mut report.warnings {
+        *warning = safe::for_terminal(warning).into_owned();
     }
+    Ok(report)
 }
 
-/// Read what `options` asks for and render it.
-/// Collect and render; every text that reaches the terminal is escaped.
-pub async fn run(options: Options, color: bool) -> Result<Report, String> {
-    match collect(options, color).await {
-        Ok(mut report) => {
-            for warning in &mut report.warnings {
-                *warning = safe::for_terminal(warning).into_owned();
-            }
-            Ok(report)
-        }
-        Err(e) => Err(safe::for_terminal(&e).into_owned()),
-    }
-}
-
-pub(crate) async fn collect(options: Options, color: bool) -> Result<Report, String> {
+pub(crate) async fn collect(options: Options, color: bool) -> Result<Report, Error> {
     let (client, namespace) = connect::connect_in(
         options.kubeconfig.as_deref(),
         options.context.as_deref(),
@@ -160,22 +134,27 @@ async fn read_connections(
     scope: Option<&str>,
     name: Option<&str>,
     namespace: &str,
-) -> Result<Vec<TrackViaConnection>, String> {
+) -> Result<Vec<TrackViaConnection>, Error> {
     let connections: Api<TrackViaConnection> = api_for(client, scope);
     let selected: Vec<TrackViaConnection> = match name {
-        Some(name) => match connections.get_opt(name).await.map_err(connections_error)? {
+        Some(name) => match connections
+            .get_opt(name)
+            .await
+            .map_err(Error::connections)?
+        {
             Some(tvc) => vec![tvc],
             None => {
-                return Err(format!(
-                    "TrackViaConnection {name:?} not found in namespace {namespace:?}"
-                ));
+                return Err(Error::NotFoundIn {
+                    name: name.to_string(),
+                    namespace: namespace.to_string(),
+                });
             }
         },
         None => {
             let mut items = connections
                 .list(&ListParams::default())
                 .await
-                .map_err(connections_error)?
+                .map_err(Error::connections)?
                 .items;
             items.sort_by_key(|t| (t.namespace(), t.name_any()));
             items

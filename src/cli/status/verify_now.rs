@@ -15,7 +15,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use serde_json::json;
 
-use super::{connect, safe};
+use super::{Error, connect, safe};
 use crate::connection::fmt_time;
 use crate::crd::{
     TrackViaConnection, TrackViaConnectionStatus, VERIFY_REQUESTED_ANNOTATION, condition, reason,
@@ -160,21 +160,10 @@ pub fn forced_limit_until(
     (until > now).then_some(until)
 }
 
-fn write_error(name: &str, e: kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if s.code == 404 => format!("TrackViaConnection {name:?} not found"),
-        kube::Error::Api(s) if s.code == 403 => format!(
-            "not allowed to annotate TrackViaConnection {name:?} (patch trackviaconnections): {}",
-            s.message
-        ),
-        other => format!("requesting a check of {name:?}: {other}"),
-    }
-}
-
 /// Annotate the connection and wait for the operator's answer. Notes (a check held
 /// back by the forced-check limit) go to `note` as they arise; `Err` is an error
 /// that is not an answer (exit code [`OTHER_ERROR`]).
-pub async fn run(options: Options, mut note: impl FnMut(&str)) -> Result<Outcome, String> {
+pub async fn run(options: Options, mut note: impl FnMut(&str)) -> Result<Outcome, Error> {
     let (client, namespace) = connect::connect_in(
         options.kubeconfig.as_deref(),
         options.context.as_deref(),
@@ -186,15 +175,16 @@ pub async fn run(options: Options, mut note: impl FnMut(&str)) -> Result<Outcome
     let before = api
         .get_opt(name)
         .await
-        .map_err(|e| write_error(name, e))?
-        .ok_or_else(|| {
-            format!("TrackViaConnection {name:?} not found in namespace {namespace:?}")
+        .map_err(|e| Error::annotate(name, e))?
+        .ok_or_else(|| Error::NotFoundIn {
+            name: name.to_string(),
+            namespace: namespace.clone(),
         })?;
 
     let now = Timestamp::now();
     let requested = request_check(&api, name, now)
         .await
-        .map_err(|e| write_error(name, e))?;
+        .map_err(|e| Error::annotate(name, e))?;
     if let Some(until) = forced_limit_until(before.status.as_ref(), now) {
         note(&format!(
             "The operator runs at most one forced check per connection per minute and the last \
@@ -220,8 +210,11 @@ pub async fn run(options: Options, mut note: impl FnMut(&str)) -> Result<Outcome
                 options.timeout.as_secs()
             )],
         }),
-        Ok(Err(e)) => Err(format!("watching {name:?}: {e}")),
-        Ok(Ok(None)) => Err(format!("TrackViaConnection {name:?} was deleted")),
+        Ok(Err(source)) => Err(Error::Watch {
+            name: name.to_string(),
+            source,
+        }),
+        Ok(Ok(None)) => Err(Error::Deleted(name.to_string())),
         Ok(Ok(Some(tvc))) => Ok(outcome(&tvc.status.unwrap_or_default())),
     }
     .map(|mut o| {

@@ -8,6 +8,7 @@
 //!
 //! The decisions are pure (`plan`); [`run`] does the reading, writing and waiting.
 
+mod error;
 mod plan;
 mod steps;
 mod token;
@@ -28,8 +29,9 @@ use crate::connection::parse_duration;
 use crate::controller::secret::credentials_from_data;
 use crate::crd::TrackViaConnection;
 use crate::trackvia::AllowedHosts;
-use steps::{Bodies, Wait, kube_error, write};
+use steps::{Bodies, Wait, write};
 
+pub use error::{Error, Refusal};
 pub use plan::{FIELD_MANAGER, Progress, parse_expiry_date};
 pub use token::read_token;
 
@@ -83,12 +85,18 @@ pub struct Failure {
     pub message: String,
 }
 
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
         Failure {
             code: verify_now::OTHER_ERROR,
-            message,
+            message: e.to_string(),
         }
+    }
+}
+
+impl From<Refusal> for Failure {
+    fn from(e: Refusal) -> Failure {
+        Failure::from(Error::from(e))
     }
 }
 
@@ -107,7 +115,7 @@ struct Found {
 }
 
 /// Read the connection and its source Secret; refuse a host outside the allow list.
-async fn find(target: &Target, args: &RotateArgs) -> Result<Found, String> {
+async fn find(target: &Target, args: &RotateArgs) -> Result<Found, Error> {
     let (client, ns) = connect::connect_in(
         target.kubeconfig.as_deref(),
         target.context.as_deref(),
@@ -119,14 +127,13 @@ async fn find(target: &Target, args: &RotateArgs) -> Result<Found, String> {
     let tvc = connections
         .get_opt(&args.name)
         .await
-        .map_err(|e| kube_error(e, "get", "trackviaconnections", &what_tvc))?
-        .ok_or_else(|| format!("{what_tvc} not found"))?;
+        .map_err(|e| Error::kube(e, "get", "trackviaconnections", &what_tvc))?
+        .ok_or_else(|| Error::NotFound(what_tvc.clone()))?;
     if !args.allowed_hosts.allows(&tvc.spec.host) {
-        return Err(format!(
-            "{what_tvc} names host {:?}, which --allowed-hosts does not allow: the new token \
-             is sent only to an allowed host. {NOTHING_WRITTEN}",
-            tvc.spec.host
-        ));
+        return Err(Error::HostNotAllowed {
+            what: what_tvc,
+            host: tvc.spec.host,
+        });
     }
     let source = &tvc.spec.credentials_secret_ref.name;
     let what_secret = format!("Secret {ns}/{source}");
@@ -134,9 +141,10 @@ async fn find(target: &Target, args: &RotateArgs) -> Result<Found, String> {
     let secret = secrets
         .get_opt(source)
         .await
-        .map_err(|e| kube_error(e, "get", "secrets", &what_secret))?
-        .ok_or_else(|| {
-            format!("{what_secret} (spec.credentialsSecretRef of {what_tvc}) not found")
+        .map_err(|e| Error::kube(e, "get", "secrets", &what_secret))?
+        .ok_or_else(|| Error::NoSecret {
+            secret: what_secret.clone(),
+            tvc: what_tvc.clone(),
         })?;
     Ok(Found {
         ns,
@@ -154,7 +162,7 @@ async fn find(target: &Target, args: &RotateArgs) -> Result<Found, String> {
 pub async fn run(
     target: Target,
     args: RotateArgs,
-    token: impl FnOnce() -> Result<String, String>,
+    token: impl FnOnce() -> Result<String, Error>,
     mut note: impl FnMut(&str),
 ) -> Result<Vec<String>, Failure> {
     plan::check_expiry_date(args.expires_on, Timestamp::now())?;
@@ -176,7 +184,7 @@ pub async fn run(
         &source.api_key_key,
         &source.auth_token_key,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(Error::from)?;
     let scrub = |f: Failure| Failure {
         code: f.code,
         message: safe::for_terminal(&creds.scrub(&f.message)).into_owned(),

@@ -15,45 +15,43 @@ use crate::crd::ConditionStatus;
 use crate::crd::{TrackViaConnection, condition};
 
 use super::super::verify_now::exit_code;
+use super::error::Refusal;
 
 /// The field manager of the writes of `rotate`.
 pub const FIELD_MANAGER: &str = "kubectl-trackvia";
 
 /// `--expires-on`: a calendar date `YYYY-MM-DD` from 2000-01-01 on (as the schema allows).
-pub fn parse_expiry_date(text: &str) -> Result<Date, String> {
-    let not_a_date = || format!("{text:?} is not a calendar date (YYYY-MM-DD)");
+pub fn parse_expiry_date(text: &str) -> Result<Date, Refusal> {
+    let not_a_date = || Refusal::NotADate(text.to_string());
     token_expiry_instant(text).map_err(|_| not_a_date())?;
     let date: Date = text.parse().map_err(|_| not_a_date())?;
     if date < jiff::civil::date(2000, 1, 1) {
-        return Err(format!("{text:?} is before 2000-01-01"));
+        return Err(Refusal::Before2000(text.to_string()));
     }
     Ok(date)
 }
 
 /// A token expiring on `date` stops working at 00:00 UTC that day: a date that is
 /// today or earlier (in UTC) at `now` is refused.
-pub fn check_expiry_date(date: Date, now: Timestamp) -> Result<(), String> {
+pub fn check_expiry_date(date: Date, now: Timestamp) -> Result<(), Refusal> {
     let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
     if date <= today {
-        return Err(format!(
-            "--expires-on {date}: a token expiring on that day stops working at 00:00 UTC, \
-             which is not after today ({today} UTC)"
-        ));
+        return Err(Refusal::NotAfterToday { date, today });
     }
     Ok(())
 }
 
 /// `--token-name`: the schema's rule for `tokenName` (at most 256 characters,
 /// no control characters), checked before anything is sent anywhere.
-pub fn check_token_name(name: &str) -> Result<(), String> {
+pub fn check_token_name(name: &str) -> Result<(), Refusal> {
     if name.chars().count() > 256 {
-        return Err("--token-name is longer than 256 characters".into());
+        return Err(Refusal::TokenNameTooLong);
     }
     if name
         .chars()
         .any(|c| c.is_control() || ('\u{7f}'..='\u{9f}').contains(&c))
     {
-        return Err("--token-name must not contain control characters".into());
+        return Err(Refusal::TokenNameControl);
     }
     Ok(())
 }
@@ -66,19 +64,18 @@ pub fn new_data(
     data: &BTreeMap<String, ByteString>,
     token_key: &str,
     token: &str,
-) -> Result<BTreeMap<String, ByteString>, String> {
+) -> Result<BTreeMap<String, ByteString>, Refusal> {
     if !data.contains_key(token_key) {
         let present: Vec<&str> = data.keys().map(String::as_str).collect();
-        return Err(format!(
-            "Secret {secret} has no key {token_key:?}, the key the connection's \
-             spec.credentialsSecretRef.authTokenKey names (keys present: {}); \
-             fix the spec or the Secret first",
-            if present.is_empty() {
+        return Err(Refusal::NoTokenKey {
+            secret: secret.to_string(),
+            key: token_key.to_string(),
+            present: if present.is_empty() {
                 "none".to_string()
             } else {
                 present.join(", ")
-            }
-        ));
+            },
+        });
     }
     let mut out = data.clone();
     out.insert(

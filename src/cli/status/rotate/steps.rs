@@ -8,27 +8,10 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 
 use super::plan::{self, FIELD_MANAGER, Progress};
-use super::{Failure, Found, NOT_CONFIRMED, NOTHING_WRITTEN, RotateArgs};
+use super::{Error, Failure, Found, NOT_CONFIRMED, NOTHING_WRITTEN, RotateArgs};
 use crate::cli::status::verify_now;
 use crate::crd::TrackViaConnection;
 use crate::trackvia::{Credentials, TrackViaClient, VerificationOutcome};
-
-/// An API error as a message; a refusal by RBAC names the verb and resource missing.
-pub(super) fn kube_error(e: kube::Error, verb: &str, resource: &str, what: &str) -> String {
-    match e {
-        kube::Error::Api(s) if s.code == 403 => format!(
-            "not allowed to {verb} {what}: the {verb:?} verb on {resource} is missing from \
-             your RBAC role ({})",
-            s.message
-        ),
-        kube::Error::Api(s) if s.code == 409 => format!(
-            "{what} changed while the command ran, run it again ({})",
-            s.message
-        ),
-        kube::Error::Api(s) => format!("{verb} {what}: {} (HTTP {})", s.message, s.code),
-        other => format!("{verb} {what}: {other}"),
-    }
-}
 
 /// The two apply bodies.
 pub(super) struct Bodies {
@@ -43,14 +26,14 @@ async fn apply<K>(
     name: &str,
     body: &serde_json::Value,
     params: &PatchParams,
-    (resource, what): (&str, &str),
-) -> Result<K, String>
+    (resource, what): (&'static str, &str),
+) -> Result<K, Error>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     api.patch(name, params, &Patch::Apply(body))
         .await
-        .map_err(|e| kube_error(e, "patch", resource, what))
+        .map_err(|e| Error::kube(e, "patch", resource, what))
 }
 
 /// Dry-run both applies (RBAC and validation refuse here), check the token with
@@ -65,7 +48,7 @@ pub(super) async fn write(
     let source = found.tvc.spec.credentials_secret_ref.name.as_str();
     let secret = ("secrets", found.what_secret.as_str());
     let tvc = ("trackviaconnections", found.what_tvc.as_str());
-    let not_written = |e: String| Failure::from(format!("{e}. {NOTHING_WRITTEN}"));
+    let not_written = |e: Error| Failure::from(Error::NotWritten(Box::new(e)));
     let dry = PatchParams::apply(FIELD_MANAGER).force().dry_run();
     let real = PatchParams::apply(FIELD_MANAGER).force();
     apply(&found.secrets, source, &bodies.secret, &dry, secret)
@@ -81,11 +64,10 @@ pub(super) async fn write(
     apply(&found.connections, &args.name, &bodies.tvc, &real, tvc)
         .await
         .map_err(|e| {
-            Failure::from(format!(
-                "{e}. {} already holds the new token (the operator verifies and publishes it), \
-                 but tokenExpiresOn is unchanged",
-                found.what_secret
-            ))
+            Failure::from(Error::OnlySecretWritten {
+                source: Box::new(e),
+                secret: found.what_secret.clone(),
+            })
         })
 }
 
@@ -97,13 +79,14 @@ async fn check_with_trackvia(
     note: &mut impl FnMut(&str),
 ) -> Result<(), Failure> {
     let extra_ca = match &args.extra_ca_file {
-        Some(path) => Some(
-            std::fs::read(path).map_err(|e| format!("--extra-ca-file {}: {e}", path.display()))?,
-        ),
+        Some(path) => Some(std::fs::read(path).map_err(|source| Error::ExtraCa {
+            path: path.clone(),
+            source,
+        })?),
         None => None,
     };
     let timeout = args.request_timeout.max(Duration::from_millis(100));
-    let client = TrackViaClient::new(extra_ca.as_deref(), timeout).map_err(|e| e.to_string())?;
+    let client = TrackViaClient::new(extra_ca.as_deref(), timeout).map_err(Error::Client)?;
     note(&format!(
         "Checking the new token with TrackVia at {}…",
         tvc.spec.host
@@ -147,7 +130,7 @@ impl Wait<'_> {
         if let Err(e) = verify_now::request_check(self.connections, name, Timestamp::now()).await {
             note(&format!(
                 "Could not request a check ({}); the operator checks the changed Secret anyway.",
-                kube_error(e, "patch", "trackviaconnections", name)
+                Error::kube(e, "patch", "trackviaconnections", name)
             ));
         }
         note(&format!(

@@ -59,7 +59,9 @@ fn expiry_dates_are_calendar_dates_after_today() {
     }
     let now = ts("2030-06-15T23:59:00Z");
     assert!(check_expiry_date(date("2030-06-16"), now).is_ok());
-    let today = check_expiry_date(date("2030-06-15"), now).unwrap_err();
+    let today = check_expiry_date(date("2030-06-15"), now)
+        .unwrap_err()
+        .to_string();
     assert!(today.contains("00:00 UTC"), "{today}");
     assert!(check_expiry_date(date("2029-01-01"), now).is_err());
 }
@@ -84,7 +86,9 @@ fn the_new_data_replaces_only_the_token_and_a_missing_key_is_named() {
     assert_eq!(new["authToken"].0, b"new-2");
     assert_eq!(new["apiKey"], data["apiKey"]);
     assert_eq!(new["note"], data["note"]);
-    let e = new_data("Secret apps/src", &data, "token", "new-2").unwrap_err();
+    let e = new_data("Secret apps/src", &data, "token", "new-2")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no key \"token\""), "{e}");
     assert!(e.contains("apiKey, authToken, note"), "{e}");
     assert!(
