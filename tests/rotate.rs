@@ -198,7 +198,8 @@ async fn refused_tokens_wrong_keys_missing_rights_and_bad_dates_write_nothing() 
     let (code, _, err) = rotate(&h, &ns, &["wrongkey", date[0], date[1]], &new);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("has no key \"token\"") && err.contains("apiKey, authToken"),
+        err.contains(&format!("error: Secret {ns}/src has no key \"token\""))
+            && err.contains("apiKey, authToken"),
         "{err}"
     );
     h.apply_connection("nosecret", "gone", json!({}))

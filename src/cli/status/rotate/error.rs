@@ -39,12 +39,12 @@ pub enum Refusal {
     TokenNameControl,
     /// The source Secret has no key of the name the spec gives for the token.
     #[error(
-        "Secret {secret} has no key {key:?}, the key the connection's \
+        "{secret} has no key {key:?}, the key the connection's \
          spec.credentialsSecretRef.authTokenKey names (keys present: {present}); \
          fix the spec or the Secret first"
     )]
     NoTokenKey {
-        /// The Secret, as `namespace/name`.
+        /// The Secret, as `Secret namespace/name`.
         secret: String,
         /// The key the spec names.
         key: String,

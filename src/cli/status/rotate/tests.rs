@@ -89,7 +89,7 @@ fn the_new_data_replaces_only_the_token_and_a_missing_key_is_named() {
     let e = new_data("Secret apps/src", &data, "token", "new-2")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("no key \"token\""), "{e}");
+    assert!(e.starts_with("Secret apps/src has no key \"token\""), "{e}");
     assert!(e.contains("apiKey, authToken, note"), "{e}");
     assert!(
         !e.contains("old-1") && !e.contains("key-1") && !e.contains("new-2"),
