@@ -189,28 +189,8 @@ async fn refused_tokens_wrong_keys_missing_rights_and_bad_dates_write_nothing() 
         assert_eq!(snapshot(&h, "crm", "src").await, before, "{word}");
     }
 
-    // The spec names a key the Secret lacks; the Secret is missing.
     let new = token(&mut h, &key, Behavior::Valid);
-    let wrong = json!({"credentialsSecretRef": {"authTokenKey": "token"}});
-    h.apply_connection("wrongkey", "src", wrong)
-        .await
-        .expect("applying");
-    let (code, _, err) = rotate(&h, &ns, &["wrongkey", date[0], date[1]], &new);
-    assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains(&format!("error: Secret {ns}/src has no key \"token\""))
-            && err.contains("apiKey, authToken"),
-        "{err}"
-    );
-    h.apply_connection("nosecret", "gone", json!({}))
-        .await
-        .expect("applying");
-    let (code, _, err) = rotate(&h, &ns, &["nosecret", date[0], date[1]], &new);
-    assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains(&format!("Secret {ns}/gone")) && err.contains("not found"),
-        "{err}"
-    );
+    unusable_keys_tokens_and_secrets(&h, &ns, &new, &before).await;
 
     // A user who may read both but not patch Secrets: refused before TrackVia is asked.
     let user = user_who_may_not_patch_secrets(&h).await;
@@ -237,6 +217,47 @@ async fn refused_tokens_wrong_keys_missing_rights_and_bad_dates_write_nothing() 
     assert_eq!(h.fake.calls_for(&key, &new), 0, "TrackVia was never asked");
     assert_eq!(snapshot(&h, "crm", "src").await, before);
     h.finish().await;
+}
+
+/// The spec names a key the Secret lacks; the new token could never work; the Secret is
+/// missing: each named, nothing written.
+async fn unusable_keys_tokens_and_secrets(
+    h: &Harness,
+    ns: &str,
+    new: &str,
+    before: &(String, Value),
+) {
+    let date = ["--expires-on", "2098-06-01"];
+    let wrong = json!({"credentialsSecretRef": {"authTokenKey": "token"}});
+    h.apply_connection("wrongkey", "src", wrong)
+        .await
+        .expect("applying");
+    let (code, _, err) = rotate(h, ns, &["wrongkey", date[0], date[1]], new);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("error: Secret {ns}/src has no key \"token\""))
+            && err.contains("apiKey, authToken"),
+        "{err}"
+    );
+    // A new token TrackVia could never accept: named by its Secret, nothing written.
+    let (code, _, err) = rotate(h, ns, &["crm", date[0], date[1]], "two words");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: Secret {ns}/src with the new token key \"authToken\" contains whitespace"
+        )),
+        "{err}"
+    );
+    assert_eq!(snapshot(h, "crm", "src").await, *before);
+    h.apply_connection("nosecret", "gone", json!({}))
+        .await
+        .expect("applying");
+    let (code, _, err) = rotate(h, ns, &["nosecret", date[0], date[1]], new);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("Secret {ns}/gone")) && err.contains("not found"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

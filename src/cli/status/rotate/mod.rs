@@ -179,7 +179,7 @@ pub async fn run(
         &token()?,
     )?;
     let creds = credentials_from_data(
-        &format!("{} with the new token", found.what_secret),
+        &format!("{}/{} with the new token", found.ns, source.name),
         &data,
         &source.api_key_key,
         &source.auth_token_key,
