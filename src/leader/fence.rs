@@ -56,8 +56,8 @@ fn is_write(method: &http::Method) -> bool {
 }
 
 /// A client layer refusing writes while the [`Fence`] is closed. The check is
-/// made as the request is handed to the connection, not when the reconcile
-/// began: a pass that outlives the Lease has its later writes refused.
+/// made when the client sends each request, not when the reconcile began: a
+/// pass that outlives the Lease has its later writes refused.
 pub fn fence_layer<B>(
     fence: Arc<Fence>,
 ) -> tower::filter::FilterLayer<
@@ -123,5 +123,58 @@ mod tests {
         ] {
             assert!(is_write(&m));
         }
+    }
+
+    /// Sends a request with `method` through `service`: whether it was refused as
+    /// [`NotLeader`].
+    async fn refused<S>(service: &mut S, method: http::Method) -> bool
+    where
+        S: tower::Service<http::Request<()>, Error = tower::BoxError>,
+    {
+        use tower::ServiceExt;
+        let request = http::Request::builder()
+            .method(method)
+            .body(())
+            .expect("a request");
+        match service.ready().await.expect("ready").call(request).await {
+            Ok(_) => false,
+            Err(e) => e.is::<NotLeader>(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_layer_refuses_writes_when_they_are_sent_after_the_deadline() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tower::Layer;
+        let fence = Fence::closed();
+        let sent = Arc::new(AtomicUsize::new(0));
+        let counted = sent.clone();
+        let inner = tower::service_fn(move |_: http::Request<()>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, std::convert::Infallible>(http::Response::new(())) }
+        });
+        let mut service = fence_layer(fence.clone()).layer(inner);
+        let sent = || sent.load(Ordering::SeqCst);
+
+        // Closed: writes never reach the connection; reads do.
+        for m in [
+            http::Method::POST,
+            http::Method::PATCH,
+            http::Method::DELETE,
+        ] {
+            assert!(refused(&mut service, m).await);
+        }
+        assert_eq!(sent(), 0);
+        assert!(!refused(&mut service, http::Method::GET).await);
+        assert_eq!(sent(), 1);
+
+        // Open: writes pass, until the deadline passes (the service was built before).
+        fence.extend_to(Instant::now() + Duration::from_secs(10));
+        assert!(!refused(&mut service, http::Method::PATCH).await);
+        assert_eq!(sent(), 2);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(refused(&mut service, http::Method::PATCH).await);
+        assert!(!refused(&mut service, http::Method::HEAD).await);
+        assert_eq!(sent(), 3);
     }
 }
