@@ -179,6 +179,7 @@ fn build_controller(
         namespace,
         owned_writer,
         trigger.clone(),
+        ctx.outputs.clone(),
     );
     let source_watches = watches::run_source_watches(
         SourceWatchContext {

@@ -31,6 +31,7 @@ use tracing::{debug, info};
 
 use super::plan::stable_hash;
 use super::sources::{SecretKey, Sources};
+use super::written::Outputs;
 use crate::crd::{
     CONNECTION_ANNOTATION, MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection,
     VERIFY_REQUESTED_ANNOTATION,
@@ -75,13 +76,15 @@ pub fn connection_events(
 /// The output Secrets of one scope (metadata, the operator's label only), kept
 /// in `store`. An output Secret deleted while the watch was away is missing
 /// from its relist, which raises no event: its connection is sent to
-/// `vanished` at the end of the relist.
+/// `vanished` at the end of the relist. A deleted Secret is forgotten in
+/// `written`, so that publishing there again is a create.
 pub fn output_events(
     client: &Client,
     metrics: Arc<Metrics>,
     namespace: Option<&str>,
     store: reflector::store::Writer<SecretMeta>,
     vanished: UnboundedSender<ObjectRef<TrackViaConnection>>,
+    written: Outputs,
 ) -> impl Stream<Item = Result<SecretMeta, watcher::Error>> + Send + 'static {
     let outputs: Api<SecretMeta> = scoped_api(client, namespace);
     let selector = format!("{MANAGED_BY_LABEL}={MANAGER_NAME}");
@@ -111,6 +114,11 @@ pub fn output_events(
     })
     .reflect(store)
     .inspect(move |event| {
+        if let Ok(Event::Delete(gone)) = event
+            && let Some(ns) = gone.namespace()
+        {
+            written.forget(&ns, &gone.name_any());
+        }
         if let Ok(Event::Apply(_) | Event::InitApply(_) | Event::Delete(_)) = event {
             metrics.secret_watch_events.inc();
         }

@@ -98,6 +98,12 @@ impl Outputs {
         }
     }
 
+    /// Forget `ns/name`: its Secret is gone, so a connection publishing there
+    /// again creates it rather than reading for it first.
+    pub fn forget(&self, ns: &str, name: &str) {
+        lock(&self.seen).remove(&(ns.to_string(), name.to_string()));
+    }
+
     /// The connection an output Secret was published for, unless the event is
     /// the echo of this process's own write (nothing to repair).
     pub fn owner_unless_echo(&self, meta: &SecretMeta) -> Option<ObjectRef<TrackViaConnection>> {

@@ -3,14 +3,17 @@
 //! invariants that are not timings: every connection Ready with its output Secret, exactly one
 //! TrackVia call per credential, shared source Secrets read once (not once per connection), no
 //! writes at all in a steady window afterwards, a restart that costs nothing (the new process
-//! reports its initial sync done without a TrackVia call or a write), and unrelated Secrets
-//! never reaching the operator.
+//! reports its initial sync done without a TrackVia call or a write), unrelated Secrets
+//! never reaching the operator, and connections applied again after a delete creating their
+//! output Secrets without reading first.
 
 #[path = "../common/mod.rs"]
 mod common;
+mod recreate;
 mod restart;
 mod steady;
 
+use recreate::recreated_connections_create_their_secrets;
 use restart::restart_costs_nothing;
 use steady::{
     a_steady_window_writes_nothing, requests_at_the_floor, unrelated_secrets_cost_nothing,
@@ -24,7 +27,7 @@ use futures::{StreamExt, stream};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 use trackvia_testsupport::audit::audited_writes;
 use trackvia_testsupport::fake::Behavior;
@@ -202,6 +205,7 @@ async fn many_connections_share_few_credentials_without_churn() {
     let versions = a_steady_window_writes_nothing(&h).await;
     restart_costs_nothing(&mut h, &versions).await;
     unrelated_secrets_cost_nothing(&mut h, &secrets).await;
+    recreated_connections_create_their_secrets(&h, &tokens).await;
     eprintln!(
         "scale: {CONNECTIONS} connections converged {:.1} s after the start; total {:.1} s",
         converged.as_secs_f64(),

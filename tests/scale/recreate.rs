@@ -1,0 +1,72 @@
+//! The last step of the scale test: connections deleted and applied again under the same
+//! names. Their output Secrets, removed by the garbage collector, are created again with one
+//! request each and no read first: the operator forgets a Secret it wrote once its watch
+//! reports it deleted.
+
+use super::*;
+
+/// How many connections are deleted and applied again.
+const RECREATED: usize = 20;
+
+pub async fn recreated_connections_create_their_secrets(h: &Harness, tokens: &[String]) {
+    // Not those reading src-0, whose token an earlier step rotated.
+    let again: Vec<usize> = (0..CONNECTIONS)
+        .filter(|i| i % CREDENTIALS != 0)
+        .take(RECREATED)
+        .collect();
+    let events_before = counter(&h.metrics().await, "trackvia_secret_watch_events_total");
+    for i in &again {
+        h.connections()
+            .delete(&format!("conn-{i}"), &DeleteParams::default())
+            .await
+            .expect("deleting a connection");
+    }
+    // The operator's watch has seen every output Secret go.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let events =
+            counter(&h.metrics().await, "trackvia_secret_watch_events_total") - events_before;
+        if events >= RECREATED as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the operator saw {events} of {RECREATED} output Secrets deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = h.metrics().await;
+    let reads_before = counter(&metrics, "trackvia_secret_reads_total");
+    let writes_before = counter(&metrics, "trackvia_secret_writes_total");
+    for i in &again {
+        h.apply_connection(
+            &format!("conn-{i}"),
+            &format!("src-{}", i % CREDENTIALS),
+            json!({"tokenExpiresOn": "2099-12-31", "verifyInterval": "1h"}),
+        )
+        .await
+        .expect("applying a connection again");
+    }
+    for i in &again {
+        let name = format!("conn-{i}");
+        h.wait_published(
+            &name,
+            &tokens[i % CREDENTIALS],
+            CONVERGE_WITHIN,
+            "a connection applied again to publish",
+        )
+        .await;
+        h.wait_ready(&name, "True", "Verified").await;
+    }
+    let metrics = h.metrics().await;
+    let reads = counter(&metrics, "trackvia_secret_reads_total") - reads_before;
+    let writes = counter(&metrics, "trackvia_secret_writes_total") - writes_before;
+    assert!(
+        reads <= (RECREATED / 4) as u64,
+        "{reads} Secret reads for {RECREATED} connections applied again"
+    );
+    assert_eq!(
+        writes, RECREATED as u64,
+        "one Secret write per connection applied again"
+    );
+}
