@@ -27,7 +27,8 @@ pub enum Error {
     /// The log filter built from `--log-level` was refused.
     #[error(transparent)]
     LogFilter(#[from] tracing_subscriber::filter::ParseError),
-    /// Connecting to Kubernetes (as kubectl would) failed.
+    /// What `verify --secret` shares with `status`: connecting to Kubernetes
+    /// (as kubectl would) failed.
     #[error(transparent)]
     Status(#[from] status::Error),
     /// The Secret of `verify --secret` could not be read.

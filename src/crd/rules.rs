@@ -34,6 +34,7 @@ pub fn duration(bound: &'static str, message: &'static str) -> impl FnMut(&mut S
         schema.insert(
             "x-kubernetes-validations".into(),
             json!([{
+                // The same durations as DURATION_PATTERN, written for CEL.
                 "rule": format!(
                     "self == '0' || (self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') && {bound})"
                 ),

@@ -50,15 +50,15 @@ pub async fn restart_costs_nothing(h: &mut Harness, versions: &BTreeMap<String, 
         by_first >= CONNECTIONS,
         "{by_first} writes of the first process in the audit log"
     );
-    let writes: Vec<String> = audited
+    let audited_after: Vec<String> = audited
         .into_iter()
         .filter(|w| w.by_operator_pid(pid))
         .map(|w| format!("{} {}/{}/{}", w.verb, w.resource, w.namespace, w.name))
         .collect();
     assert!(
-        writes.is_empty(),
+        audited_after.is_empty(),
         "{} writes after a restart, e.g. {:?}",
-        writes.len(),
-        &writes[..writes.len().min(5)]
+        audited_after.len(),
+        &audited_after[..audited_after.len().min(5)]
     );
 }

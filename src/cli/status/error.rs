@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use kube::config::KubeconfigError;
 
 /// Why a `status` command stopped (or, for a list, why part of it is not shown).
+/// Its text may carry what the API server wrote: print it only through
+/// `safe::for_terminal`, as `command.rs` does.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No client for kubectl's default configuration, or none from the one read.

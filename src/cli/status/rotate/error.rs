@@ -1,7 +1,8 @@
 //! The errors of `rotate`: a flag or Secret refused by the pure checks
 //! ([`Refusal`]), and what stops the command while it reads, checks and writes
-//! ([`Error`]), each naming the object, verb or flag concerned. No credential is
-//! ever part of their text.
+//! ([`Error`]), each naming the object, verb or flag concerned. API answers are
+//! carried as the server wrote them; `rotate::run` scrubs the new credentials
+//! from every failure it prints.
 
 use std::path::PathBuf;
 
