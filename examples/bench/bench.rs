@@ -79,8 +79,8 @@ impl Bench {
         Ok(())
     }
 
-    /// The operator's command line.
-    fn operator_args(&self, metrics_port: u16) -> Vec<String> {
+    /// The operator's command line, `extra` at its end.
+    fn operator_args(&self, metrics_port: u16, extra: &[String]) -> Vec<String> {
         [
             "run",
             "--namespaces",
@@ -100,6 +100,7 @@ impl Bench {
         ]
         .iter()
         .map(|s| s.to_string())
+        .chain(extra.iter().cloned())
         .collect()
     }
 
@@ -107,18 +108,19 @@ impl Bench {
         &mut self,
         metrics_port: u16,
     ) -> BenchResult<OperatorProcess> {
-        let (operator, ready) = self.spawn_ready(metrics_port).await?;
+        let (operator, ready) = self.spawn_ready(metrics_port, &[]).await?;
         self.report.setup.operator_ready_seconds = secs(ready);
         Ok(operator)
     }
 
-    /// Start the operator as [`Bench::start_operator`] does; the process and how long it
-    /// took to be ready.
+    /// Start the operator as [`Bench::start_operator`] does, with `extra` arguments; the
+    /// process and how long it took to be ready.
     pub(crate) async fn spawn_ready(
         &self,
         metrics_port: u16,
+        extra: &[String],
     ) -> BenchResult<(OperatorProcess, Duration)> {
-        let args = self.operator_args(metrics_port);
+        let args = self.operator_args(metrics_port, extra);
         if !self.args.operator.is_file() {
             return Err(format!(
                 "operator binary {} not found",

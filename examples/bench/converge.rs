@@ -4,26 +4,65 @@
 use super::*;
 
 /// Counters read before the connections are applied.
-struct Before {
+pub(crate) struct Before {
     cpu: f64,
     apiserver_cpu: Option<f64>,
-    apiserver: ApiCounts,
+    pub(crate) apiserver: ApiCounts,
     operator: OperatorCounts,
+    calls: usize,
+}
+
+/// How long one convergence run took.
+pub(crate) struct Timed {
+    /// Applying the N connections (inside `converged`).
+    applied: Duration,
+    /// First connection applied → every connection Ready with its output Secret.
+    pub(crate) converged: Duration,
 }
 
 impl Bench {
-    /// Apply the N connections and wait until every one is Ready with its output Secret.
+    /// Apply the N connections and wait until every one is Ready with its output Secret;
+    /// the first run, with every figure recorded.
     pub(crate) async fn converge(
         &mut self,
         shared: &Shared,
         operator: &mut OperatorProcess,
         port: u16,
     ) -> BenchResult<()> {
+        let (before, timed) = self.converge_once(shared, operator, port).await?;
+        let load_average = load_average();
+        let o1 = scrape_operator(&self.http, port).await?;
+        self.record_convergence(&before, &o1, operator.pid(), &timed)
+            .await?;
+        self.report.convergence.load_average = load_average;
+        self.record_calls(&o1);
+        self.record_next_checks(shared);
+        let c = &self.report.convergence;
+        let first = ConvergenceRun {
+            seconds: c.seconds,
+            api_requests: c.api_requests,
+            api_writes: c.api_writes,
+            trackvia_calls: self.report.trackvia.calls_at_convergence,
+            operator_cpu_seconds: c.operator_cpu_seconds,
+            api_requests_by_verb_and_resource: c.api_requests_by_verb_and_resource.clone(),
+        };
+        self.report.convergence.runs.push(first);
+        Ok(())
+    }
+
+    /// One run: counters, apply, wait until converged.
+    pub(crate) async fn converge_once(
+        &mut self,
+        shared: &Shared,
+        operator: &mut OperatorProcess,
+        port: u16,
+    ) -> BenchResult<(Before, Timed)> {
         let before = Before {
             cpu: cpu_seconds(operator.pid())?,
             apiserver_cpu: self.args.apiserver_pid.and_then(|p| cpu_seconds(p).ok()),
             apiserver: scrape_apiserver(&self.client).await?,
             operator: scrape_operator(&self.http, port).await?,
+            calls: self.fake.total_calls(),
         };
         let t0 = Instant::now();
         self.apply_connections().await?;
@@ -33,16 +72,31 @@ impl Bench {
             applied.as_secs_f64()
         );
         let done = self.wait_converged(shared, operator, t0).await?;
-        let elapsed = done.duration_since(t0);
-        eprintln!("bench: converged in {:.2} s", elapsed.as_secs_f64());
-        let load_average = load_average();
-        let o1 = scrape_operator(&self.http, port).await?;
-        self.record_convergence(&before, &o1, operator.pid(), elapsed, applied)
-            .await?;
-        self.report.convergence.load_average = load_average;
-        self.record_calls(&o1);
-        self.record_next_checks(shared);
-        Ok(())
+        let converged = done.duration_since(t0);
+        eprintln!("bench: converged in {:.2} s", converged.as_secs_f64());
+        Ok((before, Timed { applied, converged }))
+    }
+
+    /// A later run's figures.
+    pub(crate) async fn run_figures(
+        &self,
+        before: &Before,
+        timed: &Timed,
+        pid: u32,
+    ) -> BenchResult<ConvergenceRun> {
+        let by = scrape_apiserver(&self.client)
+            .await?
+            .since(&before.apiserver);
+        Ok(ConvergenceRun {
+            seconds: secs(timed.converged),
+            api_requests: sum_where(&by, |_| true),
+            api_writes: sum_where(&by, is_write),
+            trackvia_calls: self.fake.total_calls() - before.calls,
+            operator_cpu_seconds: secs(Duration::from_secs_f64(
+                (cpu_seconds(pid)? - before.cpu).max(0.0),
+            )),
+            api_requests_by_verb_and_resource: by,
+        })
     }
 
     /// Apply the N connections, `--apply-concurrency` at once.
@@ -100,16 +154,15 @@ impl Bench {
         before: &Before,
         o1: &OperatorCounts,
         pid: u32,
-        elapsed: Duration,
-        applied: Duration,
+        timed: &Timed,
     ) -> BenchResult<()> {
         let by = scrape_apiserver(&self.client)
             .await?
             .since(&before.apiserver);
         let o0 = &before.operator;
         let c = &mut self.report.convergence;
-        c.seconds = secs(elapsed);
-        c.connections_applied_seconds = secs(applied);
+        c.seconds = secs(timed.converged);
+        c.connections_applied_seconds = secs(timed.applied);
         c.api_requests = sum_where(&by, |_| true);
         c.api_writes = sum_where(&by, is_write);
         c.api_requests_by_verb_and_resource = by;

@@ -15,7 +15,11 @@
 //!   API server's request counts (`apiserver_request_total` from the server's own `/metrics`);
 //! - rotation: from updating a source Secret to the output Secret carrying the new token;
 //! - restart: killing the operator and starting it again, until its initial sync is done (time,
-//!   TrackVia calls, API writes, peak RSS of the new process).
+//!   TrackVia calls, API writes, peak RSS of the new process);
+//! - handover: two processes with leader election, the leader stopped; the same figures for
+//!   the standby taking over;
+//! - convergence again (`--runs`, 3 by default): every connection deleted and applied again
+//!   with fresh tokens; the median is reported and judged against the floor.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -28,7 +32,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, CustomResourceExt, ResourceExt};
 use serde::Serialize;
@@ -42,21 +46,26 @@ use trackvia_testsupport::{OperatorProcess, free_port};
 
 mod bench;
 mod converge;
+mod curve;
 mod floor;
+mod handover;
 mod measure;
 mod objects;
 mod observe;
 mod phases;
+mod repeat;
 mod report;
 mod restart;
 mod table;
 mod targets;
 
 use bench::*;
+use curve::{Curve, CurvePoint, print_curve};
 use measure::*;
 use objects::*;
 use observe::*;
 use report::*;
+use restart::Gone;
 use table::print_table;
 
 /// Kernel clock ticks per second in /proc/<pid>/stat (USER_HZ, 100 on Linux).
@@ -105,6 +114,10 @@ struct Args {
     /// Concurrency of the uncounted setup (unrelated Secrets).
     #[arg(long, default_value_t = 32)]
     setup_concurrency: usize,
+    /// How often convergence is measured (the median is reported): every connection is
+    /// deleted and applied again, with fresh tokens.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
     /// How often the floor is measured (the median is reported; the machine may be shared).
     #[arg(long, default_value_t = 3)]
     floor_runs: usize,
@@ -124,6 +137,11 @@ struct Args {
     /// Pid of the kube-apiserver, to report its CPU too (optional).
     #[arg(long)]
     apiserver_pid: Option<u32>,
+    /// Run the whole benchmark once per N (comma-separated, e.g. 1000,3000,10000), each in
+    /// its own namespace with its own operator; print the cost curve and write it, with every
+    /// run's report, to --json, and as tab-separated values to the same path ending in .tsv.
+    #[arg(long, value_delimiter = ',')]
+    curve: Vec<usize>,
     /// Keep the benchmark's namespaces afterwards.
     #[arg(long)]
     keep: bool,
@@ -236,7 +254,7 @@ impl Bench {
         &mut self,
         shared: &Shared,
         operator: &mut OperatorProcess,
-        port: u16,
+        mut port: u16,
     ) -> BenchResult<serde_json::Value> {
         wait_until(
             shared,
@@ -259,6 +277,8 @@ impl Bench {
         self.report.memory.operator_peak_rss_mib =
             (vm_mib(operator.pid(), "VmHWM")? * 10.0).round() / 10.0;
         self.restart(operator, port).await?;
+        self.handover(operator, &mut port).await?;
+        self.more_runs(shared, operator, port).await?;
         let connections: Api<TrackViaConnection> = self.ns.api();
         connections
             .get(&Bench::name(1))
@@ -270,7 +290,7 @@ impl Bench {
     }
 }
 
-fn write_json(path: &Path, report: &Report) -> BenchResult<()> {
+fn write_json(path: &Path, report: &impl Serialize) -> BenchResult<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
@@ -278,24 +298,53 @@ fn write_json(path: &Path, report: &Report) -> BenchResult<()> {
     std::fs::write(path, text + "\n").map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
+/// One run at --connections.
+async fn single(args: Args) -> BenchResult<()> {
+    let json_path = args.json.clone();
+    let report = run(args).await?;
+    print_table(&report);
+    write_json(&json_path, &report)?;
+    println!("results written to {}", json_path.display());
+    Ok(())
+}
+
+/// One run per N of --curve, then the curve.
+async fn curve(args: Args) -> BenchResult<()> {
+    let mut reports = Vec::new();
+    for &n in &args.curve {
+        eprintln!("bench: curve: N = {n}");
+        let mut point = args.clone();
+        point.connections = n;
+        point.json = args.json.with_extension(format!("{n}.json"));
+        let report = run(point.clone()).await?;
+        print_table(&report);
+        write_json(&point.json, &report)?;
+        reports.push(report);
+    }
+    let points: Vec<CurvePoint> = reports.iter().map(curve::point).collect();
+    print_curve(&points);
+    let tsv_path = args.json.with_extension("tsv");
+    std::fs::write(&tsv_path, curve::tsv(&points))
+        .map_err(|e| format!("writing {}: {e}", tsv_path.display()))?;
+    write_json(&args.json, &Curve { points, reports })?;
+    println!(
+        "results written to {} and {}",
+        args.json.display(),
+        tsv_path.display()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let json_path = args.json.clone();
-    match run(args).await {
-        Ok(report) => {
-            print_table(&report);
-            match write_json(&json_path, &report) {
-                Ok(()) => {
-                    println!("results written to {}", json_path.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("bench: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+    let outcome = if args.curve.is_empty() {
+        single(args).await
+    } else {
+        curve(args).await
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: FAILED: {e}");
             ExitCode::FAILURE

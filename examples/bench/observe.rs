@@ -41,6 +41,21 @@ impl Observed {
         }
     }
 
+    /// A connection is gone: forget what was seen of it.
+    pub(crate) fn connection_deleted(&mut self, tvc: &TrackViaConnection) {
+        let name = tvc.name_any();
+        self.connection_rv.remove(&name);
+        self.ready_since.remove(&name);
+        self.next_verification.remove(&name);
+    }
+
+    /// An output Secret is gone: forget what was seen of it.
+    pub(crate) fn secret_deleted(&mut self, secret: &Secret) {
+        let name = secret.name_any();
+        self.secret_rv.remove(&name);
+        self.token.remove(&name);
+    }
+
     pub(crate) fn secret(&mut self, secret: &Secret, at: Instant) {
         let name = secret.name_any();
         let rv = secret.resource_version().unwrap_or_default();
@@ -84,6 +99,7 @@ pub(crate) fn spawn_watches(
                 Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
                     lock(&s1).connection(&o, at)
                 }
+                Ok(watcher::Event::Delete(o)) => lock(&s1).connection_deleted(&o),
                 Ok(watcher::Event::InitDone) => lock(&s1).connections_synced = true,
                 Ok(_) => {}
                 Err(e) => eprintln!("bench: watching connections: {e}"),
@@ -100,6 +116,7 @@ pub(crate) fn spawn_watches(
                 Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
                     lock(&s2).secret(&o, at)
                 }
+                Ok(watcher::Event::Delete(o)) => lock(&s2).secret_deleted(&o),
                 Ok(watcher::Event::InitDone) => lock(&s2).secrets_synced = true,
                 Ok(_) => {}
                 Err(e) => eprintln!("bench: watching output Secrets: {e}"),

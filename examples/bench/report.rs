@@ -19,6 +19,7 @@ pub(crate) struct Report {
     pub(crate) scoping: Scoping,
     pub(crate) rotation: Rotation,
     pub(crate) restart: Restart,
+    pub(crate) handover: Restart,
     pub(crate) targets: Vec<Target>,
 }
 
@@ -71,6 +72,19 @@ pub(crate) struct Convergence {
     pub(crate) operator_cpu_seconds: f64,
     /// /proc/loadavg right after convergence: other work on the machine skews the timings.
     pub(crate) load_average: String,
+    /// Every run (the first is the one described above; `seconds` is their median).
+    pub(crate) runs: Vec<ConvergenceRun>,
+}
+
+/// One convergence run: every connection deleted, fresh tokens, the N applied again.
+#[derive(Serialize, Default, Clone)]
+pub(crate) struct ConvergenceRun {
+    pub(crate) seconds: f64,
+    pub(crate) api_requests: u64,
+    pub(crate) api_writes: u64,
+    pub(crate) trackvia_calls: usize,
+    pub(crate) operator_cpu_seconds: f64,
+    pub(crate) api_requests_by_verb_and_resource: BTreeMap<String, u64>,
 }
 
 #[derive(Serialize, Default)]
@@ -155,12 +169,14 @@ pub(crate) struct Rotation {
     pub(crate) shared_last_seconds: f64,
 }
 
-/// Killing the operator with every connection Ready and starting it again.
+/// Killing the operator with every connection Ready and starting it again (`restart`), or
+/// stopping the leader of two (`handover`).
 #[derive(Serialize, Default)]
 pub(crate) struct Restart {
-    /// Kill → the new process's `/readyz` answers.
+    /// Kill → the new process's `/readyz` answers (restart); SIGTERM to the leader → the
+    /// standby leads (handover).
     pub(crate) ready_seconds: f64,
-    /// Kill → the new process reports its initial sync done.
+    /// Kill or SIGTERM → the new process reports its initial sync done.
     pub(crate) initial_sync_seconds: f64,
     /// Connections the new process listed and reconciled in its initial sync.
     pub(crate) connections_synced: u64,
@@ -174,6 +190,7 @@ pub(crate) struct Restart {
     pub(crate) operator_secret_reads: u64,
     /// VmHWM of the new process: the relist and the initial sync.
     pub(crate) peak_rss_mib: f64,
+    pub(crate) api_requests_by_verb_and_resource: BTreeMap<String, u64>,
 }
 
 #[derive(Serialize)]

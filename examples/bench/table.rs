@@ -19,7 +19,7 @@ fn with_writes(requests: u64, writes: u64) -> String {
     format!("{requests} ({writes})")
 }
 
-/// Every run of a floor, `a / b / c`.
+/// Every run, `a / b / c`.
 fn runs(runs: &[f64]) -> String {
     runs.iter()
         .map(|s| format!("{s:.2}"))
@@ -33,7 +33,12 @@ pub(crate) fn print_table(r: &Report) {
     rows.extend(calls_and_memory_rows(r));
     rows.extend(steady_rows(r));
     rows.extend(scoping_and_rotation_rows(r));
-    rows.extend(restart_rows(&r.restart));
+    rows.extend(takeover_rows("restart", "kill → ready", &r.restart));
+    rows.extend(takeover_rows(
+        "handover",
+        "SIGTERM to the leader → standby leads",
+        &r.handover,
+    ));
     if let Some(cpu) = r.steady.apiserver_cpu_percent_of_core {
         rows.push(row(
             "steady: kube-apiserver CPU",
@@ -83,6 +88,18 @@ fn convergence_rows(r: &Report) -> Vec<Row> {
             format!("{:.2} s", f.seconds),
         ),
         row("  floor runs (median above)", runs(&f.runs)),
+        row(
+            "  convergence runs (median above)",
+            runs(&c.runs.iter().map(|r| r.seconds).collect::<Vec<_>>()),
+        ),
+        row(
+            "  API requests per run",
+            c.runs
+                .iter()
+                .map(|r| r.api_requests.to_string())
+                .collect::<Vec<_>>()
+                .join(" / "),
+        ),
         row("ratio convergence ÷ floor", format!("{:.2}", f.ratio)),
         row(
             "floor, pipelined from the first connection apply",
@@ -224,36 +241,37 @@ fn scoping_and_rotation_rows(r: &Report) -> Vec<Row> {
     ]
 }
 
-fn restart_rows(re: &Restart) -> Vec<Row> {
+/// The rows of a process taking over: after a restart or a leader handover.
+fn takeover_rows(phase: &str, ready: &str, re: &Restart) -> Vec<Row> {
     vec![
         row(
-            "restart: kill → ready / initial sync done",
+            format!("{phase}: {ready} / initial sync done"),
             format!("{:.2} / {:.2} s", re.ready_seconds, re.initial_sync_seconds),
         ),
         row(
-            "restart: connections synced / TrackVia calls",
+            format!("{phase}: connections synced / TrackVia calls"),
             pair(re.connections_synced, re.trackvia_calls),
         ),
         row(
-            "restart: API requests on secrets/tvc/events (writes)",
+            format!("{phase}: API requests on secrets/tvc/events (writes)"),
             with_writes(
                 re.api_requests_operator_resources,
                 re.api_writes_operator_resources,
             ),
         ),
         row(
-            "restart: operator status / Secret writes / Secret reads",
+            format!("{phase}: operator status / Secret writes / Secret reads"),
             format!(
                 "{} / {} / {}",
                 re.operator_status_writes, re.operator_secret_writes, re.operator_secret_reads
             ),
         ),
         row(
-            "restart: API writes, all clients",
+            format!("{phase}: API writes, all clients"),
             re.api_writes_all.to_string(),
         ),
         row(
-            "restart: peak RSS of the new process",
+            format!("{phase}: peak RSS of the new process"),
             format!("{:.1} MiB", re.peak_rss_mib),
         ),
     ]

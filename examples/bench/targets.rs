@@ -49,19 +49,15 @@ impl Bench {
                 format!("≤ {rate} (--rate-limit per minute)"),
                 t.peak_calls_in_sixty_seconds <= rate as usize,
             ),
-            target(
-                "operator peak RSS",
-                format!("{:.1} MiB", r.memory.operator_peak_rss_mib),
-                "≤ 50 MiB",
-                r.memory.operator_peak_rss_mib <= 50.0,
-            ),
-            target(
+            requests_per_run(&r.convergence.runs, self.n()),
+            peak_rss(r.memory.operator_peak_rss_mib, self.n()),
+            no_writes(
                 "steady API writes (operator's resources)",
-                s.api_writes_operator_resources.to_string(),
-                "0",
-                s.api_writes_operator_resources == 0
-                    && s.operator_status_writes == 0
-                    && s.operator_secret_writes == 0,
+                [
+                    s.api_writes_operator_resources,
+                    s.operator_status_writes,
+                    s.operator_secret_writes,
+                ],
             ),
             target(
                 "steady operator CPU",
@@ -86,24 +82,70 @@ impl Bench {
         self.report.targets = targets;
     }
 
-    /// The restart costs nothing: no TrackVia call, no write.
+    /// A restart and a handover cost nothing: no TrackVia call, no write.
     fn restart_targets(&self) -> Vec<Target> {
-        let re = &self.report.restart;
-        vec![
-            target(
-                "restart: TrackVia calls",
+        let r = &self.report;
+        let mut targets = Vec::new();
+        for (phase, re) in [("restart", &r.restart), ("handover", &r.handover)] {
+            targets.push(target(
+                &format!("{phase}: TrackVia calls"),
                 re.trackvia_calls.to_string(),
                 "0 (none due)",
                 re.trackvia_calls == 0,
-            ),
-            target(
-                "restart: API writes (operator's resources)",
-                re.api_writes_operator_resources.to_string(),
-                "0",
-                re.api_writes_operator_resources == 0
-                    && re.operator_status_writes == 0
-                    && re.operator_secret_writes == 0,
-            ),
-        ]
+            ));
+            targets.push(no_writes(
+                &format!("{phase}: API writes (operator's resources)"),
+                [
+                    re.api_writes_operator_resources,
+                    re.operator_status_writes,
+                    re.operator_secret_writes,
+                ],
+            ));
+        }
+        targets
     }
+}
+
+/// No writes: the API server's count of writes on the operator's resources, then the
+/// operator's own counts of status and Secret writes.
+fn no_writes(what: &str, [api, status, secret]: [u64; 3]) -> Target {
+    target(
+        what,
+        api.to_string(),
+        "0",
+        api == 0 && status == 0 && secret == 0,
+    )
+}
+
+/// Every convergence run takes 3 × N API requests (connection apply, Secret write,
+/// status write) within 2 %.
+fn requests_per_run(runs: &[ConvergenceRun], n: usize) -> Target {
+    let floor = 3.0 * n as f64;
+    let worst = runs
+        .iter()
+        .map(|r| r.api_requests as f64 / floor)
+        .fold(1.0, |w: f64, x| {
+            if (x - 1.0).abs() > (w - 1.0).abs() {
+                x
+            } else {
+                w
+            }
+        });
+    target(
+        "API requests per run ÷ 3 N (furthest run)",
+        format!("{worst:.3}"),
+        "1 ± 0.02",
+        (worst - 1.0).abs() <= 0.02,
+    )
+}
+
+/// The operator's peak memory: 50 MiB up to 1,000 connections, 64 MiB up to 10,000.
+fn peak_rss(mib: f64, n: usize) -> Target {
+    let limit = if n <= 1000 { 50.0 } else { 64.0 };
+    target(
+        "operator peak RSS",
+        format!("{mib:.1} MiB"),
+        format!("≤ {limit} MiB"),
+        mib <= limit,
+    )
 }

@@ -1,0 +1,81 @@
+//! The later convergence runs (`--runs`): every connection deleted (their output Secrets
+//! go with them), every credential given a fresh token so that the answers the operator
+//! remembers do not apply, and the N connections applied again. The reported convergence
+//! is the median of all runs.
+
+use super::*;
+
+impl Bench {
+    pub(crate) async fn more_runs(
+        &mut self,
+        shared: &Shared,
+        operator: &mut OperatorProcess,
+        port: u16,
+    ) -> BenchResult<()> {
+        for run in 2..=self.args.runs {
+            eprintln!("bench: convergence run {run} of {}", self.args.runs);
+            self.delete_connections(shared, operator).await?;
+            self.fresh_tokens().await?;
+            let (before, timed) = self.converge_once(shared, operator, port).await?;
+            let figures = self.run_figures(&before, &timed, operator.pid()).await?;
+            self.report.convergence.runs.push(figures);
+        }
+        let seconds: Vec<f64> = self
+            .report
+            .convergence
+            .runs
+            .iter()
+            .map(|r| r.seconds)
+            .collect();
+        self.report.convergence.seconds = median(&seconds);
+        Ok(())
+    }
+
+    /// Delete every connection; wait until the benchmark's watches have seen them and their
+    /// output Secrets gone.
+    async fn delete_connections(
+        &self,
+        shared: &Shared,
+        operator: &mut OperatorProcess,
+    ) -> BenchResult<()> {
+        self.ns
+            .api::<TrackViaConnection>()
+            .delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await
+            .map_err(|e| format!("deleting the connections: {e}"))?;
+        wait_until(
+            shared,
+            self.timeout(),
+            "every connection and output Secret gone",
+            operator,
+            |o| match (o.connection_rv.len(), o.secret_rv.len()) {
+                (0, 0) => Ok(()),
+                (c, s) => Err(format!("{c} connections and {s} output Secrets left")),
+            },
+        )
+        .await
+    }
+
+    /// A new token for every credential, in TrackVia and in its source Secrets.
+    async fn fresh_tokens(&mut self) -> BenchResult<()> {
+        let secrets: Api<Secret> = self.ns.api();
+        let single = (self.n() - 1) % self.k();
+        for c in 0..self.k() {
+            let token = random_word("bench-tok-", 24);
+            self.fake.set(&self.creds[c].0, &token, Behavior::Valid);
+            self.creds[c].1 = token;
+            let mut sources = vec![format!("src-{c}")];
+            if c == single {
+                sources.push("src-single".into());
+            }
+            for source in sources {
+                let body = json!({"data": {"authToken": base64_of(&self.creds[c].1)}});
+                secrets
+                    .patch(&source, &PatchParams::default(), &Patch::Merge(&body))
+                    .await
+                    .map_err(|e| format!("a new token in {source}: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+}
