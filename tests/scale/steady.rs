@@ -127,14 +127,17 @@ pub async fn unrelated_secrets_cost_nothing(h: &mut Harness, secrets: &kube::Api
         counter(&metrics, "trackvia_reconcile_duration_seconds_count") - reconciles_before;
     // The rotation: an event or two for src-0, and one for each output Secret it
     // rewrote (the watch sees the operator's own writes; their echo is not
-    // reconciled). A single unrelated Secret reaching the operator would be 500 more.
+    // reconciled). Each reader is reconciled for the source change and again to
+    // write its status after its Secret, and on a loaded machine a third time
+    // when the answer's wake-up comes after its pass began. A single unrelated
+    // Secret reaching the operator would be 500 more.
     let readers = CONNECTIONS / CREDENTIALS;
     assert!(
         events <= 5 + readers as u64,
         "{events} Secret watch events after updating {UNRELATED} unrelated Secrets and rotating one source read by {readers}"
     );
     assert!(
-        reconciles <= 2 * readers as u64,
+        reconciles <= 3 * readers as u64,
         "{reconciles} reconciles after updating {UNRELATED} unrelated Secrets and rotating one source read by {readers}"
     );
 }
