@@ -32,20 +32,17 @@ impl Bench {
     }
 
     /// Delete every connection, then (once the benchmark's watches have seen them gone, so
-    /// that no connection is left to publish them again) every output Secret: deleted at
-    /// once rather than left to the garbage collector, whose client is limited to 20
-    /// requests a second. Waits until the watches have seen the Secrets gone too.
+    /// that no connection is left to publish them again) every output Secret: deleted by
+    /// the benchmark rather than left to the garbage collector, whose client is limited to 20
+    /// requests a second. One request per object, `--setup-concurrency` at once: a single
+    /// request for 10,000 objects outlives the API server's request timeout. Waits until
+    /// the watches have seen the Secrets gone too.
     async fn delete_connections(
         &self,
         shared: &Shared,
         operator: &mut OperatorProcess,
     ) -> BenchResult<()> {
-        let all = ListParams::default();
-        self.ns
-            .api::<TrackViaConnection>()
-            .delete_collection(&DeleteParams::default(), &all)
-            .await
-            .map_err(|e| format!("deleting the connections: {e}"))?;
+        self.delete_each::<TrackViaConnection>().await?;
         wait_until(
             shared,
             self.timeout(),
@@ -57,14 +54,7 @@ impl Bench {
             },
         )
         .await?;
-        self.ns
-            .api::<Secret>()
-            .delete_collection(
-                &DeleteParams::default(),
-                &ListParams::default().labels(MANAGED_SELECTOR),
-            )
-            .await
-            .map_err(|e| format!("deleting the output Secrets: {e}"))?;
+        self.delete_each::<Secret>().await?;
         wait_until(
             shared,
             self.timeout(),
@@ -75,6 +65,27 @@ impl Bench {
                 s => Err(format!("{s} output Secrets left")),
             },
         )
+        .await
+    }
+
+    /// Delete the connections (or the output Secrets: `conn-i` names both) one by one.
+    async fn delete_each<K>(&self) -> BenchResult<()>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = self.ns.api();
+        let api = &api;
+        for_each_bounded(self.n(), self.args.setup_concurrency, |i| async move {
+            match api.delete(&Bench::name(i), &DeleteParams::default()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                Err(e) => Err(format!("deleting {}: {e}", Bench::name(i))),
+            }
+        })
         .await
     }
 
