@@ -110,7 +110,9 @@ impl Bench {
                 eprintln!("bench: keeping namespace {}", ns.name());
                 std::mem::forget(ns);
             } else {
-                ns.cleanup().await;
+                // Gone before anything else is measured: the namespace controller's
+                // deletes would count among the API server's requests.
+                ns.cleanup_and_wait(self.timeout()).await;
             }
         }
         Ok(())

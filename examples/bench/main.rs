@@ -196,7 +196,8 @@ async fn run(args: Args) -> BenchResult<Report> {
         eprintln!("bench: keeping namespace {}", ns.name());
         std::mem::forget(ns);
     } else {
-        ns.cleanup().await;
+        // Gone before the next run of a curve starts (see `floor`).
+        ns.cleanup_and_wait(Duration::from_secs(args.timeout)).await;
     }
     Ok(report)
 }
