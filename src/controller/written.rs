@@ -83,19 +83,14 @@ impl Outputs {
     /// Remember `ns/name` at `resource_version` holding the content
     /// `fingerprint`; forget it when there is no version.
     pub fn set(&self, ns: &str, name: &str, resource_version: Option<String>, fingerprint: u64) {
+        let Some(rv) = resource_version else {
+            return self.forget(ns, name);
+        };
         let mut seen = lock(&self.seen);
-        let key = (ns.to_string(), name.to_string());
-        match resource_version {
-            Some(rv) => {
-                if seen.len() >= MAX_ENTRIES {
-                    seen.clear();
-                }
-                seen.insert(key, (rv, fingerprint));
-            }
-            None => {
-                seen.remove(&key);
-            }
+        if seen.len() >= MAX_ENTRIES {
+            seen.clear();
         }
+        seen.insert((ns.to_string(), name.to_string()), (rv, fingerprint));
     }
 
     /// Forget `ns/name`: its Secret is gone, so a connection publishing there
