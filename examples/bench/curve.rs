@@ -88,17 +88,25 @@ const COLUMNS: [Column; 11] = [
     }),
 ];
 
+/// The column headers.
+fn header() -> Vec<&'static str> {
+    COLUMNS.iter().map(|(h, _)| *h).collect()
+}
+
+/// A point's cells, in the order of the columns.
+fn cells(p: &CurvePoint) -> Vec<String> {
+    COLUMNS.iter().map(|(_, v)| v(p)).collect()
+}
+
 pub(crate) fn print_curve(points: &[CurvePoint]) {
     println!(
         "cost curve ({} unrelated Secrets in every run)",
         points.first().map_or(0, |p| p.unrelated_secrets)
     );
-    let header: Vec<&str> = COLUMNS.iter().map(|(h, _)| *h).collect();
-    println!("| {} |", header.join(" | "));
+    println!("| {} |", header().join(" | "));
     println!("|{}|", vec!["---"; COLUMNS.len()].join("|"));
     for p in points {
-        let cells: Vec<String> = COLUMNS.iter().map(|(_, v)| v(p)).collect();
-        println!("| {} |", cells.join(" | "));
+        println!("| {} |", cells(p).join(" | "));
     }
     println!();
 }
@@ -112,8 +120,7 @@ pub(crate) fn tsv(points: &[CurvePoint]) -> String {
         .join("\t");
     text.push('\n');
     for p in points {
-        let cells: Vec<String> = COLUMNS.iter().map(|(_, v)| v(p)).collect();
-        text.push_str(&cells.join("\t"));
+        text.push_str(&cells(p).join("\t"));
         text.push('\n');
     }
     text
