@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// How long the API server must serve no request on the operator's resources before a run.
+const QUIET: Duration = Duration::from_secs(3);
+
 /// Counters read before the connections are applied.
 pub(crate) struct Before {
     cpu: f64,
@@ -14,6 +17,8 @@ pub(crate) struct Before {
 
 /// How long one convergence run took.
 pub(crate) struct Timed {
+    /// Waiting for the API server to be quiet before the run (not inside `converged`).
+    quiet_wait: Duration,
     /// Applying the N connections (inside `converged`).
     applied: Duration,
     /// First connection applied → every connection Ready with its output Secret.
@@ -40,9 +45,11 @@ impl Bench {
         let c = &self.report.convergence;
         let first = ConvergenceRun {
             seconds: c.seconds,
+            quiet_wait_seconds: secs(timed.quiet_wait),
             api_requests: c.api_requests,
             api_writes: c.api_writes,
             trackvia_calls: self.report.trackvia.calls_at_convergence,
+            operator_secret_reads: c.operator_secret_reads,
             operator_cpu_seconds: c.operator_cpu_seconds,
             api_requests_by_verb_and_resource: c.api_requests_by_verb_and_resource.clone(),
         };
@@ -57,6 +64,7 @@ impl Bench {
         operator: &mut OperatorProcess,
         port: u16,
     ) -> BenchResult<(Before, Timed)> {
+        let quiet_wait = self.wait_api_quiet().await?;
         let before = Before {
             cpu: cpu_seconds(operator.pid())?,
             apiserver_cpu: self.args.apiserver_pid.and_then(|p| cpu_seconds(p).ok()),
@@ -74,7 +82,14 @@ impl Bench {
         let done = self.wait_converged(shared, operator, t0).await?;
         let converged = done.duration_since(t0);
         eprintln!("bench: converged in {:.2} s", converged.as_secs_f64());
-        Ok((before, Timed { applied, converged }))
+        Ok((
+            before,
+            Timed {
+                quiet_wait,
+                applied,
+                converged,
+            },
+        ))
     }
 
     /// A later run's figures.
@@ -82,21 +97,52 @@ impl Bench {
         &self,
         before: &Before,
         timed: &Timed,
-        pid: u32,
+        operator: (u32, u16),
     ) -> BenchResult<ConvergenceRun> {
+        let (pid, port) = operator;
         let by = scrape_apiserver(&self.client)
             .await?
             .since(&before.apiserver);
+        let o1 = scrape_operator(&self.http, port).await?;
         Ok(ConvergenceRun {
             seconds: secs(timed.converged),
+            quiet_wait_seconds: secs(timed.quiet_wait),
             api_requests: sum_where(&by, |_| true),
             api_writes: sum_where(&by, is_write),
             trackvia_calls: self.fake.total_calls() - before.calls,
+            operator_secret_reads: o1.since(&before.operator, "trackvia_secret_reads_total"),
             operator_cpu_seconds: secs(Duration::from_secs_f64(
                 (cpu_seconds(pid)? - before.cpu).max(0.0),
             )),
             api_requests_by_verb_and_resource: by,
         })
+    }
+
+    /// Wait until the API server has served no request on the operator's resources for
+    /// [`QUIET`]: the garbage collector (20 requests a second) may still be reading the
+    /// dependents of connections deleted just before, and a run should count only its own
+    /// requests. How long that took.
+    async fn wait_api_quiet(&self) -> BenchResult<Duration> {
+        let t0 = Instant::now();
+        let count =
+            |c: &ApiCounts| sum_where(&c.since(&ApiCounts::default()), is_operator_resource);
+        let mut last = count(&scrape_apiserver(&self.client).await?);
+        let mut quiet_since = Instant::now();
+        while quiet_since.elapsed() < QUIET {
+            if t0.elapsed() > self.timeout() {
+                return Err(format!(
+                    "the API server still served requests on the operator's resources {} s after the last run",
+                    self.args.timeout
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = count(&scrape_apiserver(&self.client).await?);
+            if now != last {
+                last = now;
+                quiet_since = Instant::now();
+            }
+        }
+        Ok(t0.elapsed())
     }
 
     /// Apply the N connections, `--apply-concurrency` at once.

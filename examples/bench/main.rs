@@ -21,7 +21,7 @@
 //! - convergence again (`--runs`, 3 by default): every connection deleted and applied again
 //!   with fresh tokens; the median is reported and judged against the floor.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -192,6 +192,8 @@ async fn run(args: Args) -> BenchResult<Report> {
     let Bench {
         ns, report, args, ..
     } = bench;
+    // Written before the namespace is deleted: a timeout there loses no figure.
+    write_json(&args.json, &report)?;
     if args.keep {
         eprintln!("bench: keeping namespace {}", ns.name());
         std::mem::forget(ns);
@@ -304,7 +306,6 @@ async fn single(args: Args) -> BenchResult<()> {
     let json_path = args.json.clone();
     let report = run(args).await?;
     print_table(&report);
-    write_json(&json_path, &report)?;
     println!("results written to {}", json_path.display());
     Ok(())
 }
@@ -317,9 +318,8 @@ async fn curve(args: Args) -> BenchResult<()> {
         let mut point = args.clone();
         point.connections = n;
         point.json = args.json.with_extension(format!("{n}.json"));
-        let report = run(point.clone()).await?;
+        let report = run(point).await?;
         print_table(&report);
-        write_json(&point.json, &report)?;
         reports.push(report);
     }
     let points: Vec<CurvePoint> = reports.iter().map(curve::point).collect();

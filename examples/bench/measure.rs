@@ -107,6 +107,9 @@ impl ApiCounts {
             if resource.is_empty() {
                 resource = "(non-resource)".into();
             }
+            if get("code") == "404" {
+                resource.push_str(" (not found)");
+            }
             *map.entry((get("verb"), resource)).or_insert(0.0) += sample.value;
         }
         ApiCounts(map)

@@ -49,6 +49,23 @@ impl Observed {
         self.next_verification.remove(&name);
     }
 
+    /// A relist of the connections is done: forget those it did not list (deleted while
+    /// the watch was away, which raises no event).
+    pub(crate) fn connections_listed(&mut self, listed: &HashSet<String>) {
+        self.connection_rv.retain(|name, _| listed.contains(name));
+        self.ready_since.retain(|name, _| listed.contains(name));
+        self.next_verification
+            .retain(|name, _| listed.contains(name));
+        self.connections_synced = true;
+    }
+
+    /// A relist of the output Secrets is done: forget those it did not list.
+    pub(crate) fn secrets_listed(&mut self, listed: &HashSet<String>) {
+        self.secret_rv.retain(|name, _| listed.contains(name));
+        self.token.retain(|name, _| listed.contains(name));
+        self.secrets_synced = true;
+    }
+
     /// An output Secret is gone: forget what was seen of it.
     pub(crate) fn secret_deleted(&mut self, secret: &Secret) {
         let name = secret.name_any();
@@ -93,15 +110,18 @@ pub(crate) fn spawn_watches(
         let mut events = watcher(connections, watcher::Config::default())
             .default_backoff()
             .boxed();
+        let mut listed = HashSet::new();
         while let Some(event) = events.next().await {
             let at = Instant::now();
             match event {
-                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                Ok(watcher::Event::Init) => listed.clear(),
+                Ok(watcher::Event::InitApply(o)) => {
+                    listed.insert(o.name_any());
                     lock(&s1).connection(&o, at)
                 }
+                Ok(watcher::Event::Apply(o)) => lock(&s1).connection(&o, at),
                 Ok(watcher::Event::Delete(o)) => lock(&s1).connection_deleted(&o),
-                Ok(watcher::Event::InitDone) => lock(&s1).connections_synced = true,
-                Ok(_) => {}
+                Ok(watcher::Event::InitDone) => lock(&s1).connections_listed(&listed),
                 Err(e) => eprintln!("bench: watching connections: {e}"),
             }
         }
@@ -110,15 +130,18 @@ pub(crate) fn spawn_watches(
     let b = tokio::spawn(async move {
         let config = watcher::Config::default().labels(MANAGED_SELECTOR);
         let mut events = watcher(secrets, config).default_backoff().boxed();
+        let mut listed = HashSet::new();
         while let Some(event) = events.next().await {
             let at = Instant::now();
             match event {
-                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                Ok(watcher::Event::Init) => listed.clear(),
+                Ok(watcher::Event::InitApply(o)) => {
+                    listed.insert(o.name_any());
                     lock(&s2).secret(&o, at)
                 }
+                Ok(watcher::Event::Apply(o)) => lock(&s2).secret(&o, at),
                 Ok(watcher::Event::Delete(o)) => lock(&s2).secret_deleted(&o),
-                Ok(watcher::Event::InitDone) => lock(&s2).secrets_synced = true,
-                Ok(_) => {}
+                Ok(watcher::Event::InitDone) => lock(&s2).secrets_listed(&listed),
                 Err(e) => eprintln!("bench: watching output Secrets: {e}"),
             }
         }

@@ -17,7 +17,9 @@ impl Bench {
             self.delete_connections(shared, operator).await?;
             self.fresh_tokens().await?;
             let (before, timed) = self.converge_once(shared, operator, port).await?;
-            let figures = self.run_figures(&before, &timed, operator.pid()).await?;
+            let figures = self
+                .run_figures(&before, &timed, (operator.pid(), port))
+                .await?;
             self.report.convergence.runs.push(figures);
         }
         let seconds: Vec<f64> = self

@@ -80,9 +80,14 @@ pub(crate) struct Convergence {
 #[derive(Serialize, Default, Clone)]
 pub(crate) struct ConvergenceRun {
     pub(crate) seconds: f64,
+    /// Waiting, before the run, until the API server served no request on the operator's
+    /// resources for a while (the garbage collector and the namespace controller done).
+    pub(crate) quiet_wait_seconds: f64,
     pub(crate) api_requests: u64,
     pub(crate) api_writes: u64,
     pub(crate) trackvia_calls: usize,
+    /// Secret reads by the operator (source and output Secrets).
+    pub(crate) operator_secret_reads: u64,
     pub(crate) operator_cpu_seconds: f64,
     pub(crate) api_requests_by_verb_and_resource: BTreeMap<String, u64>,
 }

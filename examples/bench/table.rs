@@ -93,12 +93,21 @@ fn convergence_rows(r: &Report) -> Vec<Row> {
             runs(&c.runs.iter().map(|r| r.seconds).collect::<Vec<_>>()),
         ),
         row(
-            "  API requests per run",
+            "  API requests per run (operator's Secret reads)",
             c.runs
                 .iter()
-                .map(|r| r.api_requests.to_string())
+                .map(|r| format!("{} ({})", r.api_requests, r.operator_secret_reads))
                 .collect::<Vec<_>>()
                 .join(" / "),
+        ),
+        row(
+            "  waiting for a quiet API server before each run",
+            runs(
+                &c.runs
+                    .iter()
+                    .map(|r| r.quiet_wait_seconds)
+                    .collect::<Vec<_>>(),
+            ),
         ),
         row("ratio convergence ÷ floor", format!("{:.2}", f.ratio)),
         row(
