@@ -61,6 +61,20 @@ async fn verify_command_reports_each_outcome_with_its_exit_code() {
         String::from_utf8_lossy(&out.stderr)
     );
     let _ = wait_for::<Secret>(&h.secrets_api(), "src", SETTLE, "source", |_| true).await;
+    // A Secret that is not there: the API server's answer, short.
+    let missing = format!("{}/missing", h.ns.name());
+    let out = std::process::Command::new(common::OPERATOR)
+        .args(["verify", "--host", &h.fake.host(), "--secret", &missing])
+        .output()
+        .expect("running verify");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "reading Secret {missing}: secrets \"missing\" not found (404)"
+        )) && !stderr.contains("ErrorResponse"),
+        "{stderr}"
+    );
     h.finish().await;
 }
 

@@ -3,6 +3,7 @@
 
 use super::status;
 use crate::controller::secret::CredentialsError;
+use crate::kube_helpers::short_kube_error;
 use crate::leader::LeaderError;
 use crate::supervisor::SignalsError;
 use crate::trackvia::ClientError;
@@ -32,7 +33,7 @@ pub enum Error {
     #[error(transparent)]
     Status(#[from] status::Error),
     /// The Secret of `verify --secret` could not be read.
-    #[error("reading Secret {secret}: {source}")]
+    #[error("reading Secret {secret}: {}", short_kube_error(source))]
     ReadSecret {
         /// The Secret, as `namespace/name`.
         secret: String,
@@ -57,4 +58,22 @@ pub enum Error {
     /// The TrackVia client could not be built.
     #[error(transparent)]
     Client(#[from] ClientError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube_helpers::api_error;
+
+    #[test]
+    fn an_unreadable_secret_is_named_with_the_api_servers_short_answer() {
+        let missing = Error::ReadSecret {
+            secret: "apps/src".into(),
+            source: api_error(404, "secrets \"src\" not found"),
+        };
+        assert_eq!(
+            missing.to_string(),
+            "reading Secret apps/src: secrets \"src\" not found (404)"
+        );
+    }
 }
