@@ -10,6 +10,7 @@ pub mod adoption;
 mod context;
 pub mod credentials;
 pub mod initial_sync;
+mod kept;
 mod managed;
 pub mod orphans;
 mod plan;
@@ -170,8 +171,13 @@ fn build_controller(
 ) {
     let (reader, writer) = reflector::store();
     let connections_changed = Arc::new(tokio::sync::Notify::new());
-    let connections =
-        watches::connection_events(&ctx.client, namespace, writer, connections_changed.clone());
+    let connections = watches::connection_events(
+        &ctx.client,
+        namespace,
+        writer,
+        connections_changed.clone(),
+        ctx.written.clone(),
+    );
     let (trigger, triggered) = futures::channel::mpsc::unbounded();
     let output_events = watches::output_events(
         &ctx.client,

@@ -29,9 +29,10 @@ use tokio::sync::Notify;
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info};
 
+use super::kept;
 use super::plan::stable_hash;
 use super::sources::{SecretKey, Sources};
-use super::written::Outputs;
+use super::written::{Outputs, Written};
 use crate::crd::{
     CONNECTION_ANNOTATION, MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection,
     VERIFY_REQUESTED_ANNOTATION,
@@ -45,12 +46,14 @@ pub type SecretMeta = PartialObjectMeta<Secret>;
 /// The connections of one scope, kept in `store` (managed fields stripped):
 /// the controller's trigger stream. A pass is queued on a spec change and on a
 /// new verify-requested-at value, not on the operator's own status writes.
-/// `changed` is told of every event, for the source watches' re-plan.
+/// `changed` is told of every event, for the source watches' re-plan, and
+/// `written` of every connection delivered or deleted.
 pub fn connection_events(
     client: &Client,
     namespace: Option<&str>,
     store: reflector::store::Writer<TrackViaConnection>,
     changed: Arc<Notify>,
+    written: Written,
 ) -> impl Stream<Item = Result<TrackViaConnection, watcher::Error>> + Send + 'static {
     let relevant = |obj: &TrackViaConnection| {
         let generation = obj.meta().generation.unwrap_or_default();
@@ -64,11 +67,16 @@ pub fn connection_events(
     let connections: Api<TrackViaConnection> = scoped_api(client, namespace);
     watcher::watcher(connections, watcher::Config::default().any_semantic())
         .backoff(WatchBackoff::default())
-        .modify(|tvc: &mut TrackViaConnection| {
-            tvc.managed_fields_mut().clear();
-        })
+        .modify(kept::slim_connection)
         .reflect(store)
-        .inspect(move |_| changed.notify_one())
+        .inspect(move |event| {
+            match event {
+                Ok(Event::Apply(tvc) | Event::InitApply(tvc)) => written.delivered(tvc),
+                Ok(Event::Delete(tvc)) => written.deleted(tvc),
+                _ => {}
+            }
+            changed.notify_one();
+        })
         .applied_objects()
         .predicate_filter(relevant, PredicateConfig::default())
 }
@@ -95,9 +103,7 @@ pub fn output_events(
         watcher::Config::default().labels(&selector).any_semantic(),
     )
     .backoff(WatchBackoff::default())
-    .modify(|meta: &mut SecretMeta| {
-        meta.managed_fields_mut().clear();
-    })
+    .modify(kept::slim)
     .inspect(move |event| {
         let Some(listed) = event.as_ref().ok().and_then(|e| relist.follow(e)) else {
             return;

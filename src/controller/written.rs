@@ -21,10 +21,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The last status written per connection (by uid), with the resourceVersion
-/// the write produced.
-#[derive(Debug, Default)]
+/// the write produced. An entry lasts until the connection watch delivers that
+/// version: thousands of connections keep no second copy of their status.
+#[derive(Clone, Debug, Default)]
 pub struct Written {
-    by_uid: Mutex<HashMap<String, (u64, TrackViaConnectionStatus)>>,
+    by_uid: Arc<Mutex<HashMap<String, (u64, TrackViaConnectionStatus)>>>,
+}
+
+fn version_of(tvc: &TrackViaConnection) -> Option<u64> {
+    tvc.resource_version().and_then(|rv| rv.parse::<u64>().ok())
 }
 
 impl Written {
@@ -32,7 +37,7 @@ impl Written {
     /// last, while the cache has not caught up with that write.
     pub fn fresher_than_cache(&self, tvc: &TrackViaConnection) -> Option<TrackViaConnectionStatus> {
         let uid = tvc.uid()?;
-        let cached_rv = tvc.resource_version().and_then(|rv| rv.parse::<u64>().ok());
+        let cached_rv = version_of(tvc);
         let mut written = lock(&self.by_uid);
         match (written.get(&uid), cached_rv) {
             (Some((rv, status)), Some(cached)) if cached < *rv => Some(status.clone()),
@@ -41,6 +46,25 @@ impl Written {
                 None
             }
             _ => None,
+        }
+    }
+
+    /// The connection watch delivered `tvc` (into the cache): what was written
+    /// for it is forgotten once the cache holds that version or a later one.
+    pub fn delivered(&self, tvc: &TrackViaConnection) {
+        let (Some(uid), Some(cached)) = (tvc.uid(), version_of(tvc)) else {
+            return;
+        };
+        let mut written = lock(&self.by_uid);
+        if written.get(&uid).is_some_and(|(rv, _)| cached >= *rv) {
+            written.remove(&uid);
+        }
+    }
+
+    /// The connection is deleted: nothing written for it matters any more.
+    pub fn deleted(&self, tvc: &TrackViaConnection) {
+        if let Some(uid) = tvc.uid() {
+            lock(&self.by_uid).remove(&uid);
         }
     }
 
@@ -109,5 +133,49 @@ impl Outputs {
                 .is_some_and(|(seen, _)| seen == rv)
         });
         (!own_echo).then(|| ObjectRef::new(owner).within(&ns))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(version: &str) -> TrackViaConnection {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "trackvia.io/v1alpha1", "kind": "TrackViaConnection",
+            "metadata": {"name": "crm", "namespace": "ns", "uid": "u-1",
+                         "resourceVersion": version},
+            "spec": {"host": "acme.trackvia.com", "credentialsSecretRef": {"name": "src"}},
+        }))
+        .expect("a connection")
+    }
+
+    fn kept(w: &Written) -> usize {
+        lock(&w.by_uid).len()
+    }
+
+    #[test]
+    fn a_written_status_is_kept_only_until_the_watch_delivers_its_version() {
+        let w = Written::default();
+        let status = TrackViaConnectionStatus {
+            consecutive_failures: 3,
+            ..TrackViaConnectionStatus::default()
+        };
+        w.remember(&at("5"), Some("7".into()), &status);
+        // The watch is behind: a pass starts from what was written.
+        w.delivered(&at("6"));
+        assert_eq!(w.fresher_than_cache(&at("6")), Some(status.clone()));
+        assert_eq!(kept(&w), 1);
+        // The watch delivers the write: the copy is dropped without another pass.
+        w.delivered(&at("7"));
+        assert_eq!(kept(&w), 0);
+        assert_eq!(w.fresher_than_cache(&at("7")), None);
+        // A later version, and a deletion, drop it too.
+        w.remember(&at("7"), Some("9".into()), &status);
+        w.delivered(&at("12"));
+        assert_eq!(kept(&w), 0);
+        w.remember(&at("12"), Some("13".into()), &status);
+        w.deleted(&at("12"));
+        assert_eq!(kept(&w), 0);
     }
 }
