@@ -71,7 +71,8 @@ pub fn connection_events(
         .reflect(store)
         .inspect(move |event| {
             match event {
-                Ok(Event::Apply(tvc) | Event::InitApply(tvc)) => written.delivered(tvc),
+                // Not `InitApply`: a relist reaches the store only at its end.
+                Ok(Event::Apply(tvc)) => written.delivered(tvc),
                 Ok(Event::Delete(tvc)) => written.deleted(tvc),
                 _ => {}
             }
