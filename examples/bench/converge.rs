@@ -119,9 +119,8 @@ impl Bench {
     }
 
     /// Wait until the API server has served no request on the operator's resources for
-    /// [`QUIET`]: the garbage collector (20 requests a second) may still be reading the
-    /// dependents of connections deleted just before, and a run should count only its own
-    /// requests. How long that took.
+    /// [`QUIET`]: the garbage collector may still be looking up the dependents of connections
+    /// deleted just before, and a run should count only its own requests. How long that took.
     async fn wait_api_quiet(&self) -> BenchResult<Duration> {
         let t0 = Instant::now();
         let count =
@@ -131,7 +130,7 @@ impl Bench {
         while quiet_since.elapsed() < QUIET {
             if t0.elapsed() > self.timeout() {
                 return Err(format!(
-                    "the API server still served requests on the operator's resources {} s after the last run",
+                    "the API server still served requests on the operator's resources after {} s of waiting",
                     self.args.timeout
                 ));
             }

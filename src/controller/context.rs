@@ -2,20 +2,20 @@
 //! [`Clock`], the [`Context`] (client, verifier, recorder, metrics, caches)
 //! and the controller's [`Error`].
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, ResourceExt};
 
 use super::source_read::ReadFailures;
 use super::sources::Sources;
 use super::watches::SecretMeta;
 use super::written::{Outputs, Written};
 use crate::connection::Settings;
-use crate::crd::MANAGER_NAME;
+use crate::crd::{MANAGER_NAME, TrackViaConnection};
 use crate::metrics::Metrics;
 use crate::trackvia::{AllowedHosts, Verifier};
 
@@ -106,6 +106,8 @@ pub struct Context {
     pub sources: Arc<Sources>,
     /// Source Secrets that could not be read, since when.
     pub source_failures: ReadFailures,
+    /// The connections, one store per watched scope (set once they exist).
+    pub connections: OnceLock<Vec<Store<TrackViaConnection>>>,
 }
 
 impl Context {
@@ -132,6 +134,62 @@ impl Context {
             owned,
             sources: Arc::new(Sources::default()),
             source_failures: ReadFailures::default(),
+            connections: OnceLock::new(),
         }
+    }
+
+    /// The connection a pass works on: the store's copy when the watch has
+    /// delivered a later version since the pass was queued (what was written
+    /// is then no longer kept in [`Written`]).
+    pub fn latest(&self, tvc: Arc<TrackViaConnection>) -> Arc<TrackViaConnection> {
+        let key = ObjectRef::from_obj(&*tvc);
+        let cached = self
+            .connections
+            .get()
+            .and_then(|stores| stores.iter().find_map(|s| s.get(&key)));
+        newer(tvc, cached)
+    }
+}
+
+/// `cached` when its resourceVersion is later than `tvc`'s.
+pub fn newer(
+    tvc: Arc<TrackViaConnection>,
+    cached: Option<Arc<TrackViaConnection>>,
+) -> Arc<TrackViaConnection> {
+    let version = |c: &TrackViaConnection| c.resource_version().and_then(|v| v.parse::<u64>().ok());
+    match cached {
+        Some(c) if version(&c) > version(&tvc) => c,
+        _ => tvc,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(version: &str, failures: u32) -> Arc<TrackViaConnection> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "trackvia.io/v1alpha1", "kind": "TrackViaConnection",
+                "metadata": {"name": "crm", "namespace": "ns", "resourceVersion": version},
+                "spec": {"host": "acme.trackvia.com", "credentialsSecretRef": {"name": "src"}},
+                "status": {"consecutiveFailures": failures},
+            }))
+            .expect("a connection"),
+        )
+    }
+
+    #[test]
+    fn a_pass_starts_from_the_later_of_its_copy_and_the_stores() {
+        let failures =
+            |c: Arc<TrackViaConnection>| c.status.as_ref().map(|s| s.consecutive_failures);
+        // The watch delivered the pass's own write after the pass was queued.
+        assert_eq!(failures(newer(at("6", 1), Some(at("7", 2)))), Some(2));
+        // The store is not later (or has nothing): the pass's copy.
+        assert_eq!(failures(newer(at("7", 2), Some(at("6", 1)))), Some(2));
+        assert_eq!(failures(newer(at("7", 2), Some(at("7", 3)))), Some(2));
+        assert_eq!(failures(newer(at("7", 2), None)), Some(2));
+        // Numbers, not text: "10" is later than "9".
+        assert_eq!(failures(newer(at("9", 1), Some(at("10", 2)))), Some(2));
     }
 }

@@ -15,7 +15,9 @@ const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-config
 /// A connection without its managed fields and `kubectl apply`'s copy of itself.
 pub fn slim_connection(tvc: &mut TrackViaConnection) {
     tvc.managed_fields_mut().clear();
-    tvc.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
+    if let Some(annotations) = tvc.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+    }
 }
 
 /// What the operator reads of an output Secret: its name, namespace and version; the operator's

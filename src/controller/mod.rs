@@ -87,6 +87,7 @@ pub async fn run(
         runs.push(run);
     }
     metrics.set_stores(stores.clone());
+    let _ = ctx.connections.set(stores.clone());
     let orphans =
         orphans::release_orphans(client, stores.clone(), ctx.owned.clone(), metrics.clone());
     let readiness = async move {

@@ -25,6 +25,8 @@ use crate::trackvia::{CallerId, Credentials, VerifyRequest};
 /// One pass over one connection, timed.
 pub async fn reconcile(tvc: Arc<TrackViaConnection>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
+    // With what was written (before any await: the watch cannot deliver in between).
+    let tvc = ctx.latest(tvc);
     let result = reconcile_inner(&tvc, &ctx).await;
     ctx.metrics
         .observe_reconcile(started.elapsed(), result.is_ok());

@@ -2,8 +2,8 @@
 //! (metadata only).
 //!
 //! - Output Secrets: one watch per scope, selected by the operator's
-//!   `app.kubernetes.io/managed-by` label, kept in a store (managed fields
-//!   stripped) so a reconcile knows whether its Secret still holds what it
+//!   `app.kubernetes.io/managed-by` label, kept in a store (only the fields
+//!   read, see [`kept`]) so a reconcile knows whether its Secret still holds what it
 //!   wrote without reading it.
 //! - Source Secrets: one watch per referenced Secret, selected by name; a
 //!   namespace that references more than `--source-watch-limit` Secrets gets
@@ -43,7 +43,7 @@ use crate::metrics::Metrics;
 /// A Secret's metadata, as the watches deliver it.
 pub type SecretMeta = PartialObjectMeta<Secret>;
 
-/// The connections of one scope, kept in `store` (managed fields stripped):
+/// The connections of one scope, kept in `store` (see [`kept::slim_connection`]):
 /// the controller's trigger stream. A pass is queued on a spec change and on a
 /// new verify-requested-at value, not on the operator's own status writes.
 /// `changed` is told of every event, for the source watches' re-plan, and

@@ -22,7 +22,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The last status written per connection (by uid), with the resourceVersion
 /// the write produced. An entry lasts until the connection watch delivers that
-/// version: thousands of connections keep no second copy of their status.
+/// version: thousands of connections keep no second copy of their status. A
+/// pass queued before the delivery starts from the store's copy instead
+/// ([`super::context::Context::latest`]). Entries a delivery never meets (a pass
+/// still writing when its connection is deleted) go with the next pass, or
+/// with the rest at `MAX_ENTRIES`.
 #[derive(Clone, Debug, Default)]
 pub struct Written {
     by_uid: Arc<Mutex<HashMap<String, (u64, TrackViaConnectionStatus)>>>,
