@@ -1,10 +1,12 @@
 //! What is known of the source Secrets the connections read: the version each
 //! watch last reported, and the credentials read at that version. Credentials
-//! are kept only while a watch reports that same version, so a thousand
-//! connections sharing one Secret read it once.
+//! are kept only while a watch reports that same version (before a watch has
+//! reported the Secret, for a few seconds), so a thousand connections sharing
+//! one Secret read it once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::credentials::CredentialsError;
 use crate::trackvia::Credentials;
@@ -16,6 +18,12 @@ pub type SecretKey = (String, String);
 pub type CredentialsRead = std::result::Result<Credentials, CredentialsError>;
 
 type ReadKey = (SecretKey, String, String);
+
+/// How long credentials read before any watch reported their Secret answer
+/// other passes. The first report sends every reader through again, so this
+/// bounds only how stale a read can be served when no watch ever reports (one
+/// the operator may not open).
+pub const UNWATCHED_READ_SERVED_FOR: Duration = Duration::from_secs(10);
 
 /// What is known of the referenced source Secrets.
 #[derive(Default)]
@@ -31,8 +39,8 @@ struct SourcesInner {
     /// Secrets some connection reads its credentials from.
     referenced: HashSet<SecretKey>,
     /// Credentials (or why there are none) per Secret and key pair, with the
-    /// resourceVersion they were read at.
-    read: HashMap<ReadKey, (String, CredentialsRead)>,
+    /// resourceVersion they were read at and when.
+    read: HashMap<ReadKey, (String, Instant, CredentialsRead)>,
 }
 
 impl Sources {
@@ -40,24 +48,37 @@ impl Sources {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Credentials read earlier, when the watch reports the Secret unchanged since.
+    /// Credentials read earlier, when the watch reports the Secret unchanged
+    /// since, or, before any watch reported it, read in the last
+    /// [`UNWATCHED_READ_SERVED_FOR`].
     pub fn cached(
         &self,
         key: &SecretKey,
         api_key_key: &str,
         auth_token_key: &str,
     ) -> Option<CredentialsRead> {
+        self.cached_at(key, api_key_key, auth_token_key, Instant::now())
+    }
+
+    fn cached_at(
+        &self,
+        key: &SecretKey,
+        api_key_key: &str,
+        auth_token_key: &str,
+        now: Instant,
+    ) -> Option<CredentialsRead> {
         let inner = self.lock();
-        let seen = inner.seen.get(key)?.as_deref()?;
         let read_key = (
             key.clone(),
             api_key_key.to_string(),
             auth_token_key.to_string(),
         );
-        match inner.read.get(&read_key) {
-            Some((rv, result)) if rv == seen => Some(result.clone()),
-            _ => None,
-        }
+        let (version, at, result) = inner.read.get(&read_key)?;
+        let current = match inner.seen.get(key) {
+            None => now.saturating_duration_since(*at) < UNWATCHED_READ_SERVED_FOR,
+            Some(seen) => seen.as_ref() == Some(version),
+        };
+        current.then(|| result.clone())
     }
 
     /// The resourceVersion the watch last reported: a read should return at least that one.
@@ -83,7 +104,9 @@ impl Sources {
             api_key_key.to_string(),
             auth_token_key.to_string(),
         );
-        inner.read.insert(read_key, (resource_version, result));
+        inner
+            .read
+            .insert(read_key, (resource_version, Instant::now(), result));
     }
 
     /// A watch reports `key` at `resource_version` (`None`: deleted). True when
@@ -97,7 +120,7 @@ impl Sources {
         let previous = inner.seen.insert(key.clone(), resource_version.clone());
         inner
             .read
-            .retain(|(k, _, _), (rv, _)| k != key || Some(&*rv) == resource_version.as_ref());
+            .retain(|(k, _, _), (rv, _, _)| k != key || Some(&*rv) == resource_version.as_ref());
         // On the first report every reader looks again: some may have read
         // another version before the watch started (reads are not tracked per
         // connection). Those that read this version are answered from memory.
@@ -169,9 +192,11 @@ mod tests {
         let s = Sources::default();
         let k = key("a", "src");
         s.set_referenced(None, HashSet::from([k.clone()]));
-        // Not reported by a watch yet: nothing is served from memory.
+        // Not reported by a watch yet: served to other passes for a few seconds.
         s.remember(&k, "apiKey", "authToken", "5".into(), Ok(creds("one")));
-        assert!(s.cached(&k, "apiKey", "authToken").is_none());
+        assert_eq!(s.cached(&k, "apiKey", "authToken"), Some(Ok(creds("one"))));
+        let later = Instant::now() + UNWATCHED_READ_SERVED_FOR;
+        assert!(s.cached_at(&k, "apiKey", "authToken", later).is_none());
         // The first report: readers look again, and what was read at 5 answers them.
         assert!(s.observe(&k, Some("5".into())));
         assert_eq!(s.cached(&k, "apiKey", "authToken"), Some(Ok(creds("one"))));
