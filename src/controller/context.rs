@@ -6,14 +6,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, ResourceExt};
 
 use super::source_read::ReadFailures;
 use super::sources::Sources;
 use super::watches::SecretMeta;
-use super::written::{Outputs, Written};
+use super::written::{Outputs, Written, version_of};
 use crate::connection::Settings;
 use crate::crd::{MANAGER_NAME, TrackViaConnection};
 use crate::metrics::Metrics;
@@ -156,9 +156,8 @@ pub fn newer(
     tvc: Arc<TrackViaConnection>,
     cached: Option<Arc<TrackViaConnection>>,
 ) -> Arc<TrackViaConnection> {
-    let version = |c: &TrackViaConnection| c.resource_version().and_then(|v| v.parse::<u64>().ok());
     match cached {
-        Some(c) if version(&c) > version(&tvc) => c,
+        Some(c) if version_of(&c) > version_of(&tvc) => c,
         _ => tvc,
     }
 }

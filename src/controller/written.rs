@@ -32,7 +32,8 @@ pub struct Written {
     by_uid: Arc<Mutex<HashMap<String, (u64, TrackViaConnectionStatus)>>>,
 }
 
-fn version_of(tvc: &TrackViaConnection) -> Option<u64> {
+/// A connection's resourceVersion as a number, to compare versions.
+pub(super) fn version_of(tvc: &TrackViaConnection) -> Option<u64> {
     tvc.resource_version().and_then(|rv| rv.parse::<u64>().ok())
 }
 
