@@ -10,9 +10,9 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::kept::KeptSecret;
 use super::source_read::ReadFailures;
 use super::sources::Sources;
-use super::watches::SecretMeta;
 use super::written::{Outputs, Written, version_of};
 use crate::connection::Settings;
 use crate::crd::{MANAGER_NAME, TrackViaConnection};
@@ -101,7 +101,7 @@ pub struct Context {
     /// of its own apply nor a later reconcile needs to read them again.
     pub outputs: Outputs,
     /// The output Secrets (metadata only), one store per watched scope.
-    pub owned: Vec<Store<SecretMeta>>,
+    pub owned: Vec<Store<KeptSecret>>,
     /// Source Secrets: versions reported by their watches and credentials read.
     pub sources: Arc<Sources>,
     /// Source Secrets that could not be read, since when.
@@ -117,7 +117,7 @@ impl Context {
         config: Config,
         verifier: Arc<Verifier>,
         metrics: Arc<Metrics>,
-        owned: Vec<Store<SecretMeta>>,
+        owned: Vec<Store<KeptSecret>>,
     ) -> Context {
         let reporter = Reporter {
             controller: MANAGER_NAME.into(),

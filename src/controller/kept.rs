@@ -1,12 +1,19 @@
 //! What the stores keep of the objects they watch: thousands are kept, so
 //! what the operator never reads is dropped on arrival.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
-use kube::ResourceExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::runtime::reflector::{Lookup, ObjectRef};
+use kube::runtime::watcher::Event;
+use kube::{Resource, ResourceExt};
 
 use super::watches::SecretMeta;
-use crate::crd::{ADOPTED_ANNOTATION, CONNECTION_ANNOTATION, MANAGED_BY_LABEL, TrackViaConnection};
+use crate::crd::{
+    ADOPTED_ANNOTATION, CONNECTION_ANNOTATION, MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection,
+};
 
 /// What `kubectl apply` (client-side) keeps of the last applied object: the
 /// whole spec again, which the operator never reads.
@@ -20,36 +27,148 @@ pub fn slim_connection(tvc: &mut TrackViaConnection) {
     }
 }
 
-/// What the operator reads of an output Secret: its name, namespace and version; the operator's
-/// label; the connection and adoption annotations; the owners' uids.
-pub fn slim(meta: &mut SecretMeta) {
-    meta.types = None;
-    let m = &mut meta.metadata;
-    let name = m.name.take();
-    let namespace = m.namespace.take();
-    let resource_version = m.resource_version.take();
-    let mut labels = m.labels.take().unwrap_or_default();
-    labels.retain(|k, _| k == MANAGED_BY_LABEL);
-    let mut annotations = m.annotations.take().unwrap_or_default();
-    annotations.retain(|k, _| k == CONNECTION_ANNOTATION || k == ADOPTED_ANNOTATION);
-    let owner_references = m.owner_references.take().map(|owners| {
-        owners
-            .into_iter()
-            .map(|o| OwnerReference {
-                uid: o.uid,
-                ..OwnerReference::default()
-            })
-            .collect()
-    });
-    *m = ObjectMeta {
-        name,
-        namespace,
-        resource_version,
-        labels: (!labels.is_empty()).then_some(labels),
-        annotations: (!annotations.is_empty()).then_some(annotations),
-        owner_references,
-        ..ObjectMeta::default()
-    };
+/// What the operator reads of an output Secret, and all its store keeps of one:
+/// name, namespace and version; whether it carries the operator's label; the
+/// connection and adoption annotations; the owners' uids. A few hundred bytes
+/// where the metadata as delivered takes over a kilobyte.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeptSecret {
+    name: String,
+    namespace: Option<String>,
+    version: Option<String>,
+    managed: bool,
+    connection: Option<String>,
+    adopted: Option<String>,
+    owner_uids: Vec<String>,
+}
+
+impl KeptSecret {
+    /// Keep what passes read of `meta`, dropping the rest.
+    pub fn keep(meta: SecretMeta) -> KeptSecret {
+        let m = meta.metadata;
+        let mut annotations = m.annotations.unwrap_or_default();
+        KeptSecret {
+            name: m.name.unwrap_or_default(),
+            namespace: m.namespace,
+            version: m.resource_version,
+            managed: m
+                .labels
+                .is_some_and(|l| l.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGER_NAME)),
+            connection: annotations.remove(CONNECTION_ANNOTATION),
+            adopted: annotations.remove(ADOPTED_ANNOTATION),
+            owner_uids: m
+                .owner_references
+                .into_iter()
+                .flatten()
+                .map(|o| o.uid)
+                .collect(),
+        }
+    }
+
+    /// The Secret's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The Secret's namespace.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// The Secret's resourceVersion when it was last seen.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+
+    /// Was it adopted (the adoption annotation is set)?
+    pub fn adopted(&self) -> bool {
+        self.adopted.is_some()
+    }
+
+    /// The connection named in the Secret's annotation.
+    pub fn connection(&self) -> Option<&str> {
+        self.connection.as_deref()
+    }
+
+    /// The metadata decisions read ([`super::secret::ownership`],
+    /// [`super::adoption::orphans`]), rebuilt from what was kept.
+    pub fn metadata(&self) -> ObjectMeta {
+        let annotations: BTreeMap<String, String> = [
+            (CONNECTION_ANNOTATION, &self.connection),
+            (ADOPTED_ANNOTATION, &self.adopted),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)))
+        .collect();
+        ObjectMeta {
+            name: Some(self.name.clone()),
+            namespace: self.namespace.clone(),
+            resource_version: self.version.clone(),
+            labels: self.managed.then(|| {
+                BTreeMap::from([(MANAGED_BY_LABEL.to_string(), MANAGER_NAME.to_string())])
+            }),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            owner_references: (!self.owner_uids.is_empty()).then(|| {
+                self.owner_uids
+                    .iter()
+                    .map(|uid| OwnerReference {
+                        uid: uid.clone(),
+                        ..OwnerReference::default()
+                    })
+                    .collect()
+            }),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+/// What a watch event of output Secrets becomes in their store.
+pub fn keep_event(event: Event<SecretMeta>) -> Event<KeptSecret> {
+    match event {
+        Event::Apply(m) => Event::Apply(KeptSecret::keep(m)),
+        Event::Delete(m) => Event::Delete(KeptSecret::keep(m)),
+        Event::Init => Event::Init,
+        Event::InitApply(m) => Event::InitApply(KeptSecret::keep(m)),
+        Event::InitDone => Event::InitDone,
+    }
+}
+
+/// A kept Secret is found in its store as a Secret: by namespace and name.
+impl Lookup for KeptSecret {
+    type DynamicType = ();
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        <Secret as Resource>::kind(&())
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        <Secret as Resource>::group(&())
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        <Secret as Resource>::version(&())
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        <Secret as Resource>::plural(&())
+    }
+    fn name(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(&self.name))
+    }
+    fn namespace(&self) -> Option<Cow<'_, str>> {
+        self.namespace.as_deref().map(Cow::Borrowed)
+    }
+    fn resource_version(&self) -> Option<Cow<'_, str>> {
+        self.version.as_deref().map(Cow::Borrowed)
+    }
+    fn uid(&self) -> Option<Cow<'_, str>> {
+        None
+    }
+    /// The store's key: without the version, which the entry itself holds.
+    fn to_object_ref(&self, dyntype: ()) -> ObjectRef<Self> {
+        let key = ObjectRef::new_with(&self.name, dyntype);
+        match &self.namespace {
+            Some(ns) => key.within(ns),
+            None => key,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -58,7 +177,7 @@ mod tests {
 
     #[test]
     fn the_store_keeps_what_passes_read_and_drops_the_rest() {
-        let mut meta: SecretMeta = serde_json::from_value(serde_json::json!({
+        let meta: SecretMeta = serde_json::from_value(serde_json::json!({
             "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
             "metadata": {
                 "name": "crm-trackvia", "namespace": "apps", "uid": "s-1",
@@ -73,8 +192,9 @@ mod tests {
             }
         }))
         .expect("metadata");
-        slim(&mut meta);
-        let kept = serde_json::to_value(&meta.metadata).expect("encodes");
+        let kept = KeptSecret::keep(meta);
+        assert_eq!(kept.connection(), Some("crm"));
+        let kept = serde_json::to_value(kept.metadata()).expect("encodes");
         assert_eq!(
             kept,
             serde_json::json!({
@@ -84,7 +204,17 @@ mod tests {
                 "ownerReferences": [{"apiVersion": "", "kind": "", "name": "", "uid": "c-1"}]
             })
         );
-        assert!(meta.types.is_none());
+        // Nothing else is kept: a Secret without the label or annotations keeps none.
+        let bare: SecretMeta = serde_json::from_value(serde_json::json!({
+            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "metadata": {"name": "other", "namespace": "apps",
+                         "labels": {"app.kubernetes.io/managed-by": "someone-else"}}
+        }))
+        .expect("metadata");
+        assert_eq!(
+            serde_json::to_value(KeptSecret::keep(bare).metadata()).expect("encodes"),
+            serde_json::json!({"name": "other", "namespace": "apps"})
+        );
     }
 
     #[test]

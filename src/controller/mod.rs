@@ -15,6 +15,7 @@ mod managed;
 pub mod orphans;
 mod plan;
 mod reconcile;
+mod relist;
 pub mod restart;
 pub mod secret;
 pub mod source_read;
@@ -42,7 +43,8 @@ use crate::kube_helpers::WatchBackoff;
 use crate::metrics::Metrics;
 use crate::trackvia::Verifier;
 use initial_sync::InitialSync;
-use watches::{SecretMeta, SourceWatchContext};
+use kept::KeptSecret;
+use watches::SourceWatchContext;
 
 pub use context::{Clock, Config, Context, Error, FIELD_MANAGER, Result};
 pub use reconcile::reconcile;
@@ -110,7 +112,7 @@ pub async fn run(
 fn run_scope(
     ctx: &Arc<Context>,
     namespace: Option<&str>,
-    owned_writer: reflector::store::Writer<SecretMeta>,
+    owned_writer: reflector::store::Writer<KeptSecret>,
     sync: InitialSync,
 ) -> (future::BoxFuture<'static, ()>, Store<TrackViaConnection>) {
     let (controller, store, source_watches) = build_controller(ctx, namespace, owned_writer);
@@ -164,7 +166,7 @@ fn attempted<Q>(
 fn build_controller(
     ctx: &Arc<Context>,
     namespace: Option<&str>,
-    owned_writer: reflector::store::Writer<SecretMeta>,
+    owned_writer: reflector::store::Writer<KeptSecret>,
 ) -> (
     Controller<TrackViaConnection>,
     Store<TrackViaConnection>,
@@ -202,15 +204,12 @@ fn build_controller(
     )
     .boxed();
     let store = reader.clone();
-    let outputs_seen = ctx.outputs.clone();
     let controller = Controller::for_stream(connections, reader)
         .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
         // Each watch backs off on its own; a second backoff over the merged
         // streams would let one watch's errors stall all of them.
         .trigger_backoff(WatchBackoff::constant(Duration::from_millis(100)))
-        .watches_stream(output_events, move |meta: SecretMeta| {
-            outputs_seen.owner_unless_echo(&meta)
-        })
+        .reconcile_on(output_events)
         .reconcile_on(triggered)
         .reconcile_on(
             ctx.verifier

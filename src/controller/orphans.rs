@@ -5,13 +5,14 @@
 use std::collections::HashSet;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
 use super::adoption::{ORPHAN_SCAN_INTERVAL, orphans, release_body};
-use super::watches::SecretMeta;
+use super::kept::KeptSecret;
 use crate::crd::{MANAGER_NAME, TrackViaConnection};
 use crate::metrics::Metrics;
 
@@ -34,7 +35,7 @@ pub async fn release(client: &Client, ns: &str, name: &str) -> Result<Secret, ku
 pub async fn release_orphans(
     client: Client,
     connections: Vec<Store<TrackViaConnection>>,
-    outputs: Vec<Store<SecretMeta>>,
+    outputs: Vec<Store<KeptSecret>>,
     metrics: std::sync::Arc<Metrics>,
 ) {
     for store in &connections {
@@ -47,17 +48,22 @@ pub async fn release_orphans(
     // not yet seen released is not released twice.
     let mut released: HashSet<(String, String, String)> = HashSet::new();
     loop {
-        let metas: Vec<std::sync::Arc<SecretMeta>> =
-            outputs.iter().flat_map(|store| store.state()).collect();
+        // Only adopted Secrets can be orphans; their metadata is rebuilt for the decision.
+        let metas: Vec<ObjectMeta> = outputs
+            .iter()
+            .flat_map(|store| store.state())
+            .filter(|kept| kept.adopted())
+            .map(|kept| kept.metadata())
+            .collect();
         let exists = |ns: &str, name: &str| {
             let key = ObjectRef::new(name).within(ns);
             connections.iter().any(|store| store.get(&key).is_some())
         };
-        for (ns, name, owner) in orphans(metas.iter().map(|m| &m.metadata), exists) {
+        for (ns, name, owner) in orphans(&metas, exists) {
             let version = metas
                 .iter()
-                .find(|m| m.namespace().as_deref() == Some(&ns) && m.name_any() == name)
-                .and_then(|m| m.resource_version())
+                .find(|m| m.namespace.as_deref() == Some(&ns) && m.name.as_deref() == Some(&name))
+                .and_then(|m| m.resource_version.clone())
                 .unwrap_or_default();
             let key = (ns.clone(), name.clone(), version);
             if released.contains(&key) {

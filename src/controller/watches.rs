@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedSender;
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt, future};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -29,14 +29,12 @@ use tokio::sync::Notify;
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info};
 
-use super::kept;
+use super::kept::{self, KeptSecret};
 use super::plan::stable_hash;
+use super::relist::Relist;
 use super::sources::{SecretKey, Sources};
 use super::written::{Outputs, Written};
-use crate::crd::{
-    CONNECTION_ANNOTATION, MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection,
-    VERIFY_REQUESTED_ANNOTATION,
-};
+use crate::crd::{MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection, VERIFY_REQUESTED_ANNOTATION};
 use crate::kube_helpers::{WatchBackoff, scoped_api};
 use crate::metrics::Metrics;
 
@@ -83,54 +81,64 @@ pub fn connection_events(
 }
 
 /// The output Secrets of one scope (metadata, the operator's label only), kept
-/// in `store`. An output Secret deleted while the watch was away is missing
-/// from its relist, which raises no event: its connection is sent to
-/// `vanished` at the end of the relist. A deleted Secret is forgotten in
-/// `written`, so that publishing there again is a create.
+/// in `store` as [`KeptSecret`]s, and the connections to reconcile for their
+/// changes: not for the echo of this process's own write. An output Secret
+/// deleted while the watch was away is missing from its relist, which raises no
+/// event: its connection is sent to `vanished` at the end of the relist. A
+/// deleted Secret is forgotten in `written`, so that publishing there again is
+/// a create.
 pub fn output_events(
     client: &Client,
     metrics: Arc<Metrics>,
     namespace: Option<&str>,
-    store: reflector::store::Writer<SecretMeta>,
+    store: reflector::store::Writer<KeptSecret>,
     vanished: UnboundedSender<ObjectRef<TrackViaConnection>>,
     written: Outputs,
-) -> impl Stream<Item = Result<SecretMeta, watcher::Error>> + Send + 'static {
+) -> impl Stream<Item = ObjectRef<TrackViaConnection>> + Send + 'static {
     let outputs: Api<SecretMeta> = scoped_api(client, namespace);
     let selector = format!("{MANAGED_BY_LABEL}={MANAGER_NAME}");
     let stored = store.as_reader();
     let mut relist = Relist::default();
-    watcher::watcher(
+    let events = watcher::watcher(
         outputs,
         watcher::Config::default().labels(&selector).any_semantic(),
     )
     .backoff(WatchBackoff::default())
-    .modify(kept::slim)
+    .map_ok(kept::keep_event)
     .inspect(move |event| {
         let Some(listed) = event.as_ref().ok().and_then(|e| relist.follow(e)) else {
             return;
         };
         for gone in stored.state() {
-            if let (Some(ns), Some(owner)) = (
-                gone.namespace(),
-                gone.annotations().get(CONNECTION_ANNOTATION),
-            ) && !listed.contains(&(ns.clone(), gone.name_any()))
+            if let (Some(ns), Some(owner)) = (gone.namespace(), gone.connection())
+                && !listed.contains(&(ns.to_string(), gone.name().to_string()))
             {
-                let _ = vanished.unbounded_send(ObjectRef::new(owner).within(&ns));
+                let _ = vanished.unbounded_send(ObjectRef::new(owner).within(ns));
             }
         }
-    })
-    .reflect(store)
-    .inspect(move |event| {
-        if let Ok(Event::Delete(gone)) = event
-            && let Some(ns) = gone.namespace()
-        {
-            written.forget(&ns, &gone.name_any());
-        }
-        if let Ok(Event::Apply(_) | Event::InitApply(_) | Event::Delete(_)) = event {
-            metrics.secret_watch_events.inc();
-        }
-    })
-    .touched_objects()
+    });
+    let echoes = written.clone();
+    reflector::reflector(store, events)
+        .inspect(move |event| {
+            if let Ok(Event::Delete(gone)) = event
+                && let Some(ns) = gone.namespace()
+            {
+                written.forget(ns, gone.name());
+            }
+            if let Ok(Event::Apply(_) | Event::InitApply(_) | Event::Delete(_)) = event {
+                metrics.secret_watch_events.inc();
+            }
+        })
+        .touched_objects()
+        .filter_map(move |touched| {
+            future::ready(match touched {
+                Ok(kept) => echoes.owner_unless_echo(&kept),
+                Err(e) => {
+                    debug!(error = %e, "output Secret watch");
+                    None
+                }
+            })
+        })
 }
 
 /// One watch of source Secrets.
@@ -303,31 +311,6 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
     info!(namespace = %namespace, "source Secret watch ended");
 }
 
-/// Follows the relists of a Secret watch (`Init` … `InitDone`). A relist raises
-/// no delete for a Secret deleted while the watch was away; what it listed,
-/// handed over at its end, tells the caller which ones are gone.
-#[derive(Default)]
-pub struct Relist {
-    listed: Option<HashSet<SecretKey>>,
-}
-
-impl Relist {
-    /// Follow one event; at the end of a relist, the Secrets it listed.
-    pub fn follow(&mut self, event: &Event<SecretMeta>) -> Option<HashSet<SecretKey>> {
-        match event {
-            Event::Init => self.listed = Some(HashSet::new()),
-            Event::InitApply(meta) => {
-                if let (Some(listed), Some(ns)) = (self.listed.as_mut(), meta.namespace()) {
-                    listed.insert((ns, meta.name_any()));
-                }
-            }
-            Event::InitDone => return Some(self.listed.take().unwrap_or_default()),
-            Event::Apply(_) | Event::Delete(_) => {}
-        }
-        None
-    }
-}
-
 fn note(ctx: &SourceWatchContext, key: &SecretKey, version: Option<String>) {
     if ctx.sources.observe(key, version) {
         for r in readers_of(&ctx.connections, key) {
@@ -342,33 +325,6 @@ mod tests {
 
     fn key(ns: &str, name: &str) -> SecretKey {
         (ns.to_string(), name.to_string())
-    }
-
-    #[test]
-    fn a_relist_hands_over_what_it_listed_at_its_end() {
-        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-        use kube::core::PartialObjectMetaExt;
-        let meta = |name: &str| {
-            ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("a".into()),
-                ..ObjectMeta::default()
-            }
-            .into_response_partial::<Secret>()
-        };
-        let mut relist = Relist::default();
-        assert_eq!(relist.follow(&Event::Apply(meta("before"))), None);
-        assert_eq!(relist.follow(&Event::Init), None);
-        assert_eq!(relist.follow(&Event::InitApply(meta("one"))), None);
-        assert_eq!(relist.follow(&Event::InitApply(meta("two"))), None);
-        assert_eq!(
-            relist.follow(&Event::InitDone),
-            Some(HashSet::from([key("a", "one"), key("a", "two")]))
-        );
-        // Events after the relist are not collected; a new relist starts empty.
-        assert_eq!(relist.follow(&Event::Apply(meta("three"))), None);
-        assert_eq!(relist.follow(&Event::Init), None);
-        assert_eq!(relist.follow(&Event::InitDone), Some(HashSet::new()));
     }
 
     #[test]

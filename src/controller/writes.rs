@@ -93,12 +93,14 @@ pub async fn sync_secret(
         .owned
         .iter()
         .find_map(|store| store.get(&kube::runtime::reflector::ObjectRef::new(&name).within(ns)));
-    let watched_version = watched.as_ref().and_then(|m| m.resource_version());
+    let watched_version = watched
+        .as_ref()
+        .and_then(|kept| kept.version().map(str::to_string));
     // Unchanged since this process wrote (or checked) it for the same content:
     // nothing to read, nothing to write.
     if let (Some(meta), Some(version)) = (&watched, &watched_version)
         && ctx.outputs.get(ns, &name) == Some((version.clone(), fingerprint))
-        && secret::ownership(&meta.metadata, tvc) == Ownership::Ours
+        && secret::ownership(&meta.metadata(), tvc) == Ownership::Ours
     {
         return SecretOutcome::Synced { hash };
     }

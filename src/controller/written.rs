@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
+use super::kept::KeptSecret;
 use super::sources::SecretKey;
-use super::watches::SecretMeta;
-use crate::crd::{CONNECTION_ANNOTATION, TrackViaConnection, TrackViaConnectionStatus};
+use crate::crd::{TrackViaConnection, TrackViaConnectionStatus};
 
 /// Entries kept at most; past that the memory starts afresh (entries of deleted
 /// objects are never looked up again).
@@ -130,14 +130,14 @@ impl Outputs {
 
     /// The connection an output Secret was published for, unless the event is
     /// the echo of this process's own write (nothing to repair).
-    pub fn owner_unless_echo(&self, meta: &SecretMeta) -> Option<ObjectRef<TrackViaConnection>> {
-        let ns = meta.namespace()?;
-        let owner = meta.annotations().get(CONNECTION_ANNOTATION)?;
-        let own_echo = meta.resource_version().is_some_and(|rv| {
-            self.get(&ns, &meta.name_any())
+    pub fn owner_unless_echo(&self, kept: &KeptSecret) -> Option<ObjectRef<TrackViaConnection>> {
+        let ns = kept.namespace()?;
+        let owner = kept.connection()?;
+        let own_echo = kept.version().is_some_and(|rv| {
+            self.get(ns, kept.name())
                 .is_some_and(|(seen, _)| seen == rv)
         });
-        (!own_echo).then(|| ObjectRef::new(owner).within(&ns))
+        (!own_echo).then(|| ObjectRef::new(owner).within(ns))
     }
 }
 
