@@ -17,7 +17,9 @@ set y2tics
 set ytics nomirror
 plot tsv using 1:2 with linespoints title "convergence (median)", \
      tsv using 1:3 with linespoints title "floor (median)", \
-     tsv using 1:4 axes x1y2 with linespoints dashtype 2 title "ratio (right axis)"
+     tsv using 1:11 with linespoints title "cold start (median)", \
+     tsv using 1:4 axes x1y2 with linespoints dashtype 2 title "ratio (right axis)", \
+     tsv using 1:12 axes x1y2 with linespoints dashtype 2 title "cold start ratio (right axis)"
 
 unset y2label
 unset y2tics
@@ -27,6 +29,7 @@ set ylabel "MiB"
 set yrange [0:*]
 plot tsv using 1:5 with linespoints title "peak RSS", \
      tsv using 1:6 with linespoints title "steady RSS", \
+     tsv using 1:13 with linespoints title "cold start peak RSS", \
      64 with lines dashtype 3 title "64 MiB target"
 
 set title "cost per connection"

@@ -121,7 +121,7 @@ impl Bench {
     /// Wait until the API server has served no request on the operator's resources for
     /// [`QUIET`]: the garbage collector may still be looking up the dependents of connections
     /// deleted just before, and a run should count only its own requests. How long that took.
-    async fn wait_api_quiet(&self) -> BenchResult<Duration> {
+    pub(crate) async fn wait_api_quiet(&self) -> BenchResult<Duration> {
         let t0 = Instant::now();
         let count =
             |c: &ApiCounts| sum_where(&c.since(&ApiCounts::default()), is_operator_resource);
@@ -145,7 +145,7 @@ impl Bench {
     }
 
     /// Apply the N connections, `--apply-concurrency` at once.
-    async fn apply_connections(&self) -> BenchResult<()> {
+    pub(crate) async fn apply_connections(&self) -> BenchResult<()> {
         eprintln!(
             "bench: applying {} connections (concurrency {})",
             self.n(),
@@ -176,7 +176,7 @@ impl Bench {
     }
 
     /// The instant the last connection was seen Ready with its output Secret.
-    async fn wait_converged(
+    pub(crate) async fn wait_converged(
         &self,
         shared: &Shared,
         operator: &mut OperatorProcess,

@@ -23,6 +23,10 @@ pub(crate) struct CurvePoint {
     pub(crate) restart_initial_sync_seconds: f64,
     pub(crate) restart_peak_rss_mib: f64,
     pub(crate) handover_initial_sync_seconds: f64,
+    /// Median of the cold starts, its ratio to the floor, and the highest peak RSS of them.
+    pub(crate) cold_start_seconds: f64,
+    pub(crate) cold_ratio: f64,
+    pub(crate) cold_peak_rss_mib: f64,
     /// Every target of the run met.
     pub(crate) all_targets_met: bool,
 }
@@ -57,6 +61,14 @@ pub(crate) fn point(r: &Report) -> CurvePoint {
         restart_initial_sync_seconds: r.restart.initial_sync_seconds,
         restart_peak_rss_mib: r.restart.peak_rss_mib,
         handover_initial_sync_seconds: r.handover.initial_sync_seconds,
+        cold_start_seconds: r.cold_start.seconds,
+        cold_ratio: r.cold_start.ratio,
+        cold_peak_rss_mib: r
+            .cold_start
+            .runs
+            .iter()
+            .map(|c| c.peak_rss_mib)
+            .fold(0.0, f64::max),
         all_targets_met: r.targets.iter().all(|t| t.met),
     }
 }
@@ -64,7 +76,7 @@ pub(crate) fn point(r: &Report) -> CurvePoint {
 /// The columns of the printed table and of the TSV file: header, and value of a point.
 type Column = (&'static str, fn(&CurvePoint) -> String);
 
-const COLUMNS: [Column; 11] = [
+const COLUMNS: [Column; 14] = [
     ("N", |p| p.connections.to_string()),
     ("convergence_s", |p| format!("{:.2}", p.convergence_seconds)),
     ("floor_s", |p| format!("{:.2}", p.floor_seconds)),
@@ -82,6 +94,11 @@ const COLUMNS: [Column; 11] = [
     }),
     ("handover_sync_s", |p| {
         format!("{:.2}", p.handover_initial_sync_seconds)
+    }),
+    ("cold_start_s", |p| format!("{:.2}", p.cold_start_seconds)),
+    ("cold_ratio", |p| format!("{:.2}", p.cold_ratio)),
+    ("cold_peak_rss_mib", |p| {
+        format!("{:.1}", p.cold_peak_rss_mib)
     }),
     ("targets", |p| {
         if p.all_targets_met { "met" } else { "MISSED" }.to_string()

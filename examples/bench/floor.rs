@@ -86,15 +86,17 @@ impl Bench {
             writes.push(secs(w));
             pipelined.push(secs(p));
         }
-        let convergence = self.report.convergence.seconds;
-        let ratio = |d: f64| {
+        let ratio_of = |of: f64, d: f64| {
             if d <= 0.0 {
                 0.0
             } else {
-                (convergence / d * 100.0).round() / 100.0
+                (of / d * 100.0).round() / 100.0
             }
         };
+        let convergence = self.report.convergence.seconds;
+        let ratio = |d: f64| ratio_of(convergence, d);
         let (w, p) = (median(&writes), median(&pipelined));
+        self.report.cold_start.ratio = ratio_of(self.report.cold_start.seconds, w);
         self.report.floor = Floor {
             seconds: w,
             connections_created_seconds: median(&created),

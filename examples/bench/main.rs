@@ -20,6 +20,9 @@
 //!   the standby taking over;
 //! - convergence again (`--runs`, 3 by default): every connection deleted and applied again
 //!   with fresh tokens; the median is reported and judged against the floor.
+//! - cold start (`--cold-runs`, 3 by default): the N connections applied while no operator
+//!   runs, then the operator started; until every connection is Ready with its output Secret.
+//!   Only the operator writes meanwhile, so the median is judged against the floor one to one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -45,6 +48,7 @@ use trackvia_testsupport::metrics::Scrape;
 use trackvia_testsupport::{OperatorProcess, free_port};
 
 mod bench;
+mod cold;
 mod converge;
 mod curve;
 mod floor;
@@ -118,6 +122,10 @@ struct Args {
     /// deleted and applied again, with fresh tokens.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// How often the operator is started on N connections applied while none ran (the
+    /// median is reported and judged against the floor).
+    #[arg(long, default_value_t = 3)]
+    cold_runs: usize,
     /// How often the floor is measured (the median is reported; the machine may be shared).
     #[arg(long, default_value_t = 3)]
     floor_runs: usize,
@@ -282,6 +290,7 @@ impl Bench {
         self.restart(operator, port).await?;
         self.handover(operator, &mut port).await?;
         self.more_runs(shared, operator, port).await?;
+        self.cold_starts(shared, operator, &mut port).await?;
         let connections: Api<TrackViaConnection> = self.ns.api();
         connections
             .get(&Bench::name(1))

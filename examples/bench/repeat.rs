@@ -39,7 +39,7 @@ impl Bench {
     /// requests a second. One request per object, `--setup-concurrency` at once: a single
     /// request for 10,000 objects outlives the API server's request timeout. Waits until
     /// the watches have seen the Secrets gone too.
-    async fn delete_connections(
+    pub(crate) async fn delete_connections(
         &self,
         shared: &Shared,
         operator: &mut OperatorProcess,
@@ -92,7 +92,7 @@ impl Bench {
     }
 
     /// A new token for every credential, in TrackVia and in its source Secrets.
-    async fn fresh_tokens(&mut self) -> BenchResult<()> {
+    pub(crate) async fn fresh_tokens(&mut self) -> BenchResult<()> {
         let secrets: Api<Secret> = self.ns.api();
         let single = (self.n() - 1) % self.k();
         for c in 0..self.k() {

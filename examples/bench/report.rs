@@ -20,6 +20,7 @@ pub(crate) struct Report {
     pub(crate) rotation: Rotation,
     pub(crate) restart: Restart,
     pub(crate) handover: Restart,
+    pub(crate) cold_start: ColdStart,
     pub(crate) targets: Vec<Target>,
 }
 
@@ -194,6 +195,30 @@ pub(crate) struct Restart {
     pub(crate) operator_secret_writes: u64,
     pub(crate) operator_secret_reads: u64,
     /// VmHWM of the new process: the relist and the initial sync.
+    pub(crate) peak_rss_mib: f64,
+    pub(crate) api_requests_by_verb_and_resource: BTreeMap<String, u64>,
+}
+
+/// The operator started on N connections applied while none ran (`cold.rs`).
+#[derive(Serialize, Default)]
+pub(crate) struct ColdStart {
+    /// Operator started → every connection Ready with its output Secret (median of the runs).
+    pub(crate) seconds: f64,
+    /// cold_start.seconds / floor.seconds
+    pub(crate) ratio: f64,
+    pub(crate) runs: Vec<ColdRun>,
+}
+
+/// One cold start.
+#[derive(Serialize, Default)]
+pub(crate) struct ColdRun {
+    pub(crate) seconds: f64,
+    pub(crate) api_requests_operator_resources: u64,
+    pub(crate) api_writes_operator_resources: u64,
+    pub(crate) trackvia_calls: usize,
+    /// Everything the new process used, start-up included.
+    pub(crate) operator_cpu_seconds: f64,
+    /// VmHWM of the new process.
     pub(crate) peak_rss_mib: f64,
     pub(crate) api_requests_by_verb_and_resource: BTreeMap<String, u64>,
 }

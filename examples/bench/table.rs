@@ -39,6 +39,7 @@ pub(crate) fn print_table(r: &Report) {
         "SIGTERM to the leader → standby leads",
         &r.handover,
     ));
+    rows.extend(cold_rows(&r.cold_start));
     if let Some(cpu) = r.steady.apiserver_cpu_percent_of_core {
         rows.push(row(
             "steady: kube-apiserver CPU",
@@ -251,6 +252,43 @@ fn scoping_and_rotation_rows(r: &Report) -> Vec<Row> {
 }
 
 /// The rows of a process taking over: after a restart or a leader handover.
+/// Every cold start, `a / b / c`.
+fn cold_runs(c: &ColdStart, cell: impl Fn(&ColdRun) -> String) -> String {
+    c.runs.iter().map(cell).collect::<Vec<_>>().join(" / ")
+}
+
+fn cold_rows(c: &ColdStart) -> Vec<Row> {
+    vec![
+        row(
+            "cold start: operator started → all Ready + Secret",
+            format!("{:.2} s", c.seconds),
+        ),
+        row(
+            "  cold start runs (median above)",
+            runs(&c.runs.iter().map(|r| r.seconds).collect::<Vec<_>>()),
+        ),
+        row("ratio cold start ÷ floor", format!("{:.2}", c.ratio)),
+        row(
+            "  requests on secrets/tvc/events per run (writes)",
+            cold_runs(c, |r| {
+                with_writes(
+                    r.api_requests_operator_resources,
+                    r.api_writes_operator_resources,
+                )
+            }),
+        ),
+        row(
+            "  TrackVia calls / peak RSS / CPU per run",
+            cold_runs(c, |r| {
+                format!(
+                    "{}, {:.1} MiB, {:.2} s",
+                    r.trackvia_calls, r.peak_rss_mib, r.operator_cpu_seconds
+                )
+            }),
+        ),
+    ]
+}
+
 fn takeover_rows(phase: &str, ready: &str, re: &Restart) -> Vec<Row> {
     vec![
         row(

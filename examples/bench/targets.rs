@@ -33,6 +33,11 @@ impl Bench {
         let mut targets = vec![
             ratio("convergence ÷ floor", r.floor.ratio, ""),
             ratio(
+                "cold start ÷ floor",
+                r.cold_start.ratio,
+                " (operator started on N connections)",
+            ),
+            ratio(
                 "convergence ÷ pipelined floor",
                 r.floor.pipelined_ratio,
                 " (same start, informational)",
@@ -50,6 +55,7 @@ impl Bench {
                 t.peak_calls_in_sixty_seconds <= rate as usize,
             ),
             requests_per_run(&r.convergence.runs, self.n()),
+            cold_requests(&r.cold_start.runs, self.n()),
             peak_rss(r.memory.operator_peak_rss_mib, self.n()),
             no_writes(
                 "steady API writes (operator's resources)",
@@ -117,20 +123,38 @@ fn no_writes(what: &str, [api, status, secret]: [u64; 3]) -> Target {
     )
 }
 
+/// Every cold start takes 2 × N API requests on the operator's resources (Secret write,
+/// status write) within 2 %.
+fn cold_requests(runs: &[ColdRun], n: usize) -> Target {
+    let floor = 2.0 * n as f64;
+    let worst = furthest_from_one(
+        runs.iter()
+            .map(|r| r.api_requests_operator_resources as f64 / floor),
+    );
+    target(
+        "cold start: requests on the operator's resources ÷ 2 N (furthest run)",
+        format!("{worst:.3}"),
+        "1 ± 0.02",
+        (worst - 1.0).abs() <= 0.02,
+    )
+}
+
+/// Of `ratios`, the one furthest from 1 (1 when there are none).
+fn furthest_from_one(ratios: impl Iterator<Item = f64>) -> f64 {
+    ratios.fold(1.0, |w: f64, x| {
+        if (x - 1.0).abs() > (w - 1.0).abs() {
+            x
+        } else {
+            w
+        }
+    })
+}
+
 /// Every convergence run takes 3 × N API requests (connection apply, Secret write,
 /// status write) within 2 %.
 fn requests_per_run(runs: &[ConvergenceRun], n: usize) -> Target {
     let floor = 3.0 * n as f64;
-    let worst = runs
-        .iter()
-        .map(|r| r.api_requests as f64 / floor)
-        .fold(1.0, |w: f64, x| {
-            if (x - 1.0).abs() > (w - 1.0).abs() {
-                x
-            } else {
-                w
-            }
-        });
+    let worst = furthest_from_one(runs.iter().map(|r| r.api_requests as f64 / floor));
     target(
         "API requests per run ÷ 3 N (furthest run)",
         format!("{worst:.3}"),
