@@ -218,6 +218,29 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_secret_is_found_in_its_store_by_namespace_and_name() {
+        use kube::runtime::reflector;
+        let at = |version: &str| {
+            let meta: SecretMeta = serde_json::from_value(serde_json::json!({
+                "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                "metadata": {"name": "out", "namespace": "apps", "resourceVersion": version}
+            }))
+            .expect("metadata");
+            KeptSecret::keep(meta)
+        };
+        let (store, mut writer) = reflector::store::<KeptSecret>();
+        writer.apply_watcher_event(&Event::Apply(at("1")));
+        writer.apply_watcher_event(&Event::Apply(at("2")));
+        // One entry, keyed without the version, holding the later one.
+        assert_eq!(store.state().len(), 1);
+        let found = store.get(&ObjectRef::new("out").within("apps"));
+        assert_eq!(found.as_deref().and_then(KeptSecret::version), Some("2"));
+        assert!(store.get(&ObjectRef::new("out").within("other")).is_none());
+        writer.apply_watcher_event(&Event::Delete(at("3")));
+        assert!(store.state().is_empty());
+    }
+
+    #[test]
     fn a_connection_is_kept_without_kubectls_copy_of_itself() {
         let mut tvc: TrackViaConnection = serde_json::from_value(serde_json::json!({
             "apiVersion": "trackvia.io/v1alpha1", "kind": "TrackViaConnection",
