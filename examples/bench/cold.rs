@@ -21,14 +21,22 @@ impl Bench {
             self.delete_connections(shared, operator).await?;
             self.fresh_tokens().await?;
             operator.stop().await;
+            let log = self
+                .args
+                .json
+                .with_extension(format!("operator-before-cold-{run}.log"));
+            if let Err(e) = std::fs::copy(operator.log_file(), &log) {
+                eprintln!("bench: could not keep the operator log: {e}");
+            }
             self.apply_connections().await?;
             self.wait_api_quiet().await?;
             let calls = self.fake.total_calls();
             let apiserver = scrape_apiserver(&self.client).await?;
             let t0 = Instant::now();
-            *port = free_port();
-            let (started, _) = self.spawn_ready(*port, &[]).await?;
+            let started_port = free_port();
+            let (started, _) = self.spawn_ready(started_port, &[]).await?;
             *operator = started;
+            *port = started_port;
             let done = self.wait_converged(shared, operator, t0).await?;
             let seconds = done.duration_since(t0);
             eprintln!(

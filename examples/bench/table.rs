@@ -251,7 +251,6 @@ fn scoping_and_rotation_rows(r: &Report) -> Vec<Row> {
     ]
 }
 
-/// The rows of a process taking over: after a restart or a leader handover.
 /// Every cold start, `a / b / c`.
 fn cold_runs(c: &ColdStart, cell: impl Fn(&ColdRun) -> String) -> String {
     c.runs.iter().map(cell).collect::<Vec<_>>().join(" / ")
@@ -265,7 +264,7 @@ fn cold_rows(c: &ColdStart) -> Vec<Row> {
         ),
         row(
             "  cold start runs (median above)",
-            runs(&c.runs.iter().map(|r| r.seconds).collect::<Vec<_>>()),
+            cold_runs(c, |r| format!("{:.2}", r.seconds)),
         ),
         row("ratio cold start ÷ floor", format!("{:.2}", c.ratio)),
         row(
@@ -289,6 +288,7 @@ fn cold_rows(c: &ColdStart) -> Vec<Row> {
     ]
 }
 
+/// The rows of a process taking over: after a restart or a leader handover.
 fn takeover_rows(phase: &str, ready: &str, re: &Restart) -> Vec<Row> {
     vec![
         row(

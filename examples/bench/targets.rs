@@ -33,11 +33,6 @@ impl Bench {
         let mut targets = vec![
             ratio("convergence ÷ floor", r.floor.ratio, ""),
             ratio(
-                "cold start ÷ floor",
-                r.cold_start.ratio,
-                " (operator started on N connections)",
-            ),
-            ratio(
                 "convergence ÷ pipelined floor",
                 r.floor.pipelined_ratio,
                 " (same start, informational)",
@@ -55,7 +50,6 @@ impl Bench {
                 t.peak_calls_in_sixty_seconds <= rate as usize,
             ),
             requests_per_run(&r.convergence.runs, self.n()),
-            cold_requests(&r.cold_start.runs, self.n()),
             peak_rss(r.memory.operator_peak_rss_mib, self.n()),
             no_writes(
                 "steady API writes (operator's resources)",
@@ -85,6 +79,7 @@ impl Bench {
             ),
         ];
         targets.extend(self.restart_targets());
+        targets.extend(cold_targets(&r.cold_start, self.n()));
         self.report.targets = targets;
     }
 
@@ -123,20 +118,32 @@ fn no_writes(what: &str, [api, status, secret]: [u64; 3]) -> Target {
     )
 }
 
-/// Every cold start takes 2 × N API requests on the operator's resources (Secret write,
-/// status write) within 2 %.
-fn cold_requests(runs: &[ColdRun], n: usize) -> Target {
+/// The cold starts (none when `--cold-runs 0`): the median within [`RATIO_TARGET`] of the
+/// floor, and every run writing 2 × N (a Secret and a status per connection) within 2 %. The
+/// new process's lists at start-up are reads, reported in the table, not judged.
+fn cold_targets(cold: &ColdStart, n: usize) -> Vec<Target> {
+    if cold.runs.is_empty() {
+        return Vec::new();
+    }
     let floor = 2.0 * n as f64;
     let worst = furthest_from_one(
-        runs.iter()
-            .map(|r| r.api_requests_operator_resources as f64 / floor),
+        cold.runs
+            .iter()
+            .map(|r| r.api_writes_operator_resources as f64 / floor),
     );
-    target(
-        "cold start: requests on the operator's resources ÷ 2 N (furthest run)",
-        format!("{worst:.3}"),
-        "1 ± 0.02",
-        (worst - 1.0).abs() <= 0.02,
-    )
+    vec![
+        ratio(
+            "cold start ÷ floor",
+            cold.ratio,
+            " (operator started on N connections)",
+        ),
+        target(
+            "cold start: writes on the operator's resources ÷ 2 N (furthest run)",
+            format!("{worst:.3}"),
+            "1 ± 0.02",
+            (worst - 1.0).abs() <= 0.02,
+        ),
+    ]
 }
 
 /// Of `ratios`, the one furthest from 1 (1 when there are none).

@@ -100,7 +100,8 @@ pub struct Context {
     /// Output Secrets this process wrote or checked, so neither the watch event
     /// of its own apply nor a later reconcile needs to read them again.
     pub outputs: Outputs,
-    /// The output Secrets (metadata only), one store per watched scope.
+    /// The output Secrets, as much as passes read of them ([`KeptSecret`]), one store per
+    /// watched scope.
     pub owned: Vec<Store<KeptSecret>>,
     /// Source Secrets: versions reported by their watches and credentials read.
     pub sources: Arc<Sources>,

@@ -76,7 +76,7 @@ impl KeptSecret {
     }
 
     /// The Secret's resourceVersion when it was last seen.
-    pub fn version(&self) -> Option<&str> {
+    pub fn seen_version(&self) -> Option<&str> {
         self.version.as_deref()
     }
 
@@ -161,7 +161,8 @@ impl Lookup for KeptSecret {
     fn uid(&self) -> Option<Cow<'_, str>> {
         None
     }
-    /// The store's key: without the version, which the entry itself holds.
+    /// The store's key: name and namespace. Keys compare by those alone either way; this
+    /// one also leaves out the copies of the version and uid the default key carries.
     fn to_object_ref(&self, dyntype: ()) -> ObjectRef<Self> {
         let key = ObjectRef::new_with(&self.name, dyntype);
         match &self.namespace {
@@ -231,10 +232,13 @@ mod tests {
         let (store, mut writer) = reflector::store::<KeptSecret>();
         writer.apply_watcher_event(&Event::Apply(at("1")));
         writer.apply_watcher_event(&Event::Apply(at("2")));
-        // One entry, keyed without the version, holding the later one.
+        // One entry per name, holding the later version.
         assert_eq!(store.state().len(), 1);
         let found = store.get(&ObjectRef::new("out").within("apps"));
-        assert_eq!(found.as_deref().and_then(KeptSecret::version), Some("2"));
+        assert_eq!(
+            found.as_deref().and_then(KeptSecret::seen_version),
+            Some("2")
+        );
         assert!(store.get(&ObjectRef::new("out").within("other")).is_none());
         writer.apply_watcher_event(&Event::Delete(at("3")));
         assert!(store.state().is_empty());

@@ -43,10 +43,10 @@ use crate::kube_helpers::WatchBackoff;
 use crate::metrics::Metrics;
 use crate::trackvia::Verifier;
 use initial_sync::InitialSync;
-use kept::KeptSecret;
 use watches::SourceWatchContext;
 
 pub use context::{Clock, Config, Context, Error, FIELD_MANAGER, Result};
+pub use kept::KeptSecret;
 pub use reconcile::reconcile;
 pub use written::{Outputs, Written};
 

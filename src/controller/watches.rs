@@ -118,6 +118,7 @@ pub fn output_events(
         }
     });
     let echoes = written.clone();
+    let scope = namespace.unwrap_or("").to_string();
     reflector::reflector(store, events)
         .inspect(move |event| {
             if let Ok(Event::Delete(gone)) = event
@@ -134,7 +135,7 @@ pub fn output_events(
             future::ready(match touched {
                 Ok(kept) => echoes.owner_unless_echo(&kept),
                 Err(e) => {
-                    debug!(error = %e, "output Secret watch");
+                    debug!(namespace = %scope, error = %e, "output Secret watch");
                     None
                 }
             })

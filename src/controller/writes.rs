@@ -95,7 +95,7 @@ pub async fn sync_secret(
         .find_map(|store| store.get(&kube::runtime::reflector::ObjectRef::new(&name).within(ns)));
     let watched_version = watched
         .as_ref()
-        .and_then(|kept| kept.version().map(str::to_string));
+        .and_then(|kept| kept.seen_version().map(str::to_string));
     // Unchanged since this process wrote (or checked) it for the same content:
     // nothing to read, nothing to write.
     if let (Some(meta), Some(version)) = (&watched, &watched_version)

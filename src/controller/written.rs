@@ -133,7 +133,7 @@ impl Outputs {
     pub fn owner_unless_echo(&self, kept: &KeptSecret) -> Option<ObjectRef<TrackViaConnection>> {
         let ns = kept.namespace()?;
         let owner = kept.connection()?;
-        let own_echo = kept.version().is_some_and(|rv| {
+        let own_echo = kept.seen_version().is_some_and(|rv| {
             self.get(ns, kept.name())
                 .is_some_and(|(seen, _)| seen == rv)
         });
