@@ -57,14 +57,8 @@ impl Bench {
                 api_requests_by_verb_and_resource: by,
             });
         }
-        let seconds: Vec<f64> = self
-            .report
-            .cold_start
-            .runs
-            .iter()
-            .map(|r| r.seconds)
-            .collect();
-        self.report.cold_start.seconds = median(&seconds);
+        self.report.cold_start.seconds =
+            median(self.report.cold_start.runs.iter().map(|r| r.seconds));
         Ok(())
     }
 }

@@ -45,9 +45,7 @@ fn round(x: f64, places: i32) -> f64 {
 
 pub(crate) fn point(r: &Report) -> CurvePoint {
     let n = r.parameters.connections.max(1) as f64;
-    let per_run = |f: fn(&ConvergenceRun) -> f64| {
-        median(&r.convergence.runs.iter().map(f).collect::<Vec<_>>())
-    };
+    let per_run = |f: fn(&ConvergenceRun) -> f64| median(r.convergence.runs.iter().map(f));
     CurvePoint {
         connections: r.parameters.connections,
         unrelated_secrets: r.parameters.unrelated_secrets,

@@ -95,11 +95,14 @@ impl Bench {
         };
         let convergence = self.report.convergence.seconds;
         let ratio = |d: f64| ratio_of(convergence, d);
-        let (w, p) = (median(&writes), median(&pipelined));
+        let (w, p) = (
+            median(writes.iter().copied()),
+            median(pipelined.iter().copied()),
+        );
         self.report.cold_start.ratio = ratio_of(self.report.cold_start.seconds, w);
         self.report.floor = Floor {
             seconds: w,
-            connections_created_seconds: median(&created),
+            connections_created_seconds: median(created),
             concurrency: self.args.concurrency,
             ratio: ratio(w),
             pipelined_seconds: p,

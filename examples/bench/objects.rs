@@ -150,8 +150,8 @@ where
     }
 }
 
-pub(crate) fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
+pub(crate) fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.into_iter().collect();
     v.sort_by(f64::total_cmp);
     match v.len() {
         0 => 0.0,

@@ -22,14 +22,8 @@ impl Bench {
                 .await?;
             self.report.convergence.runs.push(figures);
         }
-        let seconds: Vec<f64> = self
-            .report
-            .convergence
-            .runs
-            .iter()
-            .map(|r| r.seconds)
-            .collect();
-        self.report.convergence.seconds = median(&seconds);
+        self.report.convergence.seconds =
+            median(self.report.convergence.runs.iter().map(|r| r.seconds));
         Ok(())
     }
 
