@@ -17,10 +17,13 @@ use trackvia_testsupport::fixtures::{FIELD_MANAGER, apply_connection};
 use trackvia_testsupport::kube::{TestNamespace, wait_for};
 
 fn condition(t: &TrackViaConnection, type_: &str) -> Option<(String, String, String)> {
-    t.status
-        .as_ref()
-        .and_then(|s| s.condition(type_))
-        .map(|c| (c.status.to_string(), c.reason.clone(), c.message.clone()))
+    t.status.as_ref().and_then(|s| s.condition(type_)).map(|c| {
+        (
+            c.status.to_string(),
+            c.reason.to_string(),
+            c.message.to_string(),
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,7 +107,10 @@ async fn outputs_match(
         let status = t.status.clone().unwrap_or_default();
         if !is_ready(t)
             || status.secret_name.as_deref() != Some(name.as_str())
-            || status.published_hash.as_ref() != annotations.get("trackvia.io/content-hash")
+            || status.published_hash.as_deref()
+                != annotations
+                    .get("trackvia.io/content-hash")
+                    .map(String::as_str)
         {
             return Err(format!(
                 "{name}: status {:?} does not describe its Secret",

@@ -131,12 +131,12 @@ async fn kubectl_explains_the_resource_and_shows_why_with_wide() {
     );
     let row = plain.lines().nth(1).expect("a row");
     assert!(row.contains(" crm-out "), "{plain}");
-    assert!(!plain.contains(&message), "{plain}");
+    assert!(!plain.contains(message.as_str()), "{plain}");
 
     let wide = kubectl(&["get", "tvc", "-n", &ns, "-o", "wide"]);
     let wide_header = wide.lines().next().expect("a header");
     assert!(wide_header.trim_end().ends_with("MESSAGE"), "{wide}");
     let wide_row = wide.lines().nth(1).expect("a row");
-    assert!(wide_row.trim_end().ends_with(&message), "{wide}");
+    assert!(wide_row.trim_end().ends_with(message.as_str()), "{wide}");
     h.finish().await;
 }

@@ -46,7 +46,10 @@ async fn expiry_and_warning_happen_at_the_exact_instant_without_a_call() {
     .await;
     let t = h.wait_ready("crm", "True", "Verified").await;
     let status = t.status.clone().unwrap();
-    assert_eq!(status.token_expires_at, Some(format!("{day}T00:00:00Z")));
+    assert_eq!(
+        status.token_expires_at.as_deref(),
+        Some(format!("{day}T00:00:00Z").as_str())
+    );
     let warning_at: jiff::Timestamp = status.expiry_warning_at.clone().unwrap().parse().unwrap();
     assert_eq!(instant.duration_since(warning_at).as_secs(), 6);
 

@@ -49,7 +49,7 @@ fn status_is_complete(tvc: &TrackViaConnection, key: &str, token: &str) {
         assert_eq!(c.observed_generation, tvc.metadata.generation, "{c:?}");
     }
     let fp = status.credentials_fingerprint.clone().unwrap();
-    assert!(!fp.is_empty() && !token.contains(&fp) && !key.contains(&fp));
+    assert!(!fp.is_empty() && !token.contains(fp.as_str()) && !key.contains(fp.as_str()));
 }
 
 /// The output Secret: every key, the operator's label and hash, owned by the connection.

@@ -37,7 +37,7 @@ impl Observed {
             self.ready_since.remove(&name);
         }
         if let Some(next) = status.and_then(|s| s.next_verification_time.clone()) {
-            self.next_verification.insert(name, next);
+            self.next_verification.insert(name, next.into());
         }
     }
 

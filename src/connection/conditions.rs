@@ -2,6 +2,7 @@
 //! of strings, the one place instants are formatted and parsed, and
 //! [`set_condition`], which keeps `lastTransitionTime` unless `status` flips.
 
+use compact_str::{CompactString, ToCompactString};
 use jiff::Timestamp;
 
 pub use crate::crd::ConditionStatus;
@@ -34,8 +35,8 @@ impl ConditionExt for Condition {
 }
 
 /// RFC 3339 with seconds precision, UTC.
-pub fn fmt_time(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+pub fn fmt_time(t: Timestamp) -> CompactString {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_compact_string()
 }
 
 /// An instant written in a status; `None` when it is not one.
@@ -44,7 +45,7 @@ pub fn parse_time(text: &str) -> Option<Timestamp> {
 }
 
 /// An optional instant field of a status.
-pub fn instant(field: &Option<String>) -> Option<Timestamp> {
+pub fn instant(field: &Option<CompactString>) -> Option<Timestamp> {
     field.as_deref().and_then(parse_time)
 }
 
@@ -98,20 +99,20 @@ pub fn set_condition(
     generation: Option<i64>,
     now: Timestamp,
 ) {
-    let message: String = message.chars().take(MAX_MESSAGE).collect();
+    let message: CompactString = message.chars().take(MAX_MESSAGE).collect();
     if let Some(existing) = conditions.iter_mut().find(|c| c.type_ == type_) {
         if existing.status != status {
             existing.last_transition_time = fmt_time(now);
         }
         existing.status = status;
-        existing.reason = reason.to_string();
+        existing.reason = reason.into();
         existing.message = message;
         existing.observed_generation = generation;
     } else {
         conditions.push(Condition {
-            type_: type_.to_string(),
+            type_: type_.into(),
             status,
-            reason: reason.to_string(),
+            reason: reason.into(),
             message,
             last_transition_time: fmt_time(now),
             observed_generation: generation,

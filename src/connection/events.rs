@@ -49,7 +49,7 @@ pub fn transitions(
         out.push(Transition {
             warning: true,
             reason: event_reason.into(),
-            message: exp.message.clone(),
+            message: exp.message.to_string(),
         });
     }
     let old_hash = old.and_then(|o| o.published_hash.as_deref());
@@ -86,7 +86,7 @@ fn ready_moved(
     let quiet = first_answer && is_true && ready.reason == reason::VERIFIED;
     (moved && ready.reason != reason::VERIFICATION_PENDING && !quiet).then(|| Transition {
         warning: !is_true || ready.reason == reason::EXPIRY_DATE_STALE,
-        reason: ready.reason.clone(),
-        message: ready.message.clone(),
+        reason: ready.reason.to_string(),
+        message: ready.message.to_string(),
     })
 }

@@ -88,7 +88,7 @@ pub fn finish(
             } else {
                 format!("Secret {secret_name} is up to date")
             };
-            status.published_hash = Some(hash.clone());
+            status.published_hash = Some(hash.into());
             synced(&mut status, ConditionStatus::True, reason::SYNCED, &message);
         }
         SecretOutcome::NotPublished => {

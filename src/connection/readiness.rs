@@ -77,13 +77,13 @@ pub(super) fn set_ready(
             (ConditionStatus::True, why.to_string(), message.to_string())
         }
         Some(c) if c.is(ConditionStatus::False) => {
-            let mut message = c.message.clone();
+            let mut message = c.message.to_string();
             if next.verified_fingerprint.is_some()
                 && next.verified_fingerprint.as_deref() != Some(input.fingerprint)
             {
                 message.push_str("; the output Secret keeps the last verified credentials");
             }
-            (ConditionStatus::False, c.reason, message)
+            (ConditionStatus::False, c.reason.to_string(), message.into())
         }
         Some(c) if c.reason_in(&[reason::TRANSIENT_FAILURE, reason::RATE_LIMITED]) => {
             match outage(next, input, &c, setter) {

@@ -5,6 +5,7 @@
 //! (`readiness`) and `Expiring` (`expiry`). `SecretSynced` comes later, from
 //! `publish::finish`.
 
+use compact_str::CompactString;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -186,10 +187,10 @@ fn carried(input: &Input<'_>, old: &TrackViaConnectionStatus) -> TrackViaConnect
         secret_name: old
             .secret_name
             .clone()
-            .or_else(|| Some(input.secret_name.to_string())),
+            .or_else(|| Some(input.secret_name.into())),
         verify_requested_at: input
             .verify_requested
-            .map(str::to_string)
+            .map(CompactString::from)
             .or(old.verify_requested_at.clone()),
         ..old.clone()
     }

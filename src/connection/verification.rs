@@ -55,7 +55,7 @@ impl Recorder<'_> {
         checked: bool,
     ) -> bool {
         let same = next.credentials_fingerprint.as_deref() == Some(fingerprint);
-        next.credentials_fingerprint = Some(fingerprint.to_string());
+        next.credentials_fingerprint = Some(fingerprint.into());
         if !same {
             next.consecutive_failures = 0;
             next.failing_since = None;
@@ -82,7 +82,7 @@ impl Recorder<'_> {
             VerificationOutcome::Verified { http_status } => {
                 self.definite(next, v.at);
                 next.last_successful_verification_time = Some(fmt_time(v.at));
-                next.verified_fingerprint = Some(fingerprint.to_string());
+                next.verified_fingerprint = Some(fingerprint.into());
                 let message = format!("TrackVia accepted the credentials (HTTP {http_status})");
                 (self.setter).set(
                     next,

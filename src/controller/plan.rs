@@ -195,7 +195,7 @@ pub fn status_after_publishing(
     now: Timestamp,
 ) -> TrackViaConnectionStatus {
     if let SecretOutcome::Synced { .. } = outcome {
-        next.secret_name = Some(tvc.target_name());
+        next.secret_name = Some(tvc.target_name().into());
     }
     connection::finish(
         next,

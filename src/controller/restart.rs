@@ -178,7 +178,7 @@ pub fn restart_step(
     }
     next.pending_restart_since = None;
     match next.published_hash.clone() {
-        Some(hash) => RestartStep::Now(hash),
+        Some(hash) => RestartStep::Now(hash.into()),
         None => RestartStep::Idle,
     }
 }

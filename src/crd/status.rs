@@ -1,6 +1,7 @@
 //! The status of a connection as stored: plain fields and standard
 //! conditions, serialised exactly as the CRD schema says.
 
+use compact_str::CompactString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -17,19 +18,19 @@ pub struct TrackViaConnectionStatus {
     pub conditions: Vec<Condition>,
     /// The instant the token stops working (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_expires_at: Option<String>,
+    pub token_expires_at: Option<CompactString>,
     /// The instant `Expiring` turns True (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expiry_warning_at: Option<String>,
+    pub expiry_warning_at: Option<CompactString>,
     /// When TrackVia was last asked (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_verified_time: Option<String>,
+    pub last_verified_time: Option<CompactString>,
     /// When TrackVia last accepted the credentials (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_successful_verification_time: Option<String>,
+    pub last_successful_verification_time: Option<CompactString>,
     /// When the next check is planned (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_verification_time: Option<String>,
+    pub next_verification_time: Option<CompactString>,
     /// HTTP status of TrackVia's last answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_http_status: Option<u16>,
@@ -39,25 +40,25 @@ pub struct TrackViaConnectionStatus {
     pub consecutive_failures: u32,
     /// When the current run of transient failures began (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failing_since: Option<String>,
+    pub failing_since: Option<CompactString>,
     /// Name of the output Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_name: Option<String>,
+    pub secret_name: Option<CompactString>,
     /// Keyed-HMAC prefix identifying the current credentials (never the value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials_fingerprint: Option<String>,
+    pub credentials_fingerprint: Option<CompactString>,
     /// Fingerprint of the credentials TrackVia last accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verified_fingerprint: Option<String>,
+    pub verified_fingerprint: Option<CompactString>,
     /// Content hash of the published output Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub published_hash: Option<String>,
+    pub published_hash: Option<CompactString>,
     /// The last value of the verify-requested-at annotation acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verify_requested_at: Option<String>,
+    pub verify_requested_at: Option<CompactString>,
     /// Since when a rollout restart waits for the published content to settle (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_restart_since: Option<String>,
+    pub pending_restart_since: Option<CompactString>,
 }
 
 /// The status of a condition, as `metav1.Condition` writes it. A value the
@@ -110,15 +111,15 @@ impl PartialEq<str> for ConditionStatus {
 pub struct Condition {
     /// Condition type.
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: CompactString,
     /// True, False or Unknown.
     pub status: ConditionStatus,
     /// Machine-readable reason in CamelCase.
-    pub reason: String,
+    pub reason: CompactString,
     /// Human-readable detail.
-    pub message: String,
+    pub message: CompactString,
     /// When `status` last changed (RFC 3339).
-    pub last_transition_time: String,
+    pub last_transition_time: CompactString,
     /// The generation this condition was computed for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

@@ -135,7 +135,7 @@ fn encode_ready(
             .as_ref()
             .and_then(|s| s.condition(condition::READY));
         let reason = cond
-            .map(|c| c.reason.clone())
+            .map(|c| c.reason.to_string())
             .unwrap_or_else(|| "VerificationPending".into());
         let value = i64::from(cond.is_some_and(|c| c.status == ConditionStatus::True));
         let l = ReadyLabels {

@@ -15,7 +15,7 @@ pub fn ready(t: &TrackViaConnection) -> Option<(String, String)> {
     t.status
         .as_ref()
         .and_then(|s| s.condition("Ready"))
-        .map(|c| (c.status.to_string(), c.reason.clone()))
+        .map(|c| (c.status.to_string(), c.reason.to_string()))
 }
 
 pub fn is_ready(t: &TrackViaConnection) -> bool {

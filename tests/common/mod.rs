@@ -107,11 +107,12 @@ pub fn condition<'a>(
 pub fn forced_check_done(t: &TrackViaConnection) -> bool {
     t.status
         .as_ref()
-        .and_then(|s| s.verify_requested_at.as_ref())
+        .and_then(|s| s.verify_requested_at.as_deref())
         == t.metadata
             .annotations
             .as_ref()
             .and_then(|a| a.get("trackvia.io/verify-requested-at"))
+            .map(String::as_str)
 }
 
 /// Connection `crm` reading Secret `src` with valid credentials, expiring 2099-03-31 and

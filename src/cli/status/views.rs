@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use compact_str::CompactString;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, Event, PodSpec, PodTemplateSpec};
@@ -169,8 +170,8 @@ pub fn summarize(
     let ready = status.condition(condition::READY);
     let secret_name = status
         .secret_name
-        .clone()
-        .unwrap_or_else(|| tvc.target_name());
+        .as_deref()
+        .map_or_else(|| tvc.target_name(), String::from);
     let expires_at = expiry_of(tvc);
     let expires_in = expires_at.map(|at| at.as_second() - now.as_second());
     let expired = expires_in.is_some_and(|s| s <= 0);
@@ -180,20 +181,20 @@ pub fn summarize(
         namespace,
         name: tvc.name_any(),
         ready: ready.map(|c| c.status.to_string()),
-        reason: ready.map(|c| c.reason.clone()),
-        message: ready.map(|c| c.message.clone()),
+        reason: ready.map(|c| c.reason.to_string()),
+        message: ready.map(|c| c.message.to_string()),
         host: tvc.spec.host.clone(),
         account_id: tvc.spec.account_id,
         token_name: tvc.spec.token_name.clone(),
         api_user: tvc.spec.api_user.clone(),
         token_expires_on: tvc.spec.token_expires_on.clone(),
-        token_expires_at: expires_at.map(fmt_time),
+        token_expires_at: expires_at.map(|t| fmt_time(t).into()),
         expires_in_seconds: expires_in,
         expired,
         expiring,
-        last_verified_time: status.last_verified_time.clone(),
-        last_successful_verification_time: status.last_successful_verification_time.clone(),
-        next_verification_time: status.next_verification_time.clone(),
+        last_verified_time: owned(&status.last_verified_time),
+        last_successful_verification_time: owned(&status.last_successful_verification_time),
+        next_verification_time: owned(&status.next_verification_time),
         last_http_status: status.last_http_status,
         consecutive_failures: status.consecutive_failures,
         published: status.published_hash.is_some(),
@@ -201,13 +202,18 @@ pub fn summarize(
     }
 }
 
+/// An optional text of the status, as the views hold it.
+fn owned(text: &Option<CompactString>) -> Option<String> {
+    text.as_deref().map(String::from)
+}
+
 pub(crate) fn condition_view(c: &Condition) -> ConditionView {
     ConditionView {
-        type_: c.type_.clone(),
+        type_: c.type_.to_string(),
         status: c.status.to_string(),
-        reason: c.reason.clone(),
-        message: c.message.clone(),
-        last_transition_time: c.last_transition_time.clone(),
+        reason: c.reason.to_string(),
+        message: c.message.to_string(),
+        last_transition_time: c.last_transition_time.to_string(),
         observed_generation: c.observed_generation,
     }
 }
@@ -254,7 +260,7 @@ pub fn events_for(tvc: &TrackViaConnection, events: &[Event]) -> Vec<EventView> 
                 .or(e.count)
                 .unwrap_or(1)
                 .max(1),
-            last_time: event_time(e).map(fmt_time),
+            last_time: event_time(e).map(|t| fmt_time(t).into()),
         })
         .collect()
 }
@@ -272,8 +278,8 @@ pub fn detail(
         summary: summarize(tvc, workloads, now),
         generation: tvc.metadata.generation,
         observed_generation: status.observed_generation,
-        expiry_warning_at: warning_of(tvc).map(fmt_time),
-        credentials_fingerprint: status.credentials_fingerprint.clone(),
+        expiry_warning_at: warning_of(tvc).map(|t| fmt_time(t).into()),
+        credentials_fingerprint: owned(&status.credentials_fingerprint),
         spec: SpecSummary {
             credentials_secret: spec.credentials_secret_ref.name.clone(),
             api_key_key: spec.credentials_secret_ref.api_key_key.clone(),

@@ -1,5 +1,7 @@
 //! Properties over any spec, stored status, answer and clock.
 
+use compact_str::CompactString;
+
 use super::*;
 
 use super::strategies::*;
@@ -78,7 +80,7 @@ proptest! {
         fingerprint in prop::sample::select(vec![FP, "fp-other"]),
         generation in proptest::option::of(-2i64..4),
         jitter in any::<f64>(),
-        verify_requested in proptest::option::of("r[123]"),
+        verify_requested in proptest::option::of("r[123]".prop_map(CompactString::from)),
         secret in any_secret_outcome(),
         publish in prop::sample::select(vec![Publish::Verified, Publish::Always]),
     ) {

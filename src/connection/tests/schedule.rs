@@ -273,9 +273,9 @@ fn next_wakeup_picks_the_earliest_future_instant() {
     let hours = |h: u64| Some(Duration::from_secs(h * 3600));
     for (next, warn, expires, want, why) in WAKEUPS {
         let s = TrackViaConnectionStatus {
-            next_verification_time: next.map(str::to_string),
-            expiry_warning_at: warn.map(str::to_string),
-            token_expires_at: expires.map(str::to_string),
+            next_verification_time: next.map(Into::into),
+            expiry_warning_at: warn.map(Into::into),
+            token_expires_at: expires.map(Into::into),
             ..TrackViaConnectionStatus::default()
         };
         assert_eq!(next_wakeup(&s, now), want.map(Duration::from_secs), "{why}");

@@ -1,5 +1,7 @@
 //! Generators of specs, stored statuses, answers and clocks for the properties.
 
+use compact_str::CompactString;
+
 use super::*;
 
 pub(super) fn config() -> ProptestConfig {
@@ -19,11 +21,11 @@ pub(super) fn any_instant() -> impl Strategy<Value = Timestamp> {
     prop_oneof![3 => near, 1 => anywhere, 1 => Just(Timestamp::MIN), 1 => Just(Timestamp::MAX)]
 }
 
-pub(super) fn any_time_text() -> impl Strategy<Value = Option<String>> {
+pub(super) fn any_time_text() -> impl Strategy<Value = Option<CompactString>> {
     prop_oneof![
         Just(None),
         any_instant().prop_map(|t| Some(fmt_time(t))),
-        ".{0,24}".prop_map(Some),
+        ".{0,24}".prop_map(|t: String| Some(t.into())),
     ]
 }
 
@@ -111,20 +113,20 @@ pub(super) fn any_condition() -> impl Strategy<Value = Condition> {
     )
         .prop_map(
             |(type_, status, reason, message, time, observed_generation)| Condition {
-                type_: type_.to_string(),
+                type_: type_.into(),
                 status,
-                reason: reason.to_string(),
-                message,
+                reason: reason.into(),
+                message: message.into(),
                 last_transition_time: time.unwrap_or_default(),
                 observed_generation,
             },
         )
 }
 
-pub(super) fn any_fingerprint() -> impl Strategy<Value = Option<String>> {
+pub(super) fn any_fingerprint() -> impl Strategy<Value = Option<CompactString>> {
     proptest::option::of(prop::sample::select(vec![
-        FP.to_string(),
-        "fp-other".to_string(),
+        CompactString::from(FP),
+        CompactString::from("fp-other"),
     ]))
 }
 
@@ -137,8 +139,8 @@ prop_compose! {
         consecutive_failures in prop_oneof![0u32..6, any::<u32>()],
         credentials_fingerprint in any_fingerprint(),
         verified_fingerprint in any_fingerprint(),
-        published_hash in proptest::option::of("h[12]"),
-        verify_requested_at in proptest::option::of("r[12]"),
+        published_hash in proptest::option::of("h[12]".prop_map(CompactString::from)),
+        verify_requested_at in proptest::option::of("r[12]".prop_map(CompactString::from)),
     ) -> TrackViaConnectionStatus {
         TrackViaConnectionStatus {
             observed_generation,

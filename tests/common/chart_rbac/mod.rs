@@ -123,7 +123,7 @@ pub fn ready_reason(t: &TrackViaConnection) -> Option<(String, String)> {
     t.status
         .as_ref()
         .and_then(|s| s.condition("Ready"))
-        .map(|c| (c.status.to_string(), c.reason.clone()))
+        .map(|c| (c.status.to_string(), c.reason.to_string()))
 }
 
 /// The values every test starts from: the fake's host allowed and its CA trusted through

@@ -17,10 +17,13 @@ use serde_json::{Value, json};
 use trackvia_operator::crd::TrackViaConnection;
 
 pub fn condition(t: &TrackViaConnection, type_: &str) -> Option<(String, String, String)> {
-    t.status
-        .as_ref()
-        .and_then(|s| s.condition(type_))
-        .map(|c| (c.status.to_string(), c.reason.clone(), c.message.clone()))
+    t.status.as_ref().and_then(|s| s.condition(type_)).map(|c| {
+        (
+            c.status.to_string(),
+            c.reason.to_string(),
+            c.message.to_string(),
+        )
+    })
 }
 
 /// Create a Secret with raw data.
