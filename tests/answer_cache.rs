@@ -6,14 +6,12 @@
 //! answers at once: 200 for one API key, and the real classification of TrackVia's 401 for
 //! the others. The process runs nothing else and reads its own RSS; it must stay within
 //! 10 MiB of where it started, at every sample; and once the cache is full, its table
-//! must not be reallocated again and again (counted by the allocator below).
+//! must not be reallocated again and again (counted by the allocator, which counts blocks of a MiB or more).
 //!
 //! This test has its own `main` (`harness = false` in Cargo.toml): a process of its own.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -24,6 +22,7 @@ use trackvia_operator::trackvia::{
     AnswerAtOnce, Ask, CacheLimits, CallerId, Credentials, VerificationOutcome, Verifier,
     ask_as_a_connection, classify_response_at,
 };
+use trackvia_testsupport::alloc::{self, Counting};
 use trackvia_testsupport::rss_bytes_of;
 
 /// Distinct token values measured.
@@ -45,40 +44,10 @@ const DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Tokens after which the cache is full.
 const FULL_AFTER: usize = 20_000;
-/// Blocks at least this large are counted: only the cache's table is this large.
-const LARGE: usize = 1024 * 1024;
 
 type Wakeups = UnboundedReceiver<(String, String)>;
 
-/// The system allocator, counting the large blocks it hands out.
-struct Counting;
-
-static LARGE_BLOCKS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call goes to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.size() >= LARGE {
-            LARGE_BLOCKS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: the caller's layout, as given.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: a block of this allocator, as given.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size >= LARGE {
-            LARGE_BLOCKS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: a block of this allocator and the caller's new size, as given.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+/// Counts the blocks of at least a MiB: only the cache's table is that large.
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
@@ -148,7 +117,7 @@ async fn measure() -> Vec<String> {
         peak = peak.max(now);
         most_remembered = most_remembered.max(verifier.remembered());
         if large_when_full.is_none() && from + step >= FULL_AFTER {
-            large_when_full = Some(LARGE_BLOCKS.load(Ordering::Relaxed));
+            large_when_full = Some(alloc::counts().large_blocks);
         }
         if wall.elapsed() > DEADLINE {
             return vec![format!(
@@ -158,7 +127,7 @@ async fn measure() -> Vec<String> {
         }
     }
     let rss_end = rss();
-    let reallocations = LARGE_BLOCKS.load(Ordering::Relaxed) - large_when_full.unwrap_or(0);
+    let reallocations = alloc::counts().large_blocks - large_when_full.unwrap_or(0);
     eprintln!(
         "{TOKENS} distinct tokens (after {WARM_UP} to warm up) over {:.1} h of the operator's \
          clock in {:.1} s: {} calls, at most {most_remembered} answers remembered; RSS at start \

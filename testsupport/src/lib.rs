@@ -1,5 +1,6 @@
 //! Test support for trackvia-operator.
 //!
+//! - [`alloc`]: a global allocator that counts live bytes and blocks, for memory budgets.
 //! - [`audit`]: the write requests in the test bed's audit log.
 //! - [`bed`]: a private control plane started and stopped by one test.
 //! - [`fixtures`]: a connection and its server-side apply, a Deployment, RFC 7396 merges,
@@ -18,6 +19,7 @@
 //! - [`prometheus`]: a real Prometheus server on loopback.
 //! - [`time`]: wall-clock helpers.
 
+pub mod alloc;
 pub mod audit;
 pub mod bed;
 pub mod command;
