@@ -83,7 +83,7 @@ pub(super) fn set_ready(
             {
                 message.push_str("; the output Secret keeps the last verified credentials");
             }
-            (ConditionStatus::False, c.reason.to_string(), message.into())
+            (ConditionStatus::False, c.reason.to_string(), message)
         }
         Some(c) if c.reason_in(&[reason::TRANSIENT_FAILURE, reason::RATE_LIMITED]) => {
             match outage(next, input, &c, setter) {
