@@ -8,6 +8,7 @@ mod status;
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -52,7 +53,7 @@ pub struct TrackViaConnectionSpec {
              "message": "host must be a lower-case DNS name with an optional :port"}
         ]
     ))]
-    pub host: String,
+    pub host: CompactString,
 
     /// Numeric TrackVia account id, sent as the `account-id` header (sandbox accounts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,17 +77,17 @@ pub struct TrackViaConnectionSpec {
              "message": "tokenExpiresOn must be a calendar date YYYY-MM-DD from 2000-01-01 on"}
         ]
     ))]
-    pub token_expires_on: Option<String>,
+    pub token_expires_on: Option<CompactString>,
 
     /// The token's name on TrackVia's API Access page (informational; no control characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = rules::printable_text("tokenName"))]
-    pub token_name: Option<String>,
+    pub token_name: Option<CompactString>,
 
     /// The API user the token belongs to (informational; no control characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = rules::printable_text("apiUser"))]
-    pub api_user: Option<String>,
+    pub api_user: Option<CompactString>,
 
     /// How long before expiry `Expiring` turns True (a duration such as `336h`).
     #[serde(default = "default_expiry_warning")]
@@ -94,7 +95,7 @@ pub struct TrackViaConnectionSpec {
         "duration(self) >= duration('0s')",
         "expiryWarning must be a non-negative duration such as 336h"
     ))]
-    pub expiry_warning: String,
+    pub expiry_warning: CompactString,
 
     /// How often to verify against TrackVia (minimum 1m); `0` turns periodic checks off.
     #[serde(default = "default_verify_interval")]
@@ -102,7 +103,7 @@ pub struct TrackViaConnectionSpec {
         "(duration(self) == duration('0s') || duration(self) >= duration('1m'))",
         "verifyInterval must be at least 1m, or 0 to turn periodic checks off"
     ))]
-    pub verify_interval: String,
+    pub verify_interval: CompactString,
 
     /// The output Secret.
     #[serde(default)]
@@ -118,14 +119,14 @@ pub struct TrackViaConnectionSpec {
     pub rollout_restart_targets: Vec<RolloutRestartTarget>,
 }
 
-fn default_host() -> String {
-    "go.trackvia.com".to_string()
+fn default_host() -> CompactString {
+    CompactString::const_new("go.trackvia.com")
 }
-fn default_expiry_warning() -> String {
-    "336h".to_string()
+fn default_expiry_warning() -> CompactString {
+    CompactString::const_new("336h")
 }
-fn default_verify_interval() -> String {
-    "1h".to_string()
+fn default_verify_interval() -> CompactString {
+    CompactString::const_new("1h")
 }
 
 /// Where the credentials are read from.
@@ -134,22 +135,22 @@ fn default_verify_interval() -> String {
 pub struct CredentialsSecretRef {
     /// Name of the Secret in the connection's namespace.
     #[schemars(extend("pattern" = NAME_PATTERN, "maxLength" = 253, "minLength" = 1))]
-    pub name: String,
+    pub name: CompactString,
     /// Key holding the TrackVia API key (`user_key`).
     #[serde(default = "default_api_key_key")]
     #[schemars(extend("pattern" = SECRET_KEY_PATTERN, "maxLength" = 253))]
-    pub api_key_key: String,
+    pub api_key_key: CompactString,
     /// Key holding the TrackVia auth token.
     #[serde(default = "default_auth_token_key")]
     #[schemars(extend("pattern" = SECRET_KEY_PATTERN, "maxLength" = 253))]
-    pub auth_token_key: String,
+    pub auth_token_key: CompactString,
 }
 
-fn default_api_key_key() -> String {
-    "apiKey".to_string()
+fn default_api_key_key() -> CompactString {
+    CompactString::const_new("apiKey")
 }
-fn default_auth_token_key() -> String {
-    "authToken".to_string()
+fn default_auth_token_key() -> CompactString {
+    CompactString::const_new("authToken")
 }
 
 /// The output Secret.
@@ -163,7 +164,7 @@ pub struct Target {
     /// Name of the output Secret (default: the connection's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("pattern" = NAME_PATTERN, "maxLength" = 253, "minLength" = 1))]
-    pub name: Option<String>,
+    pub name: Option<CompactString>,
     /// Key names in the output Secret.
     #[serde(default)]
     pub keys: TargetKeys,
@@ -192,23 +193,23 @@ pub struct TargetKeys {
     /// Key for the API key.
     #[serde(default = "default_api_key_key")]
     #[schemars(extend("pattern" = SECRET_KEY_PATTERN, "maxLength" = 253))]
-    pub api_key: String,
+    pub api_key: CompactString,
     /// Key for the auth token.
     #[serde(default = "default_auth_token_key")]
     #[schemars(extend("pattern" = SECRET_KEY_PATTERN, "maxLength" = 253))]
-    pub auth_token: String,
+    pub auth_token: CompactString,
     /// Key for the host.
     #[serde(default = "default_host_key")]
     #[schemars(extend("pattern" = SECRET_KEY_PATTERN, "maxLength" = 253))]
-    pub host: String,
+    pub host: CompactString,
     /// Key for the account id (written only when `accountId` is set).
     #[serde(default = "default_account_id_key")]
     #[schemars(extend("pattern" = SECRET_KEY_PATTERN, "maxLength" = 253))]
-    pub account_id: String,
+    pub account_id: CompactString,
     /// Key for the base URL (`https://{host}`), the value TrackVia SDKs take.
     #[serde(default = "default_base_url_key")]
     #[schemars(extend("pattern" = SECRET_KEY_PATTERN, "maxLength" = 253))]
-    pub base_url: String,
+    pub base_url: CompactString,
 }
 
 impl Default for TargetKeys {
@@ -223,14 +224,14 @@ impl Default for TargetKeys {
     }
 }
 
-fn default_host_key() -> String {
-    "host".to_string()
+fn default_host_key() -> CompactString {
+    CompactString::const_new("host")
 }
-fn default_account_id_key() -> String {
-    "accountId".to_string()
+fn default_account_id_key() -> CompactString {
+    CompactString::const_new("accountId")
 }
-fn default_base_url_key() -> String {
-    "baseUrl".to_string()
+fn default_base_url_key() -> CompactString {
+    CompactString::const_new("baseUrl")
 }
 
 /// What happens to the output Secret when the connection is deleted.
@@ -261,7 +262,7 @@ pub struct RolloutRestartTarget {
     pub kind: WorkloadKind,
     /// Name of the workload in the connection's namespace.
     #[schemars(extend("pattern" = NAME_PATTERN, "maxLength" = 253, "minLength" = 1))]
-    pub name: String,
+    pub name: CompactString,
 }
 
 /// Kinds of workload that can be restarted.
@@ -281,8 +282,8 @@ impl TrackViaConnection {
         self.spec
             .target
             .name
-            .clone()
-            .unwrap_or_else(|| kube::ResourceExt::name_any(self))
+            .as_deref()
+            .map_or_else(|| kube::ResourceExt::name_any(self), String::from)
     }
 }
 

@@ -23,10 +23,10 @@ static ALLOCATOR: Counting = Counting;
 /// Connections kept.
 const CONNECTIONS: usize = 1_000;
 /// Most bytes one kept connection may hold (asked of the allocator).
-const MAX_BYTES: usize = 2_100;
+const MAX_BYTES: usize = 2_000;
 /// Most blocks one kept connection may hold: each costs the allocator a header and
 /// rounding beyond its bytes.
-const MAX_BLOCKS: usize = 24;
+const MAX_BLOCKS: usize = 12;
 
 /// A Ready connection as the API server delivers it (without managed fields, which the
 /// operator drops before storing).

@@ -144,7 +144,7 @@ pub fn token_expiry_instant(date: &str) -> Result<Timestamp, SpecError> {
 pub fn parse_spec(spec: &TrackViaConnectionSpec) -> Result<ParsedSpec, SpecError> {
     let host = spec.host.trim().to_ascii_lowercase();
     if !names::valid_host_port(&host) {
-        return Err(SpecError::Host(spec.host.clone()));
+        return Err(SpecError::Host(spec.host.to_string()));
     }
     check_target(spec)?;
     let token_expires_at = spec

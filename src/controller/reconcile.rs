@@ -171,7 +171,7 @@ async fn read_credentials(
     ns: &str,
 ) -> Result<CredentialsRead> {
     let r = &tvc.spec.credentials_secret_ref;
-    let key = (ns.to_string(), r.name.clone());
+    let key = (ns.to_string(), r.name.to_string());
     let remember = |version: String, read: &CredentialsRead| {
         let (api_key, token) = (&r.api_key_key, &r.auth_token_key);
         ctx.sources
@@ -195,7 +195,7 @@ async fn read_credentials(
     let Some(secret) = secret else {
         let missing = Err(CredentialsError::SecretNotFound {
             namespace: ns.to_string(),
-            secret: r.name.clone(),
+            secret: r.name.to_string(),
         });
         remember(String::new(), &missing);
         return Ok(missing);
@@ -216,7 +216,10 @@ fn unreadable_or(
     ns: &str,
     read: Result<CredentialsRead>,
 ) -> Result<Result<Credentials, Observation>> {
-    let key = (ns.to_string(), tvc.spec.credentials_secret_ref.name.clone());
+    let key = (
+        ns.to_string(),
+        tvc.spec.credentials_secret_ref.name.to_string(),
+    );
     match read {
         Ok(found) => {
             ctx.source_failures.succeeded(&key);

@@ -24,21 +24,21 @@ pub fn desired_secret(tvc: &TrackViaConnection, host: &str, creds: &Credentials)
     let keys = &tvc.spec.target.keys;
     let mut data: BTreeMap<String, ByteString> = BTreeMap::new();
     data.insert(
-        keys.api_key.clone(),
+        keys.api_key.to_string(),
         ByteString(creds.api_key.clone().into_bytes()),
     );
     data.insert(
-        keys.auth_token.clone(),
+        keys.auth_token.to_string(),
         ByteString(creds.auth_token.clone().into_bytes()),
     );
-    data.insert(keys.host.clone(), ByteString(host.as_bytes().to_vec()));
+    data.insert(keys.host.to_string(), ByteString(host.as_bytes().to_vec()));
     data.insert(
-        keys.base_url.clone(),
+        keys.base_url.to_string(),
         ByteString(format!("https://{host}").into_bytes()),
     );
     if let Some(id) = tvc.spec.account_id {
         data.insert(
-            keys.account_id.clone(),
+            keys.account_id.to_string(),
             ByteString(id.to_string().into_bytes()),
         );
     }

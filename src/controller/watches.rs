@@ -181,7 +181,7 @@ pub fn referenced_sources(store: &Store<TrackViaConnection>) -> HashSet<SecretKe
         .filter_map(|tvc| {
             Some((
                 tvc.namespace()?,
-                tvc.spec.credentials_secret_ref.name.clone(),
+                tvc.spec.credentials_secret_ref.name.to_string(),
             ))
         })
         .collect()

@@ -183,11 +183,11 @@ pub fn summarize(
         ready: ready.map(|c| c.status.to_string()),
         reason: ready.map(|c| c.reason.to_string()),
         message: ready.map(|c| c.message.to_string()),
-        host: tvc.spec.host.clone(),
+        host: tvc.spec.host.to_string(),
         account_id: tvc.spec.account_id,
-        token_name: tvc.spec.token_name.clone(),
-        api_user: tvc.spec.api_user.clone(),
-        token_expires_on: tvc.spec.token_expires_on.clone(),
+        token_name: owned(&tvc.spec.token_name),
+        api_user: owned(&tvc.spec.api_user),
+        token_expires_on: owned(&tvc.spec.token_expires_on),
         token_expires_at: expires_at.map(|t| fmt_time(t).into()),
         expires_in_seconds: expires_in,
         expired,
@@ -202,7 +202,7 @@ pub fn summarize(
     }
 }
 
-/// An optional text of the status, as the views hold it.
+/// An optional text of a connection, as the views hold it.
 fn owned(text: &Option<CompactString>) -> Option<String> {
     text.as_deref().map(String::from)
 }
@@ -281,11 +281,11 @@ pub fn detail(
         expiry_warning_at: warning_of(tvc).map(|t| fmt_time(t).into()),
         credentials_fingerprint: owned(&status.credentials_fingerprint),
         spec: SpecSummary {
-            credentials_secret: spec.credentials_secret_ref.name.clone(),
-            api_key_key: spec.credentials_secret_ref.api_key_key.clone(),
-            auth_token_key: spec.credentials_secret_ref.auth_token_key.clone(),
-            expiry_warning: spec.expiry_warning.clone(),
-            verify_interval: spec.verify_interval.clone(),
+            credentials_secret: spec.credentials_secret_ref.name.to_string(),
+            api_key_key: spec.credentials_secret_ref.api_key_key.to_string(),
+            auth_token_key: spec.credentials_secret_ref.auth_token_key.to_string(),
+            expiry_warning: spec.expiry_warning.to_string(),
+            verify_interval: spec.verify_interval.to_string(),
             publish: format!("{:?}", spec.publish),
             deletion_policy: format!("{:?}", spec.target.deletion_policy),
             rollout_restart_targets: spec
@@ -293,7 +293,7 @@ pub fn detail(
                 .iter()
                 .map(|t| WorkloadRef {
                     kind: format!("{:?}", t.kind),
-                    name: t.name.clone(),
+                    name: t.name.to_string(),
                 })
                 .collect(),
         },

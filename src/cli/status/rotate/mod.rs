@@ -132,7 +132,7 @@ async fn find(target: &Target, args: &RotateArgs) -> Result<Found, Error> {
     if !args.allowed_hosts.allows(&tvc.spec.host) {
         return Err(Error::HostNotAllowed {
             what: what_tvc,
-            host: tvc.spec.host,
+            host: tvc.spec.host.to_string(),
         });
     }
     let source = &tvc.spec.credentials_secret_ref.name;
