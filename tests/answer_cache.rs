@@ -6,7 +6,8 @@
 //! answers at once: 200 for one API key, and the real classification of TrackVia's 401 for
 //! the others. The process runs nothing else and reads its own RSS; it must stay within
 //! 10 MiB of where it started, at every sample; and once the cache is full, its table
-//! must not be reallocated again and again (counted by the allocator, which counts blocks of a MiB or more).
+//! must not be reallocated again and again (the counting allocator tells how many blocks
+//! of a MiB or more were handed out).
 //!
 //! This test has its own `main` (`harness = false` in Cargo.toml): a process of its own.
 
@@ -47,7 +48,8 @@ const FULL_AFTER: usize = 20_000;
 
 type Wakeups = UnboundedReceiver<(String, String)>;
 
-/// Counts the blocks of at least a MiB: only the cache's table is that large.
+/// Counts what it hands out; this test reads only the blocks of a MiB or more, and only
+/// the cache's table is that large.
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 

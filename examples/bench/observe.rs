@@ -36,7 +36,7 @@ impl Observed {
         } else {
             self.ready_since.remove(&name);
         }
-        if let Some(next) = status.and_then(|s| s.next_verification_time.clone()) {
+        if let Some(next) = status.and_then(|s| s.next_verification_time.as_deref()) {
             self.next_verification.insert(name, next.into());
         }
     }

@@ -77,13 +77,13 @@ pub(super) fn set_ready(
             (ConditionStatus::True, why.to_string(), message.to_string())
         }
         Some(c) if c.is(ConditionStatus::False) => {
-            let mut message = c.message.to_string();
+            let mut message = String::from(c.message);
             if next.verified_fingerprint.is_some()
                 && next.verified_fingerprint.as_deref() != Some(input.fingerprint)
             {
                 message.push_str("; the output Secret keeps the last verified credentials");
             }
-            (ConditionStatus::False, c.reason.to_string(), message)
+            (ConditionStatus::False, String::from(c.reason), message)
         }
         Some(c) if c.reason_in(&[reason::TRANSIENT_FAILURE, reason::RATE_LIMITED]) => {
             match outage(next, input, &c, setter) {

@@ -5,9 +5,9 @@
 //! (`readiness`) and `Expiring` (`expiry`). `SecretSynced` comes later, from
 //! `publish::finish`.
 
-use compact_str::CompactString;
 use std::time::Duration;
 
+use compact_str::CompactString;
 use jiff::Timestamp;
 
 use super::conditions::{ConditionStatus, Setter, fmt_time};

@@ -177,10 +177,9 @@ pub fn restart_step(
         return RestartStep::Wait(due.duration_since(now).unsigned_abs());
     }
     next.pending_restart_since = None;
-    match next.published_hash.clone() {
-        Some(hash) => RestartStep::Now(hash.into()),
-        None => RestartStep::Idle,
-    }
+    next.published_hash
+        .as_deref()
+        .map_or(RestartStep::Idle, |hash| RestartStep::Now(hash.into()))
 }
 
 /// The `RolloutRestart` condition after restarting the targets: (status,
