@@ -105,22 +105,18 @@ async fn outputs_match(
             ));
         }
         let status = t.status.clone().unwrap_or_default();
+        let hash = annotations.get("trackvia.io/content-hash");
         if !is_ready(t)
             || status.secret_name.as_deref() != Some(name.as_str())
-            || status.published_hash.as_deref()
-                != annotations
-                    .get("trackvia.io/content-hash")
-                    .map(String::as_str)
+            || status.published_hash.as_deref() != hash.map(String::as_str)
         {
             return Err(format!(
                 "{name}: status {:?} does not describe its Secret",
                 ready(t)
             ));
         }
-        versions.insert(
-            name,
-            s.metadata.resource_version.clone().unwrap_or_default(),
-        );
+        let version = s.metadata.resource_version.clone().unwrap_or_default();
+        versions.insert(name, version);
     }
     Ok(versions)
 }
