@@ -136,7 +136,7 @@ struct Args {
     /// Seconds any single wait may take before the run fails.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
-    /// The operator binary (release build).
+    /// The operator binary: `hack/bench` passes the image's static one.
     #[arg(long)]
     operator: PathBuf,
     /// Where to write the results as JSON.
@@ -214,6 +214,7 @@ async fn run(args: Args) -> BenchResult<Report> {
 
 fn parameters(args: &Args) -> Parameters {
     Parameters {
+        operator: args.operator.display().to_string(),
         connections: args.connections,
         credentials: args.credentials,
         unrelated_secrets: args.unrelated_secrets,

@@ -26,6 +26,8 @@ pub(crate) struct Report {
 
 #[derive(Serialize, Default)]
 pub(crate) struct Parameters {
+    /// The operator binary measured.
+    pub(crate) operator: String,
     pub(crate) connections: usize,
     pub(crate) credentials: usize,
     pub(crate) unrelated_secrets: usize,

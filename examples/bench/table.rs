@@ -63,8 +63,8 @@ fn print_header(r: &Report) {
         m.cpus, m.cpu_model, m.memory_gib, m.kernel, m.load_average_at_start, m.kubernetes
     );
     println!(
-        "operator: --concurrency {} --rate-limit {}/min, verifyInterval {}",
-        p.concurrency, p.rate_limit_per_minute, p.verify_interval
+        "operator: {} --concurrency {} --rate-limit {}/min, verifyInterval {}",
+        p.operator, p.concurrency, p.rate_limit_per_minute, p.verify_interval
     );
     println!();
 }
