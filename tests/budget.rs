@@ -7,6 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::hostile::condition;
 use common::{Harness, SETTLE, forced_check_done};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
@@ -15,16 +16,6 @@ use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::fake::Behavior;
 use trackvia_testsupport::fixtures::{FIELD_MANAGER, apply_connection};
 use trackvia_testsupport::kube::{TestNamespace, wait_for};
-
-fn condition(t: &TrackViaConnection, type_: &str) -> Option<(String, String, String)> {
-    t.status.as_ref().and_then(|s| s.condition(type_)).map(|c| {
-        (
-            c.status.to_string(),
-            c.reason.to_string(),
-            c.message.to_string(),
-        )
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_account_verifies_in_bounded_memory_and_a_huge_page_is_refused_quickly() {
