@@ -11,13 +11,40 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use compact_str::CompactString;
+use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use tracing::info;
 
 use crate::crd::TrackViaConnection;
 use crate::metrics::Metrics;
 
-type Key = ObjectRef<TrackViaConnection>;
+/// A connection by namespace and name: 48 bytes, most names inside it (every
+/// connection listed at start-up is held until it is reconciled).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    namespace: CompactString,
+    name: CompactString,
+}
+
+impl Key {
+    /// The key of a stored connection.
+    pub fn of(tvc: &TrackViaConnection) -> Key {
+        Key {
+            namespace: tvc.namespace().unwrap_or_default().into(),
+            name: tvc.name_any().into(),
+        }
+    }
+}
+
+impl From<&ObjectRef<TrackViaConnection>> for Key {
+    fn from(obj: &ObjectRef<TrackViaConnection>) -> Key {
+        Key {
+            namespace: obj.namespace.as_deref().unwrap_or_default().into(),
+            name: obj.name.as_str().into(),
+        }
+    }
+}
 
 /// Which listed connections are still to be reconciled, over `scopes` scopes.
 #[derive(Debug)]
@@ -77,7 +104,9 @@ impl SyncTracker {
             return None;
         }
         self.done = true;
+        // Emptied, but still as large as at the start: give the tables back.
         self.early = HashSet::new();
+        self.pending = HashSet::new();
         Some(self.listed)
     }
 }
@@ -139,7 +168,7 @@ mod tests {
     use super::*;
 
     fn key(name: &str) -> Key {
-        ObjectRef::new(name).within("ns")
+        Key::from(&ObjectRef::new(name).within("ns"))
     }
 
     #[test]
@@ -163,6 +192,18 @@ mod tests {
             "the other scope is not listed"
         );
         assert_eq!(t.listed(Vec::new()), Some(1));
+    }
+
+    #[test]
+    fn done_gives_its_tables_back() {
+        let mut t = SyncTracker::new(1);
+        let names: Vec<String> = (0..1_000).map(|i| format!("conn-{i}")).collect();
+        assert_eq!(t.listed(names.iter().map(|n| key(n))), None);
+        for name in &names[..999] {
+            assert_eq!(t.reconciled(key(name)), None);
+        }
+        assert_eq!(t.reconciled(key(&names[999])), Some(1_000));
+        assert_eq!(t.pending.capacity() + t.early.capacity(), 0);
     }
 
     #[test]

@@ -95,7 +95,7 @@ pub async fn run(
     let readiness = async move {
         for store in &stores {
             let _ = store.wait_until_ready().await;
-            sync.listed(store.state().iter().map(|c| ObjectRef::from_obj(&**c)));
+            sync.listed(store.state().iter().map(|c| initial_sync::Key::of(c)));
         }
         ready.store(true, Ordering::SeqCst);
         info!("caches synced; reconciling");
@@ -123,12 +123,12 @@ fn run_scope(
             match res {
                 Ok((obj, _)) => {
                     debug!(namespace = obj.namespace.as_deref().unwrap_or(""), name = %obj.name, "reconciled");
-                    sync.reconciled(obj);
+                    sync.reconciled((&obj).into());
                 }
                 Err(e) => {
                     debug!(error = %e, "reconcile loop");
                     if let Some(obj) = attempted(&e) {
-                        sync.reconciled(obj);
+                        sync.reconciled((&obj).into());
                     }
                 }
             }
