@@ -7,8 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::hostile::condition;
-use common::{Harness, SETTLE, forced_check_done};
+use common::{Harness, SETTLE, condition_parts, forced_check_done};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -97,7 +96,7 @@ async fn a_huge_page_that_is_not_json_is_refused_quickly(h: &mut Harness) {
         .expect("applying");
     let tvc = h
         .wait_connection("html", "Verified=Unknown (not a JSON list)", |t| {
-            condition(t, "Verified")
+            condition_parts(t, "Verified")
                 .is_some_and(|(s, _, m)| s == "Unknown" && m.contains("JSON list"))
         })
         .await;
@@ -105,7 +104,7 @@ async fn a_huge_page_that_is_not_json_is_refused_quickly(h: &mut Harness) {
     eprintln!("a 50 MB page that is not JSON was refused in {took:?}");
     assert!(took < Duration::from_secs(5), "refusing it took {took:?}");
     assert_ne!(
-        condition(&tvc, "Ready").map(|c| c.0).as_deref(),
+        condition_parts(&tvc, "Ready").map(|c| c.0).as_deref(),
         Some("True")
     );
 }
@@ -159,7 +158,7 @@ async fn a_namespace_creating_many_credentials_does_not_delay_another() {
         Duration::from_secs(60),
         "the other namespace's new connection to be Ready",
         |t: &TrackViaConnection| {
-            condition(t, "Ready").is_some_and(|(s, r, _)| s == "True" && r == "Verified")
+            condition_parts(t, "Ready").is_some_and(|(s, r, _)| s == "True" && r == "Verified")
         },
     )
     .await;
@@ -200,7 +199,7 @@ async fn a_429_pauses_every_call_to_that_host_and_account_and_calls_resume() {
     );
     h.request_verification("one").await;
     h.wait_connection("one", "Verified=Unknown/RateLimited", |t| {
-        condition(t, "Verified").is_some_and(|(_, r, _)| r == "RateLimited")
+        condition_parts(t, "Verified").is_some_and(|(_, r, _)| r == "RateLimited")
     })
     .await;
     let paused_at = Instant::now();
@@ -225,11 +224,11 @@ async fn a_429_pauses_every_call_to_that_host_and_account_and_calls_resume() {
     );
     assert_eq!(h.fake.calls_for(&key2, &token2), 2);
     assert_eq!(
-        condition(&tvc, "Ready").map(|c| c.0).as_deref(),
+        condition_parts(&tvc, "Ready").map(|c| c.0).as_deref(),
         Some("True")
     );
     h.wait_connection("one", "Verified=True again", |t| {
-        condition(t, "Verified").is_some_and(|(s, _, _)| s == "True")
+        condition_parts(t, "Verified").is_some_and(|(s, _, _)| s == "True")
     })
     .await;
     h.finish().await;
@@ -290,13 +289,13 @@ async fn the_gateway_s_403_is_a_bad_key_and_an_expiry_inside_errors_is_expired()
     .await;
 
     let tvc = h.wait_ready("badkey", "False", "Unauthorized").await;
-    let (_, _, message) = condition(&tvc, "Verified").expect("Verified");
+    let (_, _, message) = condition_parts(&tvc, "Verified").expect("Verified");
     assert!(
         message.contains("403") && message.contains("API key"),
         "{message}"
     );
     let tvc = h.wait_ready("expired", "False", "Expired").await;
-    let (_, _, message) = condition(&tvc, "Verified").expect("Verified");
+    let (_, _, message) = condition_parts(&tvc, "Verified").expect("Verified");
     assert!(message.contains("Access token expired"), "{message}");
     h.finish().await;
 }

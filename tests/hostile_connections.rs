@@ -8,7 +8,7 @@
 mod common;
 
 use common::hostile::*;
-use common::{Harness, SETTLE};
+use common::{Harness, SETTLE, condition_parts};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::json;
@@ -195,10 +195,11 @@ async fn each_reaches_its_condition(h: &Harness, accepted: &[(String, &Case)]) -
             Expect::NotReady(reason, text) => {
                 let t = h
                     .wait_connection(name, &format!("{}: Ready=False/{reason}", c.what), |t| {
-                        condition(t, "Ready").is_some_and(|(s, r, _)| s == "False" && r == reason)
+                        condition_parts(t, "Ready")
+                            .is_some_and(|(s, r, _)| s == "False" && r == reason)
                     })
                     .await;
-                let (_, _, message) = condition(&t, "Ready").unwrap();
+                let (_, _, message) = condition_parts(&t, "Ready").unwrap();
                 assert!(
                     message.contains(text),
                     "{}: Ready's message {message:?} does not mention {text:?}",
@@ -211,7 +212,7 @@ async fn each_reaches_its_condition(h: &Harness, accepted: &[(String, &Case)]) -
         report.push(format!(
             "{:<40} Ready={:?}",
             c.what,
-            condition(&t, "Ready").map(|(s, r, _)| (s, r))
+            condition_parts(&t, "Ready").map(|(s, r, _)| (s, r))
         ));
     }
     report

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::Harness;
 use common::hostile::*;
+use common::{Harness, condition_parts};
 use serde_json::json;
 use trackvia_testsupport::fake::{Behavior, FakeTrackVia, TokenSource};
 
@@ -131,7 +131,7 @@ async fn fails_safely(h: &Harness, name: &str, what: &str, outcome: Outcome) {
     let t = match outcome {
         Outcome::Transient(text) => {
             h.wait_connection(name, &format!("{what}: a transient failure"), |t| {
-                condition(t, "Verified").is_some_and(|(s, r, m)| {
+                condition_parts(t, "Verified").is_some_and(|(s, r, m)| {
                     s == "Unknown" && r == "TransientFailure" && m.contains(text)
                 })
             })
@@ -139,13 +139,13 @@ async fn fails_safely(h: &Harness, name: &str, what: &str, outcome: Outcome) {
         }
         Outcome::Refusal(reason, text) => {
             h.wait_connection(name, &format!("{what}: Ready=False/{reason}"), |t| {
-                condition(t, "Ready")
+                condition_parts(t, "Ready")
                     .is_some_and(|(s, r, m)| s == "False" && r == reason && m.contains(text))
             })
             .await
         }
     };
-    let (ready, reason, _) = condition(&t, "Ready").unwrap();
+    let (ready, reason, _) = condition_parts(&t, "Ready").unwrap();
     assert_ne!(ready, "True", "{what}: Ready=True/{reason}");
     for message in t
         .status
@@ -167,7 +167,7 @@ async fn fails_safely(h: &Harness, name: &str, what: &str, outcome: Outcome) {
         h.secrets_api().get_opt(name).await.unwrap().is_none(),
         "{what}: unverified credentials were published"
     );
-    eprintln!("{what:<40} Verified={:?}", condition(&t, "Verified"));
+    eprintln!("{what:<40} Verified={:?}", condition_parts(&t, "Verified"));
 }
 
 /// Nothing ever reached the redirect targets, the untrusted server or a misnamed name; the
@@ -258,11 +258,11 @@ async fn an_echoed_credential_is_redacted(h: &mut Harness) {
     .await;
     let t = h
         .wait_connection("echo", "the echoed credentials redacted", |t| {
-            condition(t, "Verified")
+            condition_parts(t, "Verified")
                 .is_some_and(|(_, r, m)| r == "TransientFailure" && m.contains("<redacted>"))
         })
         .await;
-    let (_, _, message) = condition(&t, "Verified").unwrap();
+    let (_, _, message) = condition_parts(&t, "Verified").unwrap();
     assert!(
         !message.contains(&key) && !message.contains(&token),
         "an echoed credential in the status"
@@ -276,7 +276,7 @@ async fn a_token_cut_by_the_message_limit(h: &mut Harness) {
     })
     .await;
     let t = h.wait_ready("cut", "False", "Unauthorized").await;
-    let (_, _, message) = condition(&t, "Ready").unwrap();
+    let (_, _, message) = condition_parts(&t, "Ready").unwrap();
     let prefix = &token[..10];
     if message.contains(prefix) {
         eprintln!(

@@ -12,8 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use compact_str::CompactString;
-use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
 use tracing::info;
 
 use crate::crd::TrackViaConnection;
@@ -27,22 +25,26 @@ pub struct Key {
     name: CompactString,
 }
 
+// The size the comment above promises (64-bit targets).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Key>() == 48);
+
 impl Key {
-    /// The key of a stored connection.
-    pub fn of(tvc: &TrackViaConnection) -> Key {
+    /// The connection `name` in `namespace`.
+    pub fn new(namespace: Option<&str>, name: &str) -> Key {
         Key {
-            namespace: tvc.namespace().unwrap_or_default().into(),
-            name: tvc.name_any().into(),
+            namespace: namespace.unwrap_or_default().into(),
+            name: name.into(),
         }
     }
-}
 
-impl From<&ObjectRef<TrackViaConnection>> for Key {
-    fn from(obj: &ObjectRef<TrackViaConnection>) -> Key {
-        Key {
-            namespace: obj.namespace.as_deref().unwrap_or_default().into(),
-            name: obj.name.as_str().into(),
-        }
+    /// The key of a stored connection.
+    pub fn of(tvc: &TrackViaConnection) -> Key {
+        let meta = &tvc.metadata;
+        Key::new(
+            meta.namespace.as_deref(),
+            meta.name.as_deref().unwrap_or_default(),
+        )
     }
 }
 
@@ -81,6 +83,10 @@ impl SyncTracker {
             if !self.early.contains(&key) {
                 self.pending.insert(key);
             }
+        }
+        if self.scopes_left == 0 {
+            // Read only while a scope is still to be listed.
+            self.early = HashSet::new();
         }
         self.finish()
     }
@@ -168,7 +174,7 @@ mod tests {
     use super::*;
 
     fn key(name: &str) -> Key {
-        Key::from(&ObjectRef::new(name).within("ns"))
+        Key::new(Some("ns"), name)
     }
 
     #[test]
@@ -196,14 +202,21 @@ mod tests {
 
     #[test]
     fn done_gives_its_tables_back() {
-        let mut t = SyncTracker::new(1);
+        let mut t = SyncTracker::new(2);
         let names: Vec<String> = (0..1_000).map(|i| format!("conn-{i}")).collect();
-        assert_eq!(t.listed(names.iter().map(|n| key(n))), None);
-        for name in &names[..999] {
+        // Reconciled before the second scope is listed.
+        for name in &names[..500] {
+            assert_eq!(t.reconciled(key(name)), None);
+        }
+        assert_eq!(t.listed(names[..500].iter().map(|n| key(n))), None);
+        assert!(t.early.capacity() > 0);
+        assert_eq!(t.listed(names[500..].iter().map(|n| key(n))), None);
+        assert_eq!(t.early.capacity(), 0, "not read once every scope is listed");
+        for name in &names[500..999] {
             assert_eq!(t.reconciled(key(name)), None);
         }
         assert_eq!(t.reconciled(key(&names[999])), Some(1_000));
-        assert_eq!(t.pending.capacity() + t.early.capacity(), 0);
+        assert_eq!(t.pending.capacity(), 0);
     }
 
     #[test]

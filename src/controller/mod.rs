@@ -123,12 +123,12 @@ fn run_scope(
             match res {
                 Ok((obj, _)) => {
                     debug!(namespace = obj.namespace.as_deref().unwrap_or(""), name = %obj.name, "reconciled");
-                    sync.reconciled((&obj).into());
+                    sync.reconciled(initial_sync::Key::new(obj.namespace.as_deref(), &obj.name));
                 }
                 Err(e) => {
                     debug!(error = %e, "reconcile loop");
-                    if let Some(obj) = attempted(&e) {
-                        sync.reconciled((&obj).into());
+                    if let Some(key) = attempted(&e) {
+                        sync.reconciled(key);
                     }
                 }
             }
@@ -147,18 +147,12 @@ fn run_scope(
 
 /// The connection a failed pass was for (it counts as reconciled for the
 /// initial sync), unless the error is not about one connection.
-fn attempted<Q>(
-    e: &kube::runtime::controller::Error<Error, Q>,
-) -> Option<ObjectRef<TrackViaConnection>> {
+fn attempted<Q>(e: &kube::runtime::controller::Error<Error, Q>) -> Option<initial_sync::Key> {
     use kube::runtime::controller::Error as E;
     let (E::ReconcilerFailed(_, obj) | E::ObjectNotFound(obj)) = e else {
         return None;
     };
-    let key = ObjectRef::new(&obj.name);
-    Some(match &obj.namespace {
-        Some(ns) => key.within(ns),
-        None => key,
-    })
+    Some(initial_sync::Key::new(obj.namespace.as_deref(), &obj.name))
 }
 
 /// The controller of one scope (a namespace, or all), its connection store,

@@ -102,6 +102,17 @@ pub fn condition<'a>(
         .unwrap_or_else(|| panic!("no {type_} condition"))
 }
 
+/// Status, reason and message of a connection's condition, if it has one.
+pub fn condition_parts(t: &TrackViaConnection, type_: &str) -> Option<(String, String, String)> {
+    t.status.as_ref().and_then(|s| s.condition(type_)).map(|c| {
+        (
+            c.status.to_string(),
+            c.reason.to_string(),
+            c.message.to_string(),
+        )
+    })
+}
+
 /// Whether the last forced check a connection's annotation asked for has run: its status
 /// records the annotation's value.
 pub fn forced_check_done(t: &TrackViaConnection) -> bool {

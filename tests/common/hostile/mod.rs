@@ -9,22 +9,12 @@ pub mod servers;
 #[allow(unused_imports)]
 pub use self::{cases::hostile_cases, server_cases::*, servers::*};
 
-use crate::common::Harness;
+use crate::common::{Harness, condition_parts};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::{Value, json};
 use trackvia_operator::crd::TrackViaConnection;
-
-pub fn condition(t: &TrackViaConnection, type_: &str) -> Option<(String, String, String)> {
-    t.status.as_ref().and_then(|s| s.condition(type_)).map(|c| {
-        (
-            c.status.to_string(),
-            c.reason.to_string(),
-            c.message.to_string(),
-        )
-    })
-}
 
 /// Create a Secret with raw data.
 pub async fn raw_secret(api: &Api<Secret>, name: &str, data: &[(&str, Vec<u8>)]) {
@@ -52,7 +42,7 @@ pub async fn wait_observed(h: &Harness, name: &str) -> TrackViaConnection {
         "the operator to process the current generation",
         |t| {
             t.status.as_ref().and_then(|s| s.observed_generation) == t.metadata.generation
-                && condition(t, "Ready").is_some()
+                && condition_parts(t, "Ready").is_some()
         },
     )
     .await
