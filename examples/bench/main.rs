@@ -1,6 +1,7 @@
 //! Scale benchmark of trackvia-operator: N connections sharing K credentials, with U
 //! unrelated Secrets in the watched namespace, on a real API server and the fake TrackVia.
-//! Run it through `hack/bench`, which builds the release binaries and brings up a bed:
+//! Run it through `hack/bench`, which builds it and the image's static operator binary and
+//! brings up a bed:
 //!
 //! ```text
 //! hack/bench --connections 1000 --credentials 10 --unrelated-secrets 10000
