@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use compact_str::CompactString;
+use kube::runtime::reflector::{Lookup, ObjectRef};
 use tracing::info;
 
 use crate::crd::TrackViaConnection;
@@ -36,6 +37,12 @@ impl Key {
             namespace: namespace.unwrap_or_default().into(),
             name: name.into(),
         }
+    }
+
+    /// The key of the connection a controller's pass was for (its errors name it
+    /// with an erased type).
+    pub fn of_ref<K: Lookup + ?Sized>(obj: &ObjectRef<K>) -> Key {
+        Key::new(obj.namespace.as_deref(), &obj.name)
     }
 
     /// The key of a stored connection.
@@ -110,8 +117,8 @@ impl SyncTracker {
             return None;
         }
         self.done = true;
-        // Emptied, but still as large as at the start: give the tables back.
-        self.early = HashSet::new();
+        // Emptied, but still as large as at the start: give the table back (`early`
+        // went when the last scope was listed).
         self.pending = HashSet::new();
         Some(self.listed)
     }

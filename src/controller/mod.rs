@@ -123,7 +123,7 @@ fn run_scope(
             match res {
                 Ok((obj, _)) => {
                     debug!(namespace = obj.namespace.as_deref().unwrap_or(""), name = %obj.name, "reconciled");
-                    sync.reconciled(initial_sync::Key::new(obj.namespace.as_deref(), &obj.name));
+                    sync.reconciled(initial_sync::Key::of_ref(&obj));
                 }
                 Err(e) => {
                     debug!(error = %e, "reconcile loop");
@@ -152,7 +152,7 @@ fn attempted<Q>(e: &kube::runtime::controller::Error<Error, Q>) -> Option<initia
     let (E::ReconcilerFailed(_, obj) | E::ObjectNotFound(obj)) = e else {
         return None;
     };
-    Some(initial_sync::Key::new(obj.namespace.as_deref(), &obj.name))
+    Some(initial_sync::Key::of_ref(obj))
 }
 
 /// The controller of one scope (a namespace, or all), its connection store,
