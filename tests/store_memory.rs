@@ -5,16 +5,20 @@
 //! process deserialises [`CONNECTIONS`] connections with the status the operator writes for
 //! a Ready one (taken from a `hack/bench` run), keeps them as kube-runtime's store does (a
 //! clone in an `Arc`), and counts the bytes and blocks they hold through a counting global
-//! allocator. Each must stay within its budget. The figures hold for 64-bit targets, where a
-//! text of up to 24 bytes is kept inside the connection.
+//! allocator; then as many pending checks ([`Checks`]), one per connection. Each must stay
+//! within its budget. The figures hold for 64-bit targets, where a text of up to 24 bytes
+//! is kept inside the connection.
 //!
 //! This test has its own `main` (`harness = false` in Cargo.toml): a process of its own, so
 //! that nothing else allocates while it counts.
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use trackvia_operator::controller::checks::Checks;
+use trackvia_operator::controller::key::Key;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::alloc::{self, Counting};
 
@@ -28,6 +32,9 @@ const MAX_BYTES: usize = 2_000;
 /// Most blocks one kept connection may hold: each costs the allocator a header and
 /// rounding beyond its bytes.
 const MAX_BLOCKS: usize = 12;
+/// Most bytes one connection's pending check may hold: its key and instant, twice, with its
+/// share of the two tables' free room (kube-runtime's scheduler took about 580).
+const MAX_CHECK_BYTES: usize = 300;
 
 /// A Ready connection as the API server delivers it (without managed fields, which the
 /// operator drops before storing).
@@ -88,46 +95,85 @@ fn delivered(i: usize) -> Value {
 }
 
 fn main() -> ExitCode {
+    let measured = [connections(), checks()];
+    for result in &measured {
+        match result {
+            Ok(figure) => println!("store_memory: {figure}"),
+            Err(e) => eprintln!("store_memory: {e}"),
+        }
+    }
+    if measured.iter().all(Result::is_ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// What one stored connection holds, within its budget.
+fn connections() -> Result<String, String> {
     // The delivered texts are made first: only what the store keeps is counted.
     let texts: Vec<String> = (0..CONNECTIONS).map(|i| delivered(i).to_string()).collect();
     let mut kept: Vec<Arc<TrackViaConnection>> = Vec::with_capacity(CONNECTIONS);
     let before = alloc::counts();
     for text in &texts {
-        match serde_json::from_str::<TrackViaConnection>(text) {
-            // The reflector keeps a clone of what the watch delivered.
-            Ok(tvc) => kept.push(Arc::new(tvc.clone())),
-            Err(e) => {
-                eprintln!("store_memory: the delivered connection does not read: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
+        let tvc = serde_json::from_str::<TrackViaConnection>(text)
+            .map_err(|e| format!("the delivered connection does not read: {e}"))?;
+        // The reflector keeps a clone of what the watch delivered.
+        kept.push(Arc::new(tvc.clone()));
     }
-    let after = alloc::counts();
-    let bytes = after.live_bytes - before.live_bytes;
-    let blocks = after.live_blocks - before.live_blocks;
-    println!(
-        "store_memory: one kept connection holds {:.0} bytes in {:.1} blocks \
-         (budget {MAX_BYTES} bytes, {MAX_BLOCKS} blocks)",
-        bytes as f64 / CONNECTIONS as f64,
-        blocks as f64 / CONNECTIONS as f64,
-    );
-    // Nothing counted means the allocator is not counting, not that nothing is kept: each
-    // connection is at least its `Arc`.
-    if blocks < CONNECTIONS {
-        eprintln!("store_memory: {blocks} blocks counted for {CONNECTIONS} connections");
-        return ExitCode::FAILURE;
-    }
+    let (bytes, blocks) = held_since(before)?;
     // Every field of the fixture must be read: one the types ignored would not be counted.
     for (i, tvc) in kept.iter().enumerate() {
         let read = serde_json::to_value(&**tvc).map_err(|e| e.to_string());
         if read.as_ref() != Ok(&delivered(i)) {
-            eprintln!("store_memory: connection {i} does not read back as delivered: {read:?}");
-            return ExitCode::FAILURE;
+            return Err(format!(
+                "connection {i} does not read back as delivered: {read:?}"
+            ));
         }
     }
-    if bytes > MAX_BYTES * CONNECTIONS || blocks > MAX_BLOCKS * CONNECTIONS {
-        eprintln!("store_memory: over budget");
-        return ExitCode::FAILURE;
+    within("one kept connection", bytes, blocks, MAX_BYTES, MAX_BLOCKS)
+}
+
+/// What one connection's pending check holds, within its budget.
+fn checks() -> Result<String, String> {
+    let checks = Checks::default();
+    let before = alloc::counts();
+    for i in 0..CONNECTIONS {
+        let key = Key::new(Some("tvbench-u1jici"), &format!("conn-{i}"));
+        checks.after(key, Some(Duration::from_secs(3_600 + i as u64)));
     }
-    ExitCode::SUCCESS
+    let (bytes, blocks) = held_since(before)?;
+    if checks.len() != CONNECTIONS {
+        return Err(format!("{} checks kept of {CONNECTIONS}", checks.len()));
+    }
+    within("one pending check", bytes, blocks, MAX_CHECK_BYTES, 1)
+}
+
+/// Bytes and blocks allocated since `before` and still held, per connection. Nothing
+/// counted means the allocator is not counting, not that nothing is held.
+fn held_since(before: alloc::Counts) -> Result<(f64, f64), String> {
+    let after = alloc::counts();
+    let blocks = after.live_blocks - before.live_blocks;
+    if blocks == 0 {
+        return Err("no block counted: the allocator is not counting".into());
+    }
+    let per = |n: usize| n as f64 / CONNECTIONS as f64;
+    Ok((per(after.live_bytes - before.live_bytes), per(blocks)))
+}
+
+/// The figure, or an error when it is over its budget.
+fn within(
+    what: &str,
+    bytes: f64,
+    blocks: f64,
+    max_bytes: usize,
+    max_blocks: usize,
+) -> Result<String, String> {
+    let figure = format!(
+        "{what} holds {bytes:.0} bytes in {blocks:.1} blocks (budget {max_bytes} bytes, {max_blocks} blocks)"
+    );
+    if bytes > max_bytes as f64 || blocks > max_blocks as f64 {
+        return Err(format!("over budget: {figure}"));
+    }
+    Ok(figure)
 }

@@ -10,6 +10,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::checks::Checks;
 use super::kept::KeptSecret;
 use super::source_read::ReadFailures;
 use super::sources::Sources;
@@ -107,6 +108,8 @@ pub struct Context {
     pub sources: Arc<Sources>,
     /// Source Secrets that could not be read, since when.
     pub source_failures: ReadFailures,
+    /// When each connection is looked at again without a change.
+    pub checks: Arc<Checks>,
     /// The connections, one store per watched scope (set once they exist).
     pub connections: OnceLock<Vec<Store<TrackViaConnection>>>,
 }
@@ -135,6 +138,7 @@ impl Context {
             owned,
             sources: Arc::new(Sources::default()),
             source_failures: ReadFailures::default(),
+            checks: Arc::default(),
             connections: OnceLock::new(),
         }
     }

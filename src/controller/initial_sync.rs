@@ -11,49 +11,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use compact_str::CompactString;
-use kube::runtime::reflector::{Lookup, ObjectRef};
 use tracing::info;
 
-use crate::crd::TrackViaConnection;
+use super::key::Key;
 use crate::metrics::Metrics;
-
-/// A connection by namespace and name: 48 bytes, most names inside it (every
-/// connection listed at start-up is held until it is reconciled).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Key {
-    namespace: CompactString,
-    name: CompactString,
-}
-
-// The size the comment above promises (64-bit targets).
-#[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<Key>() == 48);
-
-impl Key {
-    /// The connection `name` in `namespace`.
-    pub fn new(namespace: Option<&str>, name: &str) -> Key {
-        Key {
-            namespace: namespace.unwrap_or_default().into(),
-            name: name.into(),
-        }
-    }
-
-    /// The key of the connection a controller's pass was for (its errors name it
-    /// with an erased type).
-    pub fn of_ref<K: Lookup + ?Sized>(obj: &ObjectRef<K>) -> Key {
-        Key::new(obj.namespace.as_deref(), &obj.name)
-    }
-
-    /// The key of a stored connection.
-    pub fn of(tvc: &TrackViaConnection) -> Key {
-        let meta = &tvc.metadata;
-        Key::new(
-            meta.namespace.as_deref(),
-            meta.name.as_deref().unwrap_or_default(),
-        )
-    }
-}
 
 /// Which listed connections are still to be reconciled, over `scopes` scopes.
 #[derive(Debug)]

@@ -7,10 +7,12 @@
 //! [`writes`], which alone talks to the API server.
 
 pub mod adoption;
+pub mod checks;
 mod context;
 pub mod credentials;
 pub mod initial_sync;
 mod kept;
+pub mod key;
 mod managed;
 pub mod orphans;
 mod plan;
@@ -43,6 +45,7 @@ use crate::kube_helpers::WatchBackoff;
 use crate::metrics::Metrics;
 use crate::trackvia::Verifier;
 use initial_sync::InitialSync;
+use key::Key;
 use watches::SourceWatchContext;
 
 pub use context::{Clock, Config, Context, Error, FIELD_MANAGER, Result};
@@ -95,15 +98,17 @@ pub async fn run(
     let readiness = async move {
         for store in &stores {
             let _ = store.wait_until_ready().await;
-            sync.listed(store.state().iter().map(|c| initial_sync::Key::of(c)));
+            sync.listed(store.state().iter().map(|c| Key::of(c)));
         }
         ready.store(true, Ordering::SeqCst);
         info!("caches synced; reconciling");
     };
-    // The orphan scan never ends by itself: it stops with the controllers.
+    // The orphan scan and the checks never end by themselves: they stop with
+    // the controllers.
     tokio::select! {
         _ = async { tokio::join!(readiness, future::join_all(runs)) } => {}
         () = orphans => {}
+        () = ctx.checks.run() => {}
     }
 }
 
@@ -123,7 +128,7 @@ fn run_scope(
             match res {
                 Ok((obj, _)) => {
                     debug!(namespace = obj.namespace.as_deref().unwrap_or(""), name = %obj.name, "reconciled");
-                    sync.reconciled(initial_sync::Key::of_ref(&obj));
+                    sync.reconciled(Key::of_ref(&obj));
                 }
                 Err(e) => {
                     debug!(error = %e, "reconcile loop");
@@ -147,12 +152,12 @@ fn run_scope(
 
 /// The connection a failed pass was for (it counts as reconciled for the
 /// initial sync), unless the error is not about one connection.
-fn attempted<Q>(e: &kube::runtime::controller::Error<Error, Q>) -> Option<initial_sync::Key> {
+fn attempted<Q>(e: &kube::runtime::controller::Error<Error, Q>) -> Option<Key> {
     use kube::runtime::controller::Error as E;
     let (E::ReconcilerFailed(_, obj) | E::ObjectNotFound(obj)) = e else {
         return None;
     };
-    Some(initial_sync::Key::of_ref(obj))
+    Some(Key::of_ref(obj))
 }
 
 /// The controller of one scope (a namespace, or all), its connection store,
@@ -174,6 +179,7 @@ fn build_controller(
         writer,
         connections_changed.clone(),
         ctx.written.clone(),
+        ctx.checks.clone(),
     );
     let (trigger, triggered) = futures::channel::mpsc::unbounded();
     let output_events = watches::output_events(
@@ -205,6 +211,7 @@ fn build_controller(
         .trigger_backoff(WatchBackoff::constant(Duration::from_millis(100)))
         .reconcile_on(output_events)
         .reconcile_on(triggered)
+        .reconcile_on(ctx.checks.due(namespace))
         .reconcile_on(
             ctx.verifier
                 .wakeups(namespace)

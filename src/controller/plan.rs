@@ -9,7 +9,6 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::runtime::controller::Action;
 
 use super::adoption;
 use super::restart::RestartStep;
@@ -289,8 +288,9 @@ pub struct WakeInputs<'a> {
     pub now: Timestamp,
 }
 
-/// When to look at the connection again.
-pub fn next_action(w: &WakeInputs<'_>) -> Action {
+/// When to look at the connection again without a change to wake it (a
+/// little past the instant, so the next pass sees it as reached), if ever.
+pub fn next_check(w: &WakeInputs<'_>) -> Option<Duration> {
     let scheduled = match w.waiting {
         // The due check is asked for already: wake for the other instants only.
         Some(_) => connection::next_wakeup(
@@ -311,7 +311,7 @@ pub fn next_action(w: &WakeInputs<'_>) -> Action {
     let secret_retry = matches!(w.outcome, SecretOutcome::Error(_)).then_some(SECRET_RETRY);
     let source_retry = matches!(w.observation, Observation::CredentialsUnreadable(_))
         .then_some(source_read::RETRY_EVERY);
-    let wake = [
+    [
         scheduled,
         restart_wake,
         secret_retry,
@@ -320,10 +320,6 @@ pub fn next_action(w: &WakeInputs<'_>) -> Action {
     ]
     .into_iter()
     .flatten()
-    .min();
-    match wake {
-        // A little past the instant, so the next pass sees it as reached.
-        Some(d) => Action::requeue(d + Duration::from_millis(250)),
-        None => Action::await_change(),
-    }
+    .min()
+    .map(|d| d + Duration::from_millis(250))
 }

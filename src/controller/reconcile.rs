@@ -3,7 +3,7 @@
 //! (through [`writes`]).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use kube::api::GetParams;
@@ -12,6 +12,7 @@ use kube::{Resource, ResourceExt};
 use tracing::debug;
 
 use super::context::{Context, Error, Result};
+use super::key::Key;
 use super::plan::{self, Seen, WakeInputs};
 use super::restart::{self, RestartStep};
 use super::secret::{self, CredentialsError};
@@ -22,7 +23,8 @@ use crate::crd::{TrackViaConnection, TrackViaConnectionStatus, VERIFY_REQUESTED_
 use crate::kube_helpers::short_kube_error;
 use crate::trackvia::{CallerId, Credentials, VerifyRequest};
 
-/// One pass over one connection, timed.
+/// One pass over one connection, timed. The next check it asks for is kept in
+/// [`Checks`](super::checks::Checks), not by the controller.
 pub async fn reconcile(tvc: Arc<TrackViaConnection>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
     // With what was written (before any await: the watch cannot deliver in between).
@@ -30,10 +32,11 @@ pub async fn reconcile(tvc: Arc<TrackViaConnection>, ctx: Arc<Context>) -> Resul
     let result = reconcile_inner(&tvc, &ctx).await;
     ctx.metrics
         .observe_reconcile(started.elapsed(), result.is_ok());
-    result
+    ctx.checks.after(Key::of(&tvc), result?);
+    Ok(Action::await_change())
 }
 
-async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Action> {
+async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Option<Duration>> {
     let ns = tvc
         .namespace()
         .ok_or_else(|| Error::NoNamespace(tvc.name_any()))?;
@@ -44,7 +47,7 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
     // Read: the credentials and, when a check is due, the verifier's reply.
     let seen = observe(ctx, tvc, &ns, old, &parsed, now).await?;
     if let Some(wait) = plan::quiet_until_first_answer(old, seen.waiting) {
-        return Ok(Action::requeue(wait));
+        return Ok(Some(wait));
     }
     // Decide the status, then publish what it allows.
     let next = plan::status_before_publishing(tvc, old, &parsed, &seen, now, ctx.config.settings);
@@ -65,7 +68,7 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Acti
         writes::restart_consumers(ctx, tvc, &ns, hash, &mut next, now).await;
     }
     writes::status_if_changed(ctx, tvc, old, &next).await?;
-    Ok(plan::next_action(&WakeInputs {
+    Ok(plan::next_check(&WakeInputs {
         next: &next,
         waiting: seen.waiting,
         restart: &restarting,

@@ -29,7 +29,9 @@ use tokio::sync::Notify;
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info};
 
+use super::checks::Checks;
 use super::kept::{self, KeptSecret};
+use super::key::Key;
 use super::plan::stable_hash;
 use super::relist::Relist;
 use super::sources::{SecretKey, Sources};
@@ -44,14 +46,16 @@ pub type SecretMeta = PartialObjectMeta<Secret>;
 /// The connections of one scope, kept in `store` (see [`kept::slim_connection`]):
 /// the controller's trigger stream. A pass is queued on a spec change and on a
 /// new verify-requested-at value, not on the operator's own status writes.
-/// `changed` is told of every event, for the source watches' re-plan, and
-/// `written` of every connection delivered or deleted.
+/// `changed` is told of every event, for the source watches' re-plan,
+/// `written` of every connection delivered or deleted, and `checks` of every
+/// connection deleted.
 pub fn connection_events(
     client: &Client,
     namespace: Option<&str>,
     store: reflector::store::Writer<TrackViaConnection>,
     changed: Arc<Notify>,
     written: Written,
+    checks: Arc<Checks>,
 ) -> impl Stream<Item = Result<TrackViaConnection, watcher::Error>> + Send + 'static {
     let relevant = |obj: &TrackViaConnection| {
         let generation = obj.meta().generation.unwrap_or_default();
@@ -71,7 +75,10 @@ pub fn connection_events(
             match event {
                 // Not `InitApply`: a relist reaches the store only at its end.
                 Ok(Event::Apply(tvc)) => written.delivered(tvc),
-                Ok(Event::Delete(tvc)) => written.deleted(tvc),
+                Ok(Event::Delete(tvc)) => {
+                    written.deleted(tvc);
+                    checks.forget(&Key::of(tvc));
+                }
                 _ => {}
             }
             changed.notify_one();

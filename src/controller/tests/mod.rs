@@ -19,6 +19,7 @@ use kube::client::Body;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
+use super::key::Key;
 use super::{Clock, Config, Context, reconcile};
 use crate::connection::Settings;
 use crate::crd::TrackViaConnection;
@@ -262,19 +263,28 @@ impl Bed {
         }
     }
 
-    /// One pass over the connection as the API server holds it now.
-    pub async fn pass(&self) -> Action {
+    /// One pass over the connection as the API server holds it now, and how
+    /// long until the check it leaves pending.
+    pub async fn pass(&self) -> Option<Duration> {
         let tvc = self.connection();
+        let key = Key::of(&tvc);
         let pass = reconcile(Arc::new(tvc), self.ctx.clone());
-        tokio::time::timeout(Duration::from_secs(10), pass)
+        let action = tokio::time::timeout(Duration::from_secs(10), pass)
             .await
             .expect("the pass ends")
-            .expect("the pass succeeds")
+            .expect("the pass succeeds");
+        assert_eq!(
+            action,
+            Action::await_change(),
+            "checks are kept by the operator"
+        );
+        let at = self.ctx.checks.at(&key)?;
+        Some(at.saturating_duration_since(tokio::time::Instant::now()))
     }
 
     /// The first passes of a new connection: the check is asked for, its
     /// answer arrives, and the pass after it publishes.
-    pub async fn verify(&mut self) -> Action {
+    pub async fn verify(&mut self) -> Option<Duration> {
         self.pass().await;
         assert!(
             self.writes().is_empty(),
@@ -284,7 +294,7 @@ impl Bed {
     }
 
     /// Wait for the answer to the check asked for, and pass again.
-    pub async fn answered(&mut self) -> Action {
+    pub async fn answered(&mut self) -> Option<Duration> {
         let woken = tokio::time::timeout(Duration::from_secs(10), self.wakeups.next()).await;
         assert!(
             matches!(woken, Ok(Some(_))),

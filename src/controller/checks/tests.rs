@@ -1,0 +1,86 @@
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::time::Instant;
+
+use super::{Checks, Table};
+use crate::controller::key::Key;
+
+fn key(ns: &str, name: &str) -> Key {
+    Key::new(Some(ns), name)
+}
+
+#[test]
+fn a_later_answer_replaces_the_earlier_check() {
+    let now = Instant::now();
+    let mut table = Table::default();
+    assert!(table.set(key("a", "one"), now + Duration::from_secs(60)));
+    assert!(table.set(key("a", "two"), now + Duration::from_secs(30)));
+    // Later than the earliest: not the earliest.
+    assert!(!table.set(key("a", "one"), now + Duration::from_secs(90)));
+    assert_eq!(table.len(), 2);
+    assert_eq!(
+        table.at(&key("a", "one")),
+        Some(now + Duration::from_secs(90))
+    );
+    // Moved before the earliest.
+    assert!(table.set(key("a", "one"), now + Duration::from_secs(10)));
+    assert_eq!(table.earliest(), Some(now + Duration::from_secs(10)));
+    assert_eq!(table.len(), 2, "one check per connection");
+}
+
+#[test]
+fn due_checks_are_taken_once_in_order() {
+    let now = Instant::now();
+    let mut table = Table::default();
+    table.set(key("a", "late"), now + Duration::from_secs(20));
+    table.set(key("a", "early"), now + Duration::from_secs(5));
+    table.set(key("b", "later"), now + Duration::from_secs(60));
+    table.forget(&key("b", "later"));
+    assert_eq!(table.take_due(now), Vec::<Key>::new());
+    assert_eq!(
+        table.take_due(now + Duration::from_secs(20)),
+        vec![key("a", "early"), key("a", "late")]
+    );
+    assert!(table.is_empty());
+    assert_eq!(table.earliest(), None);
+    assert_eq!(
+        table.take_due(now + Duration::from_secs(3600)),
+        Vec::<Key>::new()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_due_check_reaches_its_scope_only() {
+    let checks = Checks::default();
+    let mut a = checks.due(Some("a"));
+    let mut b = checks.due(Some("b"));
+    checks.after(key("a", "one"), Some(Duration::from_secs(30)));
+    checks.after(key("a", "two"), Some(Duration::from_secs(10)));
+    // Replaced by a later check, then by no check at all.
+    checks.after(key("a", "two"), None);
+    checks.after(key("b", "gone"), Some(Duration::from_secs(5)));
+    checks.forget(&key("b", "gone"));
+    let started = Instant::now();
+    let running = checks.run();
+    tokio::pin!(running);
+    let first = tokio::select! {
+        () = &mut running => unreachable!("the checks run until dropped"),
+        woken = a.next() => woken.expect("a check"),
+    };
+    assert_eq!(
+        (first.namespace.as_deref(), first.name.as_str()),
+        (Some("a"), "one")
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(30));
+    assert!(checks.is_empty());
+    // A check set while the task sleeps with nothing pending wakes it.
+    checks.after(key("b", "late"), Some(Duration::from_secs(3)));
+    let second = tokio::select! {
+        () = &mut running => unreachable!("the checks run until dropped"),
+        woken = b.next() => woken.expect("a check"),
+    };
+    assert_eq!(second.name, "late");
+    assert_eq!(started.elapsed(), Duration::from_secs(33));
+    assert!(a.try_recv().is_err(), "nothing more for scope a");
+}
