@@ -183,6 +183,11 @@ async fn read_credentials(
     if let Some(known) = ctx.sources.cached(&key, &r.api_key_key, &r.auth_token_key) {
         return Ok(known);
     }
+    // One read at a time per Secret: those that waited are answered by it.
+    let _turn = ctx.sources.read_turn(&key).await;
+    if let Some(known) = ctx.sources.cached(&key, &r.api_key_key, &r.auth_token_key) {
+        return Ok(known);
+    }
     // At least the version the watch reported, served by the API server's cache.
     let params = ctx
         .sources

@@ -2,11 +2,14 @@
 //! watch last reported, and the credentials read at that version. Credentials
 //! are kept only while a watch reports that same version (before a watch has
 //! reported the Secret, for a few seconds), so a thousand connections sharing
-//! one Secret read it once.
+//! one Secret read it once: passes that need it while it is being read wait
+//! for that read ([`Sources::read_turn`]) instead of reading it too.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedMutexGuard;
 
 use super::credentials::CredentialsError;
 use crate::trackvia::Credentials;
@@ -29,6 +32,34 @@ pub const UNWATCHED_READ_SERVED_FOR: Duration = Duration::from_secs(10);
 #[derive(Default)]
 pub struct Sources {
     inner: Mutex<SourcesInner>,
+    /// The Secrets being read now, each with its turn.
+    reading: Mutex<HashMap<SecretKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// One pass's turn to read a source Secret from the API server; the next waits
+/// until it is dropped.
+pub struct ReadTurn<'a> {
+    sources: &'a Sources,
+    key: SecretKey,
+    turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl Drop for ReadTurn<'_> {
+    fn drop(&mut self) {
+        drop(self.turn.take());
+        let mut reading = lock(&self.sources.reading);
+        // Nobody waits for this Secret: its entry goes.
+        if reading
+            .get(&self.key)
+            .is_some_and(|turn| Arc::strong_count(turn) == 1)
+        {
+            reading.remove(&self.key);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[derive(Default)]
@@ -45,7 +76,25 @@ struct SourcesInner {
 
 impl Sources {
     fn lock(&self) -> std::sync::MutexGuard<'_, SourcesInner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner)
+    }
+
+    /// Wait for the turn to read `key`: passes wanting the same Secret read it
+    /// one at a time, so those that waited find the first one's read in
+    /// [`Sources::cached`].
+    pub async fn read_turn(&self, key: &SecretKey) -> ReadTurn<'_> {
+        let turn = lock(&self.reading).entry(key.clone()).or_default().clone();
+        ReadTurn {
+            sources: self,
+            key: key.clone(),
+            turn: Some(turn.lock_owned().await),
+        }
+    }
+
+    /// Secrets being read or waited for, for tests.
+    #[cfg(test)]
+    fn being_read(&self) -> usize {
+        lock(&self.reading).len()
     }
 
     /// Credentials read earlier, when the watch reports the Secret unchanged
@@ -86,7 +135,9 @@ impl Sources {
         self.lock().seen.get(key).cloned().flatten()
     }
 
-    /// Keep what was read at `resource_version`, if the Secret is still referenced.
+    /// Keep what was read at `resource_version` for a connection that reads
+    /// it, until a re-plan of the watches finds the Secret unreferenced (the
+    /// first read of a new connection's Secret can come before that re-plan).
     pub fn remember(
         &self,
         key: &SecretKey,
@@ -96,9 +147,6 @@ impl Sources {
         result: CredentialsRead,
     ) {
         let mut inner = self.lock();
-        if !inner.referenced.contains(key) {
-            return;
-        }
         let read_key = (
             key.clone(),
             api_key_key.to_string(),
@@ -253,7 +301,11 @@ mod tests {
         let other = key("a", "unrelated");
         s.set_referenced(None, HashSet::from([k.clone()]));
         assert!(!s.observe(&other, Some("1".into())));
+        // Read for a new connection before the watches are re-planned: kept
+        // until a re-plan finds it unreferenced.
         s.remember(&other, "apiKey", "authToken", "1".into(), Ok(creds("x")));
+        assert_eq!(s.kept(), 1);
+        s.set_referenced(None, HashSet::from([k.clone()]));
         assert_eq!(s.kept(), 0);
         assert!(s.observe(&k, Some("2".into())));
         s.remember(&k, "apiKey", "authToken", "2".into(), Ok(creds("y")));
@@ -267,5 +319,27 @@ mod tests {
         assert_eq!(s.kept(), 0);
         assert!(s.cached(&k, "apiKey", "authToken").is_none());
         assert!(!s.is_referenced(&k));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn passes_read_a_secret_one_at_a_time() {
+        let s = Sources::default();
+        let (k, other) = (key("a", "src"), key("a", "other"));
+        let first = s.read_turn(&k).await;
+        // Another Secret is read at the same time.
+        let elsewhere = s.read_turn(&other).await;
+        drop(elsewhere);
+        let waiting = s.read_turn(&k);
+        tokio::pin!(waiting);
+        let later = tokio::time::timeout(std::time::Duration::from_secs(1), &mut waiting).await;
+        assert!(
+            later.is_err(),
+            "the second read of a Secret waits for the first"
+        );
+        assert_eq!(s.being_read(), 1);
+        drop(first);
+        let second = waiting.await;
+        drop(second);
+        assert_eq!(s.being_read(), 0, "nothing kept once nobody reads");
     }
 }
