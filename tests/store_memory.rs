@@ -5,8 +5,8 @@
 //! process deserialises [`CONNECTIONS`] connections with the status the operator writes for
 //! a Ready one (taken from a `hack/bench` run), keeps them as kube-runtime's store does (a
 //! clone in an `Arc`), and counts the bytes and blocks they hold through a counting global
-//! allocator; then as many pending checks ([`Checks`]), one per connection. Each must stay
-//! within its budget. The figures hold for 64-bit targets, where a text of up to 24 bytes
+//! allocator; then as many pending checks ([`Checks`]) and remembered output Secrets
+//! ([`Outputs`]), one per connection. Each must stay within its budget. The figures hold for 64-bit targets, where a text of up to 24 bytes
 //! is kept inside the connection.
 //!
 //! This test has its own `main` (`harness = false` in Cargo.toml): a process of its own, so
@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use trackvia_operator::controller::Outputs;
 use trackvia_operator::controller::checks::Checks;
 use trackvia_operator::controller::key::Key;
 use trackvia_operator::crd::TrackViaConnection;
@@ -35,6 +36,9 @@ const MAX_BLOCKS: usize = 12;
 /// Most bytes one connection's pending check may hold: its key and instant, twice, with its
 /// share of the two tables' free room (kube-runtime's scheduler took about 580).
 const MAX_CHECK_BYTES: usize = 300;
+/// Most bytes the operator may remember of one output Secret it wrote (its table's share,
+/// the names and version kept inside the entry).
+const MAX_OUTPUT_BYTES: usize = 200;
 
 /// A Ready connection as the API server delivers it (without managed fields, which the
 /// operator drops before storing).
@@ -95,7 +99,7 @@ fn delivered(i: usize) -> Value {
 }
 
 fn main() -> ExitCode {
-    let measured = [connections(), checks()];
+    let measured = [connections(), checks(), outputs()];
     for result in &measured {
         match result {
             Ok(figure) => println!("store_memory: {figure}"),
@@ -147,6 +151,35 @@ fn checks() -> Result<String, String> {
         return Err(format!("{} checks kept of {CONNECTIONS}", checks.len()));
     }
     within("one pending check", bytes, blocks, MAX_CHECK_BYTES, 1)
+}
+
+/// What the operator remembers of one output Secret it wrote, within its budget.
+fn outputs() -> Result<String, String> {
+    let outputs = Outputs::default();
+    let before = alloc::counts();
+    for i in 0..CONNECTIONS {
+        let version = (15_081 + i).to_string();
+        outputs.set(
+            "tvbench-u1jici",
+            &format!("conn-{i}"),
+            Some(version),
+            i as u64,
+        );
+    }
+    let (bytes, blocks) = held_since(before)?;
+    let last = CONNECTIONS - 1;
+    if outputs.get("tvbench-u1jici", &format!("conn-{last}"))
+        != Some(((15_081 + last).to_string(), last as u64))
+    {
+        return Err("the last output Secret is not remembered".into());
+    }
+    within(
+        "one remembered output Secret",
+        bytes,
+        blocks,
+        MAX_OUTPUT_BYTES,
+        1,
+    )
 }
 
 /// Bytes and blocks allocated since `before` and still held, per connection. Nothing

@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
+use compact_str::CompactString;
+
 use super::kept::KeptSecret;
-use super::sources::SecretKey;
+use super::key::Key;
 use crate::crd::{TrackViaConnection, TrackViaConnectionStatus};
 
 /// Entries kept at most; past that the memory starts afresh (entries of deleted
@@ -95,18 +97,19 @@ impl Written {
 }
 
 /// Output Secrets (namespace, name) → (resourceVersion, fingerprint of the
-/// desired Secret) at which this process last wrote or found them as wanted.
+/// desired Secret) at which this process last wrote or found them as wanted,
+/// one per connection: names and versions kept inside the entry, not on the heap.
 #[derive(Clone, Debug, Default)]
 pub struct Outputs {
-    seen: Arc<Mutex<HashMap<SecretKey, (String, u64)>>>,
+    seen: Arc<Mutex<HashMap<Key, (CompactString, u64)>>>,
 }
 
 impl Outputs {
     /// The (resourceVersion, fingerprint) remembered for `ns/name`.
     pub fn get(&self, ns: &str, name: &str) -> Option<(String, u64)> {
         lock(&self.seen)
-            .get(&(ns.to_string(), name.to_string()))
-            .cloned()
+            .get(&Key::new(Some(ns), name))
+            .map(|(rv, fingerprint)| (rv.to_string(), *fingerprint))
     }
 
     /// Remember `ns/name` at `resource_version` holding the content
@@ -119,13 +122,13 @@ impl Outputs {
         if seen.len() >= MAX_ENTRIES {
             seen.clear();
         }
-        seen.insert((ns.to_string(), name.to_string()), (rv, fingerprint));
+        seen.insert(Key::new(Some(ns), name), (rv.into(), fingerprint));
     }
 
     /// Forget `ns/name`: its Secret is gone, so a connection publishing there
     /// again creates it rather than reading for it first.
     pub fn forget(&self, ns: &str, name: &str) {
-        lock(&self.seen).remove(&(ns.to_string(), name.to_string()));
+        lock(&self.seen).remove(&Key::new(Some(ns), name));
     }
 
     /// The connection an output Secret was published for, unless the event is
