@@ -5,8 +5,9 @@
 //! process deserialises [`CONNECTIONS`] connections with the status the operator writes for
 //! a Ready one (taken from a `hack/bench` run), keeps them as kube-runtime's store does (a
 //! clone in an `Arc`), and counts the bytes and blocks they hold through a counting global
-//! allocator; then as many pending checks ([`Checks`]) and remembered output Secrets
-//! ([`Outputs`]), one per connection. Each must stay within its budget. The figures hold for 64-bit targets, where a text of up to 24 bytes
+//! allocator; then as many pending checks ([`Checks`]), remembered output Secrets
+//! ([`Outputs`]) and spec hashes ([`SpecChanges`]), one per connection. Each must stay
+//! within its budget. The figures hold for 64-bit targets, where a text of up to 24 bytes
 //! is kept inside the connection.
 //!
 //! This test has its own `main` (`harness = false` in Cargo.toml): a process of its own, so
@@ -16,10 +17,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
 use trackvia_operator::controller::Outputs;
 use trackvia_operator::controller::checks::Checks;
 use trackvia_operator::controller::key::Key;
+use trackvia_operator::controller::spec_changes::SpecChanges;
 use trackvia_operator::crd::TrackViaConnection;
 use trackvia_testsupport::alloc::{self, Counting};
 
@@ -39,6 +42,10 @@ const MAX_CHECK_BYTES: usize = 300;
 /// Most bytes the operator may remember of one output Secret it wrote (its table's share,
 /// the names and version kept inside the entry).
 const MAX_OUTPUT_BYTES: usize = 200;
+/// Most bytes the connection watch may hold per connection to tell its changes (kube-runtime's
+/// predicate filter held the name, namespace and uid as three heap texts: about 250 bytes
+/// in 3 blocks).
+const MAX_SPEC_BYTES: usize = 150;
 
 /// A Ready connection as the API server delivers it (without managed fields, which the
 /// operator drops before storing).
@@ -99,7 +106,7 @@ fn delivered(i: usize) -> Value {
 }
 
 fn main() -> ExitCode {
-    let measured = [connections(), checks(), outputs()];
+    let measured = [connections(), checks(), outputs(), spec_changes()];
     for result in &measured {
         match result {
             Ok(figure) => println!("store_memory: {figure}"),
@@ -182,16 +189,49 @@ fn outputs() -> Result<String, String> {
     )
 }
 
+/// What the connection watch remembers of one connection to tell its changes, within its
+/// budget.
+fn spec_changes() -> Result<String, String> {
+    let mut changes = SpecChanges::default();
+    let delivered: Vec<TrackViaConnection> = (0..CONNECTIONS)
+        .map(|i| serde_json::from_value(delivered(i)).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let before = alloc::counts();
+    // The watch hands over a copy; the pass gets it back, and it is dropped here.
+    let started = delivered
+        .iter()
+        .filter_map(|tvc| changes.follow(Event::Apply(tvc.clone())))
+        .count();
+    let (bytes, blocks) = held_since(before)?;
+    if started != CONNECTIONS || changes.len() != CONNECTIONS {
+        return Err(format!(
+            "{started} passes started for {CONNECTIONS} new connections"
+        ));
+    }
+    within(
+        "one connection's spec hash",
+        bytes,
+        blocks,
+        MAX_SPEC_BYTES,
+        1,
+    )
+}
+
 /// Bytes and blocks allocated since `before` and still held, per connection. Nothing
 /// counted means the allocator is not counting, not that nothing is held.
 fn held_since(before: alloc::Counts) -> Result<(f64, f64), String> {
     let after = alloc::counts();
-    let blocks = after.live_blocks - before.live_blocks;
+    let (Some(bytes), Some(blocks)) = (
+        after.live_bytes.checked_sub(before.live_bytes),
+        after.live_blocks.checked_sub(before.live_blocks),
+    ) else {
+        return Err("less held than before: the measurement freed what it was to count".into());
+    };
     if blocks == 0 {
         return Err("no block counted: the allocator is not counting".into());
     }
     let per = |n: usize| n as f64 / CONNECTIONS as f64;
-    Ok((per(after.live_bytes - before.live_bytes), per(blocks)))
+    Ok((per(bytes), per(blocks)))
 }
 
 /// The figure, or an error when it is over its budget.

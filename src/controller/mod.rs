@@ -22,6 +22,7 @@ pub mod restart;
 pub mod secret;
 pub mod source_read;
 pub mod sources;
+pub mod spec_changes;
 pub mod watches;
 mod writes;
 mod written;

@@ -21,10 +21,10 @@ use futures::{Stream, StreamExt, TryStreamExt, future};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::{PredicateConfig, WatchStreamExt};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use tokio::sync::Notify;
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info};
@@ -32,11 +32,11 @@ use tracing::{debug, info};
 use super::checks::Checks;
 use super::kept::{self, KeptSecret};
 use super::key::Key;
-use super::plan::stable_hash;
 use super::relist::Relist;
 use super::sources::{SecretKey, Sources};
+use super::spec_changes::SpecChanges;
 use super::written::{Outputs, Written};
-use crate::crd::{MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection, VERIFY_REQUESTED_ANNOTATION};
+use crate::crd::{MANAGED_BY_LABEL, MANAGER_NAME, TrackViaConnection};
 use crate::kube_helpers::{WatchBackoff, scoped_api};
 use crate::metrics::Metrics;
 
@@ -57,15 +57,7 @@ pub fn connection_events(
     written: Written,
     checks: Arc<Checks>,
 ) -> impl Stream<Item = Result<TrackViaConnection, watcher::Error>> + Send + 'static {
-    let relevant = |obj: &TrackViaConnection| {
-        let generation = obj.meta().generation.unwrap_or_default();
-        let requested = obj
-            .annotations()
-            .get(VERIFY_REQUESTED_ANNOTATION)
-            .cloned()
-            .unwrap_or_default();
-        Some(stable_hash(&(generation, requested)))
-    };
+    let mut changes = SpecChanges::default();
     let connections: Api<TrackViaConnection> = scoped_api(client, namespace);
     watcher::watcher(connections, watcher::Config::default().any_semantic())
         .backoff(WatchBackoff::default())
@@ -83,8 +75,7 @@ pub fn connection_events(
             }
             changed.notify_one();
         })
-        .applied_objects()
-        .predicate_filter(relevant, PredicateConfig::default())
+        .try_filter_map(move |event| future::ready(Ok(changes.follow(event))))
 }
 
 /// The output Secrets of one scope (metadata, the operator's label only), kept

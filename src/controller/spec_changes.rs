@@ -1,0 +1,132 @@
+//! Which events of the connection watch start a pass: a connection new under
+//! its name (a new uid), a new spec (a new `metadata.generation`) or a new
+//! `trackvia.io/verify-requested-at` value; not the operator's own status
+//! writes. One 8-byte hash per connection under a 48-byte [`Key`], nothing on
+//! the heap; a connection's entry goes with its deletion, and a relist keeps
+//! only the connections it lists.
+
+use std::collections::HashMap;
+
+use kube::ResourceExt;
+use kube::runtime::watcher::Event;
+
+use super::key::Key;
+use super::plan::stable_hash;
+use crate::crd::{TrackViaConnection, VERIFY_REQUESTED_ANNOTATION};
+
+/// What each connection's last event carried that a pass depends on.
+#[derive(Debug, Default)]
+pub struct SpecChanges {
+    seen: HashMap<Key, u64>,
+    /// What a relist in progress has listed.
+    relisting: Option<HashMap<Key, u64>>,
+}
+
+/// What of a connection starts a pass when it changes.
+fn relevant(tvc: &TrackViaConnection) -> u64 {
+    let requested = tvc.annotations().get(VERIFY_REQUESTED_ANNOTATION);
+    stable_hash(&(tvc.uid(), tvc.metadata.generation, requested))
+}
+
+impl SpecChanges {
+    /// The connection of `event` when a pass is to start for it.
+    pub fn follow(&mut self, event: Event<TrackViaConnection>) -> Option<TrackViaConnection> {
+        match event {
+            Event::Apply(tvc) => {
+                let before = self.seen.insert(Key::of(&tvc), relevant(&tvc));
+                (before != Some(relevant(&tvc))).then_some(tvc)
+            }
+            Event::Delete(tvc) => {
+                self.seen.remove(&Key::of(&tvc));
+                None
+            }
+            Event::Init => {
+                self.relisting = Some(HashMap::new());
+                None
+            }
+            Event::InitApply(tvc) => {
+                let (key, now) = (Key::of(&tvc), relevant(&tvc));
+                let changed = self.seen.get(&key) != Some(&now);
+                self.relisting.get_or_insert_default().insert(key, now);
+                changed.then_some(tvc)
+            }
+            Event::InitDone => {
+                if let Some(listed) = self.relisting.take() {
+                    self.seen = listed;
+                }
+                None
+            }
+        }
+    }
+
+    /// Connections remembered.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether no connection is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tvc(name: &str, uid: &str, generation: i64, requested: Option<&str>) -> TrackViaConnection {
+        let mut annotations = serde_json::Map::new();
+        if let Some(at) = requested {
+            annotations.insert(VERIFY_REQUESTED_ANNOTATION.into(), at.into());
+        }
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "trackvia.io/v1alpha1", "kind": "TrackViaConnection",
+            "metadata": {"name": name, "namespace": "ns", "uid": uid,
+                         "generation": generation, "annotations": annotations},
+            "spec": {"host": "acme.trackvia.com", "credentialsSecretRef": {"name": "src"}},
+        }))
+        .expect("a connection")
+    }
+
+    fn starts(changes: &mut SpecChanges, event: Event<TrackViaConnection>) -> bool {
+        changes.follow(event).is_some()
+    }
+
+    #[test]
+    fn a_pass_starts_for_a_new_spec_request_or_object_only() {
+        let mut c = SpecChanges::default();
+        assert!(starts(&mut c, Event::Apply(tvc("a", "u1", 1, None))));
+        // The operator's status write: same generation.
+        assert!(!starts(&mut c, Event::Apply(tvc("a", "u1", 1, None))));
+        assert!(starts(&mut c, Event::Apply(tvc("a", "u1", 2, None))));
+        assert!(starts(&mut c, Event::Apply(tvc("a", "u1", 2, Some("1")))));
+        assert!(!starts(&mut c, Event::Apply(tvc("a", "u1", 2, Some("1")))));
+        // Deleted and applied again under the same name: a new uid.
+        assert!(!starts(&mut c, Event::Delete(tvc("a", "u1", 2, Some("1")))));
+        assert!(c.is_empty(), "a deleted connection is forgotten");
+        assert!(starts(&mut c, Event::Apply(tvc("a", "u2", 1, None))));
+        assert!(starts(&mut c, Event::Apply(tvc("b", "u3", 1, None))));
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn a_relist_starts_passes_for_changes_only_and_keeps_what_it_listed() {
+        let mut c = SpecChanges::default();
+        for name in ["a", "b", "gone"] {
+            starts(&mut c, Event::Apply(tvc(name, name, 1, None)));
+        }
+        assert!(!starts(&mut c, Event::Init));
+        assert!(!starts(&mut c, Event::InitApply(tvc("a", "a", 1, None))));
+        assert!(starts(&mut c, Event::InitApply(tvc("b", "b", 2, None))));
+        assert!(starts(&mut c, Event::InitApply(tvc("new", "new", 1, None))));
+        assert_eq!(
+            c.len(),
+            3,
+            "until the relist ends, what was seen before counts"
+        );
+        assert!(!starts(&mut c, Event::InitDone));
+        // Deleted while the watch was away: not listed, so forgotten.
+        assert_eq!(c.len(), 3);
+        assert!(starts(&mut c, Event::Apply(tvc("gone", "gone", 1, None))));
+    }
+}
