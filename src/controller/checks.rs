@@ -8,7 +8,9 @@
 //! connection, 5.8 MB at 10,000. [`Checks`] holds a [`Key`] and an instant
 //! twice (by connection and by instant), and hands a due connection to its
 //! scope's controller as a trigger. A pass's answer replaces the one before it:
-//! the latest pass knows best.
+//! the latest pass knows best. A pass that fails is retried by the controller
+//! (`error_policy`, a few seconds), which keeps those few in its scheduler; the
+//! check pending from before stays.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -39,7 +41,7 @@ type Subscriber = (
 
 /// The pure bookkeeping: one instant per connection, in order.
 #[derive(Debug, Default)]
-pub struct Table {
+pub(crate) struct Table {
     by_key: HashMap<Key, Instant>,
     by_instant: BTreeSet<(Instant, Key)>,
 }
@@ -101,6 +103,9 @@ impl Table {
     }
 }
 
+/// Later than any check a pass asks for (a century).
+const NEVER: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -112,7 +117,10 @@ impl Checks {
         let mut table = lock(&self.table);
         match after {
             Some(d) => {
-                if table.set(key, Instant::now() + d) {
+                let now = Instant::now();
+                // Beyond what an instant can hold: as good as never.
+                let at = now.checked_add(d).unwrap_or(now + NEVER);
+                if table.set(key, at) {
                     self.sooner.notify_one();
                 }
             }

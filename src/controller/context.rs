@@ -154,6 +154,15 @@ impl Context {
             .and_then(|stores| stores.iter().find_map(|s| s.get(&key)));
         newer(tvc, cached)
     }
+
+    /// Whether `tvc` is still in its scope's store (always, before the stores
+    /// exist): a pass that ends after its connection was deleted sets no check.
+    pub fn still_stored(&self, tvc: &TrackViaConnection) -> bool {
+        let key = ObjectRef::from_obj(tvc);
+        self.connections
+            .get()
+            .is_none_or(|stores| stores.iter().any(|s| s.get(&key).is_some()))
+    }
 }
 
 /// `cached` when its resourceVersion is later than `tvc`'s.

@@ -1,13 +1,14 @@
-//! The name of a connection as the operator's own tables hold it: namespace and
-//! name in 48 bytes, most names inside it rather than on the heap.
+//! The name of a connection (or of its output Secret) as the operator's own
+//! tables hold it: namespace and name in 48 bytes, names up to 24 bytes inside
+//! it rather than on the heap.
 
 use compact_str::CompactString;
 use kube::runtime::reflector::{Lookup, ObjectRef};
 
 use crate::crd::TrackViaConnection;
 
-/// A connection by namespace and name: 48 bytes, most names inside it (the
-/// tables keyed by it hold one per connection).
+/// An object by namespace and name, a connection or its output Secret: 48
+/// bytes, most names inside it (the tables keyed by it hold one per connection).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
     namespace: CompactString,

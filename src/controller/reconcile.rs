@@ -32,7 +32,10 @@ pub async fn reconcile(tvc: Arc<TrackViaConnection>, ctx: Arc<Context>) -> Resul
     let result = reconcile_inner(&tvc, &ctx).await;
     ctx.metrics
         .observe_reconcile(started.elapsed(), result.is_ok());
-    ctx.checks.after(Key::of(&tvc), result?);
+    let next = result?;
+    if ctx.still_stored(&tvc) {
+        ctx.checks.after(Key::of(&tvc), next);
+    }
     Ok(Action::await_change())
 }
 
@@ -183,10 +186,14 @@ async fn read_credentials(
     if let Some(known) = ctx.sources.cached(&key, &r.api_key_key, &r.auth_token_key) {
         return Ok(known);
     }
-    // One read at a time per Secret: those that waited are answered by it.
-    let _turn = ctx.sources.read_turn(&key).await;
+    // One read at a time per Secret: those that waited are answered by it,
+    // unless it failed.
+    let mut turn = ctx.sources.read_turn(&key).await;
     if let Some(known) = ctx.sources.cached(&key, &r.api_key_key, &r.auth_token_key) {
         return Ok(known);
+    }
+    if turn.after_a_failure() {
+        turn.release();
     }
     // At least the version the watch reported, served by the API server's cache.
     let params = ctx
@@ -196,9 +203,12 @@ async fn read_credentials(
         .unwrap_or_default();
     let secret = writes::get_secret(ctx, ns, &r.name, &params)
         .await
-        .map_err(|source| Error::Kube {
-            context: format!("reading Secret {ns}/{}", r.name),
-            source,
+        .map_err(|source| {
+            turn.failed();
+            Error::Kube {
+                context: format!("reading Secret {ns}/{}", r.name),
+                source,
+            }
         })?;
     let Some(secret) = secret else {
         let missing = Err(CredentialsError::SecretNotFound {

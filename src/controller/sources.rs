@@ -32,29 +32,46 @@ pub const UNWATCHED_READ_SERVED_FOR: Duration = Duration::from_secs(10);
 #[derive(Default)]
 pub struct Sources {
     inner: Mutex<SourcesInner>,
-    /// The Secrets being read now, each with its turn.
-    reading: Mutex<HashMap<SecretKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// The Secrets being read now, each with its turn and whether the last
+    /// read made in it failed.
+    reading: Mutex<HashMap<SecretKey, Arc<tokio::sync::Mutex<bool>>>>,
 }
 
 /// One pass's turn to read a source Secret from the API server; the next waits
 /// until it is dropped.
 pub struct ReadTurn<'a> {
     sources: &'a Sources,
-    key: SecretKey,
-    turn: Option<OwnedMutexGuard<()>>,
+    turn: Option<OwnedMutexGuard<bool>>,
+}
+
+impl ReadTurn<'_> {
+    /// Whether the read made in the turn before this one failed: then each
+    /// waiting pass reads for itself, all at once, rather than one after the
+    /// other (a Secret the API server does not serve would hold every waiting
+    /// pass for the length of all their reads).
+    pub fn after_a_failure(&self) -> bool {
+        self.turn.as_deref().copied().unwrap_or(false)
+    }
+
+    /// The read made in this turn failed.
+    pub fn failed(&mut self) {
+        if let Some(turn) = self.turn.as_mut() {
+            **turn = true;
+        }
+    }
+
+    /// Let the passes waiting for this Secret go on.
+    pub fn release(&mut self) {
+        drop(self.turn.take());
+    }
 }
 
 impl Drop for ReadTurn<'_> {
     fn drop(&mut self) {
-        drop(self.turn.take());
-        let mut reading = lock(&self.sources.reading);
-        // Nobody waits for this Secret: its entry goes.
-        if reading
-            .get(&self.key)
-            .is_some_and(|turn| Arc::strong_count(turn) == 1)
-        {
-            reading.remove(&self.key);
-        }
+        self.release();
+        // Secrets nobody reads or waits for go (this one, and any whose
+        // waiting pass was cancelled before its turn).
+        lock(&self.sources.reading).retain(|_, turn| Arc::strong_count(turn) > 1);
     }
 }
 
@@ -86,7 +103,6 @@ impl Sources {
         let turn = lock(&self.reading).entry(key.clone()).or_default().clone();
         ReadTurn {
             sources: self,
-            key: key.clone(),
             turn: Some(turn.lock_owned().await),
         }
     }
@@ -325,21 +341,48 @@ mod tests {
     async fn passes_read_a_secret_one_at_a_time() {
         let s = Sources::default();
         let (k, other) = (key("a", "src"), key("a", "other"));
-        let first = s.read_turn(&k).await;
+        let mut first = s.read_turn(&k).await;
+        assert!(!first.after_a_failure());
         // Another Secret is read at the same time.
-        let elsewhere = s.read_turn(&other).await;
-        drop(elsewhere);
-        let waiting = s.read_turn(&k);
-        tokio::pin!(waiting);
-        let later = tokio::time::timeout(std::time::Duration::from_secs(1), &mut waiting).await;
+        drop(s.read_turn(&other).await);
+        let second = s.read_turn(&k);
+        tokio::pin!(second);
+        let waited = tokio::time::timeout(Duration::from_secs(1), &mut second).await;
         assert!(
-            later.is_err(),
+            waited.is_err(),
             "the second read of a Secret waits for the first"
         );
         assert_eq!(s.being_read(), 1);
+        // The first read fails: the next pass learns it, and does not hold the others up.
+        first.failed();
         drop(first);
-        let second = waiting.await;
-        drop(second);
+        let mut second = second.await;
+        assert!(second.after_a_failure());
+        second.release();
+        let third = tokio::time::timeout(Duration::from_secs(1), s.read_turn(&k)).await;
+        assert!(
+            third.is_ok(),
+            "after a failure, waiting passes read at once"
+        );
+        drop((second, third));
         assert_eq!(s.being_read(), 0, "nothing kept once nobody reads");
+        // A fresh turn does not carry the failure over.
+        assert!(!s.read_turn(&k).await.after_a_failure());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pass_cancelled_while_waiting_leaves_nothing_behind() {
+        let s = Sources::default();
+        let k = key("a", "src");
+        let first = s.read_turn(&k).await;
+        let mut waiting = Box::pin(s.read_turn(&k));
+        let waited = tokio::time::timeout(Duration::from_secs(1), &mut waiting).await;
+        assert!(waited.is_err());
+        // Its turn comes, but the pass is cancelled before it takes it.
+        drop(first);
+        drop(waiting);
+        // The next turn given back, of any Secret, clears what nobody waits for.
+        drop(s.read_turn(&key("a", "other")).await);
+        assert_eq!(s.being_read(), 0);
     }
 }

@@ -3,7 +3,8 @@
 //! `trackvia.io/verify-requested-at` value; not the operator's own status
 //! writes. One 8-byte hash per connection under a 48-byte [`Key`], nothing on
 //! the heap; a connection's entry goes with its deletion, and a relist keeps
-//! only the connections it lists.
+//! only the connections it lists. The connections that go are reported, so
+//! that the operator's other tables forget them too.
 
 use std::collections::HashMap;
 
@@ -29,15 +30,23 @@ fn relevant(tvc: &TrackViaConnection) -> u64 {
 }
 
 impl SpecChanges {
-    /// The connection of `event` when a pass is to start for it.
-    pub fn follow(&mut self, event: Event<TrackViaConnection>) -> Option<TrackViaConnection> {
+    /// The connection of `event` when a pass is to start for it; `gone` is
+    /// told of each connection deleted, or missing from a relist.
+    pub fn follow(
+        &mut self,
+        event: Event<TrackViaConnection>,
+        mut gone: impl FnMut(Key),
+    ) -> Option<TrackViaConnection> {
         match event {
             Event::Apply(tvc) => {
-                let before = self.seen.insert(Key::of(&tvc), relevant(&tvc));
-                (before != Some(relevant(&tvc))).then_some(tvc)
+                let now = relevant(&tvc);
+                let before = self.seen.insert(Key::of(&tvc), now);
+                (before != Some(now)).then_some(tvc)
             }
             Event::Delete(tvc) => {
-                self.seen.remove(&Key::of(&tvc));
+                let key = Key::of(&tvc);
+                self.seen.remove(&key);
+                gone(key);
                 None
             }
             Event::Init => {
@@ -52,7 +61,12 @@ impl SpecChanges {
             }
             Event::InitDone => {
                 if let Some(listed) = self.relisting.take() {
-                    self.seen = listed;
+                    let before = std::mem::replace(&mut self.seen, listed);
+                    for key in before.into_keys() {
+                        if !self.seen.contains_key(&key) {
+                            gone(key);
+                        }
+                    }
                 }
                 None
             }
@@ -89,7 +103,16 @@ mod tests {
     }
 
     fn starts(changes: &mut SpecChanges, event: Event<TrackViaConnection>) -> bool {
-        changes.follow(event).is_some()
+        changes
+            .follow(event, |key| panic!("{key:?} reported gone"))
+            .is_some()
+    }
+
+    /// The connections `event` reports gone.
+    fn gone(changes: &mut SpecChanges, event: Event<TrackViaConnection>) -> Vec<Key> {
+        let mut gone = Vec::new();
+        changes.follow(event, |key| gone.push(key));
+        gone
     }
 
     #[test]
@@ -102,7 +125,8 @@ mod tests {
         assert!(starts(&mut c, Event::Apply(tvc("a", "u1", 2, Some("1")))));
         assert!(!starts(&mut c, Event::Apply(tvc("a", "u1", 2, Some("1")))));
         // Deleted and applied again under the same name: a new uid.
-        assert!(!starts(&mut c, Event::Delete(tvc("a", "u1", 2, Some("1")))));
+        let deleted = gone(&mut c, Event::Delete(tvc("a", "u1", 2, Some("1"))));
+        assert_eq!(deleted, vec![Key::new(Some("ns"), "a")]);
         assert!(c.is_empty(), "a deleted connection is forgotten");
         assert!(starts(&mut c, Event::Apply(tvc("a", "u2", 1, None))));
         assert!(starts(&mut c, Event::Apply(tvc("b", "u3", 1, None))));
@@ -119,13 +143,19 @@ mod tests {
         assert!(!starts(&mut c, Event::InitApply(tvc("a", "a", 1, None))));
         assert!(starts(&mut c, Event::InitApply(tvc("b", "b", 2, None))));
         assert!(starts(&mut c, Event::InitApply(tvc("new", "new", 1, None))));
+        // Deleted and applied again under its name while the watch was away.
+        assert!(starts(
+            &mut c,
+            Event::InitApply(tvc("a", "a-again", 1, None))
+        ));
         assert_eq!(
             c.len(),
             3,
             "until the relist ends, what was seen before counts"
         );
-        assert!(!starts(&mut c, Event::InitDone));
         // Deleted while the watch was away: not listed, so forgotten.
+        let missing = gone(&mut c, Event::InitDone);
+        assert_eq!(missing, vec![Key::new(Some("ns"), "gone")]);
         assert_eq!(c.len(), 3);
         assert!(starts(&mut c, Event::Apply(tvc("gone", "gone", 1, None))));
     }

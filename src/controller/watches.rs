@@ -31,7 +31,6 @@ use tracing::{debug, info};
 
 use super::checks::Checks;
 use super::kept::{self, KeptSecret};
-use super::key::Key;
 use super::relist::Relist;
 use super::sources::{SecretKey, Sources};
 use super::spec_changes::SpecChanges;
@@ -48,7 +47,7 @@ pub type SecretMeta = PartialObjectMeta<Secret>;
 /// new verify-requested-at value, not on the operator's own status writes.
 /// `changed` is told of every event, for the source watches' re-plan,
 /// `written` of every connection delivered or deleted, and `checks` of every
-/// connection deleted.
+/// connection deleted or missing from a relist.
 pub fn connection_events(
     client: &Client,
     namespace: Option<&str>,
@@ -67,15 +66,15 @@ pub fn connection_events(
             match event {
                 // Not `InitApply`: a relist reaches the store only at its end.
                 Ok(Event::Apply(tvc)) => written.delivered(tvc),
-                Ok(Event::Delete(tvc)) => {
-                    written.deleted(tvc);
-                    checks.forget(&Key::of(tvc));
-                }
+                Ok(Event::Delete(tvc)) => written.deleted(tvc),
                 _ => {}
             }
             changed.notify_one();
         })
-        .try_filter_map(move |event| future::ready(Ok(changes.follow(event))))
+        .try_filter_map(move |event| {
+            let started = changes.follow(event, |gone| checks.forget(&gone));
+            future::ready(Ok(started))
+        })
 }
 
 /// The output Secrets of one scope (metadata, the operator's label only), kept

@@ -57,7 +57,7 @@ async fn a_due_check_reaches_its_scope_only() {
     let mut b = checks.due(Some("b"));
     checks.after(key("a", "one"), Some(Duration::from_secs(30)));
     checks.after(key("a", "two"), Some(Duration::from_secs(10)));
-    // Replaced by a later check, then by no check at all.
+    // No check at all any more.
     checks.after(key("a", "two"), None);
     checks.after(key("b", "gone"), Some(Duration::from_secs(5)));
     checks.forget(&key("b", "gone"));
@@ -83,4 +83,35 @@ async fn a_due_check_reaches_its_scope_only() {
     assert_eq!(second.name, "late");
     assert_eq!(started.elapsed(), Duration::from_secs(33));
     assert!(a.try_recv().is_err(), "nothing more for scope a");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_check_wakes_the_task_sleeping_on_a_later_one() {
+    let checks = Checks::default();
+    let mut due = checks.due(None);
+    checks.after(key("a", "late"), Some(Duration::from_secs(60)));
+    let started = Instant::now();
+    let running = checks.run();
+    tokio::pin!(running);
+    // The task sleeps until the late check.
+    let nothing = tokio::time::timeout(Duration::from_secs(1), &mut running).await;
+    assert!(nothing.is_err(), "the checks run until dropped");
+    checks.after(key("a", "soon"), Some(Duration::from_secs(5)));
+    let first = tokio::select! {
+        () = &mut running => unreachable!("the checks run until dropped"),
+        woken = due.next() => woken.expect("a check"),
+    };
+    assert_eq!(first.name, "soon");
+    assert_eq!(started.elapsed(), Duration::from_secs(6));
+}
+
+#[test]
+fn a_check_beyond_any_instant_is_kept_as_never() {
+    let checks = Checks::default();
+    checks.after(key("a", "far"), Some(Duration::MAX));
+    assert!(
+        checks
+            .at(&key("a", "far"))
+            .is_some_and(|at| at > Instant::now())
+    );
 }

@@ -320,9 +320,23 @@ impl Bed {
     }
 
     /// Put an object at `path`, as a user would.
+    /// A changed Secret is reported as its watch would: the credentials read
+    /// before are no longer served.
     pub fn put(&self, path: &str, mut object: Value) {
         let mut server = self.server.lock().expect("server");
         server.bump(&mut object);
+        if let Some(name) = path.strip_prefix(&secret_path("")) {
+            let key = ("ns".to_string(), name.to_string());
+            let version = object["metadata"]["resourceVersion"]
+                .as_str()
+                .map(String::from);
+            let mut referenced = self.ctx.sources.referenced_in("ns");
+            referenced.push(key.clone());
+            self.ctx
+                .sources
+                .set_referenced(None, referenced.into_iter().collect());
+            self.ctx.sources.observe(&key, version);
+        }
         server.objects.insert(path.to_string(), object);
     }
 
