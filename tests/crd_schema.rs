@@ -20,7 +20,7 @@ const CHART_CRD_DIR: &str = "charts/trackvia-operator/files/crds";
 const REGENERATE: &str = "cargo run -- crd > crds/trackviaconnections.trackvia.io.yaml";
 
 fn repo_path(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+    trackvia_testsupport::tools::repo_root().join(relative)
 }
 
 /// Where two texts part, for a failure message that says more than "differs".

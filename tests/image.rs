@@ -54,11 +54,8 @@ fn the_image_is_small_and_configured_as_the_chart_expects() {
     assert_eq!(info["Architecture"], json!(arch));
 
     let values: Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("charts/trackvia-operator/values.yaml"),
-        )
-        .expect("values.yaml"),
+        &std::fs::read_to_string(trackvia_testsupport::tools::chart_dir().join("values.yaml"))
+            .expect("values.yaml"),
     )
     .expect("values.yaml parses");
     let psc = &values["podSecurityContext"];
@@ -117,8 +114,7 @@ fn the_image_runs_help_and_prints_the_shipped_crd() {
     let crd = image.run(&[], &strings(&["crd"]), &[]);
     assert!(crd.status.success(), "crd: {}", describe(&crd));
     let shipped = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("crds/trackviaconnections.trackvia.io.yaml"),
+        trackvia_testsupport::tools::repo_root().join("crds/trackviaconnections.trackvia.io.yaml"),
     )
     .expect("the shipped CRD");
     assert_eq!(

@@ -204,7 +204,7 @@ pub fn testbed_dir() -> std::path::PathBuf {
 
 /// Run `hack/testbed <command> <bed>`; the error carries its output.
 pub fn testbed_blocking(command: &str) -> Result<(), String> {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/testbed");
+    let script = trackvia_testsupport::tools::repo_root().join("hack/testbed");
     let output = std::process::Command::new(&script)
         .arg(command)
         .arg(testbed_dir())

@@ -78,11 +78,22 @@ pub fn tool(name: &str) -> PathBuf {
     );
 }
 
-/// The repository's root directory.
+/// The repository's root directory: the one cargo runs the test in, when it says. The
+/// path compiled in is that of the checkout the build was made in, which a build reused
+/// by another checkout (a shared target directory, sources older than the build) would
+/// otherwise read.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("testsupport lives inside the repository")
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let running = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    running
+        .iter()
+        .flat_map(|dir| dir.ancestors())
+        .find(|dir| dir.join("charts/trackvia-operator").is_dir())
+        .unwrap_or_else(|| {
+            built_in
+                .parent()
+                .expect("testsupport lives inside the repository")
+        })
         .to_path_buf()
 }
 
