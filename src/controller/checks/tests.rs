@@ -1,10 +1,15 @@
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::channel::mpsc::UnboundedReceiver;
+use kube::runtime::reflector::ObjectRef;
 use tokio::time::Instant;
 
 use super::{Checks, Table};
 use crate::controller::key::Key;
+use crate::crd::TrackViaConnection;
 
 fn key(ns: &str, name: &str) -> Key {
     Key::new(Some(ns), name)
@@ -50,6 +55,17 @@ fn due_checks_are_taken_once_in_order() {
     );
 }
 
+/// The next connection sent to `due`, while the checks run.
+async fn next_due(
+    running: &mut Pin<&mut impl Future<Output = ()>>,
+    due: &mut UnboundedReceiver<ObjectRef<TrackViaConnection>>,
+) -> ObjectRef<TrackViaConnection> {
+    tokio::select! {
+        () = running.as_mut() => unreachable!("the checks run until dropped"),
+        woken = due.next() => woken.expect("a check"),
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_due_check_reaches_its_scope_only() {
     let checks = Checks::default();
@@ -64,10 +80,7 @@ async fn a_due_check_reaches_its_scope_only() {
     let started = Instant::now();
     let running = checks.run();
     tokio::pin!(running);
-    let first = tokio::select! {
-        () = &mut running => unreachable!("the checks run until dropped"),
-        woken = a.next() => woken.expect("a check"),
-    };
+    let first = next_due(&mut running, &mut a).await;
     assert_eq!(
         (first.namespace.as_deref(), first.name.as_str()),
         (Some("a"), "one")
@@ -76,10 +89,7 @@ async fn a_due_check_reaches_its_scope_only() {
     assert!(checks.is_empty());
     // A check set while the task sleeps with nothing pending wakes it.
     checks.after(key("b", "late"), Some(Duration::from_secs(3)));
-    let second = tokio::select! {
-        () = &mut running => unreachable!("the checks run until dropped"),
-        woken = b.next() => woken.expect("a check"),
-    };
+    let second = next_due(&mut running, &mut b).await;
     assert_eq!(second.name, "late");
     assert_eq!(started.elapsed(), Duration::from_secs(33));
     assert!(a.try_recv().is_err(), "nothing more for scope a");
@@ -97,10 +107,7 @@ async fn an_earlier_check_wakes_the_task_sleeping_on_a_later_one() {
     let nothing = tokio::time::timeout(Duration::from_secs(1), &mut running).await;
     assert!(nothing.is_err(), "the checks run until dropped");
     checks.after(key("a", "soon"), Some(Duration::from_secs(5)));
-    let first = tokio::select! {
-        () = &mut running => unreachable!("the checks run until dropped"),
-        woken = due.next() => woken.expect("a check"),
-    };
+    let first = next_due(&mut running, &mut due).await;
     assert_eq!(first.name, "soon");
     assert_eq!(started.elapsed(), Duration::from_secs(6));
 }
