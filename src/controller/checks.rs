@@ -117,10 +117,9 @@ impl Checks {
         let mut table = lock(&self.table);
         match after {
             Some(d) => {
-                let now = Instant::now();
-                // Beyond what an instant can hold: as good as never.
-                let at = now.checked_add(d).unwrap_or(now + NEVER);
-                if table.set(key, at) {
+                // Later than a century: as good as never (and never past what an
+                // instant can hold).
+                if table.set(key, Instant::now() + d.min(NEVER)) {
                     self.sooner.notify_one();
                 }
             }

@@ -16,10 +16,12 @@ use super::key::Key;
 use super::plan::{self, Seen, WakeInputs};
 use super::restart::{self, RestartStep};
 use super::secret::{self, CredentialsError};
-use super::sources::CredentialsRead;
+use super::sources::{CredentialsRead, ReadTurn, SecretKey};
 use super::{source_read, writes};
 use crate::connection::{self, Observation, ParsedSpec, SecretOutcome};
-use crate::crd::{TrackViaConnection, TrackViaConnectionStatus, VERIFY_REQUESTED_ANNOTATION};
+use crate::crd::{
+    CredentialsSecretRef, TrackViaConnection, TrackViaConnectionStatus, VERIFY_REQUESTED_ANNOTATION,
+};
 use crate::kube_helpers::short_kube_error;
 use crate::trackvia::{CallerId, Credentials, VerifyRequest};
 
@@ -192,7 +194,7 @@ async fn read_credentials(
     if let Some(known) = ctx.sources.cached(&key, &r.api_key_key, &r.auth_token_key) {
         return Ok(known);
     }
-    if turn.after_a_failure() {
+    if turn.after_an_unshared_read() {
         turn.release();
     }
     // At least the version the watch reported, served by the API server's cache.
@@ -204,7 +206,7 @@ async fn read_credentials(
     let secret = writes::get_secret(ctx, ns, &r.name, &params)
         .await
         .map_err(|source| {
-            turn.failed();
+            turn.not_shared();
             Error::Kube {
                 context: format!("reading Secret {ns}/{}", r.name),
                 source,
@@ -216,13 +218,32 @@ async fn read_credentials(
             secret: r.name.to_string(),
         });
         remember(String::new(), &missing);
+        share_or_release(ctx, r, &key, &mut turn);
         return Ok(missing);
     };
     let version = secret.resource_version().unwrap_or_default();
     let data = secret.data.unwrap_or_default();
     let creds = secret::credentials_from_data(&r.name, &data, &r.api_key_key, &r.auth_token_key);
     remember(version, &creds);
+    share_or_release(ctx, r, &key, &mut turn);
     Ok(creds)
+}
+
+/// Let the passes waiting for this read go on by themselves when what it found
+/// is not served to them from memory.
+fn share_or_release(
+    ctx: &Context,
+    r: &CredentialsSecretRef,
+    key: &SecretKey,
+    turn: &mut ReadTurn<'_>,
+) {
+    if ctx
+        .sources
+        .cached(key, &r.api_key_key, &r.auth_token_key)
+        .is_none()
+    {
+        turn.not_shared();
+    }
 }
 
 /// The credentials, or the observation standing for their absence: missing,

@@ -45,16 +45,16 @@ pub struct ReadTurn<'a> {
 }
 
 impl ReadTurn<'_> {
-    /// Whether the read made in the turn before this one failed: then each
-    /// waiting pass reads for itself, all at once, rather than one after the
-    /// other (a Secret the API server does not serve would hold every waiting
-    /// pass for the length of all their reads).
-    pub fn after_a_failure(&self) -> bool {
+    /// Whether the read made in the turn before this one could not answer the
+    /// others (it failed, or what it found is not served from memory: a
+    /// Secret deleted, or newer than its watch reported). Then each waiting
+    /// pass reads for itself, all at once, rather than one after the other.
+    pub fn after_an_unshared_read(&self) -> bool {
         self.turn.as_deref().copied().unwrap_or(false)
     }
 
-    /// The read made in this turn failed.
-    pub fn failed(&mut self) {
+    /// The read made in this turn cannot answer the passes waiting for it.
+    pub fn not_shared(&mut self) {
         if let Some(turn) = self.turn.as_mut() {
             **turn = true;
         }
@@ -342,7 +342,7 @@ mod tests {
         let s = Sources::default();
         let (k, other) = (key("a", "src"), key("a", "other"));
         let mut first = s.read_turn(&k).await;
-        assert!(!first.after_a_failure());
+        assert!(!first.after_an_unshared_read());
         // Another Secret is read at the same time.
         drop(s.read_turn(&other).await);
         let second = s.read_turn(&k);
@@ -354,10 +354,10 @@ mod tests {
         );
         assert_eq!(s.being_read(), 1);
         // The first read fails: the next pass learns it, and does not hold the others up.
-        first.failed();
+        first.not_shared();
         drop(first);
         let mut second = second.await;
-        assert!(second.after_a_failure());
+        assert!(second.after_an_unshared_read());
         second.release();
         let third = tokio::time::timeout(Duration::from_secs(1), s.read_turn(&k)).await;
         assert!(
@@ -367,7 +367,7 @@ mod tests {
         drop((second, third));
         assert_eq!(s.being_read(), 0, "nothing kept once nobody reads");
         // A fresh turn does not carry the failure over.
-        assert!(!s.read_turn(&k).await.after_a_failure());
+        assert!(!s.read_turn(&k).await.after_an_unshared_read());
     }
 
     #[tokio::test(start_paused = true)]

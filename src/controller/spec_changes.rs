@@ -2,7 +2,7 @@
 //! its name (a new uid), a new spec (a new `metadata.generation`) or a new
 //! `trackvia.io/verify-requested-at` value; not the operator's own status
 //! writes. One 8-byte hash per connection under a 48-byte [`Key`], nothing on
-//! the heap; a connection's entry goes with its deletion, and a relist keeps
+//! the heap for names of up to 24 bytes; a connection's entry goes with its deletion, and a relist keeps
 //! only the connections it lists. The connections that go are reported, so
 //! that the operator's other tables forget them too.
 

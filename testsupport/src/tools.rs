@@ -81,7 +81,8 @@ pub fn tool(name: &str) -> PathBuf {
 /// The repository's root directory: the one cargo runs the test in, when it says. The
 /// path compiled in is that of the checkout the build was made in, which a build reused
 /// by another checkout (a shared target directory, sources older than the build) would
-/// otherwise read.
+/// otherwise read. Such a build still runs the other checkout's code: a target directory
+/// per checkout, or sources newer than it, avoids that.
 pub fn repo_root() -> PathBuf {
     let built_in = Path::new(env!("CARGO_MANIFEST_DIR"));
     let running = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);

@@ -185,6 +185,8 @@ impl Bed {
     }
 
     /// Put an object at `path`, as a user would.
+    /// Replace the object at `path`.
+    ///
     /// A changed Secret is reported as its watch would: the credentials read
     /// before are no longer served.
     pub fn put(&self, path: &str, mut object: Value) {
@@ -199,7 +201,7 @@ impl Bed {
             referenced.push(key.clone());
             self.ctx
                 .sources
-                .set_referenced(None, referenced.into_iter().collect());
+                .set_referenced(Some("ns"), referenced.into_iter().collect());
             self.ctx.sources.observe(&key, version);
         }
         server.objects.insert(path.to_string(), object);
