@@ -14,6 +14,9 @@ pub(crate) struct CurvePoint {
     pub(crate) convergence_seconds: f64,
     pub(crate) floor_seconds: f64,
     pub(crate) ratio: f64,
+    /// The floor that also makes the connection applies, and convergence's ratio to it.
+    pub(crate) floor_with_applies_seconds: f64,
+    pub(crate) ratio_with_applies: f64,
     pub(crate) peak_rss_mib: f64,
     pub(crate) steady_rss_mib: f64,
     /// The operator's CPU while converging, per 1,000 connections (median of the runs).
@@ -52,6 +55,8 @@ pub(crate) fn point(r: &Report) -> CurvePoint {
         convergence_seconds: r.convergence.seconds,
         floor_seconds: r.floor.seconds,
         ratio: r.floor.ratio,
+        floor_with_applies_seconds: r.floor.with_applies_seconds,
+        ratio_with_applies: r.floor.with_applies_ratio,
         peak_rss_mib: r.memory.operator_peak_rss_mib,
         steady_rss_mib: r.memory.operator_rss_steady_mib,
         cpu_seconds_per_1000: round(per_run(|c| c.operator_cpu_seconds) / n * 1000.0, 2),
@@ -74,11 +79,15 @@ pub(crate) fn point(r: &Report) -> CurvePoint {
 /// The columns of the printed table and of the TSV file: header, and value of a point.
 type Column = (&'static str, fn(&CurvePoint) -> String);
 
-const COLUMNS: [Column; 14] = [
+const COLUMNS: [Column; 16] = [
     ("N", |p| p.connections.to_string()),
     ("convergence_s", |p| format!("{:.2}", p.convergence_seconds)),
     ("floor_s", |p| format!("{:.2}", p.floor_seconds)),
     ("ratio", |p| format!("{:.2}", p.ratio)),
+    ("floor_applies_s", |p| {
+        format!("{:.2}", p.floor_with_applies_seconds)
+    }),
+    ("ratio_applies", |p| format!("{:.2}", p.ratio_with_applies)),
     ("peak_rss_mib", |p| format!("{:.1}", p.peak_rss_mib)),
     ("steady_rss_mib", |p| format!("{:.1}", p.steady_rss_mib)),
     ("cpu_s_per_1000", |p| {

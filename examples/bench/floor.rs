@@ -70,21 +70,21 @@ impl Bench {
 
     /// The floor: a plain client making the minimum writes (N Secret applies + N status
     /// patches) at the operator's concurrency, in namespaces the operator does not watch.
-    /// First as specified (connections created beforehand, untimed), then pipelined from
-    /// the same starting point as the operator's run (apply connection → Secret → status).
+    /// First as specified (connections created beforehand, untimed), then with the
+    /// connection applies, as the operator's run has them.
     pub(crate) async fn floor(&mut self, template: serde_json::Value) -> BenchResult<()> {
         let runs = self.args.floor_runs.max(1);
-        let (mut created, mut writes, mut pipelined) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut created, mut writes, mut with_applies) = (Vec::new(), Vec::new(), Vec::new());
         let mut namespaces = Vec::new();
         for run in 1..=runs {
             eprintln!("bench: floor run {run} of {runs}");
             let (c, w, ns) = self.floor_as_specified(&template).await?;
             namespaces.push(ns);
-            let (p, ns) = self.floor_pipelined(&template).await?;
+            let (a, ns) = self.floor_with_applies(&template).await?;
             namespaces.push(ns);
             created.push(secs(c));
             writes.push(secs(w));
-            pipelined.push(secs(p));
+            with_applies.push(secs(a));
         }
         let ratio_of = |of: f64, d: f64| {
             if d <= 0.0 {
@@ -95,9 +95,9 @@ impl Bench {
         };
         let convergence = self.report.convergence.seconds;
         let ratio = |d: f64| ratio_of(convergence, d);
-        let (w, p) = (
+        let (w, a) = (
             median(writes.iter().copied()),
-            median(pipelined.iter().copied()),
+            median(with_applies.iter().copied()),
         );
         self.report.cold_start.ratio = ratio_of(self.report.cold_start.seconds, w);
         self.report.floor = Floor {
@@ -105,10 +105,10 @@ impl Bench {
             connections_created_seconds: median(created),
             concurrency: self.args.concurrency,
             ratio: ratio(w),
-            pipelined_seconds: p,
-            pipelined_ratio: ratio(p),
+            with_applies_seconds: a,
+            with_applies_ratio: ratio(a),
             runs: writes,
-            pipelined_runs: pipelined,
+            with_applies_runs: with_applies,
         };
         for ns in namespaces {
             if self.args.keep {
@@ -163,26 +163,55 @@ impl Bench {
         Ok((connections_created, started.elapsed(), ns))
     }
 
-    /// One pipeline per connection from the same start as the operator's run: apply the
-    /// connection, then its Secret, then its status.
-    pub(crate) async fn floor_pipelined(
+    /// The floor with the applies: the requests of a convergence run and its concurrency,
+    /// without the operator. The connections are applied `--apply-concurrency` at once, as
+    /// the convergence run applies them, and a second pool of `--concurrency` writers (the
+    /// operator's) writes each connection's Secret and status as soon as its apply returned.
+    pub(crate) async fn floor_with_applies(
         &self,
         template: &serde_json::Value,
     ) -> BenchResult<(Duration, TestNamespace)> {
         let n = self.n();
-        let concurrency = usize::from(self.args.concurrency);
+        let (applying, writing) = (
+            self.args.apply_concurrency,
+            usize::from(self.args.concurrency),
+        );
         let ns = TestNamespace::create(&self.client, "tvbench-floor2").await;
         eprintln!(
-            "bench: floor, pipelined: {n} × (apply connection → Secret → status), concurrency {concurrency}"
+            "bench: floor with the applies: {n} connection applies ({applying} at once) and, as each returns, its Secret and status ({writing} at once)"
         );
+        let (applied, to_write) =
+            futures::channel::mpsc::unbounded::<(usize, TrackViaConnection)>();
         let started = Instant::now();
         {
             let ns = &ns;
-            for_each_bounded(n, concurrency, |i| async move {
-                let tvc = self.apply_connection(ns, i).await?;
-                self.minimum_writes(ns, &tvc, i, template).await
-            })
-            .await?;
+            let applies = async move {
+                let result = for_each_bounded(n, applying, |i| {
+                    let applied = applied.clone();
+                    async move {
+                        let tvc = self.apply_connection(ns, i).await?;
+                        applied
+                            .unbounded_send((i, tvc))
+                            .map_err(|_| "floor: the writers stopped".to_string())
+                    }
+                })
+                .await;
+                drop(applied);
+                result
+            };
+            let writes = to_write
+                .map(|(i, tvc)| async move { self.minimum_writes(ns, &tvc, i, template).await })
+                .buffer_unordered(writing.max(1))
+                .try_collect::<Vec<()>>();
+            let (applies, writes) =
+                futures::join!(applies, tokio::time::timeout(BATCH_LIMIT, writes));
+            applies?;
+            writes.map_err(|_| {
+                format!(
+                    "floor: {n} writes did not finish within {} s",
+                    BATCH_LIMIT.as_secs()
+                )
+            })??;
         }
         Ok((started.elapsed(), ns))
     }

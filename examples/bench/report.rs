@@ -104,15 +104,16 @@ pub(crate) struct Floor {
     pub(crate) concurrency: u16,
     /// convergence.seconds / floor.seconds
     pub(crate) ratio: f64,
-    /// From the first connection applied to the last status patched, one pipeline per
-    /// connection (apply connection → apply Secret → patch status) at the same concurrency.
-    pub(crate) pipelined_seconds: f64,
-    /// convergence.seconds / floor.pipelined_seconds
-    pub(crate) pipelined_ratio: f64,
+    /// The convergence run's requests without the operator: the N connection applies at the
+    /// run's apply concurrency and, as each returns, its Secret apply and status patch by a
+    /// second pool at the operator's concurrency; from the first apply to the last patch.
+    pub(crate) with_applies_seconds: f64,
+    /// convergence.seconds / floor.with_applies_seconds
+    pub(crate) with_applies_ratio: f64,
     /// Every measurement of `seconds` (the median is used).
     pub(crate) runs: Vec<f64>,
-    /// Every measurement of `pipelined_seconds` (the median is used).
-    pub(crate) pipelined_runs: Vec<f64>,
+    /// Every measurement of `with_applies_seconds` (the median is used).
+    pub(crate) with_applies_runs: Vec<f64>,
 }
 
 #[derive(Serialize, Default)]

@@ -33,9 +33,9 @@ impl Bench {
         let mut targets = vec![
             ratio("convergence ÷ floor", r.floor.ratio, ""),
             ratio(
-                "convergence ÷ pipelined floor",
-                r.floor.pipelined_ratio,
-                " (same start, informational)",
+                "convergence ÷ floor with the applies",
+                r.floor.with_applies_ratio,
+                " (the same requests and concurrency without the operator)",
             ),
             target(
                 "TrackVia calls until convergence",
