@@ -3,8 +3,9 @@
 //! deleted connection leaves no series behind). No label carries a credential
 //! or free text.
 
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::runtime::reflector::Store;
@@ -217,7 +218,7 @@ impl Metrics {
 
     /// Point the scrape-time gauges at the controllers' stores.
     pub fn set_stores(&self, stores: Vec<Store<TrackViaConnection>>) {
-        *self.stores.lock().unwrap_or_else(|p| p.into_inner()) = stores;
+        *self.stores.lock() = stores;
     }
 
     /// A source watch opened (`+1`) or closed (`-1`).

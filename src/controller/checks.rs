@@ -12,8 +12,8 @@
 //! (`error_policy`, a few seconds), which keeps those few in its scheduler; the
 //! check pending from before stays.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
@@ -106,15 +106,11 @@ impl Table {
 /// Later than any check a pass asks for (a century).
 const NEVER: Duration = Duration::from_secs(100 * 365 * 86_400);
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Checks {
     /// Look at `key` again `after` from now (replacing its pending check), or
     /// only on a change when `after` is `None`.
     pub fn after(&self, key: Key, after: Option<Duration>) {
-        let mut table = lock(&self.table);
+        let mut table = self.table.lock();
         match after {
             Some(d) => {
                 // Later than a century: as good as never (and never past what an
@@ -129,35 +125,37 @@ impl Checks {
 
     /// No check for `key` (its connection is gone).
     pub fn forget(&self, key: &Key) {
-        lock(&self.table).forget(key);
+        self.table.lock().forget(key);
     }
 
     /// When `key` is checked next.
     pub fn at(&self, key: &Key) -> Option<Instant> {
-        lock(&self.table).at(key)
+        self.table.lock().at(key)
     }
 
     /// Connections with a check pending.
     pub fn len(&self) -> usize {
-        lock(&self.table).len()
+        self.table.lock().len()
     }
 
     /// Whether no check is pending.
     pub fn is_empty(&self) -> bool {
-        lock(&self.table).is_empty()
+        self.table.lock().is_empty()
     }
 
     /// The due connections of `scope` (a namespace, or all).
     pub fn due(&self, scope: Option<&str>) -> UnboundedReceiver<ObjectRef<TrackViaConnection>> {
         let (tx, rx) = unbounded();
-        lock(&self.subscribers).push((scope.map(str::to_string), tx));
+        self.subscribers
+            .lock()
+            .push((scope.map(str::to_string), tx));
         rx
     }
 
     /// Send each check to its scope when due; runs until dropped.
     pub async fn run(&self) {
         loop {
-            let earliest = lock(&self.table).earliest();
+            let earliest = self.table.lock().earliest();
             match earliest {
                 Some(at) => {
                     tokio::select! {
@@ -170,8 +168,8 @@ impl Checks {
                     continue;
                 }
             }
-            let due = lock(&self.table).take_due(Instant::now());
-            let subscribers = lock(&self.subscribers);
+            let due = self.table.lock().take_due(Instant::now());
+            let subscribers = self.subscribers.lock();
             for key in due {
                 if let Some((_, tx)) = subscribers
                     .iter()

@@ -7,8 +7,9 @@
 //! [`SyncTracker`] is the pure bookkeeping; [`InitialSync`] adds the clock,
 //! the metrics and the log line.
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::info;
@@ -115,8 +116,8 @@ impl InitialSync {
         self.report(done);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, SyncTracker> {
-        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, SyncTracker> {
+        self.tracker.lock()
     }
 
     fn report(&self, done: Option<usize>) {

@@ -3,8 +3,8 @@
 //! RBAC rule, or another 4xx but 404, which is "not found"), after a minute for
 //! failures it may recover from by itself (5xx, 429, no answer).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a failure the API server may recover from lasts before it is reported.
@@ -32,7 +32,7 @@ pub struct ReadFailures {
 impl ReadFailures {
     /// Record a failure of `key` at `now`; how long reads have been failing.
     pub fn failed(&self, key: &(String, String), now: Instant) -> Duration {
-        let mut since = self.since.lock().unwrap_or_else(|p| p.into_inner());
+        let mut since = self.since.lock();
         if since.len() >= 50_000 && !since.contains_key(key) {
             since.clear();
         }
@@ -41,10 +41,7 @@ impl ReadFailures {
 
     /// A read of `key` succeeded (or found nothing).
     pub fn succeeded(&self, key: &(String, String)) {
-        self.since
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        self.since.lock().remove(key);
     }
 }
 

@@ -5,8 +5,9 @@
 //! one Secret read it once: passes that need it while it is being read wait
 //! for that read ([`Sources::read_turn`]) instead of reading it too.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedMutexGuard;
@@ -71,12 +72,11 @@ impl Drop for ReadTurn<'_> {
         self.release();
         // Secrets nobody reads or waits for go (this one, and any whose
         // waiting pass was cancelled before its turn).
-        lock(&self.sources.reading).retain(|_, turn| Arc::strong_count(turn) > 1);
+        self.sources
+            .reading
+            .lock()
+            .retain(|_, turn| Arc::strong_count(turn) > 1);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[derive(Default)]
@@ -92,15 +92,15 @@ struct SourcesInner {
 }
 
 impl Sources {
-    fn lock(&self) -> std::sync::MutexGuard<'_, SourcesInner> {
-        lock(&self.inner)
+    fn lock(&self) -> parking_lot::MutexGuard<'_, SourcesInner> {
+        self.inner.lock()
     }
 
     /// Wait for the turn to read `key`: passes wanting the same Secret read it
     /// one at a time, so those that waited find the first one's read in
     /// [`Sources::cached`].
     pub async fn read_turn(&self, key: &SecretKey) -> ReadTurn<'_> {
-        let turn = lock(&self.reading).entry(key.clone()).or_default().clone();
+        let turn = self.reading.lock().entry(key.clone()).or_default().clone();
         ReadTurn {
             sources: self,
             turn: Some(turn.lock_owned().await),
@@ -110,7 +110,7 @@ impl Sources {
     /// Secrets being read or waited for, for tests.
     #[cfg(test)]
     fn being_read(&self) -> usize {
-        lock(&self.reading).len()
+        self.reading.lock().len()
     }
 
     /// Credentials read earlier, when the watch reports the Secret unchanged

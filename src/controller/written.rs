@@ -2,8 +2,9 @@
 //! cache that has not caught up yet make it read or write again: the status
 //! per connection and the output Secrets with the content they were written for.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
@@ -17,10 +18,6 @@ use crate::crd::{TrackViaConnection, TrackViaConnectionStatus};
 /// Entries kept at most; past that the memory starts afresh (entries of deleted
 /// objects are never looked up again).
 const MAX_ENTRIES: usize = 50_000;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The last status written per connection (by uid), with the resourceVersion
 /// the write produced. An entry lasts until the connection watch delivers that
@@ -45,7 +42,7 @@ impl Written {
     pub fn fresher_than_cache(&self, tvc: &TrackViaConnection) -> Option<TrackViaConnectionStatus> {
         let uid = tvc.uid()?;
         let cached_rv = version_of(tvc);
-        let mut written = lock(&self.by_uid);
+        let mut written = self.by_uid.lock();
         match (written.get(&uid), cached_rv) {
             (Some((rv, status)), Some(cached)) if cached < *rv => Some(status.clone()),
             (Some(_), _) => {
@@ -62,7 +59,7 @@ impl Written {
         let (Some(uid), Some(cached)) = (tvc.uid(), version_of(tvc)) else {
             return;
         };
-        let mut written = lock(&self.by_uid);
+        let mut written = self.by_uid.lock();
         if written.get(&uid).is_some_and(|(rv, _)| cached >= *rv) {
             written.remove(&uid);
         }
@@ -71,7 +68,7 @@ impl Written {
     /// The connection is deleted: nothing written for it matters any more.
     pub fn deleted(&self, tvc: &TrackViaConnection) {
         if let Some(uid) = tvc.uid() {
-            lock(&self.by_uid).remove(&uid);
+            self.by_uid.lock().remove(&uid);
         }
     }
 
@@ -88,7 +85,7 @@ impl Written {
         ) else {
             return;
         };
-        let mut written = lock(&self.by_uid);
+        let mut written = self.by_uid.lock();
         if written.len() >= MAX_ENTRIES {
             written.clear();
         }
@@ -107,7 +104,8 @@ pub struct Outputs {
 impl Outputs {
     /// The (resourceVersion, fingerprint) remembered for `ns/name`.
     pub fn get(&self, ns: &str, name: &str) -> Option<(String, u64)> {
-        lock(&self.seen)
+        self.seen
+            .lock()
             .get(&Key::new(Some(ns), name))
             .map(|(rv, fingerprint)| (rv.to_string(), *fingerprint))
     }
@@ -118,7 +116,7 @@ impl Outputs {
         let Some(rv) = resource_version else {
             return self.forget(ns, name);
         };
-        let mut seen = lock(&self.seen);
+        let mut seen = self.seen.lock();
         if seen.len() >= MAX_ENTRIES {
             seen.clear();
         }
@@ -128,7 +126,7 @@ impl Outputs {
     /// Forget `ns/name`: its Secret is gone, so a connection publishing there
     /// again creates it rather than reading for it first.
     pub fn forget(&self, ns: &str, name: &str) {
-        lock(&self.seen).remove(&Key::new(Some(ns), name));
+        self.seen.lock().remove(&Key::new(Some(ns), name));
     }
 
     /// The connection an output Secret was published for, unless the event is
@@ -159,7 +157,7 @@ mod tests {
     }
 
     fn kept(w: &Written) -> usize {
-        lock(&w.by_uid).len()
+        w.by_uid.lock().len()
     }
 
     #[test]

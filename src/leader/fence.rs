@@ -1,7 +1,8 @@
 //! The write fence: the instant until which this process may write, and the
 //! client layer that refuses every write once it has passed.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
@@ -26,11 +27,11 @@ impl Fence {
 
     /// The current deadline, if leading.
     pub fn deadline(&self) -> Option<Instant> {
-        *self.until.lock().unwrap_or_else(|p| p.into_inner())
+        *self.until.lock()
     }
 
     pub(super) fn extend_to(&self, until: Instant) {
-        let mut current = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current = self.until.lock();
         if current.is_none_or(|c| c < until) {
             *current = Some(until);
         }
@@ -38,7 +39,7 @@ impl Fence {
 
     /// Refuse every write from now on.
     pub fn close(&self) {
-        *self.until.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.until.lock() = None;
     }
 }
 

@@ -1,7 +1,8 @@
 //! The per-connection gauges, computed at scrape time from the controllers'
 //! reflector stores: a deleted connection leaves no series behind.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
@@ -50,11 +51,7 @@ fn seconds(rfc3339: Option<&str>) -> Option<f64> {
 
 impl Collector for ConnectionCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stores = self
-            .stores
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let stores = self.stores.lock().clone();
         let connections: Vec<_> = stores.iter().flat_map(|s| s.state()).collect();
         encode_values(&mut encoder, &connections)?;
         encode_ready(&mut encoder, &connections)

@@ -3,9 +3,10 @@
 //! returns at once: it never waits for budget or for TrackVia. When the answer
 //! it waits for arrives, its connection is woken through [`Verifier::wakeups`].
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
@@ -141,10 +142,6 @@ pub struct Verifier {
     hooks: std::sync::OnceLock<(Clock, Observer)>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Verifier {
     /// A verifier making its calls through `client` (a [`TrackViaClient`]),
     /// `per_minute` calls a minute.
@@ -198,7 +195,9 @@ impl Verifier {
     /// wait for arrived; only those of `scope` (a namespace, or all).
     pub fn wakeups(&self, scope: Option<&str>) -> UnboundedReceiver<(String, String)> {
         let (tx, rx) = unbounded();
-        lock(&self.subscribers).push((scope.map(str::to_string), tx));
+        self.subscribers
+            .lock()
+            .push((scope.map(str::to_string), tx));
         rx
     }
 
@@ -209,7 +208,7 @@ impl Verifier {
 
     /// Answers held for sharing.
     pub fn remembered(&self) -> usize {
-        lock(&self.state).answers.len()
+        self.state.lock().answers.len()
     }
 
     fn now(&self) -> Timestamp {
@@ -229,7 +228,7 @@ impl Verifier {
         );
         let instant = Instant::now();
         let uid = &req.caller.uid;
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         let state = &mut *state;
         if let Some(w) = state.waiting.get(uid)
             && w.key == key
@@ -299,7 +298,7 @@ impl Verifier {
     /// Grant calls as the budget allows, each in its own task.
     async fn schedule(self: Arc<Self>) {
         loop {
-            let next = lock(&self.state).budget.next(Instant::now());
+            let next = self.state.lock().budget.next(Instant::now());
             match next {
                 Next::Call(job) => {
                     tokio::spawn(self.clone().call(job));
@@ -331,7 +330,7 @@ impl Verifier {
             observe(&answer);
         }
         let waiters = {
-            let mut guard = lock(&self.state);
+            let mut guard = self.state.lock();
             let state = &mut *guard;
             if let VerificationOutcome::Transient {
                 kind: super::TransientKind::RateLimited,
@@ -353,7 +352,7 @@ impl Verifier {
             waiters
         };
         self.wake_scheduler.notify_one();
-        let subscribers = lock(&self.subscribers);
+        let subscribers = self.subscribers.lock();
         for caller in waiters {
             for (scope, tx) in subscribers.iter() {
                 if scope.as_deref().is_none_or(|s| s == caller.namespace) {

@@ -12,7 +12,7 @@ type Calls = Arc<Mutex<HashMap<String, u64>>>;
 /// TrackVia accepting everything at once, counting its calls per token in `calls`.
 fn accepting(calls: Calls) -> impl VerifyCall {
     AnswerAtOnce::new(move |creds: &Credentials| {
-        *lock(&calls).entry(creds.auth_token.clone()).or_default() += 1;
+        *calls.lock().entry(creds.auth_token.clone()).or_default() += 1;
         VerificationOutcome::Verified { http_status: 200 }
     })
 }
@@ -75,6 +75,6 @@ async fn connections_sharing_a_credential_make_one_call() {
         Ask::Answer(a) => assert_eq!(a.at, answered_at),
         other => panic!("a new call for an answer younger than the question: {other:?}"),
     }
-    assert_eq!(lock(&calls).get("shared"), Some(&1));
+    assert_eq!(calls.lock().get("shared"), Some(&1));
     assert_eq!(verifier.calls(), 1);
 }
