@@ -158,11 +158,14 @@ impl Context {
     /// Whether `tvc` is still in its scope's store (always, before the stores
     /// exist): a pass that ends after its connection was deleted sets no check.
     pub fn still_stored(&self, tvc: &TrackViaConnection) -> bool {
-        let key = ObjectRef::from_obj(tvc);
-        self.connections
-            .get()
-            .is_none_or(|stores| stores.iter().any(|s| s.get(&key).is_some()))
+        stored_in(self.connections.get(), tvc)
     }
+}
+
+/// Whether `tvc` is in one of `stores`, or there are no stores yet.
+fn stored_in(stores: Option<&Vec<Store<TrackViaConnection>>>, tvc: &TrackViaConnection) -> bool {
+    let key = ObjectRef::from_obj(tvc);
+    stores.is_none_or(|stores| stores.iter().any(|s| s.get(&key).is_some()))
 }
 
 /// `cached` when its resourceVersion is later than `tvc`'s.
@@ -204,5 +207,23 @@ mod tests {
         assert_eq!(failures(newer(at("7", 2), None)), Some(2));
         // Numbers, not text: "10" is later than "9".
         assert_eq!(failures(newer(at("9", 1), Some(at("10", 2)))), Some(2));
+    }
+
+    #[test]
+    fn a_connection_is_stored_until_its_scopes_watch_reports_it_deleted() {
+        use kube::runtime::{reflector, watcher};
+        let (other_scope, _) = reflector::store::<TrackViaConnection>();
+        let (scope, mut writer) = reflector::store::<TrackViaConnection>();
+        let stores = vec![other_scope, scope];
+        let crm = at("7", 0);
+        // Before the stores exist, every connection counts as stored.
+        assert!(stored_in(None, &crm));
+        assert!(!stored_in(Some(&stores), &crm));
+        writer.apply_watcher_event(&watcher::Event::Apply((*crm).clone()));
+        assert!(stored_in(Some(&stores), &crm));
+        // Any version of it: the key is namespace and name.
+        assert!(stored_in(Some(&stores), &at("9", 1)));
+        writer.apply_watcher_event(&watcher::Event::Delete((*crm).clone()));
+        assert!(!stored_in(Some(&stores), &crm));
     }
 }
