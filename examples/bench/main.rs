@@ -9,8 +9,8 @@
 //!
 //! It prints a table and writes the same figures as JSON (`--json`). It measures:
 //! - convergence: from the first connection applied to every connection Ready with its output
-//!   Secret, against a floor: the same API server writing the minimum (N Secret applies + N status
-//!   patches) with a plain client at the same concurrency;
+//!   Secret, against a floor: the same API server writing the minimum (N Secret creates + N status
+//!   applies) with a plain client at the same concurrency;
 //! - TrackVia calls (must be K) and the most calls in any one-second (and sixty-second) window;
 //! - the operator's peak RSS (`VmHWM`), and over a steady window after convergence its CPU and the
 //!   API server's request counts (`apiserver_request_total` from the server's own `/metrics`);

@@ -97,7 +97,7 @@ pub(crate) struct ConvergenceRun {
 
 #[derive(Serialize, Default)]
 pub(crate) struct Floor {
-    /// N Secret applies + N status patches by a plain client.
+    /// N Secret creates + N status applies by a plain client.
     pub(crate) seconds: f64,
     /// Creating the floor's N connections (not part of `seconds`).
     pub(crate) connections_created_seconds: f64,

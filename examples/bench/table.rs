@@ -83,7 +83,7 @@ fn convergence_rows(r: &Report) -> Vec<Row> {
         ),
         row(
             format!(
-                "floor: N Secret applies + N status patches (conc. {})",
+                "floor: N Secret creates + N status applies (conc. {})",
                 f.concurrency
             ),
             format!("{:.2} s", f.seconds),
