@@ -56,7 +56,7 @@ pub(crate) fn point(r: &Report) -> CurvePoint {
         floor_seconds: r.floor.seconds,
         ratio: r.floor.ratio,
         floor_with_applies_seconds: r.floor.with_applies_seconds,
-        ratio_with_applies: r.floor.with_applies_ratio,
+        ratio_with_applies: r.floor.ratio_with_applies,
         peak_rss_mib: r.memory.operator_peak_rss_mib,
         steady_rss_mib: r.memory.operator_rss_steady_mib,
         cpu_seconds_per_1000: round(per_run(|c| c.operator_cpu_seconds) / n * 1000.0, 2),
@@ -84,10 +84,12 @@ const COLUMNS: [Column; 16] = [
     ("convergence_s", |p| format!("{:.2}", p.convergence_seconds)),
     ("floor_s", |p| format!("{:.2}", p.floor_seconds)),
     ("ratio", |p| format!("{:.2}", p.ratio)),
-    ("floor_applies_s", |p| {
+    ("floor_with_applies_s", |p| {
         format!("{:.2}", p.floor_with_applies_seconds)
     }),
-    ("ratio_applies", |p| format!("{:.2}", p.ratio_with_applies)),
+    ("ratio_with_applies", |p| {
+        format!("{:.2}", p.ratio_with_applies)
+    }),
     ("peak_rss_mib", |p| format!("{:.1}", p.peak_rss_mib)),
     ("steady_rss_mib", |p| format!("{:.1}", p.steady_rss_mib)),
     ("cpu_s_per_1000", |p| {

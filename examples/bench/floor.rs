@@ -44,7 +44,7 @@ impl Bench {
                 &Patch::Apply(&body),
             )
             .await
-            .map_err(|e| format!("floor: patching status of {name}: {e}"))?;
+            .map_err(|e| format!("floor: applying status of {name}: {e}"))?;
         Ok(())
     }
 
@@ -108,7 +108,7 @@ impl Bench {
             concurrency: self.args.concurrency,
             ratio: ratio(w),
             with_applies_seconds: a,
-            with_applies_ratio: ratio(a),
+            ratio_with_applies: ratio(a),
             runs: writes,
             with_applies_runs: with_applies,
         };
@@ -207,13 +207,15 @@ impl Bench {
                 .try_collect::<Vec<()>>();
             let (applies, writes) =
                 futures::join!(applies, tokio::time::timeout(BATCH_LIMIT, writes));
-            applies?;
+            // The writes' error first: a failed write ends the writers, and the applies then
+            // only report that the writers stopped.
             writes.map_err(|_| {
                 format!(
                     "floor: {n} writes did not finish within {} s",
                     BATCH_LIMIT.as_secs()
                 )
             })??;
+            applies?;
         }
         Ok((started.elapsed(), ns))
     }

@@ -105,11 +105,11 @@ pub(crate) struct Floor {
     /// convergence.seconds / floor.seconds
     pub(crate) ratio: f64,
     /// The convergence run's requests without the operator: the N connection applies at the
-    /// run's apply concurrency and, as each returns, its Secret apply and status patch by a
-    /// second pool at the operator's concurrency; from the first apply to the last patch.
+    /// run's apply concurrency and, as each returns, its Secret create and status apply by a
+    /// second pool at the operator's concurrency; from the first apply to the last status.
     pub(crate) with_applies_seconds: f64,
     /// convergence.seconds / floor.with_applies_seconds
-    pub(crate) with_applies_ratio: f64,
+    pub(crate) ratio_with_applies: f64,
     /// Every measurement of `seconds` (the median is used).
     pub(crate) runs: Vec<f64>,
     /// Every measurement of `with_applies_seconds` (the median is used).

@@ -121,7 +121,7 @@ fn convergence_rows(r: &Report) -> Vec<Row> {
         ),
         row(
             "ratio convergence ÷ floor with the applies",
-            format!("{:.2}", f.with_applies_ratio),
+            format!("{:.2}", f.ratio_with_applies),
         ),
         row(
             "API requests during convergence (writes)",

@@ -34,7 +34,7 @@ impl Bench {
             ratio("convergence ÷ floor", r.floor.ratio, ""),
             ratio(
                 "convergence ÷ floor with the applies",
-                r.floor.with_applies_ratio,
+                r.floor.ratio_with_applies,
                 " (the same requests and concurrency without the operator)",
             ),
             target(
