@@ -12,7 +12,9 @@ set multiplot layout 1,3 title "trackvia-operator cost curve"
 set title "convergence and its floors (medians of the runs)"
 set ylabel "seconds"
 set y2label "convergence ÷ floor"
-set y2range [0:2]
+set key top left Left reverse
+set yrange [0:*]
+set y2range [0:3]
 set y2tics
 set ytics nomirror
 plot tsv using 1:2 with linespoints title "convergence", \
