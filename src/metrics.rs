@@ -3,12 +3,12 @@
 //! deleted connection leaves no series behind). No label carries a credential
 //! or free text.
 
-use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use kube::runtime::reflector::Store;
+use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

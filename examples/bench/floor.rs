@@ -201,20 +201,13 @@ impl Bench {
                 drop(applied);
                 result
             };
-            let writes = to_write
-                .map(|(i, tvc)| async move { self.minimum_writes(ns, &tvc, i, template).await })
-                .buffer_unordered(writing.max(1))
-                .try_collect::<Vec<()>>();
-            let (applies, writes) =
-                futures::join!(applies, tokio::time::timeout(BATCH_LIMIT, writes));
+            let writes = each_bounded(to_write, n, writing, |(i, tvc)| async move {
+                self.minimum_writes(ns, &tvc, i, template).await
+            });
+            let (applies, writes) = futures::join!(applies, writes);
             // The writes' error first: a failed write ends the writers, and the applies then
             // only report that the writers stopped.
-            writes.map_err(|_| {
-                format!(
-                    "floor: {n} writes did not finish within {} s",
-                    BATCH_LIMIT.as_secs()
-                )
-            })??;
+            writes?;
             applies?;
         }
         Ok((started.elapsed(), ns))

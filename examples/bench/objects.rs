@@ -137,7 +137,23 @@ where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = BenchResult<()>>,
 {
-    let batch = stream::iter(0..n)
+    each_bounded(stream::iter(0..n), n, concurrency, f).await
+}
+
+/// Run `f` over the `n` items `items` yields, as they come, with at most `concurrency` at
+/// once and within [`BATCH_LIMIT`]; the first error wins.
+pub(crate) async fn each_bounded<S, F, Fut>(
+    items: S,
+    n: usize,
+    concurrency: usize,
+    f: F,
+) -> BenchResult<()>
+where
+    S: futures::Stream,
+    F: Fn(S::Item) -> Fut,
+    Fut: std::future::Future<Output = BenchResult<()>>,
+{
+    let batch = items
         .map(f)
         .buffer_unordered(concurrency.max(1))
         .try_collect::<Vec<()>>();

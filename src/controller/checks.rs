@@ -12,12 +12,12 @@
 //! (`error_policy`, a few seconds), which keeps those few in its scheduler; the
 //! check pending from before stays.
 
-use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use kube::runtime::reflector::ObjectRef;
+use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 

@@ -7,11 +7,11 @@
 //! [`SyncTracker`] is the pure bookkeeping; [`InitialSync`] adds the clock,
 //! the metrics and the log line.
 
-use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
+use parking_lot::Mutex;
 use tracing::info;
 
 use super::key::Key;

@@ -3,9 +3,10 @@
 //! RBAC rule, or another 4xx but 404, which is "not found"), after a minute for
 //! failures it may recover from by itself (5xx, 429, no answer).
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// How long a failure the API server may recover from lasts before it is reported.
 pub const REPORT_AFTER: Duration = Duration::from_secs(60);

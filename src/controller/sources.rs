@@ -5,11 +5,11 @@
 //! one Secret read it once: passes that need it while it is being read wait
 //! for that read ([`Sources::read_turn`]) instead of reading it too.
 
-use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use tokio::sync::OwnedMutexGuard;
 
 use super::credentials::CredentialsError;

@@ -2,12 +2,12 @@
 //! cache that has not caught up yet make it read or write again: the status
 //! per connection and the output Secrets with the content they were written for.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
+use parking_lot::Mutex;
 
 use compact_str::CompactString;
 

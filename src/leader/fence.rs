@@ -1,9 +1,9 @@
 //! The write fence: the instant until which this process may write, and the
 //! client layer that refuses every write once it has passed.
 
-use parking_lot::Mutex;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::LeaderError;

@@ -1,11 +1,11 @@
 //! The per-connection gauges, computed at scrape time from the controllers'
 //! reflector stores: a deleted connection leaves no series behind.
 
-use parking_lot::Mutex;
 use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
+use parking_lot::Mutex;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;

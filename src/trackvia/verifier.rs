@@ -3,7 +3,6 @@
 //! returns at once: it never waits for budget or for TrackVia. When the answer
 //! it waits for arrives, its connection is woken through [`Verifier::wakeups`].
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,6 +10,7 @@ use std::time::Duration;
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use jiff::Timestamp;
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 #[cfg(doc)]
