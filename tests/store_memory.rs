@@ -200,7 +200,7 @@ fn spec_changes() -> Result<String, String> {
     // The watch hands over a copy; the pass gets it back, and it is dropped here.
     let started = delivered
         .iter()
-        .filter_map(|tvc| changes.follow(Event::Apply(tvc.clone()), drop))
+        .filter_map(|tvc| changes.follow(Event::Apply(tvc.clone()), drop).start)
         .count();
     let (bytes, blocks) = held_since(before)?;
     if started != CONNECTIONS || changes.len() != CONNECTIONS {

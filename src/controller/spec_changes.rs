@@ -4,7 +4,9 @@
 //! writes. One 8-byte hash per connection under a 48-byte [`Key`], nothing on
 //! the heap for names of up to 24 bytes; a connection's entry goes with its deletion, and a relist keeps
 //! only the connections it lists. The connections that go are reported, so
-//! that the operator's other tables forget them too.
+//! that the operator's other tables forget them too. Whether an event may
+//! change which Secrets the connections read (the source watches are planned
+//! again) is decided here too: never for a status write.
 
 use std::collections::HashMap;
 
@@ -23,6 +25,17 @@ pub struct SpecChanges {
     relisting: Option<HashMap<Key, u64>>,
 }
 
+/// What one event of the connection watch asks for.
+#[derive(Debug)]
+pub struct Followed {
+    /// The connection to start a pass for.
+    pub start: Option<TrackViaConnection>,
+    /// Whether the Secrets the connections read may have changed: a new
+    /// connection or spec, a connection gone, or the end of a relist (which the
+    /// store takes in only then).
+    pub replan: bool,
+}
+
 /// What of a connection starts a pass when it changes.
 fn relevant(tvc: &TrackViaConnection) -> u64 {
     let requested = tvc.annotations().get(VERIFY_REQUESTED_ANNOTATION);
@@ -30,9 +43,26 @@ fn relevant(tvc: &TrackViaConnection) -> u64 {
 }
 
 impl SpecChanges {
-    /// The connection of `event` when a pass is to start for it; `gone` is
-    /// told of each connection deleted, or missing from a relist.
+    /// What `event` asks for; `gone` is told of each connection deleted, or
+    /// missing from a relist.
     pub fn follow(
+        &mut self,
+        event: Event<TrackViaConnection>,
+        mut gone: impl FnMut(Key),
+    ) -> Followed {
+        let mut went = false;
+        let relist_ended = matches!(event, Event::InitDone);
+        let start = self.start_for(event, |key| {
+            went = true;
+            gone(key);
+        });
+        Followed {
+            replan: start.is_some() || went || relist_ended,
+            start,
+        }
+    }
+
+    fn start_for(
         &mut self,
         event: Event<TrackViaConnection>,
         mut gone: impl FnMut(Key),
@@ -105,7 +135,12 @@ mod tests {
     fn starts(changes: &mut SpecChanges, event: Event<TrackViaConnection>) -> bool {
         changes
             .follow(event, |key| panic!("{key:?} reported gone"))
+            .start
             .is_some()
+    }
+
+    fn replans(changes: &mut SpecChanges, event: Event<TrackViaConnection>) -> bool {
+        changes.follow(event, |_| {}).replan
     }
 
     /// The connections `event` reports gone.
@@ -131,6 +166,20 @@ mod tests {
         assert!(starts(&mut c, Event::Apply(tvc("a", "u2", 1, None))));
         assert!(starts(&mut c, Event::Apply(tvc("b", "u3", 1, None))));
         assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn the_source_watches_are_planned_again_for_what_can_change_the_secrets_read_only() {
+        let mut c = SpecChanges::default();
+        assert!(replans(&mut c, Event::Apply(tvc("a", "u1", 1, None))));
+        // The operator's status writes, thousands of them at start-up: no re-plan.
+        assert!(!replans(&mut c, Event::Apply(tvc("a", "u1", 1, None))));
+        // A new spec may name another Secret.
+        assert!(replans(&mut c, Event::Apply(tvc("a", "u1", 2, None))));
+        assert!(replans(&mut c, Event::Delete(tvc("a", "u1", 2, None))));
+        // A relist reaches the store at its end: re-planned then, whatever it held.
+        assert!(!replans(&mut c, Event::Init));
+        assert!(replans(&mut c, Event::InitDone));
     }
 
     #[test]

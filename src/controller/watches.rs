@@ -45,7 +45,8 @@ pub type SecretMeta = PartialObjectMeta<Secret>;
 /// The connections of one scope, kept in `store` (see [`kept::slim_connection`]):
 /// the controller's trigger stream. A pass is queued on a spec change and on a
 /// new verify-requested-at value, not on the operator's own status writes.
-/// `changed` is told of every event, for the source watches' re-plan,
+/// `changed` is told of the events that may change which Secrets the
+/// connections read (not of status writes), for the source watches' re-plan;
 /// `written` of every connection delivered or deleted, and `checks` of every
 /// connection deleted or missing from a relist.
 pub fn connection_events(
@@ -69,11 +70,13 @@ pub fn connection_events(
                 Ok(Event::Delete(tvc)) => written.deleted(tvc),
                 _ => {}
             }
-            changed.notify_one();
         })
         .try_filter_map(move |event| {
-            let started = changes.follow(event, |gone| checks.forget(&gone));
-            future::ready(Ok(started))
+            let followed = changes.follow(event, |gone| checks.forget(&gone));
+            if followed.replan {
+                changed.notify_one();
+            }
+            future::ready(Ok(followed.start))
         })
 }
 
