@@ -32,6 +32,7 @@ impl Bench {
             self.wait_api_quiet().await?;
             let calls = self.fake.total_calls();
             let apiserver = scrape_apiserver(&self.client).await?;
+            let cpu = SharedCpu::now(&self.args);
             let t0 = Instant::now();
             let started_port = free_port();
             let (started, _) = self.spawn_ready(started_port, &[]).await?;
@@ -39,6 +40,7 @@ impl Bench {
             *port = started_port;
             let done = self.wait_converged(shared, operator, t0).await?;
             let seconds = done.duration_since(t0);
+            let shared_cpu = SharedCpu::now(&self.args).since(&cpu);
             eprintln!(
                 "bench: cold start converged in {:.2} s",
                 seconds.as_secs_f64()
@@ -54,6 +56,7 @@ impl Bench {
                 trackvia_calls: self.fake.total_calls() - calls,
                 operator_cpu_seconds: secs(Duration::from_secs_f64(cpu_seconds(pid)?)),
                 peak_rss_mib: (vm_mib(pid, "VmHWM")? * 10.0).round() / 10.0,
+                shared_cpu,
                 api_requests_by_verb_and_resource: by,
             });
         }

@@ -9,6 +9,7 @@ const QUIET: Duration = Duration::from_secs(3);
 /// Counters read before the connections are applied.
 pub(crate) struct Before {
     cpu: f64,
+    shared_cpu: SharedCpu,
     apiserver_cpu: Option<f64>,
     pub(crate) apiserver: ApiCounts,
     operator: OperatorCounts,
@@ -17,6 +18,8 @@ pub(crate) struct Before {
 
 /// How long one convergence run took.
 pub(crate) struct Timed {
+    /// What the API server, etcd and this program used until converged.
+    shared_cpu: CpuUsed,
     /// Waiting for the API server to be quiet before the run (not inside `converged`).
     quiet_wait: Duration,
     /// Applying the N connections (inside `converged`).
@@ -51,6 +54,7 @@ impl Bench {
             trackvia_calls: self.report.trackvia.calls_at_convergence,
             operator_secret_reads: c.operator_secret_reads,
             operator_cpu_seconds: c.operator_cpu_seconds,
+            shared_cpu: timed.shared_cpu,
             api_requests_by_verb_and_resource: c.api_requests_by_verb_and_resource.clone(),
         };
         self.report.convergence.runs.push(first);
@@ -67,6 +71,7 @@ impl Bench {
         let quiet_wait = self.wait_api_quiet().await?;
         let before = Before {
             cpu: cpu_seconds(operator.pid())?,
+            shared_cpu: SharedCpu::now(&self.args),
             apiserver_cpu: self.args.apiserver_pid.and_then(|p| cpu_seconds(p).ok()),
             apiserver: scrape_apiserver(&self.client).await?,
             operator: scrape_operator(&self.http, port).await?,
@@ -81,10 +86,12 @@ impl Bench {
         );
         let done = self.wait_converged(shared, operator, t0).await?;
         let converged = done.duration_since(t0);
+        let shared_cpu = SharedCpu::now(&self.args).since(&before.shared_cpu);
         eprintln!("bench: converged in {:.2} s", converged.as_secs_f64());
         Ok((
             before,
             Timed {
+                shared_cpu,
                 quiet_wait,
                 applied,
                 converged,
@@ -114,6 +121,7 @@ impl Bench {
             operator_cpu_seconds: secs(Duration::from_secs_f64(
                 (cpu_seconds(pid)? - before.cpu).max(0.0),
             )),
+            shared_cpu: timed.shared_cpu,
             api_requests_by_verb_and_resource: by,
         })
     }

@@ -71,19 +71,23 @@ impl Bench {
     }
 
     /// The floor: a plain client making the minimum writes (N Secret creates + N status
-    /// applies) at the operator's concurrency, in namespaces the operator does not watch.
+    /// applies) at the operator's concurrency, in namespaces the operator does not watch,
+    /// watched by the benchmark as the operator's runs are.
     /// First as specified (connections created beforehand, untimed), then with the
     /// connection applies, as the operator's run has them.
     pub(crate) async fn floor(&mut self, template: serde_json::Value) -> BenchResult<()> {
         let runs = self.args.floor_runs.max(1);
         let (mut created, mut writes, mut with_applies) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut writes_cpu, mut with_applies_cpu) = (Vec::new(), Vec::new());
         let mut namespaces = Vec::new();
         for run in 1..=runs {
             eprintln!("bench: floor run {run} of {runs}");
-            let (c, w, ns) = self.floor_as_specified(&template).await?;
+            let (c, (w, w_cpu), ns) = self.floor_as_specified(&template).await?;
             namespaces.push(ns);
-            let (a, ns) = self.floor_with_applies(&template).await?;
+            let ((a, a_cpu), ns) = self.floor_with_applies(&template).await?;
             namespaces.push(ns);
+            writes_cpu.push(w_cpu);
+            with_applies_cpu.push(a_cpu);
             created.push(secs(c));
             writes.push(secs(w));
             with_applies.push(secs(a));
@@ -111,6 +115,8 @@ impl Bench {
             ratio_with_applies: ratio(a),
             runs: writes,
             with_applies_runs: with_applies,
+            runs_cpu: writes_cpu,
+            with_applies_runs_cpu: with_applies_cpu,
         };
         for ns in namespaces {
             if self.args.keep {
@@ -129,7 +135,7 @@ impl Bench {
     pub(crate) async fn floor_as_specified(
         &self,
         template: &serde_json::Value,
-    ) -> BenchResult<(Duration, Duration, TestNamespace)> {
+    ) -> BenchResult<(Duration, (Duration, CpuUsed), TestNamespace)> {
         let n = self.n();
         let concurrency = usize::from(self.args.concurrency);
         let ns = TestNamespace::create(&self.client, "tvbench-floor").await;
@@ -154,6 +160,8 @@ impl Bench {
         eprintln!(
             "bench: floor: {n} Secret creates + {n} status applies (concurrency {concurrency})"
         );
+        let observers = Observers::listed(&self.client, ns.name(), self.timeout()).await?;
+        let cpu = SharedCpu::now(&self.args);
         let started = Instant::now();
         {
             let (ns, created) = (&ns, &created);
@@ -162,7 +170,9 @@ impl Bench {
             })
             .await?;
         }
-        Ok((connections_created, started.elapsed(), ns))
+        let timed = (started.elapsed(), SharedCpu::now(&self.args).since(&cpu));
+        drop(observers);
+        Ok((connections_created, timed, ns))
     }
 
     /// The floor with the applies: the requests of a convergence run and its concurrency,
@@ -172,7 +182,7 @@ impl Bench {
     pub(crate) async fn floor_with_applies(
         &self,
         template: &serde_json::Value,
-    ) -> BenchResult<(Duration, TestNamespace)> {
+    ) -> BenchResult<((Duration, CpuUsed), TestNamespace)> {
         let n = self.n();
         let (applying, writing) = (
             self.args.apply_concurrency,
@@ -184,6 +194,8 @@ impl Bench {
         );
         let (applied, to_write) =
             futures::channel::mpsc::unbounded::<(usize, TrackViaConnection)>();
+        let observers = Observers::listed(&self.client, ns.name(), self.timeout()).await?;
+        let cpu = SharedCpu::now(&self.args);
         let started = Instant::now();
         {
             let ns = &ns;
@@ -210,6 +222,8 @@ impl Bench {
             writes?;
             applies?;
         }
-        Ok((started.elapsed(), ns))
+        let timed = (started.elapsed(), SharedCpu::now(&self.args).since(&cpu));
+        drop(observers);
+        Ok((timed, ns))
     }
 }

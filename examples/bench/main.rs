@@ -146,6 +146,9 @@ struct Args {
     /// Pid of the kube-apiserver, to report its CPU too (optional).
     #[arg(long)]
     apiserver_pid: Option<u32>,
+    /// Pid of etcd, to report its CPU too (optional).
+    #[arg(long)]
+    etcd_pid: Option<u32>,
     /// Run the whole benchmark once per N (comma-separated, e.g. 1000,3000,10000), each in
     /// its own namespace with its own operator; print the cost curve and write it, with every
     /// run's report, to --json, and as tab-separated values to the same path ending in .tsv.

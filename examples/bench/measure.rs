@@ -216,3 +216,43 @@ pub(crate) fn peak_in_window(times: &[SystemTime], width: Duration) -> usize {
     }
     best
 }
+
+/// CPU seconds used so far by the processes that share the two cores with the operator: the
+/// API server and etcd (when their pids were given) and this program.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedCpu {
+    apiserver: Option<f64>,
+    etcd: Option<f64>,
+    bench: f64,
+}
+
+/// CPU seconds used between two [`SharedCpu`] readings.
+#[derive(Serialize, Default, Clone, Copy)]
+pub(crate) struct CpuUsed {
+    pub(crate) apiserver_seconds: Option<f64>,
+    pub(crate) etcd_seconds: Option<f64>,
+    /// This program: the floor's plain client, or the applies and the watches that observe
+    /// convergence.
+    pub(crate) bench_seconds: f64,
+}
+
+impl SharedCpu {
+    pub(crate) fn now(args: &Args) -> SharedCpu {
+        let of = |pid: Option<u32>| pid.and_then(|p| cpu_seconds(p).ok());
+        SharedCpu {
+            apiserver: of(args.apiserver_pid),
+            etcd: of(args.etcd_pid),
+            bench: cpu_seconds(std::process::id()).unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn since(&self, before: &SharedCpu) -> CpuUsed {
+        let used = |now: f64, then: f64| secs(Duration::from_secs_f64((now - then).max(0.0)));
+        let both = |now: Option<f64>, then: Option<f64>| Some(used(now?, then?));
+        CpuUsed {
+            apiserver_seconds: both(self.apiserver, before.apiserver),
+            etcd_seconds: both(self.etcd, before.etcd),
+            bench_seconds: used(self.bench, before.bench),
+        }
+    }
+}

@@ -150,6 +150,43 @@ pub(crate) fn spawn_watches(
 }
 
 /// Poll `check` until it returns `Ok`; its `Err` describes the progress for the timeout message.
+/// The benchmark's watches over a namespace without an operator (a floor's), once they have
+/// listed it: the floor's writes are watched as the operator's are, which costs the API
+/// server the same. They stop when this is dropped.
+pub(crate) struct Observers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Observers {
+    pub(crate) async fn listed(client: &Client, ns: &str, timeout: Duration) -> BenchResult<Self> {
+        let shared: Shared = Arc::default();
+        let observers = Observers(spawn_watches(client, ns, shared.clone()));
+        let deadline = Instant::now() + timeout;
+        loop {
+            let listed = {
+                let o = lock(&shared);
+                o.connections_synced && o.secrets_synced
+            };
+            if listed {
+                return Ok(observers);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "watching {ns}: not listed after {} s",
+                    timeout.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Observers {
+    fn drop(&mut self) {
+        for watch in &self.0 {
+            watch.abort();
+        }
+    }
+}
+
 pub(crate) async fn wait_until<T>(
     shared: &Shared,
     timeout: Duration,

@@ -92,6 +92,8 @@ pub(crate) struct ConvergenceRun {
     /// Secret reads by the operator (source and output Secrets).
     pub(crate) operator_secret_reads: u64,
     pub(crate) operator_cpu_seconds: f64,
+    /// What the API server, etcd and this program used meanwhile.
+    pub(crate) shared_cpu: CpuUsed,
     pub(crate) api_requests_by_verb_and_resource: BTreeMap<String, u64>,
 }
 
@@ -114,6 +116,10 @@ pub(crate) struct Floor {
     pub(crate) runs: Vec<f64>,
     /// Every measurement of `with_applies_seconds` (the median is used).
     pub(crate) with_applies_runs: Vec<f64>,
+    /// What the API server, etcd and this program used in each of `runs`.
+    pub(crate) runs_cpu: Vec<CpuUsed>,
+    /// The same for each of `with_applies_runs`.
+    pub(crate) with_applies_runs_cpu: Vec<CpuUsed>,
 }
 
 #[derive(Serialize, Default)]
@@ -223,6 +229,8 @@ pub(crate) struct ColdRun {
     pub(crate) operator_cpu_seconds: f64,
     /// VmHWM of the new process.
     pub(crate) peak_rss_mib: f64,
+    /// What the API server, etcd and this program used meanwhile.
+    pub(crate) shared_cpu: CpuUsed,
     pub(crate) api_requests_by_verb_and_resource: BTreeMap<String, u64>,
 }
 
