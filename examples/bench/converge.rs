@@ -191,7 +191,10 @@ impl Bench {
         t0: Instant,
     ) -> BenchResult<Instant> {
         let n = self.n();
-        let expected: Vec<String> = (0..n).map(|i| self.creds[i % self.k()].1.clone()).collect();
+        // (name, token): the names built once, not on every look.
+        let expected: Vec<(String, String)> = (0..n)
+            .map(|i| (Bench::name(i), self.creds[i % self.k()].1.clone()))
+            .collect();
         wait_until(
             shared,
             self.timeout(),
@@ -262,7 +265,8 @@ impl Bench {
 
     /// How the next checks are spread.
     fn record_next_checks(&mut self, shared: &Shared) {
-        let mut next: Vec<i64> = lock(shared)
+        let mut next: Vec<i64> = shared
+            .lock()
             .next_verification
             .values()
             .filter_map(|t| t.parse::<jiff::Timestamp>().ok())
@@ -282,22 +286,21 @@ impl Bench {
     }
 }
 
-/// Every connection Ready with its output Secret holding `expected[i]`: the instant the
-/// last of them was seen; else what is missing.
-fn converged(o: &Observed, expected: &[String], t0: Instant) -> Result<Instant, String> {
+/// Every connection of `expected` Ready with its output Secret holding its token: the
+/// instant the last of them was seen; else what is missing.
+fn converged(o: &Observed, expected: &[(String, String)], t0: Instant) -> Result<Instant, String> {
     let n = expected.len();
     let mut last = t0;
     let (mut ready, mut published) = (0, 0);
     let mut missing = Vec::new();
-    for (i, token) in expected.iter().enumerate() {
-        let name = Bench::name(i);
-        let r = o.ready_since.get(&name);
-        let s = o.token.get(&name).filter(|(t, _)| t == token);
+    for (name, token) in expected {
+        let r = o.ready_since.get(name);
+        let s = o.token.get(name).filter(|(t, _)| t == token);
         ready += usize::from(r.is_some());
         published += usize::from(s.is_some());
         match (r, s) {
             (Some(r), Some((_, s))) => last = last.max(*r).max(*s),
-            _ if missing.len() < 5 => missing.push(name),
+            _ if missing.len() < 5 => missing.push(name.as_str()),
             _ => {}
         }
     }

@@ -145,7 +145,7 @@ impl Bench {
             let (ns, created) = (&ns, &created);
             for_each_bounded(n, self.args.apply_concurrency, |i| async move {
                 let tvc = self.apply_connection(ns, i).await?;
-                created.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(tvc);
+                created.lock()[i] = Some(tvc);
                 Ok(())
             })
             .await?;
@@ -153,7 +153,6 @@ impl Bench {
         let connections_created = started.elapsed();
         let created: Vec<TrackViaConnection> = created
             .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
             .into_iter()
             .map(|t| t.ok_or("floor: a connection was not created"))
             .collect::<Result<_, _>>()?;

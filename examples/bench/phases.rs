@@ -17,7 +17,7 @@ impl Bench {
         tokio::time::sleep(Duration::from_secs(self.args.settle)).await;
         let pid = operator.pid();
         let (conn0, sec0) = {
-            let o = lock(shared);
+            let o = shared.lock();
             (o.connection_changes, o.secret_changes)
         };
         let calls0 = self.fake.total_calls();
@@ -57,7 +57,7 @@ impl Bench {
         s.operator_secret_writes = o1.since(&o0, "trackvia_secret_writes_total");
         s.operator_reconciles = o1.since(&o0, "trackvia_reconcile_duration_seconds_count");
         s.trackvia_calls = self.fake.total_calls() - calls0;
-        let o = lock(shared);
+        let o = shared.lock();
         s.watched_connection_changes = o.connection_changes - conn0;
         s.watched_output_secret_changes = o.secret_changes - sec0;
         drop(o);

@@ -106,18 +106,14 @@ impl InitialSync {
 
     /// One scope's cache synced holding `listed`.
     pub fn listed(&self, listed: impl IntoIterator<Item = Key>) {
-        let done = self.lock().listed(listed);
+        let done = self.tracker.lock().listed(listed);
         self.report(done);
     }
 
     /// `key` was reconciled.
     pub fn reconciled(&self, key: Key) {
-        let done = self.lock().reconciled(key);
+        let done = self.tracker.lock().reconciled(key);
         self.report(done);
-    }
-
-    fn lock(&self) -> parking_lot::MutexGuard<'_, SyncTracker> {
-        self.tracker.lock()
     }
 
     fn report(&self, done: Option<usize>) {

@@ -92,10 +92,6 @@ struct SourcesInner {
 }
 
 impl Sources {
-    fn lock(&self) -> parking_lot::MutexGuard<'_, SourcesInner> {
-        self.inner.lock()
-    }
-
     /// Wait for the turn to read `key`: passes wanting the same Secret read it
     /// one at a time, so those that waited find the first one's read in
     /// [`Sources::cached`].
@@ -132,7 +128,7 @@ impl Sources {
         auth_token_key: &str,
         now: Instant,
     ) -> Option<CredentialsRead> {
-        let inner = self.lock();
+        let inner = self.inner.lock();
         let read_key = (
             key.clone(),
             api_key_key.to_string(),
@@ -148,7 +144,7 @@ impl Sources {
 
     /// The resourceVersion the watch last reported: a read should return at least that one.
     pub fn seen_version(&self, key: &SecretKey) -> Option<String> {
-        self.lock().seen.get(key).cloned().flatten()
+        self.inner.lock().seen.get(key).cloned().flatten()
     }
 
     /// Keep what was read at `resource_version` for a connection that reads
@@ -162,7 +158,7 @@ impl Sources {
         resource_version: String,
         result: CredentialsRead,
     ) {
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock();
         let read_key = (
             key.clone(),
             api_key_key.to_string(),
@@ -177,7 +173,7 @@ impl Sources {
     /// the connections reading it must look again: on the first report, and
     /// whenever the version changes.
     pub fn observe(&self, key: &SecretKey, resource_version: Option<String>) -> bool {
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock();
         if !inner.referenced.contains(key) {
             return false;
         }
@@ -193,12 +189,13 @@ impl Sources {
 
     /// Is `key` read by some connection?
     pub fn is_referenced(&self, key: &SecretKey) -> bool {
-        self.lock().referenced.contains(key)
+        self.inner.lock().referenced.contains(key)
     }
 
     /// Referenced Secrets of one namespace.
     pub(super) fn referenced_in(&self, namespace: &str) -> Vec<SecretKey> {
-        self.lock()
+        self.inner
+            .lock()
             .referenced
             .iter()
             .filter(|(ns, _)| ns == namespace)
@@ -209,7 +206,7 @@ impl Sources {
     /// The Secrets referenced now in `scope` (a namespace, or all); everything
     /// known of other Secrets of that scope is dropped. Other scopes are left alone.
     pub(super) fn set_referenced(&self, scope: Option<&str>, referenced: HashSet<SecretKey>) {
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock();
         let in_scope = |k: &SecretKey| scope.is_none_or(|ns| k.0 == ns);
         inner
             .referenced
@@ -227,7 +224,8 @@ impl Sources {
     /// Number of Secrets with credentials kept, for tests.
     #[cfg(test)]
     fn kept(&self) -> usize {
-        self.lock()
+        self.inner
+            .lock()
             .read
             .keys()
             .map(|(k, _, _)| k)
