@@ -10,7 +10,6 @@ const QUIET: Duration = Duration::from_secs(3);
 pub(crate) struct Before {
     cpu: f64,
     shared_cpu: SharedCpu,
-    apiserver_cpu: Option<f64>,
     pub(crate) apiserver: ApiCounts,
     operator: OperatorCounts,
     calls: usize,
@@ -72,7 +71,6 @@ impl Bench {
         let before = Before {
             cpu: cpu_seconds(operator.pid())?,
             shared_cpu: SharedCpu::now(&self.args),
-            apiserver_cpu: self.args.apiserver_pid.and_then(|p| cpu_seconds(p).ok()),
             apiserver: scrape_apiserver(&self.client).await?,
             operator: scrape_operator(&self.http, port).await?,
             calls: self.fake.total_calls(),
@@ -230,10 +228,7 @@ impl Bench {
         c.operator_cpu_seconds = secs(Duration::from_secs_f64(
             (cpu_seconds(pid)? - before.cpu).max(0.0),
         ));
-        c.apiserver_cpu_seconds = match (self.args.apiserver_pid, before.apiserver_cpu) {
-            (Some(p), Some(c0)) => cpu_seconds(p).ok().map(|c1| (c1 - c0).max(0.0)),
-            _ => None,
-        };
+        c.apiserver_cpu_seconds = timed.shared_cpu.apiserver_seconds;
         Ok(())
     }
 

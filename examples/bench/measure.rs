@@ -217,7 +217,7 @@ pub(crate) fn peak_in_window(times: &[SystemTime], width: Duration) -> usize {
     best
 }
 
-/// CPU seconds used so far by the processes that share the two cores with the operator: the
+/// CPU seconds used so far by the processes that share the machine with the operator: the
 /// API server and etcd (when their pids were given) and this program.
 #[derive(Clone, Copy)]
 pub(crate) struct SharedCpu {
@@ -231,8 +231,8 @@ pub(crate) struct SharedCpu {
 pub(crate) struct CpuUsed {
     pub(crate) apiserver_seconds: Option<f64>,
     pub(crate) etcd_seconds: Option<f64>,
-    /// This program: the floor's plain client, or the applies and the watches that observe
-    /// convergence.
+    /// This program: its watches, with the floor's plain client in a floor run and the
+    /// applies in a convergence run.
     pub(crate) bench_seconds: f64,
 }
 

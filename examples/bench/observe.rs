@@ -145,7 +145,6 @@ pub(crate) fn spawn_watches(
     vec![a, b]
 }
 
-/// Poll `check` until it returns `Ok`; its `Err` describes the progress for the timeout message.
 /// The benchmark's watches over a namespace without an operator (a floor's), once they have
 /// listed it: the floor's writes are watched as the operator's are, which costs the API
 /// server the same. They stop when this is dropped.
@@ -186,6 +185,7 @@ impl Drop for Observers {
 /// How often [`wait_until`] looks at what the watches have seen.
 const LOOK_EVERY: Duration = Duration::from_millis(250);
 
+/// Poll `check` until it returns `Ok`; its `Err` describes the progress for the timeout message.
 pub(crate) async fn wait_until<T>(
     shared: &Shared,
     timeout: Duration,
@@ -212,9 +212,10 @@ pub(crate) async fn wait_until<T>(
                 log_tail(operator, 40)
             ));
         }
-        // The figures come from the instants the watches saw each change, not from when a
-        // look finds them: looking less often costs no precision, and a look over 10,000
-        // connections every 20 ms took several CPU-seconds per run from the API server's cores.
+        // The times come from the instants the watches saw each change, not from when a look
+        // finds them: looking less often costs them no precision (CPU figures read after a
+        // wait include up to one interval more), and looks over 10,000 connections every
+        // 20 ms took CPU-seconds per run from the cores the API server needs.
         tokio::time::sleep(LOOK_EVERY).await;
     }
 }

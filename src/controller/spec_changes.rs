@@ -30,9 +30,10 @@ pub struct SpecChanges {
 pub struct Followed {
     /// The connection to start a pass for.
     pub start: Option<TrackViaConnection>,
-    /// Whether the Secrets the connections read may have changed: a new
-    /// connection or spec, a connection gone, or the end of a relist (which the
-    /// store takes in only then).
+    /// Whether the Secrets the connections read may have changed: a pass
+    /// started (a new connection, spec or verify request) outside a relist, a
+    /// connection gone, or the end of a relist (the store takes a relist in
+    /// only then).
     pub replan: bool,
 }
 
@@ -52,12 +53,13 @@ impl SpecChanges {
     ) -> Followed {
         let mut went = false;
         let relist_ended = matches!(event, Event::InitDone);
+        let relisting = matches!(event, Event::InitApply(_));
         let start = self.start_for(event, |key| {
             went = true;
             gone(key);
         });
         Followed {
-            replan: start.is_some() || went || relist_ended,
+            replan: (start.is_some() && !relisting) || went || relist_ended,
             start,
         }
     }
@@ -177,8 +179,10 @@ mod tests {
         // A new spec may name another Secret.
         assert!(replans(&mut c, Event::Apply(tvc("a", "u1", 2, None))));
         assert!(replans(&mut c, Event::Delete(tvc("a", "u1", 2, None))));
-        // A relist reaches the store at its end: re-planned then, whatever it held.
+        // A relist reaches the store at its end: re-planned then, whatever it held,
+        // not for each connection it lists.
         assert!(!replans(&mut c, Event::Init));
+        assert!(!replans(&mut c, Event::InitApply(tvc("b", "u2", 1, None))));
         assert!(replans(&mut c, Event::InitDone));
     }
 
