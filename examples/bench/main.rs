@@ -279,7 +279,7 @@ impl Bench {
             "the benchmark's watches",
             operator,
             |o| {
-                if o.connections_synced && o.secrets_synced {
+                if o.listed() {
                     Ok(())
                 } else {
                     Err("not synced".into())

@@ -59,6 +59,11 @@ impl Observed {
         self.connections_synced = true;
     }
 
+    /// Both watches have listed their objects once.
+    pub(crate) fn listed(&self) -> bool {
+        self.connections_synced && self.secrets_synced
+    }
+
     /// A relist of the output Secrets is done: forget those it did not list.
     pub(crate) fn secrets_listed(&mut self, listed: &HashSet<String>) {
         self.secret_rv.retain(|name, _| listed.contains(name));
@@ -156,10 +161,7 @@ impl Observers {
         let observers = Observers(spawn_watches(client, ns, shared.clone()));
         let deadline = Instant::now() + timeout;
         loop {
-            let listed = {
-                let o = shared.lock();
-                o.connections_synced && o.secrets_synced
-            };
+            let listed = shared.lock().listed();
             if listed {
                 return Ok(observers);
             }

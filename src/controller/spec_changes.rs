@@ -46,20 +46,15 @@ fn relevant(tvc: &TrackViaConnection) -> u64 {
 impl SpecChanges {
     /// What `event` asks for; `gone` is told of each connection deleted, or
     /// missing from a relist.
-    pub fn follow(
-        &mut self,
-        event: Event<TrackViaConnection>,
-        mut gone: impl FnMut(Key),
-    ) -> Followed {
-        let mut went = false;
-        let relist_ended = matches!(event, Event::InitDone);
-        let relisting = matches!(event, Event::InitApply(_));
-        let start = self.start_for(event, |key| {
-            went = true;
-            gone(key);
-        });
+    pub fn follow(&mut self, event: Event<TrackViaConnection>, gone: impl FnMut(Key)) -> Followed {
+        // A deletion and the end of a relist always may; a watched change only
+        // when it starts a pass; a connection a relist lists reaches the store
+        // only at the relist's end.
+        let always = matches!(event, Event::Delete(_) | Event::InitDone);
+        let if_started = matches!(event, Event::Apply(_));
+        let start = self.start_for(event, gone);
         Followed {
-            replan: (start.is_some() && !relisting) || went || relist_ended,
+            replan: always || (if_started && start.is_some()),
             start,
         }
     }
