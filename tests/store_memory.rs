@@ -98,6 +98,8 @@ fn delivered(i: usize) -> Value {
             "nextVerificationTime": "2026-12-02T14:05:25Z",
             "observedGeneration": 1,
             "publishedHash": "ad1301e2f575d909",
+            // A cluster's resourceVersion as large as etcd's revision gets in a busy year.
+            "publishedVersion": format!("{}/9c41d0a6e13f5b27", 4_000_000_000u64 + i as u64),
             "secretName": format!("conn-{i}"),
             "tokenExpiresAt": "2099-12-31T00:00:00Z",
             "verifiedFingerprint": "53ff2800c32c2202",

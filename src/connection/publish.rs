@@ -1,6 +1,7 @@
 //! Publishing: whether the current credentials go to the output Secret, and
 //! what writing it did to `SecretSynced` and `Ready`.
 
+use compact_str::CompactString;
 use jiff::Timestamp;
 
 use super::conditions::{ConditionExt, ConditionStatus, Setter};
@@ -40,6 +41,9 @@ pub enum SecretOutcome {
     Synced {
         /// Content hash of the Secret.
         hash: String,
+        /// Its version and rendering, for `status.publishedVersion`; `None` when
+        /// the API server returned no version.
+        published: Option<CompactString>,
     },
     /// Not written: the credentials are not verified (publish: Verified).
     NotPublished,
@@ -79,7 +83,7 @@ pub fn finish(
         setter.set(status, condition::SECRET_SYNCED, state, why, message);
     };
     match secret {
-        SecretOutcome::Synced { hash } => {
+        SecretOutcome::Synced { hash, published } => {
             let still_old = publish == Publish::Verified
                 && status.verified_fingerprint.is_some()
                 && status.verified_fingerprint != status.credentials_fingerprint;
@@ -89,6 +93,7 @@ pub fn finish(
                 format!("Secret {secret_name} is up to date")
             };
             status.published_hash = Some(hash.into());
+            status.published_version = published.clone();
             synced(&mut status, ConditionStatus::True, reason::SYNCED, &message);
         }
         SecretOutcome::NotPublished => {

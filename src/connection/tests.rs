@@ -126,6 +126,7 @@ fn pass(
 fn synced(hash: &str) -> SecretOutcome {
     SecretOutcome::Synced {
         hash: hash.to_string(),
+        published: Some(format!("7/{hash}").into()),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod key;
 mod managed;
 pub mod orphans;
 mod plan;
+mod published;
 mod reconcile;
 mod relist;
 pub mod restart;

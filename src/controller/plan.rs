@@ -39,13 +39,6 @@ pub fn jitter_for(tvc: &TrackViaConnection) -> f64 {
     (stable_hash(&seed) % 10_000) as f64 / 10_000.0
 }
 
-/// The fingerprint of a desired Secret's whole content.
-pub fn fingerprint(desired: &Secret) -> u64 {
-    serde_json::to_vec(desired)
-        .map(|bytes| stable_hash(&bytes))
-        .unwrap_or_default()
-}
-
 /// Why a spec is refused beyond what the schema catches.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidSpec {

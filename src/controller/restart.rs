@@ -159,7 +159,7 @@ pub fn restart_step(
         next.pending_restart_since = None;
         return RestartStep::Idle;
     }
-    if let SecretOutcome::Synced { hash } = outcome
+    if let SecretOutcome::Synced { hash, .. } = outcome
         && restart_needed(old.and_then(|o| o.published_hash.as_deref()), hash)
     {
         next.pending_restart_since = Some(connection::fmt_time(now));

@@ -53,6 +53,12 @@ pub struct TrackViaConnectionStatus {
     /// Content hash of the published output Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_hash: Option<CompactString>,
+    /// The output Secret as the operator last wrote it or found it up to date:
+    /// its resourceVersion and a fingerprint of the rendering
+    /// ("<resourceVersion>/<16 hex digits>"). A restarted operator does not read a
+    /// Secret still at that version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_version: Option<CompactString>,
     /// The last value of the verify-requested-at annotation acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_requested_at: Option<CompactString>,

@@ -140,6 +140,7 @@ prop_compose! {
         credentials_fingerprint in any_fingerprint(),
         verified_fingerprint in any_fingerprint(),
         published_hash in proptest::option::of("h[12]".prop_map(CompactString::from)),
+        published_version in proptest::option::of("[0-9]{1,3}/[0-9a-f]{16}".prop_map(CompactString::from)),
         verify_requested_at in proptest::option::of("r[12]".prop_map(CompactString::from)),
     ) -> TrackViaConnectionStatus {
         TrackViaConnectionStatus {
@@ -157,6 +158,7 @@ prop_compose! {
             credentials_fingerprint,
             verified_fingerprint,
             published_hash,
+            published_version,
             verify_requested_at,
             pending_restart_since: None,
         }
@@ -193,7 +195,14 @@ pub(super) fn any_spec() -> impl Strategy<Value = Result<ParsedSpec, String>> {
 
 pub(super) fn any_secret_outcome() -> impl Strategy<Value = SecretOutcome> {
     prop_oneof![
-        "h[123]".prop_map(|hash| SecretOutcome::Synced { hash }),
+        ("h[123]", proptest::option::of("[0-9]{1,3}/[0-9a-f]{16}")).prop_map(
+            |(hash, published)| {
+                SecretOutcome::Synced {
+                    hash,
+                    published: published.map(Into::into),
+                }
+            }
+        ),
         Just(SecretOutcome::NotPublished),
         Just(SecretOutcome::Conflict(
             "Secret crm-trackvia is not managed by trackvia-operator".into()

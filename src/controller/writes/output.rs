@@ -1,26 +1,23 @@
-//! Every call a pass makes to the API server besides reading its credentials:
-//! the output Secret (create, read, apply), the retirement of a renamed one, events,
-//! rollout restarts and the status. Decisions come from [`plan`]; what was
-//! written is remembered in the [`Context`].
+//! The output Secret: created when nothing is at its name, read only when
+//! neither this process nor the status it wrote knows it unchanged, applied
+//! when it differs, and retired after a rename.
 
 use futures::FutureExt;
-use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::{Api, GetParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType};
-use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
-use super::adoption::{self, LetGo};
-use super::context::{Context, Error, FIELD_MANAGER, Result};
-use super::managed;
-use super::plan::{self, SecretStep};
-use super::restart;
-use super::secret::{self, Ownership};
-use crate::connection::{self, SecretOutcome, Transition};
-use crate::crd::{TrackViaConnection, TrackViaConnectionStatus};
+use super::emit;
+use crate::connection::{SecretOutcome, Transition};
+use crate::controller::adoption::{self, LetGo};
+use crate::controller::context::{Context, FIELD_MANAGER};
+use crate::controller::managed;
+use crate::controller::plan::{self, SecretStep};
+use crate::controller::published;
+use crate::controller::secret::{self, Ownership};
+use crate::crd::TrackViaConnection;
 use crate::kube_helpers::short_kube_error;
-use crate::metrics::ResultLabel;
 use crate::trackvia::Credentials;
 
 /// Read a Secret, `None` when it does not exist.
@@ -88,7 +85,7 @@ pub async fn sync_secret(
     let name = tvc.target_name();
     let desired = secret::desired_secret(tvc, host, creds);
     let hash = secret::hash_of(&desired).unwrap_or_default().to_string();
-    let fingerprint = plan::fingerprint(&desired);
+    let fingerprint = published::fingerprint(&desired);
     let watched = ctx
         .owned
         .iter()
@@ -96,13 +93,14 @@ pub async fn sync_secret(
     let watched_version = watched
         .as_ref()
         .and_then(|kept| kept.seen_version().map(str::to_string));
-    // Unchanged since this process wrote (or checked) it for the same content:
-    // nothing to read, nothing to write.
+    // Unchanged since this process, or the one that wrote the status, wrote (or
+    // checked) it for the same content: nothing to read, nothing to write.
     if let (Some(meta), Some(version)) = (&watched, &watched_version)
-        && ctx.outputs.get(ns, &name) == Some((version.clone(), fingerprint))
+        && (ctx.outputs.get(ns, &name) == Some((version.clone(), fingerprint))
+            || published::unchanged_since(tvc.status.as_ref(), version, fingerprint))
         && secret::ownership(&meta.metadata(), tvc) == Ownership::Ours
     {
-        return SecretOutcome::Synced { hash };
+        return published::synced(&hash, Some(version), fingerprint);
     }
     // Not seen by the watch (absent, or not labelled as ours) and not written by this
     // process: create it, a request that fails when any Secret has the name. Only then is
@@ -132,8 +130,8 @@ pub async fn sync_secret(
         SecretStep::Conflict(message) => SecretOutcome::Conflict(message),
         SecretStep::UpToDate => {
             let version = existing.as_ref().and_then(|e| e.resource_version());
-            ctx.outputs.set(ns, &name, version, fingerprint);
-            SecretOutcome::Synced { hash }
+            ctx.outputs.set(ns, &name, version.clone(), fingerprint);
+            published::synced(&hash, version.as_deref(), fingerprint)
         }
         SecretStep::Apply(desired) => {
             apply_secret(ctx, tvc, ns, existing.as_ref(), &desired, fingerprint, hash).await
@@ -175,12 +173,10 @@ async fn create_secret(
     match api.create(&params, &body).await {
         Ok(written) => {
             ctx.metrics.secret_writes.inc();
-            ctx.outputs
-                .set(ns, &name, written.resource_version(), fingerprint);
+            let version = written.resource_version();
+            ctx.outputs.set(ns, &name, version.clone(), fingerprint);
             info!(namespace = %ns, name = %tvc.name_any(), secret = %name, "output Secret created");
-            Some(SecretOutcome::Synced {
-                hash: hash.to_string(),
-            })
+            Some(published::synced(hash, version.as_deref(), fingerprint))
         }
         Err(kube::Error::Api(status)) if status.code == 409 => None,
         Err(e) => {
@@ -214,10 +210,10 @@ async fn apply_secret(
     match api.patch(&name, &params, &Patch::Apply(desired)).await {
         Ok(written) => {
             ctx.metrics.secret_writes.inc();
-            ctx.outputs
-                .set(ns, &name, written.resource_version(), fingerprint);
+            let version = written.resource_version();
+            ctx.outputs.set(ns, &name, version.clone(), fingerprint);
             info!(namespace = %ns, name = %tvc.name_any(), secret = %name, "output Secret written");
-            SecretOutcome::Synced { hash }
+            published::synced(&hash, version.as_deref(), fingerprint)
         }
         Err(e) => {
             let e = short_kube_error(&e);
@@ -268,7 +264,7 @@ pub async fn retire_secret(ctx: &Context, tvc: &TrackViaConnection, ns: &str, ol
             return;
         }
         LetGo::Release => (
-            super::orphans::release(&ctx.client, ns, old_name).await,
+            crate::controller::orphans::release(&ctx.client, ns, old_name).await,
             format!(
                 "{moved}; the operator's keys were removed from the adopted Secret {old_name}, which stays with its other keys"
             ),
@@ -300,98 +296,4 @@ fn secret_moved(message: String) -> Transition {
         reason: "SecretMoved".into(),
         message,
     }
-}
-
-/// Log and publish one transition as an event.
-pub async fn emit(ctx: &Context, tvc: &TrackViaConnection, t: &Transition) {
-    let ns = tvc.namespace().unwrap_or_default();
-    let name = tvc.name_any();
-    if t.warning {
-        warn!(namespace = %ns, name = %name, reason = %t.reason, "{}", t.message);
-    } else {
-        info!(namespace = %ns, name = %name, reason = %t.reason, "{}", t.message);
-    }
-    let event = Event {
-        type_: if t.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: t.reason.clone(),
-        note: Some(t.message.clone()),
-        action: "Verify".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &tvc.object_ref(&())).await {
-        warn!(namespace = %ns, name = %name, error = %e, "could not publish event");
-    }
-}
-
-/// Restart the consumers after a real change of the published content, and
-/// report it in the `RolloutRestart` condition and events.
-pub async fn restart_consumers(
-    ctx: &Context,
-    tvc: &TrackViaConnection,
-    ns: &str,
-    hash: &str,
-    next: &mut TrackViaConnectionStatus,
-    now: Timestamp,
-) {
-    let now_text = connection::fmt_time(now);
-    let mut results = Vec::new();
-    for target in &tvc.spec.rollout_restart_targets {
-        let result = restart::restart(&ctx.client, ns, target, hash, &now_text).await;
-        let label = ResultLabel {
-            result: result.label().into(),
-        };
-        ctx.metrics.rollout_restarts.get_or_create(&label).inc();
-        let what = restart::describe(target);
-        if let Some(t) = restart::restart_event(&what, &result, ns) {
-            emit(ctx, tvc, &t).await;
-        }
-        results.push((what, result));
-    }
-    let (state, reason, message) = restart::restart_condition(&results, &now_text);
-    let generation = tvc.meta().generation;
-    connection::set_condition(
-        &mut next.conditions,
-        restart::CONDITION,
-        state,
-        reason,
-        &message,
-        generation,
-        now,
-    );
-}
-
-/// Write the status when it differs from the one it started from (timestamps
-/// of unchanged conditions do not count), and remember it.
-pub async fn status_if_changed(
-    ctx: &Context,
-    tvc: &TrackViaConnection,
-    old: Option<&TrackViaConnectionStatus>,
-    next: &TrackViaConnectionStatus,
-) -> Result<()> {
-    if !connection::changed(old, next) {
-        return Ok(());
-    }
-    let ns = tvc.namespace().unwrap_or_default();
-    let name = tvc.name_any();
-    let api: Api<TrackViaConnection> = Api::namespaced(ctx.client.clone(), &ns);
-    let body = serde_json::json!({
-        "apiVersion": TrackViaConnection::api_version(&()),
-        "kind": TrackViaConnection::kind(&()),
-        "status": next,
-    });
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let written = api
-        .patch_status(&name, &params, &Patch::Apply(&body))
-        .await
-        .map_err(|source| Error::Kube {
-            context: format!("patching status of {ns}/{name}"),
-            source,
-        })?;
-    ctx.metrics.status_writes.inc();
-    ctx.written.remember(tvc, written.resource_version(), next);
-    Ok(())
 }
