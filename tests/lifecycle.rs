@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::converge::ready;
 use common::{Harness, SETTLE, secret_text};
+use kube::ResourceExt;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use trackvia_operator::crd::TrackViaConnection;
@@ -246,6 +247,35 @@ async fn edited_or_deleted_output_secrets_are_repaired() {
         &token,
         Duration::from_secs(10),
         "the deleted Secret recreated",
+    )
+    .await;
+
+    // The status records the version the operator published; an edit while no operator
+    // runs leaves the Secret at another one, so the next process reads it and repairs it.
+    let version = api.get("crm").await.unwrap().resource_version();
+    let recorded = |tvc: &TrackViaConnection| {
+        let published = tvc.status.as_ref()?.published_version.as_deref()?;
+        Some(published.split_once('/')?.0.to_string())
+    };
+    wait_for(
+        &h.connections(),
+        "crm",
+        Duration::from_secs(10),
+        "status.publishedVersion naming the Secret's version",
+        |tvc| version.is_some() && recorded(tvc) == version,
+    )
+    .await;
+    h.restart_operator_after(async {
+        api.patch("crm", &PatchParams::default(), &Patch::Merge(&edit))
+            .await
+            .expect("editing the Secret");
+    })
+    .await;
+    h.wait_published(
+        "crm",
+        &token,
+        Duration::from_secs(10),
+        "the edit made while the operator was stopped repaired",
     )
     .await;
     assert_eq!(h.fake.total_calls(), 1, "repairs need no TrackVia call");

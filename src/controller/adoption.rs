@@ -76,7 +76,8 @@ fn holds_others_keys(s: &Secret) -> bool {
 /// The desired Secret as it is written over an adopted one: marked as
 /// adopted, with the connection's deletion policy, and without an
 /// ownerReference whatever the policy, so the garbage collector never
-/// deletes it with its other keys.
+/// deletes it with its other keys. A change here needs `published::RULES`
+/// bumped.
 pub fn as_adopted(mut desired: Secret, policy: DeletionPolicy) -> Secret {
     desired.metadata.owner_references = None;
     desired

@@ -222,7 +222,8 @@ pub enum SecretStep {
 }
 
 /// The decision for the output Secret `existing` (absent: `None`) and the
-/// Secret the connection wants there.
+/// Secret the connection wants there. A change here that the rendering does
+/// not show needs `published::RULES` bumped.
 pub fn secret_step(
     existing: Option<&Secret>,
     desired: Secret,

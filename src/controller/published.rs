@@ -2,13 +2,13 @@
 //! or found it up to date: its resourceVersion and a fingerprint of what was
 //! rendered (`status.publishedVersion`, "<resourceVersion>/<16 hex digits>").
 //!
-//! A process keeps the same pair in memory ([`super::Outputs`]); the status
-//! carries it over a restart or a leader handover, so that the new process does
-//! not read every output Secret again. A Secret still at the recorded version
+//! A process keeps the same pair in memory ([`super::Outputs`]), which decides
+//! while it has it; the status carries the pair over a restart or a leader
+//! handover, so that the new process does not read every output Secret again. A Secret still at the recorded version
 //! has not been written by anyone since, and the same fingerprint means the
 //! operator would render it the same: there is nothing to read and nothing to
 //! write. Any difference (another writer, new credentials, a new spec, a
-//! rendering changed by an upgrade) falls back to reading the Secret.
+//! rendering or rules changed by an upgrade) falls back to reading the Secret.
 
 use compact_str::{CompactString, format_compact};
 use k8s_openapi::api::core::v1::Secret;
@@ -17,17 +17,27 @@ use sha2::{Digest, Sha256};
 use crate::connection::SecretOutcome;
 use crate::crd::TrackViaConnectionStatus;
 
-/// The fingerprint of a desired Secret: everything it is rendered with but its
-/// values, which are in it through the keyed hash of its content (an
-/// annotation). So it shows nothing of the credentials, and it is the same
-/// from one build of the operator to the next.
+/// The rules a pass judges an existing output Secret by ([`super::secret::needs_apply`],
+/// [`super::plan::secret_step`], [`super::adoption::as_adopted`]), as a number in every
+/// fingerprint. Bump it when they change while the rendering does not: Secrets recorded
+/// by an earlier build are then read and judged once more.
+const RULES: u8 = 1;
+
+/// The fingerprint of a desired Secret: the rules it is judged by and everything
+/// it is rendered with but its values, which are in it through the keyed hash
+/// of its content (an annotation). So it reveals no more of the credentials than
+/// `publishedHash` does, and it is the same from one build to the next.
 pub fn fingerprint(desired: &Secret) -> u64 {
     let without_values = Secret {
         data: None,
         ..desired.clone()
     };
+    // A Secret always serialises (its maps have text keys).
     let bytes = serde_json::to_vec(&without_values).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
+    let digest = Sha256::new()
+        .chain_update([RULES])
+        .chain_update(&bytes)
+        .finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first)
@@ -36,6 +46,24 @@ pub fn fingerprint(desired: &Secret) -> u64 {
 /// The status's record of the output Secret at `version` rendered as `fingerprint`.
 pub fn record(version: &str, fingerprint: u64) -> CompactString {
     format_compact!("{version}/{fingerprint:016x}")
+}
+
+/// Is the output Secret the watch reports at `version` known to hold what the
+/// operator renders as `fingerprint`, so that it needs neither a read nor a write?
+/// This process's memory of the Secret decides when it has one: it may be newer
+/// than any status (a status write not yet seen by the watch, or one that failed).
+/// Only a process with no memory of it (after a restart or a handover) goes by
+/// the record in `status`.
+pub fn known_unchanged(
+    remembered: Option<&(String, u64)>,
+    status: Option<&TrackViaConnectionStatus>,
+    version: &str,
+    fingerprint: u64,
+) -> bool {
+    match remembered {
+        Some((v, fp)) => v == version && *fp == fingerprint,
+        None => unchanged_since(status, version, fingerprint),
+    }
 }
 
 /// Does `status` record the output Secret at `version` rendered as `fingerprint`?
@@ -114,6 +142,24 @@ mod tests {
     }
 
     #[test]
+    fn the_memory_of_this_process_goes_before_the_status() {
+        let (a, b) = (1u64, 2u64);
+        // The status still records version 1 with credentials A; this process has since
+        // written version 2 with B, and A is to be published again (a rollback). The
+        // watch still reports version 1: the Secret must be read, not taken as A.
+        let stale = status(Some(record("1", a)));
+        let memory = ("2".to_string(), b);
+        assert!(!known_unchanged(Some(&memory), Some(&stale), "1", a));
+        // What this process remembers decides, whatever the status says.
+        assert!(known_unchanged(Some(&memory), Some(&stale), "2", b));
+        assert!(known_unchanged(Some(&memory), None, "2", b));
+        // No memory (a new process): the status's record decides.
+        assert!(known_unchanged(None, Some(&stale), "1", a));
+        assert!(!known_unchanged(None, Some(&stale), "2", b));
+        assert!(!known_unchanged(None, None, "1", a));
+    }
+
+    #[test]
     fn the_fingerprint_follows_the_content_without_showing_it() {
         let tvc = connection("uid-1");
         let render = |tvc: &TrackViaConnection, token: &str, host: &str| {
@@ -130,6 +176,6 @@ mod tests {
         );
         // The same from one build to the next (a SHA-256, not the process's hasher): a
         // new build reads no Secret an older one recorded, unless it renders differently.
-        assert_eq!(format!("{fp:016x}"), "2a767e228c69aed0");
+        assert_eq!(format!("{fp:016x}"), "14a50929d9872c95");
     }
 }

@@ -57,7 +57,7 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Opti
     // Decide the status, then publish what it allows.
     let next = plan::status_before_publishing(tvc, old, &parsed, &seen, now, ctx.config.settings);
     let outcome = match plan::to_publish(tvc, &parsed, &seen, &next) {
-        Some((host, creds)) => writes::sync_secret(ctx, tvc, &ns, host, creds).await,
+        Some((host, creds)) => writes::sync_secret(ctx, tvc, old, &ns, host, creds).await,
         None => SecretOutcome::NotPublished,
     };
     let mut next = plan::status_after_publishing(next, &outcome, tvc, now);

@@ -154,7 +154,8 @@ pub fn keys_written_by_operator(meta: &ObjectMeta) -> BTreeSet<String> {
 
 /// Does `existing` differ from `desired` in anything the operator sets?
 /// Extra keys, labels or annotations added by others are left alone; a key
-/// the operator wrote and no longer wants is a difference.
+/// the operator wrote and no longer wants is a difference. A change here that
+/// the rendering does not show needs `published::RULES` bumped.
 pub fn needs_apply(existing: Option<&Secret>, desired: &Secret) -> bool {
     let Some(existing) = existing else {
         return true;

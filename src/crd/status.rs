@@ -56,7 +56,7 @@ pub struct TrackViaConnectionStatus {
     /// The output Secret as the operator last wrote it or found it up to date:
     /// its resourceVersion and a fingerprint of the rendering
     /// ("<resourceVersion>/<16 hex digits>"). A restarted operator does not read a
-    /// Secret still at that version.
+    /// Secret still at that version that it would render the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_version: Option<CompactString>,
     /// The last value of the verify-requested-at annotation acted on.

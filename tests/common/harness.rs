@@ -96,8 +96,18 @@ impl Harness {
 
     /// Stop the operator (SIGTERM) and start it again with the same arguments.
     pub async fn restart_operator(&mut self) {
+        self.restart_operator_after(async {}).await;
+    }
+
+    /// Stop the operator (SIGTERM), run `meanwhile`, and start it again with the same
+    /// arguments.
+    pub async fn restart_operator_after(
+        &mut self,
+        meanwhile: impl std::future::Future<Output = ()>,
+    ) {
         self.operator.stop().await;
         self.earlier_logs.push_str(&self.operator.logs());
+        meanwhile.await;
         self.operator = self.launcher.spawn(&self.args, &self.env);
         self.wait_operator_ready().await;
     }

@@ -1,6 +1,6 @@
-//! Every call a pass makes to the API server besides reading its credentials.
-//! The output Secret (create, read, apply, and the retirement of a renamed one)
-//! is in [`output`]; here are events, rollout restarts and the status.
+//! Every call a pass makes to the API server. Reading a Secret and the output
+//! Secret (create, read, apply, and the retirement of a renamed one) are in
+//! [`output`]; here are events, rollout restarts and the status.
 //! Decisions come from [`super::plan`]; what was written is remembered in the
 //! [`Context`].
 

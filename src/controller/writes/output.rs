@@ -1,6 +1,7 @@
 //! The output Secret: created when nothing is at its name, read only when
 //! neither this process nor the status it wrote knows it unchanged, applied
-//! when it differs, and retired after a rename.
+//! when it differs, and retired after a rename; and [`get_secret`], the one read
+//! of a Secret, which passes also use for their source Secrets.
 
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -16,7 +17,7 @@ use crate::controller::managed;
 use crate::controller::plan::{self, SecretStep};
 use crate::controller::published;
 use crate::controller::secret::{self, Ownership};
-use crate::crd::TrackViaConnection;
+use crate::crd::{TrackViaConnection, TrackViaConnectionStatus};
 use crate::kube_helpers::short_kube_error;
 use crate::trackvia::Credentials;
 
@@ -74,10 +75,11 @@ async fn read_for_retirement(
 }
 
 /// Publish the connection's Secret, unless a Secret the operator may not
-/// write is at its name.
+/// write is at its name. `old` is the freshest status known of the connection.
 pub async fn sync_secret(
     ctx: &Context,
     tvc: &TrackViaConnection,
+    old: Option<&TrackViaConnectionStatus>,
     ns: &str,
     host: &str,
     creds: &Credentials,
@@ -95,9 +97,9 @@ pub async fn sync_secret(
         .and_then(|kept| kept.seen_version().map(str::to_string));
     // Unchanged since this process, or the one that wrote the status, wrote (or
     // checked) it for the same content: nothing to read, nothing to write.
+    let remembered = ctx.outputs.get(ns, &name);
     if let (Some(meta), Some(version)) = (&watched, &watched_version)
-        && (ctx.outputs.get(ns, &name) == Some((version.clone(), fingerprint))
-            || published::unchanged_since(tvc.status.as_ref(), version, fingerprint))
+        && published::known_unchanged(remembered.as_ref(), old, version, fingerprint)
         && secret::ownership(&meta.metadata(), tvc) == Ownership::Ours
     {
         return published::synced(&hash, Some(version), fingerprint);
@@ -106,7 +108,7 @@ pub async fn sync_secret(
     // process: create it, a request that fails when any Secret has the name. Only then is
     // it read, consistently, and decided on like any other.
     if watched.is_none()
-        && ctx.outputs.get(ns, &name).is_none()
+        && remembered.is_none()
         && outputs_listed(ctx)
         && let Some(outcome) = create_secret(ctx, tvc, ns, &desired, fingerprint, &hash).await
     {
