@@ -173,17 +173,23 @@ pub fn plan_source_watches(referenced: &HashSet<SecretKey>, limit: usize) -> BTr
     plan
 }
 
-/// The source Secrets the connections in `store` read.
+/// The source Secrets the connections in `store` read. Runs over every
+/// connection for each plan, so it copies only the distinct names: thousands of
+/// connections share a few Secrets.
 pub fn referenced_sources(store: &Store<TrackViaConnection>) -> HashSet<SecretKey> {
-    store
-        .state()
+    let connections = store.state();
+    let distinct: HashSet<(&str, &str)> = connections
         .iter()
         .filter_map(|tvc| {
             Some((
-                tvc.namespace()?,
-                tvc.spec.credentials_secret_ref.name.to_string(),
+                tvc.metadata.namespace.as_deref()?,
+                tvc.spec.credentials_secret_ref.name.as_str(),
             ))
         })
+        .collect();
+    distinct
+        .into_iter()
+        .map(|(ns, name)| (ns.to_string(), name.to_string()))
         .collect()
 }
 
@@ -326,6 +332,34 @@ mod tests {
 
     fn key(ns: &str, name: &str) -> SecretKey {
         (ns.to_string(), name.to_string())
+    }
+
+    #[test]
+    fn the_referenced_sources_are_each_distinct_secret_once() {
+        let (store, mut writer) = reflector::store::<TrackViaConnection>();
+        let reading = |name: &str, ns: Option<&str>, source: &str| -> TrackViaConnection {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "trackvia.io/v1alpha1",
+                "kind": "TrackViaConnection",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"credentialsSecretRef": {"name": source}},
+            }))
+            .expect("a connection")
+        };
+        for (name, ns, source) in [
+            ("c1", Some("a"), "shared"),
+            ("c2", Some("a"), "shared"),
+            ("c3", Some("a"), "own"),
+            ("c4", Some("b"), "shared"),
+            ("c5", None, "nowhere"),
+        ] {
+            writer.apply_watcher_event(&Event::Apply(reading(name, ns, source)));
+        }
+        let expected: HashSet<SecretKey> =
+            [key("a", "shared"), key("a", "own"), key("b", "shared")]
+                .into_iter()
+                .collect();
+        assert_eq!(referenced_sources(&store), expected);
     }
 
     #[test]
