@@ -4,11 +4,12 @@
 //!
 //! A process keeps the same pair in memory ([`super::Outputs`]), which decides
 //! while it has it; the status carries the pair over a restart or a leader
-//! handover, so that the new process does not read every output Secret again. A Secret still at the recorded version
-//! has not been written by anyone since, and the same fingerprint means the
-//! operator would render it the same: there is nothing to read and nothing to
-//! write. Any difference (another writer, new credentials, a new spec, a
-//! rendering or rules changed by an upgrade) falls back to reading the Secret.
+//! handover, so that the new process does not read every output Secret again.
+//! A Secret still at the recorded version has not been written by anyone
+//! since, and the same fingerprint means the operator would render it the
+//! same: there is nothing to read and nothing to write. Any difference
+//! (another writer, new credentials, a new spec, a rendering or rules changed
+//! by an upgrade) falls back to reading the Secret.
 
 use compact_str::{CompactString, format_compact};
 use k8s_openapi::api::core::v1::Secret;
@@ -52,8 +53,8 @@ pub fn record(version: &str, fingerprint: u64) -> CompactString {
 /// operator renders as `fingerprint`, so that it needs neither a read nor a write?
 /// This process's memory of the Secret decides when it has one: it may be newer
 /// than any status (a status write not yet seen by the watch, or one that failed).
-/// Only a process with no memory of it (after a restart or a handover) goes by
-/// the record in `status`.
+/// Only without memory of it (after a restart or a handover, a deleted Secret,
+/// or the table cleared when full) does the record in `status` count.
 pub fn known_unchanged(
     remembered: Option<&(String, u64)>,
     status: Option<&TrackViaConnectionStatus>,

@@ -1,6 +1,7 @@
-//! The output Secret: created when nothing is at its name, read only when
-//! neither this process nor the status it wrote knows it unchanged, applied
-//! when it differs, and retired after a rename; and [`get_secret`], the one read
+//! The output Secret: created when nothing is at its name, read only when it
+//! is not known unchanged (by this process's memory of its writes, or without
+//! that by the status's record), applied when it differs, and retired after a
+//! rename; and [`get_secret`], the one read
 //! of a Secret, which passes also use for their source Secrets.
 
 use futures::FutureExt;
@@ -95,8 +96,9 @@ pub async fn sync_secret(
     let watched_version = watched
         .as_ref()
         .and_then(|kept| kept.seen_version().map(str::to_string));
-    // Unchanged since this process, or the one that wrote the status, wrote (or
-    // checked) it for the same content: nothing to read, nothing to write.
+    // Known unchanged since this process (or, when it has no memory of the Secret,
+    // the one that wrote the status) wrote or checked it for the same content:
+    // nothing to read, nothing to write.
     let remembered = ctx.outputs.get(ns, &name);
     if let (Some(meta), Some(version)) = (&watched, &watched_version)
         && published::known_unchanged(remembered.as_ref(), old, version, fingerprint)
