@@ -45,7 +45,7 @@ pub fn fingerprint(desired: &Secret) -> u64 {
 }
 
 /// The status's record of the output Secret at `version` rendered as `fingerprint`.
-pub fn record(version: &str, fingerprint: u64) -> CompactString {
+fn record(version: &str, fingerprint: u64) -> CompactString {
     format_compact!("{version}/{fingerprint:016x}")
 }
 
@@ -68,7 +68,7 @@ pub fn known_unchanged(
 }
 
 /// Does `status` record the output Secret at `version` rendered as `fingerprint`?
-pub fn unchanged_since(
+fn unchanged_since(
     status: Option<&TrackViaConnectionStatus>,
     version: &str,
     fingerprint: u64,

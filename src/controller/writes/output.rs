@@ -1,8 +1,8 @@
 //! The output Secret: created when nothing is at its name, read only when it
 //! is not known unchanged (by this process's memory of its writes, or without
 //! that by the status's record), applied when it differs, and retired after a
-//! rename; and [`get_secret`], the one read
-//! of a Secret, which passes also use for their source Secrets.
+//! rename; and [`get_secret`], the one read of a Secret, which passes also use
+//! for their source Secrets.
 
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
