@@ -48,6 +48,7 @@ use crate::metrics::Metrics;
 use crate::trackvia::Verifier;
 use initial_sync::InitialSync;
 use key::Key;
+use spec_changes::SpecChanges;
 use watches::SourceWatchContext;
 
 pub use context::{Clock, Config, Context, Error, FIELD_MANAGER, Result};
@@ -174,12 +175,12 @@ fn build_controller(
     future::BoxFuture<'static, ()>,
 ) {
     let (reader, writer) = reflector::store();
-    let connections_changed = Arc::new(tokio::sync::Notify::new());
+    let (changes, secrets_read) = tokio::sync::watch::channel(SpecChanges::default());
     let connections = watches::connection_events(
         &ctx.client,
         namespace,
         writer,
-        connections_changed.clone(),
+        changes,
         ctx.written.clone(),
         ctx.checks.clone(),
     );
@@ -201,7 +202,7 @@ fn build_controller(
             trigger,
             metrics: ctx.metrics.clone(),
         },
-        connections_changed,
+        secrets_read,
         ctx.config.source_watch_limit,
     )
     .boxed();

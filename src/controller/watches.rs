@@ -25,7 +25,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info};
 
@@ -45,19 +45,18 @@ pub type SecretMeta = PartialObjectMeta<Secret>;
 /// The connections of one scope, kept in `store` (see [`kept::slim_connection`]):
 /// the controller's trigger stream. A pass is queued on a spec change and on a
 /// new verify-requested-at value, not on the operator's own status writes.
-/// `changed` is told of the events that may change which Secrets the
-/// connections read (not of status writes), for the source watches' re-plan;
-/// `written` of every connection delivered or deleted, and `checks` of every
-/// connection deleted or missing from a relist.
+/// `changes` follows every event, and tells its receivers when the Secrets the
+/// connections read change, for the source watches' re-plan; `written` is told
+/// of every connection delivered or deleted, and `checks` of every connection
+/// deleted or missing from a relist.
 pub fn connection_events(
     client: &Client,
     namespace: Option<&str>,
     store: reflector::store::Writer<TrackViaConnection>,
-    changed: Arc<Notify>,
+    changes: watch::Sender<SpecChanges>,
     written: Written,
     checks: Arc<Checks>,
 ) -> impl Stream<Item = Result<TrackViaConnection, watcher::Error>> + Send + 'static {
-    let mut changes = SpecChanges::default();
     let connections: Api<TrackViaConnection> = scoped_api(client, namespace);
     watcher::watcher(connections, watcher::Config::default().any_semantic())
         .backoff(WatchBackoff::default())
@@ -72,11 +71,13 @@ pub fn connection_events(
             }
         })
         .try_filter_map(move |event| {
-            let followed = changes.follow(event, |gone| checks.forget(&gone));
-            if followed.replan {
-                changed.notify_one();
-            }
-            future::ready(Ok(followed.start))
+            let mut start = None;
+            changes.send_if_modified(|changes| {
+                let followed = changes.follow(event, |gone| checks.forget(&gone));
+                start = followed.start;
+                followed.replan
+            });
+            future::ready(Ok(start))
         })
 }
 
@@ -173,26 +174,6 @@ pub fn plan_source_watches(referenced: &HashSet<SecretKey>, limit: usize) -> BTr
     plan
 }
 
-/// The source Secrets the connections in `store` read. Runs over every
-/// connection for each plan, so it copies only the distinct names: thousands of
-/// connections share a few Secrets.
-pub fn referenced_sources(store: &Store<TrackViaConnection>) -> HashSet<SecretKey> {
-    let connections = store.state();
-    let distinct: HashSet<(&str, &str)> = connections
-        .iter()
-        .filter_map(|tvc| {
-            Some((
-                tvc.metadata.namespace.as_deref()?,
-                tvc.spec.credentials_secret_ref.name.as_str(),
-            ))
-        })
-        .collect();
-    distinct
-        .into_iter()
-        .map(|(ns, name)| (ns.to_string(), name.to_string()))
-        .collect()
-}
-
 /// Connections that read their credentials from `key`.
 pub fn readers_of(
     store: &Store<TrackViaConnection>,
@@ -226,15 +207,18 @@ pub struct SourceWatchContext {
     pub metrics: Arc<Metrics>,
 }
 
-/// Keep one watch per planned `SourceWatch`, re-planning whenever `changed` is
-/// notified (a connection was added, changed or removed). Runs until dropped;
-/// dropping it stops every watch.
-pub async fn run_source_watches(ctx: SourceWatchContext, changed: Arc<Notify>, limit: usize) {
+/// Keep one watch per planned `SourceWatch`, re-planning whenever the Secrets
+/// the connections read change (see [`SpecChanges::read_secrets`]). Runs until
+/// dropped; dropping it stops every watch.
+pub async fn run_source_watches(
+    ctx: SourceWatchContext,
+    mut changes: watch::Receiver<SpecChanges>,
+    limit: usize,
+) {
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut running: HashMap<SourceWatch, AbortHandle> = HashMap::new();
-    let _ = ctx.connections.wait_until_ready().await;
     loop {
-        let referenced = referenced_sources(&ctx.connections);
+        let referenced = changes.borrow_and_update().read_secrets();
         let plan = plan_source_watches(&referenced, limit.max(1));
         // Forget unreferenced Secrets first, so a new watch's first report counts.
         ctx.sources.set_referenced(ctx.scope.as_deref(), referenced);
@@ -260,7 +244,11 @@ pub async fn run_source_watches(ctx: SourceWatchContext, changed: Arc<Notify>, l
         }
         // Reap finished tasks (aborted ones) so the set does not grow.
         while tasks.try_join_next().is_some() {}
-        changed.notified().await;
+        if changes.changed().await.is_err() {
+            // The connection watch is gone with its controller, which may still
+            // be finishing its passes: the watches stay until this is dropped.
+            std::future::pending::<()>().await;
+        }
         // Let a burst of connection changes settle into one re-plan.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -332,34 +320,6 @@ mod tests {
 
     fn key(ns: &str, name: &str) -> SecretKey {
         (ns.to_string(), name.to_string())
-    }
-
-    #[test]
-    fn the_referenced_sources_are_each_distinct_secret_once() {
-        let (store, mut writer) = reflector::store::<TrackViaConnection>();
-        let reading = |name: &str, ns: Option<&str>, source: &str| -> TrackViaConnection {
-            serde_json::from_value(serde_json::json!({
-                "apiVersion": "trackvia.io/v1alpha1",
-                "kind": "TrackViaConnection",
-                "metadata": {"name": name, "namespace": ns},
-                "spec": {"credentialsSecretRef": {"name": source}},
-            }))
-            .expect("a connection")
-        };
-        for (name, ns, source) in [
-            ("c1", Some("a"), "shared"),
-            ("c2", Some("a"), "shared"),
-            ("c3", Some("a"), "own"),
-            ("c4", Some("b"), "shared"),
-            ("c5", None, "nowhere"),
-        ] {
-            writer.apply_watcher_event(&Event::Apply(reading(name, ns, source)));
-        }
-        let expected: HashSet<SecretKey> =
-            [key("a", "shared"), key("a", "own"), key("b", "shared")]
-                .into_iter()
-                .collect();
-        assert_eq!(referenced_sources(&store), expected);
     }
 
     #[test]
