@@ -150,6 +150,9 @@ impl Sources {
     /// Keep what was read at `resource_version` for a connection that reads
     /// it, until a re-plan of the watches finds the Secret unreferenced (the
     /// first read of a new connection's Secret can come before that re-plan).
+    /// What can no longer be served goes here too: a read of a Secret no watch
+    /// has reported, older than [`UNWATCHED_READ_SERVED_FOR`] (one that ended
+    /// after its Secret's last reader went, which no re-plan will drop).
     pub fn remember(
         &self,
         key: &SecretKey,
@@ -158,15 +161,27 @@ impl Sources {
         resource_version: String,
         result: CredentialsRead,
     ) {
-        let mut inner = self.inner.lock();
         let read_key = (
             key.clone(),
             api_key_key.to_string(),
             auth_token_key.to_string(),
         );
-        inner
-            .read
-            .insert(read_key, (resource_version, Instant::now(), result));
+        self.remember_at(read_key, resource_version, result, Instant::now());
+    }
+
+    fn remember_at(
+        &self,
+        read_key: ReadKey,
+        resource_version: String,
+        result: CredentialsRead,
+        now: Instant,
+    ) {
+        let mut inner = self.inner.lock();
+        let SourcesInner { seen, read, .. } = &mut *inner;
+        read.retain(|(k, _, _), (_, at, _)| {
+            seen.contains_key(k) || now.saturating_duration_since(*at) < UNWATCHED_READ_SERVED_FOR
+        });
+        read.insert(read_key, (resource_version, now, result));
     }
 
     /// A watch reports `key` at `resource_version` (`None`: deleted). True when
@@ -280,6 +295,25 @@ mod tests {
         assert!(!s.observe(&k, None));
         assert!(s.cached(&k, "apiKey", "authToken").is_none());
         assert_eq!(s.seen_version(&k), None);
+    }
+
+    #[test]
+    fn a_read_no_watch_reports_is_dropped_once_it_can_no_longer_be_served() {
+        let s = Sources::default();
+        let (gone, other) = (key("a", "gone"), key("a", "other"));
+        let read = |k: &SecretKey| (k.clone(), "apiKey".to_string(), "authToken".to_string());
+        // A pass's read that ended after its Secret's last reader went: nothing
+        // references it, and no re-plan will come to drop it.
+        s.set_referenced(None, HashSet::from([other.clone()]));
+        let start = Instant::now();
+        s.remember_at(read(&gone), "1".into(), Ok(creds("one")), start);
+        s.remember_at(read(&other), "1".into(), Ok(creds("one")), start);
+        assert_eq!(s.kept(), 2, "both served for a while");
+        assert!(s.observe(&other, Some("1".into())));
+        let later = start + UNWATCHED_READ_SERVED_FOR;
+        s.remember_at(read(&key("a", "new")), "1".into(), Ok(creds("two")), later);
+        assert!(s.cached_at(&other, "apiKey", "authToken", later).is_some());
+        assert_eq!(s.kept(), 2, "the read of the Secret nobody reads is gone");
     }
 
     #[test]

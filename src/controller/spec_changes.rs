@@ -123,6 +123,7 @@ impl SpecChanges {
     pub fn read_secrets(&self) -> HashSet<SecretKey> {
         self.readers
             .keys()
+            .filter(|(ns, _)| !ns.is_empty())
             .map(|(ns, name)| (ns.to_string(), name.to_string()))
             .collect()
     }
@@ -205,8 +206,16 @@ mod tests {
             .is_some()
     }
 
+    /// Whether `event` re-plans; after it, the readers counted are those of
+    /// the connections remembered.
     fn replans(changes: &mut SpecChanges, event: Event<TrackViaConnection>) -> bool {
-        changes.follow(event, |_| {}).replan
+        let replan = changes.follow(event, |_| {}).replan;
+        let mut recounted = HashMap::new();
+        for (key, seen) in &changes.seen {
+            *recounted.entry(source(key, &seen.reads)).or_default() += 1;
+        }
+        assert_eq!(changes.readers, recounted, "the readers counted drifted");
+        replan
     }
 
     /// The connections `event` reports gone.
@@ -293,6 +302,34 @@ mod tests {
     }
 
     #[test]
+    fn leaving_a_secret_for_another_read_already_replans_only_when_it_was_the_last() {
+        let mut c = SpecChanges::default();
+        assert!(replans(&mut c, Event::Apply(reading("a", "a", 1, "s1"))));
+        assert!(replans(&mut c, Event::Apply(reading("b", "b", 1, "s2"))));
+        assert!(!replans(&mut c, Event::Apply(reading("c", "c", 1, "s2"))));
+        // b leaves s2, which c still reads; then c leaves it, the last.
+        assert!(!replans(&mut c, Event::Apply(reading("b", "b", 2, "s1"))));
+        assert!(replans(&mut c, Event::Apply(reading("c", "c", 2, "s1"))));
+        assert_eq!(read(&c), ["s1"]);
+        // A deletion of a connection never seen changes nothing.
+        assert!(!replans(&mut c, Event::Delete(reading("x", "x", 1, "s1"))));
+        assert_eq!(c.len(), 3);
+        // A relist started again before its end counts only the last one's list.
+        assert!(!replans(&mut c, Event::Init));
+        assert!(!replans(
+            &mut c,
+            Event::InitApply(reading("a", "a", 2, "s9"))
+        ));
+        assert!(!replans(&mut c, Event::Init));
+        assert!(!replans(
+            &mut c,
+            Event::InitApply(reading("a", "a", 2, "s1"))
+        ));
+        assert!(!replans(&mut c, Event::InitDone));
+        assert_eq!((c.len(), read(&c)), (1, vec!["s1".to_string()]));
+    }
+
+    #[test]
     fn the_secrets_read_are_counted_per_namespace() {
         let mut c = SpecChanges::default();
         let mut other = reading("a", "u2", 1, "s1");
@@ -304,6 +341,13 @@ mod tests {
             .into();
         assert_eq!(c.read_secrets(), expected);
         assert!(replans(&mut c, Event::Delete(other)));
+        // A connection without a namespace (never delivered: the resource is
+        // namespaced) reads nothing a watch could cover.
+        let mut nowhere = reading("n", "u3", 1, "s1");
+        nowhere.metadata.namespace = None;
+        replans(&mut c, Event::Apply(nowhere));
+        assert_eq!(read(&c), ["s1"]);
+        assert_eq!(c.read_secrets().len(), 1);
     }
 
     #[test]
