@@ -1,0 +1,166 @@
+use super::*;
+
+fn key(ns: &str, name: &str) -> SecretKey {
+    (ns.to_string(), name.to_string())
+}
+
+fn creds(token: &str) -> Credentials {
+    Credentials {
+        api_key: "k".into(),
+        auth_token: token.into(),
+    }
+}
+
+#[test]
+fn credentials_are_kept_only_while_the_watch_reports_the_same_version() {
+    let s = Sources::default();
+    let k = key("a", "src");
+    s.set_referenced(None, HashSet::from([k.clone()]));
+    // Not reported by a watch yet: served to other passes for a few seconds.
+    s.remember(&k, "apiKey", "authToken", "5".into(), Ok(creds("one")));
+    assert_eq!(s.cached(&k, "apiKey", "authToken"), Some(Ok(creds("one"))));
+    let later = Instant::now() + UNWATCHED_READ_SERVED_FOR;
+    assert!(s.cached_at(&k, "apiKey", "authToken", later).is_none());
+    // The first report: readers look again, and what was read at 5 answers them.
+    assert!(s.observe(&k, Some("5".into())));
+    assert_eq!(s.cached(&k, "apiKey", "authToken"), Some(Ok(creds("one"))));
+    // Another key pair of the same Secret is a different read.
+    assert!(s.cached(&k, "key", "token").is_none());
+    // The same version again (a relist) changes nothing.
+    assert!(!s.observe(&k, Some("5".into())));
+    assert_eq!(s.cached(&k, "apiKey", "authToken"), Some(Ok(creds("one"))));
+    // A new version invalidates.
+    assert!(s.observe(&k, Some("6".into())));
+    assert!(s.cached(&k, "apiKey", "authToken").is_none());
+    assert_eq!(s.seen_version(&k).as_deref(), Some("6"));
+    // A read that raced the watch and returned the old version is not served.
+    s.remember(&k, "apiKey", "authToken", "5".into(), Ok(creds("one")));
+    assert!(s.cached(&k, "apiKey", "authToken").is_none());
+    // Deleted: nothing served, and the change is reported once.
+    s.remember(&k, "apiKey", "authToken", "6".into(), Ok(creds("two")));
+    assert!(s.observe(&k, None));
+    assert!(!s.observe(&k, None));
+    assert!(s.cached(&k, "apiKey", "authToken").is_none());
+    assert_eq!(s.seen_version(&k), None);
+}
+
+#[test]
+fn a_read_no_watch_reports_is_dropped_once_it_can_no_longer_be_served() {
+    let s = Sources::default();
+    let (gone, other) = (key("a", "gone"), key("a", "other"));
+    let read = |k: &SecretKey| (k.clone(), "apiKey".to_string(), "authToken".to_string());
+    // A pass's read that ended after its Secret's last reader went: nothing
+    // references it, and no re-plan will come to drop it.
+    s.set_referenced(None, HashSet::from([other.clone()]));
+    let start = Instant::now();
+    s.remember_at(read(&gone), "1".into(), Ok(creds("one")), start);
+    s.remember_at(read(&other), "1".into(), Ok(creds("one")), start);
+    assert_eq!(s.kept(), 2, "both served for a while");
+    assert!(s.observe(&other, Some("1".into())));
+    let later = start + UNWATCHED_READ_SERVED_FOR;
+    s.remember_at(read(&key("a", "new")), "1".into(), Ok(creds("two")), later);
+    assert!(s.cached_at(&other, "apiKey", "authToken", later).is_some());
+    assert_eq!(s.kept(), 2, "the read of the Secret nobody reads is gone");
+}
+
+#[test]
+fn a_first_report_always_asks_readers_to_look_again() {
+    let s = Sources::default();
+    let (a, b, c) = (key("a", "one"), key("a", "two"), key("a", "three"));
+    s.set_referenced(None, HashSet::from([a.clone(), b.clone(), c.clone()]));
+    // Nobody read it yet.
+    assert!(s.observe(&a, Some("1".into())));
+    // Read at an older version before the watch started: not served.
+    s.remember(&b, "apiKey", "authToken", "1".into(), Ok(creds("old")));
+    assert!(s.observe(&b, Some("2".into())));
+    assert!(s.cached(&b, "apiKey", "authToken").is_none());
+    // Found missing before the watch started, created since.
+    s.remember(
+        &c,
+        "apiKey",
+        "authToken",
+        String::new(),
+        Err(CredentialsError::SecretNotFound {
+            namespace: "a".into(),
+            secret: "three".into(),
+        }),
+    );
+    assert!(s.observe(&c, Some("3".into())));
+    assert!(s.cached(&c, "apiKey", "authToken").is_none());
+}
+
+#[test]
+fn unreferenced_secrets_are_neither_tracked_nor_kept() {
+    let s = Sources::default();
+    let k = key("a", "src");
+    let other = key("a", "unrelated");
+    s.set_referenced(None, HashSet::from([k.clone()]));
+    assert!(!s.observe(&other, Some("1".into())));
+    // Read for a new connection before the watches are re-planned: kept
+    // until a re-plan finds it unreferenced.
+    s.remember(&other, "apiKey", "authToken", "1".into(), Ok(creds("x")));
+    assert_eq!(s.kept(), 1);
+    s.set_referenced(None, HashSet::from([k.clone()]));
+    assert_eq!(s.kept(), 0);
+    assert!(s.observe(&k, Some("2".into())));
+    s.remember(&k, "apiKey", "authToken", "2".into(), Ok(creds("y")));
+    assert_eq!(s.kept(), 1);
+    // Another scope's references leave this one's alone.
+    s.set_referenced(Some("b"), HashSet::from([key("b", "src")]));
+    assert_eq!(s.kept(), 1);
+    assert!(s.is_referenced(&k) && s.is_referenced(&key("b", "src")));
+    // No longer referenced in its scope: forgotten.
+    s.set_referenced(Some("a"), HashSet::new());
+    assert_eq!(s.kept(), 0);
+    assert!(s.cached(&k, "apiKey", "authToken").is_none());
+    assert!(!s.is_referenced(&k));
+}
+
+#[tokio::test(start_paused = true)]
+async fn passes_read_a_secret_one_at_a_time() {
+    let s = Sources::default();
+    let (k, other) = (key("a", "src"), key("a", "other"));
+    let mut first = s.read_turn(&k).await;
+    assert!(!first.after_an_unshared_read());
+    // Another Secret is read at the same time.
+    drop(s.read_turn(&other).await);
+    let second = s.read_turn(&k);
+    tokio::pin!(second);
+    let waited = tokio::time::timeout(Duration::from_secs(1), &mut second).await;
+    assert!(
+        waited.is_err(),
+        "the second read of a Secret waits for the first"
+    );
+    assert_eq!(s.being_read(), 1);
+    // The first read fails: the next pass learns it, and does not hold the others up.
+    first.not_shared();
+    drop(first);
+    let mut second = second.await;
+    assert!(second.after_an_unshared_read());
+    second.release();
+    let third = tokio::time::timeout(Duration::from_secs(1), s.read_turn(&k)).await;
+    assert!(
+        third.is_ok(),
+        "after a failure, waiting passes read at once"
+    );
+    drop((second, third));
+    assert_eq!(s.being_read(), 0, "nothing kept once nobody reads");
+    // A fresh turn does not carry the failure over.
+    assert!(!s.read_turn(&k).await.after_an_unshared_read());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pass_cancelled_while_waiting_leaves_nothing_behind() {
+    let s = Sources::default();
+    let k = key("a", "src");
+    let first = s.read_turn(&k).await;
+    let mut waiting = Box::pin(s.read_turn(&k));
+    let waited = tokio::time::timeout(Duration::from_secs(1), &mut waiting).await;
+    assert!(waited.is_err());
+    // Its turn comes, but the pass is cancelled before it takes it.
+    drop(first);
+    drop(waiting);
+    // The next turn given back, of any Secret, clears what nobody waits for.
+    drop(s.read_turn(&key("a", "other")).await);
+    assert_eq!(s.being_read(), 0);
+}
