@@ -89,6 +89,8 @@ struct SourcesInner {
     /// Credentials (or why there are none) per Secret and key pair, with the
     /// resourceVersion they were read at and when.
     read: HashMap<ReadKey, (String, Instant, CredentialsRead)>,
+    /// When `read` was last swept of what can no longer be served.
+    swept_at: Option<Instant>,
 }
 
 impl Sources {
@@ -150,9 +152,10 @@ impl Sources {
     /// Keep what was read at `resource_version` for a connection that reads
     /// it, until a re-plan of the watches finds the Secret unreferenced (the
     /// first read of a new connection's Secret can come before that re-plan).
-    /// What can no longer be served goes here too: a read of a Secret no watch
-    /// has reported, older than [`UNWATCHED_READ_SERVED_FOR`] (one that ended
-    /// after its Secret's last reader went, which no re-plan will drop).
+    /// What can no longer be served goes here too, swept at most once per
+    /// [`UNWATCHED_READ_SERVED_FOR`]: a read of a Secret no watch has reported,
+    /// older than that (one that ended after its Secret's last reader went,
+    /// which no re-plan will drop).
     pub fn remember(
         &self,
         key: &SecretKey,
@@ -177,10 +180,21 @@ impl Sources {
         now: Instant,
     ) {
         let mut inner = self.inner.lock();
-        let SourcesInner { seen, read, .. } = &mut *inner;
-        read.retain(|(k, _, _), (_, at, _)| {
-            seen.contains_key(k) || now.saturating_duration_since(*at) < UNWATCHED_READ_SERVED_FOR
-        });
+        let SourcesInner {
+            seen,
+            read,
+            swept_at,
+            ..
+        } = &mut *inner;
+        // At most one sweep per period: with a Secret per connection, a sweep
+        // per read would cost the square of the connections at start-up.
+        let since = |at: Instant| now.saturating_duration_since(at);
+        if swept_at.is_none_or(|at| since(at) >= UNWATCHED_READ_SERVED_FOR) {
+            read.retain(|(k, _, _), (_, at, _)| {
+                seen.contains_key(k) || since(*at) < UNWATCHED_READ_SERVED_FOR
+            });
+            *swept_at = Some(now);
+        }
         read.insert(read_key, (resource_version, now, result));
     }
 
@@ -231,6 +245,7 @@ impl Sources {
             seen,
             read,
             referenced,
+            ..
         } = &mut *inner;
         seen.retain(|k, _| referenced.contains(k));
         read.retain(|(k, _, _), _| referenced.contains(k));

@@ -30,7 +30,8 @@ pub struct SpecChanges {
     seen: HashMap<Key, Seen>,
     /// What a relist in progress has listed.
     relisting: Option<HashMap<Key, Seen>>,
-    /// Connections reading each source Secret (namespace, name), for `seen`.
+    /// Connections reading each source Secret (namespace, name), counted over
+    /// `seen` (not over a relist in progress).
     readers: HashMap<(CompactString, CompactString), u32>,
 }
 
@@ -123,7 +124,6 @@ impl SpecChanges {
     pub fn read_secrets(&self) -> HashSet<SecretKey> {
         self.readers
             .keys()
-            .filter(|(ns, _)| !ns.is_empty())
             .map(|(ns, name)| (ns.to_string(), name.to_string()))
             .collect()
     }
@@ -139,7 +139,9 @@ impl SpecChanges {
         }
         let secrets_before = std::mem::take(&mut self.readers);
         for (key, s) in &self.seen {
-            *self.readers.entry(source(key, &s.reads)).or_default() += 1;
+            if let Some(secret) = source(key, &s.reads) {
+                *self.readers.entry(secret).or_default() += 1;
+            }
         }
         secrets_before.len() != self.readers.len()
             || secrets_before.keys().any(|k| !self.readers.contains_key(k))
@@ -147,14 +149,19 @@ impl SpecChanges {
 
     /// One connection more reads `reads` in `key`'s namespace; whether it is the first.
     fn one_more(&mut self, key: &Key, reads: &CompactString) -> bool {
-        let n = self.readers.entry(source(key, reads)).or_default();
+        let Some(secret) = source(key, reads) else {
+            return false;
+        };
+        let n = self.readers.entry(secret).or_default();
         *n += 1;
         *n == 1
     }
 
     /// One connection fewer reads `reads` in `key`'s namespace; whether it was the last.
     fn one_fewer(&mut self, key: &Key, reads: &CompactString) -> bool {
-        let secret = source(key, reads);
+        let Some(secret) = source(key, reads) else {
+            return false;
+        };
         match self.readers.get_mut(&secret) {
             Some(n) if *n > 1 => {
                 *n -= 1;
@@ -176,9 +183,11 @@ impl SpecChanges {
     }
 }
 
-/// The Secret `reads` in the namespace of connection `key`.
-fn source(key: &Key, reads: &CompactString) -> (CompactString, CompactString) {
-    (key.namespace().into(), reads.clone())
+/// The Secret `reads` in the namespace of connection `key`; none without a
+/// namespace (never delivered: the resource is namespaced).
+fn source(key: &Key, reads: &CompactString) -> Option<(CompactString, CompactString)> {
+    let namespace = key.namespace();
+    (!namespace.is_empty()).then(|| (namespace.into(), reads.clone()))
 }
 
 #[cfg(test)]
@@ -212,7 +221,9 @@ mod tests {
         let replan = changes.follow(event, |_| {}).replan;
         let mut recounted = HashMap::new();
         for (key, seen) in &changes.seen {
-            *recounted.entry(source(key, &seen.reads)).or_default() += 1;
+            if let Some(secret) = source(key, &seen.reads) {
+                *recounted.entry(secret).or_default() += 1;
+            }
         }
         assert_eq!(changes.readers, recounted, "the readers counted drifted");
         replan
@@ -345,7 +356,7 @@ mod tests {
         // namespaced) reads nothing a watch could cover.
         let mut nowhere = reading("n", "u3", 1, "s1");
         nowhere.metadata.namespace = None;
-        replans(&mut c, Event::Apply(nowhere));
+        assert!(!replans(&mut c, Event::Apply(nowhere)));
         assert_eq!(read(&c), ["s1"]);
         assert_eq!(c.read_secrets().len(), 1);
     }

@@ -72,8 +72,8 @@ pub fn connection_events(
         })
         .try_filter_map(move |event| {
             let mut start = None;
-            changes.send_if_modified(|changes| {
-                let followed = changes.follow(event, |gone| checks.forget(&gone));
+            changes.send_if_modified(|spec| {
+                let followed = spec.follow(event, |gone| checks.forget(&gone));
                 start = followed.start;
                 followed.replan
             });
@@ -212,13 +212,15 @@ pub struct SourceWatchContext {
 /// dropped; dropping it stops every watch.
 pub async fn run_source_watches(
     ctx: SourceWatchContext,
-    mut changes: watch::Receiver<SpecChanges>,
+    mut secrets_read: watch::Receiver<SpecChanges>,
     limit: usize,
 ) {
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut running: HashMap<SourceWatch, AbortHandle> = HashMap::new();
     loop {
-        let referenced = changes.borrow_and_update().read_secrets();
+        // The first plan, before the connections are listed, is empty: the
+        // list's end changes the Secrets read and plans again.
+        let referenced = secrets_read.borrow_and_update().read_secrets();
         let plan = plan_source_watches(&referenced, limit.max(1));
         // Forget unreferenced Secrets first, so a new watch's first report counts.
         ctx.sources.set_referenced(ctx.scope.as_deref(), referenced);
@@ -244,7 +246,7 @@ pub async fn run_source_watches(
         }
         // Reap finished tasks (aborted ones) so the set does not grow.
         while tasks.try_join_next().is_some() {}
-        if changes.changed().await.is_err() {
+        if secrets_read.changed().await.is_err() {
             // The connection watch is gone with its controller, which may still
             // be finishing its passes: the watches stay until this is dropped.
             std::future::pending::<()>().await;
