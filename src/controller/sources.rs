@@ -21,7 +21,12 @@ pub type SecretKey = (String, String);
 /// Credentials read from a source Secret, or why there are none.
 pub type CredentialsRead = std::result::Result<Credentials, CredentialsError>;
 
-type ReadKey = (SecretKey, String, String);
+/// The keys of the API key and auth token in a Secret.
+type KeyPair = (String, String);
+
+/// Credentials read with one key pair: the resourceVersion they were read at,
+/// when, and what was found.
+type Read = (String, Instant, CredentialsRead);
 
 /// How long credentials read before any watch reported their Secret answer
 /// other passes. The first report sends every reader through again, so this
@@ -86,9 +91,9 @@ struct SourcesInner {
     seen: HashMap<SecretKey, Option<String>>,
     /// Secrets some connection reads its credentials from.
     referenced: HashSet<SecretKey>,
-    /// Credentials (or why there are none) per Secret and key pair, with the
-    /// resourceVersion they were read at and when.
-    read: HashMap<ReadKey, (String, Instant, CredentialsRead)>,
+    /// Credentials (or why there are none) per Secret, then per key pair: a
+    /// watch's report touches only its Secret's reads. Never an empty map.
+    read: HashMap<SecretKey, HashMap<KeyPair, Read>>,
     /// When `read` was last swept of what can no longer be served.
     swept_at: Option<Instant>,
 }
@@ -131,12 +136,8 @@ impl Sources {
         now: Instant,
     ) -> Option<CredentialsRead> {
         let inner = self.inner.lock();
-        let read_key = (
-            key.clone(),
-            api_key_key.to_string(),
-            auth_token_key.to_string(),
-        );
-        let (version, at, result) = inner.read.get(&read_key)?;
+        let pair = (api_key_key.to_string(), auth_token_key.to_string());
+        let (version, at, result) = inner.read.get(key)?.get(&pair)?;
         let current = match inner.seen.get(key) {
             None => now.saturating_duration_since(*at) < UNWATCHED_READ_SERVED_FOR,
             Some(seen) => seen.as_ref() == Some(version),
@@ -164,17 +165,14 @@ impl Sources {
         resource_version: String,
         result: CredentialsRead,
     ) {
-        let read_key = (
-            key.clone(),
-            api_key_key.to_string(),
-            auth_token_key.to_string(),
-        );
-        self.remember_at(read_key, resource_version, result, Instant::now());
+        let pair = (api_key_key.to_string(), auth_token_key.to_string());
+        self.remember_at(key, pair, resource_version, result, Instant::now());
     }
 
     fn remember_at(
         &self,
-        read_key: ReadKey,
+        key: &SecretKey,
+        pair: KeyPair,
         resource_version: String,
         result: CredentialsRead,
         now: Instant,
@@ -190,12 +188,17 @@ impl Sources {
         // per read would cost the square of the connections at start-up.
         let since = |at: Instant| now.saturating_duration_since(at);
         if swept_at.is_none_or(|at| since(at) >= UNWATCHED_READ_SERVED_FOR) {
-            read.retain(|(k, _, _), (_, at, _)| {
-                seen.contains_key(k) || since(*at) < UNWATCHED_READ_SERVED_FOR
+            read.retain(|k, reads| {
+                seen.contains_key(k) || {
+                    reads.retain(|_, (_, at, _)| since(*at) < UNWATCHED_READ_SERVED_FOR);
+                    !reads.is_empty()
+                }
             });
             *swept_at = Some(now);
         }
-        read.insert(read_key, (resource_version, now, result));
+        read.entry(key.clone())
+            .or_default()
+            .insert(pair, (resource_version, now, result));
     }
 
     /// A watch reports `key` at `resource_version` (`None`: deleted). True when
@@ -207,9 +210,12 @@ impl Sources {
             return false;
         }
         let previous = inner.seen.insert(key.clone(), resource_version.clone());
-        inner
-            .read
-            .retain(|(k, _, _), (rv, _, _)| k != key || Some(&*rv) == resource_version.as_ref());
+        if let Some(reads) = inner.read.get_mut(key) {
+            reads.retain(|_, (rv, _, _)| Some(&*rv) == resource_version.as_ref());
+            if reads.is_empty() {
+                inner.read.remove(key);
+            }
+        }
         // On the first report every reader looks again: some may have read
         // another version before the watch started (reads are not tracked per
         // connection). Those that read this version are answered from memory.
@@ -248,19 +254,13 @@ impl Sources {
             ..
         } = &mut *inner;
         seen.retain(|k, _| referenced.contains(k));
-        read.retain(|(k, _, _), _| referenced.contains(k));
+        read.retain(|k, _| referenced.contains(k));
     }
 
     /// Number of Secrets with credentials kept, for tests.
     #[cfg(test)]
     fn kept(&self) -> usize {
-        self.inner
-            .lock()
-            .read
-            .keys()
-            .map(|(k, _, _)| k)
-            .collect::<HashSet<_>>()
-            .len()
+        self.inner.lock().read.len()
     }
 }
 

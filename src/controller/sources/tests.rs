@@ -32,6 +32,7 @@ fn credentials_are_kept_only_while_the_watch_reports_the_same_version() {
     // A new version invalidates.
     assert!(s.observe(&k, Some("6".into())));
     assert!(s.cached(&k, "apiKey", "authToken").is_none());
+    assert_eq!(s.kept(), 0, "nothing is kept for the Secret");
     assert_eq!(s.seen_version(&k).as_deref(), Some("6"));
     // A read that raced the watch and returned the old version is not served.
     s.remember(&k, "apiKey", "authToken", "5".into(), Ok(creds("one")));
@@ -48,17 +49,23 @@ fn credentials_are_kept_only_while_the_watch_reports_the_same_version() {
 fn a_read_no_watch_reports_is_dropped_once_it_can_no_longer_be_served() {
     let s = Sources::default();
     let (gone, other) = (key("a", "gone"), key("a", "other"));
-    let read = |k: &SecretKey| (k.clone(), "apiKey".to_string(), "authToken".to_string());
+    let pair = || ("apiKey".to_string(), "authToken".to_string());
     // A pass's read that ended after its Secret's last reader went: nothing
     // references it, and no re-plan will come to drop it.
     s.set_referenced(None, HashSet::from([other.clone()]));
     let start = Instant::now();
-    s.remember_at(read(&gone), "1".into(), Ok(creds("one")), start);
-    s.remember_at(read(&other), "1".into(), Ok(creds("one")), start);
+    s.remember_at(&gone, pair(), "1".into(), Ok(creds("one")), start);
+    s.remember_at(&other, pair(), "1".into(), Ok(creds("one")), start);
     assert_eq!(s.kept(), 2, "both served for a while");
     assert!(s.observe(&other, Some("1".into())));
     let later = start + UNWATCHED_READ_SERVED_FOR;
-    s.remember_at(read(&key("a", "new")), "1".into(), Ok(creds("two")), later);
+    s.remember_at(
+        &key("a", "new"),
+        pair(),
+        "1".into(),
+        Ok(creds("two")),
+        later,
+    );
     assert!(s.cached_at(&other, "apiKey", "authToken", later).is_some());
     assert_eq!(s.kept(), 2, "the read of the Secret nobody reads is gone");
 }
