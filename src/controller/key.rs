@@ -48,6 +48,11 @@ impl Key {
         &self.namespace
     }
 
+    /// The connection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// A controller's reference to the connection.
     pub fn to_ref(&self) -> ObjectRef<TrackViaConnection> {
         ObjectRef::new(&self.name).within(&self.namespace)

@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
@@ -174,22 +174,6 @@ pub fn plan_source_watches(referenced: &HashSet<SecretKey>, limit: usize) -> BTr
     plan
 }
 
-/// Connections that read their credentials from `key`.
-pub fn readers_of(
-    store: &Store<TrackViaConnection>,
-    key: &SecretKey,
-) -> Vec<ObjectRef<TrackViaConnection>> {
-    store
-        .state()
-        .iter()
-        .filter(|tvc| {
-            tvc.namespace().as_deref() == Some(key.0.as_str())
-                && tvc.spec.credentials_secret_ref.name == key.1
-        })
-        .map(|tvc| ObjectRef::from_obj(&**tvc))
-        .collect()
-}
-
 /// Everything a source watch needs.
 #[derive(Clone)]
 pub struct SourceWatchContext {
@@ -197,8 +181,9 @@ pub struct SourceWatchContext {
     pub scope: Option<String>,
     /// Kubernetes client.
     pub client: Client,
-    /// The connections of this scope.
-    pub connections: Store<TrackViaConnection>,
+    /// What the connection watch knows of this scope's connections: which
+    /// read each Secret.
+    pub connections: watch::Receiver<SpecChanges>,
     /// Shared knowledge of the source Secrets.
     pub sources: Arc<Sources>,
     /// Where reconciles are requested.
@@ -310,7 +295,9 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
 
 fn note(ctx: &SourceWatchContext, key: &SecretKey, version: Option<String>) {
     if ctx.sources.observe(key, version) {
-        for r in readers_of(&ctx.connections, key) {
+        // Collected first: the connection watch waits while this is borrowed.
+        let readers = ctx.connections.borrow().readers_of(key);
+        for r in readers {
             let _ = ctx.trigger.unbounded_send(r);
         }
     }
