@@ -197,7 +197,7 @@ fn build_controller(
         SourceWatchContext {
             scope: namespace.map(str::to_string),
             client: ctx.client.clone(),
-            connections: secrets_read.clone(),
+            readers: secrets_read.clone(),
             sources: ctx.sources.clone(),
             trigger,
             metrics: ctx.metrics.clone(),

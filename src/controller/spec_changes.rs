@@ -2,7 +2,8 @@
 //! its name (a new uid), a new spec (a new `metadata.generation`) or a new
 //! `trackvia.io/verify-requested-at` value; not the operator's own status
 //! writes. One 8-byte hash and the name of the Secret read per connection under
-//! a 48-byte [`Key`], nothing on the heap for names of up to 24 bytes; a
+//! a 48-byte [`Key`], nothing on the heap of its own for names of up to 24
+//! bytes (but for the table of readers of a Secret only it reads); a
 //! connection's entry goes with its deletion, and a relist keeps only the
 //! connections it lists. The connections that go are reported, so that the
 //! operator's other tables forget them too.
@@ -20,7 +21,6 @@ use std::collections::{HashMap, HashSet};
 
 use compact_str::CompactString;
 use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::Event;
 
 use super::key::Key;
@@ -133,16 +133,16 @@ impl SpecChanges {
             .collect()
     }
 
-    /// The connections reading `secret` (namespace, name), as the last events
-    /// had them.
-    pub fn readers_of(&self, secret: &SecretKey) -> Vec<ObjectRef<TrackViaConnection>> {
+    /// The names of the connections reading `secret` (namespace, name: theirs
+    /// is the Secret's namespace), as the last events had them.
+    pub fn readers_of(&self, secret: &SecretKey) -> Vec<CompactString> {
         let (namespace, name) = secret;
         let secret = (namespace.into(), name.into());
         self.readers
             .get(&secret)
             .into_iter()
             .flatten()
-            .map(|reader| ObjectRef::new(reader).within(namespace))
+            .cloned()
             .collect()
     }
 

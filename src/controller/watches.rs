@@ -46,7 +46,8 @@ pub type SecretMeta = PartialObjectMeta<Secret>;
 /// the controller's trigger stream. A pass is queued on a spec change and on a
 /// new verify-requested-at value, not on the operator's own status writes.
 /// `changes` follows every event, and tells its receivers when the Secrets the
-/// connections read change, for the source watches' re-plan; `written` is told
+/// connections read change, for the source watches' re-plan (which also borrow
+/// it to find the readers of a Secret that changed); `written` is told
 /// of every connection delivered or deleted, and `checks` of every connection
 /// deleted or missing from a relist.
 pub fn connection_events(
@@ -183,7 +184,7 @@ pub struct SourceWatchContext {
     pub client: Client,
     /// What the connection watch knows of this scope's connections: which
     /// read each Secret.
-    pub connections: watch::Receiver<SpecChanges>,
+    pub readers: watch::Receiver<SpecChanges>,
     /// Shared knowledge of the source Secrets.
     pub sources: Arc<Sources>,
     /// Where reconciles are requested.
@@ -295,9 +296,11 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
 
 fn note(ctx: &SourceWatchContext, key: &SecretKey, version: Option<String>) {
     if ctx.sources.observe(key, version) {
-        // Collected first: the connection watch waits while this is borrowed.
-        let readers = ctx.connections.borrow().readers_of(key);
-        for r in readers {
+        // The names are collected first: the connection watch waits while this
+        // is borrowed.
+        let readers = ctx.readers.borrow().readers_of(key);
+        for name in readers {
+            let r = ObjectRef::new(&name).within(&key.0);
             let _ = ctx.trigger.unbounded_send(r);
         }
     }

@@ -21,7 +21,7 @@ fn starts(changes: &mut SpecChanges, event: Event<TrackViaConnection>) -> bool {
         .is_some()
 }
 
-/// Whether `event` re-plans; after it, the readers counted are those of
+/// Whether `event` re-plans; after it, the readers indexed are those of
 /// the connections remembered.
 fn replans(changes: &mut SpecChanges, event: Event<TrackViaConnection>) -> bool {
     let replan = changes.follow(event, |_| {}).replan;
@@ -147,7 +147,7 @@ fn leaving_a_secret_for_another_read_already_replans_only_when_it_was_the_last()
 }
 
 #[test]
-fn the_secrets_read_are_counted_per_namespace() {
+fn the_secrets_read_are_known_per_namespace() {
     let mut c = SpecChanges::default();
     let mut other = reading("a", "u2", 1, "s1");
     other.metadata.namespace = Some("other".into());
@@ -195,7 +195,7 @@ fn a_relist_starts_passes_for_changes_only_and_keeps_what_it_listed() {
 }
 
 #[test]
-fn a_secrets_readers_are_known_without_a_walk() {
+fn a_secrets_readers_follow_moves_deletions_and_relists() {
     let mut c = SpecChanges::default();
     let mut elsewhere = reading("d", "d", 1, "s1");
     elsewhere.metadata.namespace = Some("other".into());
@@ -211,8 +211,7 @@ fn a_secrets_readers_are_known_without_a_walk() {
         let mut names: Vec<String> = c
             .readers_of(&("ns".to_string(), secret.to_string()))
             .into_iter()
-            .inspect(|r| assert_eq!(r.namespace.as_deref(), Some("ns")))
-            .map(|r| r.name)
+            .map(String::from)
             .collect();
         names.sort();
         names
@@ -220,6 +219,12 @@ fn a_secrets_readers_are_known_without_a_walk() {
     assert_eq!(readers(&c, "s1"), ["a", "b"]);
     assert_eq!(readers(&c, "s2"), ["c"]);
     assert!(readers(&c, "unread").is_empty());
+    let other = ("other".to_string(), "s1".to_string());
+    assert_eq!(
+        c.readers_of(&other),
+        ["d"],
+        "the readers of another namespace's s1"
+    );
     // b moves to s2; a is deleted.
     replans(&mut c, Event::Apply(reading("b", "b", 2, "s2")));
     replans(&mut c, Event::Delete(reading("a", "a", 1, "s1")));
