@@ -133,16 +133,16 @@ impl SpecChanges {
             .collect()
     }
 
-    /// The names of the connections reading `secret` (namespace, name: theirs
-    /// is the Secret's namespace), as the last events had them.
-    pub fn readers_of(&self, secret: &SecretKey) -> Vec<CompactString> {
+    /// The connections reading `secret` (namespace, name: theirs is the
+    /// Secret's namespace), as the last events had them.
+    pub fn readers_of(&self, secret: &SecretKey) -> Vec<Key> {
         let (namespace, name) = secret;
         let secret = (namespace.into(), name.into());
         self.readers
             .get(&secret)
             .into_iter()
             .flatten()
-            .cloned()
+            .map(|reader| Key::new(Some(namespace), reader))
             .collect()
     }
 
@@ -158,8 +158,10 @@ impl SpecChanges {
         let secrets_before = std::mem::take(&mut self.readers);
         for (key, s) in &self.seen {
             if let Some(secret) = source(key, &s.reads) {
-                let readers = self.readers.entry(secret).or_default();
-                readers.insert(key.name().into());
+                self.readers
+                    .entry(secret)
+                    .or_default()
+                    .insert(key.name().into());
             }
         }
         secrets_before.len() != self.readers.len()

@@ -296,12 +296,10 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
 
 fn note(ctx: &SourceWatchContext, key: &SecretKey, version: Option<String>) {
     if ctx.sources.observe(key, version) {
-        // The names are collected first: the connection watch waits while this
-        // is borrowed.
+        // Collected first: the connection watch waits while this is borrowed.
         let readers = ctx.readers.borrow().readers_of(key);
-        for name in readers {
-            let r = ObjectRef::new(&name).within(&key.0);
-            let _ = ctx.trigger.unbounded_send(r);
+        for reader in readers {
+            let _ = ctx.trigger.unbounded_send(reader.to_ref());
         }
     }
 }

@@ -211,7 +211,8 @@ fn a_secrets_readers_follow_moves_deletions_and_relists() {
         let mut names: Vec<String> = c
             .readers_of(&("ns".to_string(), secret.to_string()))
             .into_iter()
-            .map(String::from)
+            .inspect(|reader| assert_eq!(reader.namespace(), "ns"))
+            .map(|reader| reader.name().to_string())
             .collect();
         names.sort();
         names
@@ -222,7 +223,7 @@ fn a_secrets_readers_follow_moves_deletions_and_relists() {
     let other = ("other".to_string(), "s1".to_string());
     assert_eq!(
         c.readers_of(&other),
-        ["d"],
+        [Key::new(Some("other"), "d")],
         "the readers of another namespace's s1"
     );
     // b moves to s2; a is deleted.
