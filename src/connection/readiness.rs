@@ -31,7 +31,7 @@ pub(super) struct ReadyInput<'a> {
     pub fingerprint: &'a str,
     /// They are the ones the old status knew.
     pub same_credentials: bool,
-    /// TrackVia answered this pass.
+    /// TrackVia answered this pass, at or after the token's date if it has one.
     pub answered: bool,
     /// A check is asked for and not answered yet.
     pub awaiting: bool,

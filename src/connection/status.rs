@@ -165,7 +165,9 @@ fn checked(
         old,
         fingerprint,
         same_credentials,
-        answered: verification.is_some(),
+        // An answer given before the token's date (remembered for shared
+        // credentials) says nothing of the token past it.
+        answered: verification.is_some_and(|v| spec.token_expires_at.is_none_or(|at| v.at >= at)),
         awaiting,
         expires: spec.token_expires_at,
         stale: expiry::date_stale(Some(spec), &next, input.now),

@@ -270,3 +270,21 @@ fn an_unchanged_token_past_its_date_is_not_checked_even_when_trackvia_said_yes_b
     assert_eq!(state(&s, condition::READY), ("False", reason::EXPIRED));
     assert_eq!(state(&s, condition::VERIFIED), ("False", reason::EXPIRED));
 }
+
+/// Past the date, credentials rotated to ones TrackVia accepted before it (an
+/// answer remembered for another connection): Expired at once, not Verified
+/// for one pass and Expired on the next, which would write the status twice.
+#[test]
+fn an_answer_from_before_the_date_does_not_outlive_it() {
+    let p = parsed();
+    let before = expired();
+    let now = expiry() + SignedDuration::from_hours(1);
+    let remembered = checked_fp("fp-rotated", ok(), expiry() - mins(10));
+    let next = step(&p, Some(&before), remembered, now);
+    assert_eq!(state(&next, condition::READY), ("False", reason::EXPIRED));
+    assert_eq!(
+        state(&next, condition::VERIFIED),
+        ("False", reason::EXPIRED)
+    );
+    assert_fixed_point(&p, &next, unchecked_fp("fp-rotated"), now + mins(1));
+}
