@@ -98,6 +98,7 @@ fn delivered(i: usize, secrets: usize) -> Value {
             ],
             "consecutiveFailures": 0,
             "credentialsFingerprint": "53ff2800c32c2202",
+            "credentialsVersion": format!("{}", 3_999_000_000u64 + i as u64),
             "expiryWarningAt": "2099-12-17T00:00:00Z",
             "lastHttpStatus": 200,
             "lastSuccessfulVerificationTime": "2026-12-02T13:01:48Z",

@@ -21,9 +21,21 @@ pub struct Transition {
 }
 
 /// Does a status differ in anything a reader cares about? Timestamps move only
-/// with real events here, so a plain comparison is the right test.
+/// with real events here, so a plain comparison is the right test, but for
+/// `credentialsVersion`: a new version of the same credentials (their Secret's
+/// labels edited, say) is recorded with the next change, not written alone,
+/// which for a Secret read by a thousand connections would be a thousand writes.
 pub fn changed(old: Option<&TrackViaConnectionStatus>, new: &TrackViaConnectionStatus) -> bool {
-    old != Some(new)
+    let Some(old) = old else {
+        return true;
+    };
+    if old.credentials_version == new.credentials_version {
+        return old != new;
+    }
+    *old != TrackViaConnectionStatus {
+        credentials_version: old.credentials_version.clone(),
+        ..new.clone()
+    }
 }
 
 /// Events for what changed between two statuses: a new Ready reason, Expiring turning True.

@@ -18,6 +18,7 @@ pub mod orphans;
 mod plan;
 mod published;
 mod reconcile;
+mod recorded;
 mod relist;
 pub mod restart;
 pub mod secret;

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use compact_str::CompactString;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
@@ -78,6 +79,12 @@ pub struct Seen {
     pub observation: Observation,
     /// The credentials, when they were read.
     pub credentials: Option<Credentials>,
+    /// The resourceVersion of their Secret, when they were read or are known
+    /// from the status's record.
+    pub credentials_version: Option<CompactString>,
+    /// Known from the status's record without the credentials: the output
+    /// Secret is as the last pass left it (see [`super::recorded`]).
+    pub published: Option<SecretOutcome>,
     /// A check asked for and not answered yet.
     pub waiting: Option<Waiting>,
 }
@@ -88,6 +95,8 @@ impl Seen {
         Seen {
             observation,
             credentials: None,
+            credentials_version: None,
+            published: None,
             waiting: None,
         }
     }
@@ -151,7 +160,7 @@ pub fn status_before_publishing(
         _ => requested,
     };
     let target_name = tvc.target_name();
-    connection::desired_status(&connection::Input {
+    let mut next = connection::desired_status(&connection::Input {
         spec: parsed.as_ref().ok(),
         generation: tvc.metadata.generation,
         old,
@@ -161,21 +170,40 @@ pub fn status_before_publishing(
         secret_name: &target_name,
         now,
         settings,
-    })
+    });
+    // The fingerprint and the version it was read at go together (a status
+    // without credentials keeps both from the pass that had them).
+    if let Observation::Credentials { .. } = seen.observation {
+        next.credentials_version = seen.credentials_version.clone();
+    }
+    next
 }
 
-/// The host and credentials to publish, when the status allows publishing.
+/// What publishing takes, when the status allows it.
+#[derive(Debug)]
+pub enum Publish<'a> {
+    /// Publish these host and credentials.
+    Write(&'a str, &'a Credentials),
+    /// The output Secret is known as the status records it: this outcome.
+    AsRecorded(SecretOutcome),
+    /// Nothing.
+    Nothing,
+}
+
+/// What to publish, when the status allows publishing.
 pub fn to_publish<'a>(
     tvc: &TrackViaConnection,
     parsed: &'a Parsed,
     seen: &'a Seen,
     next: &TrackViaConnectionStatus,
-) -> Option<(&'a str, &'a Credentials)> {
-    match (&seen.credentials, parsed) {
-        (Some(creds), Ok(p)) if connection::should_publish(tvc.spec.publish, next) => {
-            Some((p.host.as_str(), creds))
-        }
-        _ => None,
+) -> Publish<'a> {
+    if parsed.is_err() || !connection::should_publish(tvc.spec.publish, next) {
+        return Publish::Nothing;
+    }
+    match (&seen.credentials, parsed, &seen.published) {
+        (Some(creds), Ok(p), _) => Publish::Write(p.host.as_str(), creds),
+        (None, _, Some(outcome)) => Publish::AsRecorded(outcome.clone()),
+        _ => Publish::Nothing,
     }
 }
 

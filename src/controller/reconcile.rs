@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use compact_str::CompactString;
 use jiff::Timestamp;
 use kube::api::GetParams;
 use kube::runtime::controller::Action;
@@ -13,11 +14,11 @@ use tracing::debug;
 
 use super::context::{Context, Error, Result};
 use super::key::Key;
-use super::plan::{self, Seen, WakeInputs};
+use super::plan::{self, Publish, Seen, WakeInputs};
 use super::restart::{self, RestartStep};
 use super::secret::{self, CredentialsError};
 use super::sources::{CredentialsRead, ReadTurn, SecretKey};
-use super::{source_read, writes};
+use super::{recorded, source_read, writes};
 use crate::connection::{self, Observation, ParsedSpec, SecretOutcome};
 use crate::crd::{
     CredentialsSecretRef, TrackViaConnection, TrackViaConnectionStatus, VERIFY_REQUESTED_ANNOTATION,
@@ -57,8 +58,9 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Opti
     // Decide the status, then publish what it allows.
     let next = plan::status_before_publishing(tvc, old, &parsed, &seen, now, ctx.config.settings);
     let outcome = match plan::to_publish(tvc, &parsed, &seen, &next) {
-        Some((host, creds)) => writes::sync_secret(ctx, tvc, old, &ns, host, creds).await,
-        None => SecretOutcome::NotPublished,
+        Publish::Write(host, creds) => writes::sync_secret(ctx, tvc, old, &ns, host, creds).await,
+        Publish::AsRecorded(outcome) => outcome,
+        Publish::Nothing => SecretOutcome::NotPublished,
     };
     let mut next = plan::status_after_publishing(next, &outcome, tvc, now);
     if let Some(previous) = plan::retired_name(old, &outcome, tvc) {
@@ -108,7 +110,14 @@ async fn observe(
             ),
         )));
     }
-    let creds = match unreadable_or(ctx, tvc, ns, read_credentials(ctx, tvc, ns).await)? {
+    if let Some(seen) = by_the_record(ctx, tvc, ns, old, p, now).await {
+        return Ok(seen);
+    }
+    let (version, read) = match read_credentials(ctx, tvc, ns).await {
+        Ok((version, read)) => (Some(version).filter(|v| !v.is_empty()), Ok(read)),
+        Err(e) => (None, Err(e)),
+    };
+    let creds = match unreadable_or(ctx, tvc, ns, read)? {
         Err(observation) => return Ok(Seen::without_credentials(observation)),
         Ok(creds) => creds,
     };
@@ -136,7 +145,53 @@ async fn observe(
             awaiting: waiting.is_some(),
         },
         credentials: Some(creds),
+        credentials_version: version.map(CompactString::from),
+        published: None,
         waiting,
+    })
+}
+
+/// What this pass finds without reading the credentials, when the status's
+/// record of them will do ([`recorded`]): the Secret's watch reports it at the
+/// recorded version (in the watches' first seconds, once it does), no check is
+/// due, and the output Secret is as recorded too. Credentials in memory go
+/// first: as current, and they leave nothing to decide.
+async fn by_the_record(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    ns: &str,
+    old: Option<&TrackViaConnectionStatus>,
+    p: &ParsedSpec,
+    now: Timestamp,
+) -> Option<Seen> {
+    let generation = tvc.meta().generation;
+    let (version, fingerprint) = recorded::recorded(old, generation)?;
+    let r = &tvc.spec.credentials_secret_ref;
+    let key = (ns.to_string(), r.name.to_string());
+    if ctx
+        .sources
+        .cached(&key, &r.api_key_key, &r.auth_token_key)
+        .is_some()
+        || !recorded::still_at(version, ctx.sources.reported(&key).await.as_ref())
+    {
+        return None;
+    }
+    let requested = tvc.annotations().get(VERIFY_REQUESTED_ANNOTATION);
+    let requested = requested.map(String::as_str);
+    let (due, _) = connection::verification_due(p, generation, old, fingerprint, requested, now);
+    if due {
+        return None;
+    }
+    Some(Seen {
+        published: Some(writes::as_recorded(ctx, tvc, old, ns)?),
+        observation: Observation::Credentials {
+            fingerprint: fingerprint.to_string(),
+            verification: None,
+            awaiting: false,
+        },
+        credentials: None,
+        credentials_version: Some(version.into()),
+        waiting: None,
     })
 }
 
@@ -170,14 +225,15 @@ fn ask(
     reply
 }
 
-/// Read the credentials. `Ok(Err(_))` when the Secret or a key is missing.
-/// Connections sharing a Secret read it once per version: its watch tells
-/// when the copy read earlier is still current.
+/// Read the credentials, with the resourceVersion of their Secret (empty when
+/// none). `Ok((_, Err(_)))` when the Secret or a key is missing. Connections
+/// sharing a Secret read it once per version: its watch tells when the copy
+/// read earlier is still current.
 async fn read_credentials(
     ctx: &Context,
     tvc: &TrackViaConnection,
     ns: &str,
-) -> Result<CredentialsRead> {
+) -> Result<(String, CredentialsRead)> {
     let r = &tvc.spec.credentials_secret_ref;
     let key = (ns.to_string(), r.name.to_string());
     let remember = |version: String, read: &CredentialsRead| {
@@ -219,14 +275,14 @@ async fn read_credentials(
         });
         remember(String::new(), &missing);
         share_or_release(ctx, r, &key, &mut turn);
-        return Ok(missing);
+        return Ok((String::new(), missing));
     };
     let version = secret.resource_version().unwrap_or_default();
     let data = secret.data.unwrap_or_default();
     let creds = secret::credentials_from_data(&r.name, &data, &r.api_key_key, &r.auth_token_key);
-    remember(version, &creds);
+    remember(version.clone(), &creds);
     share_or_release(ctx, r, &key, &mut turn);
-    Ok(creds)
+    Ok((version, creds))
 }
 
 /// Let the passes waiting for this read go on by themselves when what it found

@@ -43,7 +43,15 @@ pub fn desired_secret(tvc: &TrackViaConnection, host: &str, creds: &Credentials)
         );
     }
     let hash = content_hash(&data, tvc.uid().as_deref().unwrap_or_default().as_bytes());
+    Secret {
+        data: Some(data),
+        ..rendered_without_values(tvc, hash)
+    }
+}
 
+/// The Secret the connection publishes, but for its values: they are in it
+/// only through `hash`, their keyed content hash (an annotation).
+pub fn rendered_without_values(tvc: &TrackViaConnection, hash: String) -> Secret {
     let mut labels = tvc.spec.target.labels.clone();
     labels.insert(MANAGED_BY_LABEL.to_string(), MANAGER_NAME.to_string());
     let mut annotations = tvc.spec.target.annotations.clone();
@@ -64,7 +72,6 @@ pub fn desired_secret(tvc: &TrackViaConnection, host: &str, creds: &Credentials)
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".to_string()),
-        data: Some(data),
         ..Secret::default()
     }
 }

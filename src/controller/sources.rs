@@ -34,13 +34,36 @@ type Read = (String, Instant, CredentialsRead);
 /// the operator may not open).
 pub const UNWATCHED_READ_SERVED_FOR: Duration = Duration::from_secs(10);
 
+/// How long after the watches are first planned (or, before that, after this
+/// process started leading) a pass that may go by its status's record waits
+/// for the first report of its Secret rather than read it ([`Sources::reported`]).
+pub const FIRST_REPORT_WAIT: Duration = Duration::from_secs(10);
+
 /// What is known of the referenced source Secrets.
-#[derive(Default)]
 pub struct Sources {
     inner: Mutex<SourcesInner>,
     /// The Secrets being read now, each with its turn and whether the last
     /// read made in it failed.
     reading: Mutex<HashMap<SecretKey, Arc<tokio::sync::Mutex<bool>>>>,
+    /// Woken by every report that sends readers through, and by the first plan.
+    reports: tokio::sync::Notify,
+}
+
+impl Default for Sources {
+    fn default() -> Sources {
+        Sources {
+            inner: Mutex::new(SourcesInner {
+                seen: HashMap::new(),
+                referenced: HashSet::new(),
+                read: HashMap::new(),
+                swept_at: None,
+                since: Instant::now(),
+                planned: false,
+            }),
+            reading: Mutex::default(),
+            reports: tokio::sync::Notify::new(),
+        }
+    }
 }
 
 /// One pass's turn to read a source Secret from the API server; the next waits
@@ -84,7 +107,6 @@ impl Drop for ReadTurn<'_> {
     }
 }
 
-#[derive(Default)]
 struct SourcesInner {
     /// Referenced Secrets → the resourceVersion a watch last reported
     /// (`None` once deleted). Absent until a watch has reported it.
@@ -96,6 +118,11 @@ struct SourcesInner {
     read: HashMap<SecretKey, HashMap<KeyPair, Read>>,
     /// When `read` was last swept of what can no longer be served.
     swept_at: Option<Instant>,
+    /// When this started, then when a Secret was first referenced: the first
+    /// reports are waited for until [`FIRST_REPORT_WAIT`] past it.
+    since: Instant,
+    /// Whether a Secret was ever referenced.
+    planned: bool,
 }
 
 impl Sources {
@@ -116,15 +143,15 @@ impl Sources {
         self.reading.lock().len()
     }
 
-    /// Credentials read earlier, when the watch reports the Secret unchanged
-    /// since, or, before any watch reported it, read in the last
-    /// [`UNWATCHED_READ_SERVED_FOR`].
+    /// Credentials read earlier, with the resourceVersion they were read at,
+    /// when the watch reports the Secret unchanged since, or, before any watch
+    /// reported it, read in the last [`UNWATCHED_READ_SERVED_FOR`].
     pub fn cached(
         &self,
         key: &SecretKey,
         api_key_key: &str,
         auth_token_key: &str,
-    ) -> Option<CredentialsRead> {
+    ) -> Option<(String, CredentialsRead)> {
         self.cached_at(key, api_key_key, auth_token_key, Instant::now())
     }
 
@@ -134,7 +161,7 @@ impl Sources {
         api_key_key: &str,
         auth_token_key: &str,
         now: Instant,
-    ) -> Option<CredentialsRead> {
+    ) -> Option<(String, CredentialsRead)> {
         let inner = self.inner.lock();
         let pair = (api_key_key.to_string(), auth_token_key.to_string());
         let (version, at, result) = inner.read.get(key)?.get(&pair)?;
@@ -142,7 +169,29 @@ impl Sources {
             None => now.saturating_duration_since(*at) < UNWATCHED_READ_SERVED_FOR,
             Some(seen) => seen.as_ref() == Some(version),
         };
-        current.then(|| result.clone())
+        current.then(|| (version.clone(), result.clone()))
+    }
+
+    /// What the watch reports of `key`: its version (`Some(None)`: deleted).
+    /// Before its first report, in the first [`FIRST_REPORT_WAIT`] of the
+    /// watches, this waits for it; `None` when none came.
+    pub async fn reported(&self, key: &SecretKey) -> Option<Option<String>> {
+        loop {
+            let report = self.reports.notified();
+            tokio::pin!(report);
+            report.as_mut().enable();
+            let until = {
+                let inner = self.inner.lock();
+                if let Some(seen) = inner.seen.get(key) {
+                    return Some(seen.clone());
+                }
+                inner.since + FIRST_REPORT_WAIT
+            };
+            let until = tokio::time::Instant::from_std(until);
+            if tokio::time::timeout_at(until, report).await.is_err() {
+                return None;
+            }
+        }
     }
 
     /// The resourceVersion the watch last reported: a read should return at least that one.
@@ -219,7 +268,12 @@ impl Sources {
         // On the first report every reader looks again: some may have read
         // another version before the watch started (reads are not tracked per
         // connection). Those that read this version are answered from memory.
-        previous.is_none_or(|previous| previous != resource_version)
+        let news = previous.is_none_or(|previous| previous != resource_version);
+        drop(inner);
+        if news {
+            self.reports.notify_waiters();
+        }
+        news
     }
 
     /// Is `key` read by some connection?
@@ -242,6 +296,11 @@ impl Sources {
     /// known of other Secrets of that scope is dropped. Other scopes are left alone.
     pub(super) fn set_referenced(&self, scope: Option<&str>, referenced: HashSet<SecretKey>) {
         let mut inner = self.inner.lock();
+        if !inner.planned && !referenced.is_empty() {
+            // The watches start now: their first reports are waited for from here.
+            (inner.planned, inner.since) = (true, Instant::now());
+            self.reports.notify_waiters();
+        }
         let in_scope = |k: &SecretKey| scope.is_none_or(|ns| k.0 == ns);
         inner
             .referenced

@@ -47,6 +47,10 @@ pub struct TrackViaConnectionStatus {
     /// Keyed-HMAC prefix identifying the current credentials (never the value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_fingerprint: Option<CompactString>,
+    /// The resourceVersion of the credentials Secret read for `credentialsFingerprint`.
+    /// A restarted operator does not read a Secret its watch reports still at that version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_version: Option<CompactString>,
     /// Fingerprint of the credentials TrackVia last accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_fingerprint: Option<CompactString>,

@@ -272,3 +272,25 @@ fn secret_updated_only_when_the_published_hash_changes() {
     assert!(!events[0].warning);
     assert!(events[0].message.contains(SECRET));
 }
+
+#[test]
+fn a_new_version_of_the_same_credentials_alone_is_not_a_change() {
+    let old = TrackViaConnectionStatus {
+        credentials_fingerprint: Some("fp-1".into()),
+        credentials_version: Some("41".into()),
+        ..TrackViaConnectionStatus::default()
+    };
+    let relabelled = TrackViaConnectionStatus {
+        credentials_version: Some("42".into()),
+        ..old.clone()
+    };
+    assert!(!changed(Some(&old), &relabelled));
+    // With anything else that changed, the version goes along.
+    let rotated = TrackViaConnectionStatus {
+        credentials_fingerprint: Some("fp-2".into()),
+        ..relabelled.clone()
+    };
+    assert!(changed(Some(&old), &rotated));
+    assert!(changed(None, &relabelled));
+    assert!(!changed(Some(&old), &old.clone()));
+}

@@ -4,6 +4,11 @@ fn key(ns: &str, name: &str) -> SecretKey {
     (ns.to_string(), name.to_string())
 }
 
+/// What a pass finds in memory, without the version.
+fn cached(s: &Sources, k: &SecretKey, api_key: &str, token: &str) -> Option<CredentialsRead> {
+    s.cached(k, api_key, token).map(|(_, read)| read)
+}
+
 fn creds(token: &str) -> Credentials {
     Credentials {
         api_key: "k".into(),
@@ -18,30 +23,39 @@ fn credentials_are_kept_only_while_the_watch_reports_the_same_version() {
     s.set_referenced(None, HashSet::from([k.clone()]));
     // Not reported by a watch yet: served to other passes for a few seconds.
     s.remember(&k, "apiKey", "authToken", "5".into(), Ok(creds("one")));
-    assert_eq!(s.cached(&k, "apiKey", "authToken"), Some(Ok(creds("one"))));
+    assert_eq!(
+        cached(&s, &k, "apiKey", "authToken"),
+        Some(Ok(creds("one")))
+    );
     let later = Instant::now() + UNWATCHED_READ_SERVED_FOR;
     assert!(s.cached_at(&k, "apiKey", "authToken", later).is_none());
     // The first report: readers look again, and what was read at 5 answers them.
     assert!(s.observe(&k, Some("5".into())));
-    assert_eq!(s.cached(&k, "apiKey", "authToken"), Some(Ok(creds("one"))));
+    assert_eq!(
+        cached(&s, &k, "apiKey", "authToken"),
+        Some(Ok(creds("one")))
+    );
     // Another key pair of the same Secret is a different read.
-    assert!(s.cached(&k, "key", "token").is_none());
+    assert!(cached(&s, &k, "key", "token").is_none());
     // The same version again (a relist) changes nothing.
     assert!(!s.observe(&k, Some("5".into())));
-    assert_eq!(s.cached(&k, "apiKey", "authToken"), Some(Ok(creds("one"))));
+    assert_eq!(
+        cached(&s, &k, "apiKey", "authToken"),
+        Some(Ok(creds("one")))
+    );
     // A new version invalidates.
     assert!(s.observe(&k, Some("6".into())));
-    assert!(s.cached(&k, "apiKey", "authToken").is_none());
+    assert!(cached(&s, &k, "apiKey", "authToken").is_none());
     assert_eq!(s.kept(), 0, "nothing is kept for the Secret");
     assert_eq!(s.seen_version(&k).as_deref(), Some("6"));
     // A read that raced the watch and returned the old version is not served.
     s.remember(&k, "apiKey", "authToken", "5".into(), Ok(creds("one")));
-    assert!(s.cached(&k, "apiKey", "authToken").is_none());
+    assert!(cached(&s, &k, "apiKey", "authToken").is_none());
     // Deleted: nothing served, and the change is reported once.
     s.remember(&k, "apiKey", "authToken", "6".into(), Ok(creds("two")));
     assert!(s.observe(&k, None));
     assert!(!s.observe(&k, None));
-    assert!(s.cached(&k, "apiKey", "authToken").is_none());
+    assert!(cached(&s, &k, "apiKey", "authToken").is_none());
     assert_eq!(s.seen_version(&k), None);
 }
 
@@ -80,7 +94,7 @@ fn a_first_report_always_asks_readers_to_look_again() {
     // Read at an older version before the watch started: not served.
     s.remember(&b, "apiKey", "authToken", "1".into(), Ok(creds("old")));
     assert!(s.observe(&b, Some("2".into())));
-    assert!(s.cached(&b, "apiKey", "authToken").is_none());
+    assert!(cached(&s, &b, "apiKey", "authToken").is_none());
     // Found missing before the watch started, created since.
     s.remember(
         &c,
@@ -93,7 +107,7 @@ fn a_first_report_always_asks_readers_to_look_again() {
         }),
     );
     assert!(s.observe(&c, Some("3".into())));
-    assert!(s.cached(&c, "apiKey", "authToken").is_none());
+    assert!(cached(&s, &c, "apiKey", "authToken").is_none());
 }
 
 #[test]
@@ -119,7 +133,7 @@ fn unreferenced_secrets_are_neither_tracked_nor_kept() {
     // No longer referenced in its scope: forgotten.
     s.set_referenced(Some("a"), HashSet::new());
     assert_eq!(s.kept(), 0);
-    assert!(s.cached(&k, "apiKey", "authToken").is_none());
+    assert!(cached(&s, &k, "apiKey", "authToken").is_none());
     assert!(!s.is_referenced(&k));
 }
 
@@ -170,4 +184,49 @@ async fn a_pass_cancelled_while_waiting_leaves_nothing_behind() {
     // The next turn given back, of any Secret, clears what nobody waits for.
     drop(s.read_turn(&key("a", "other")).await);
     assert_eq!(s.being_read(), 0);
+}
+
+#[tokio::test]
+async fn a_pass_waits_for_the_first_report_only_in_the_watches_first_seconds() {
+    let s = Arc::new(Sources::default());
+    let (k, other) = (key("a", "src"), key("a", "gone"));
+    s.set_referenced(None, HashSet::from([k.clone(), other.clone()]));
+    // Reported already: at once, deleted ones too.
+    s.observe(&other, None);
+    assert_eq!(s.reported(&other).await, Some(None));
+    // Not yet: the pass waits for the report.
+    let waiting = tokio::spawn({
+        let s = s.clone();
+        let k = k.clone();
+        async move { s.reported(&k).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "answered before any report");
+    s.observe(&k, Some("7".into()));
+    let reported = tokio::time::timeout(Duration::from_secs(1), waiting).await;
+    assert_eq!(
+        reported.expect("woken").expect("joined"),
+        Some(Some("7".into()))
+    );
+    // Past the first seconds of the watches, nobody waits for a report.
+    s.inner.lock().since -= FIRST_REPORT_WAIT;
+    let late = key("a", "late");
+    s.set_referenced(None, HashSet::from([late.clone()]));
+    let at_once = tokio::time::timeout(Duration::from_secs(1), s.reported(&late)).await;
+    assert_eq!(at_once, Ok(None));
+}
+
+#[tokio::test]
+async fn the_wait_starts_again_when_the_first_secret_is_referenced() {
+    let s = Sources::default();
+    let k = key("a", "src");
+    // Started leading long ago, no Secret referenced yet.
+    s.inner.lock().since -= FIRST_REPORT_WAIT;
+    assert_eq!(s.reported(&k).await, None);
+    s.set_referenced(None, HashSet::from([k.clone()]));
+    let waited = tokio::time::timeout(Duration::from_millis(100), s.reported(&k)).await;
+    assert!(
+        waited.is_err(),
+        "the watches were just planned: wait for their report"
+    );
 }

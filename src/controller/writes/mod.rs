@@ -18,7 +18,7 @@ use crate::connection::{self, Transition};
 use crate::crd::{TrackViaConnection, TrackViaConnectionStatus};
 use crate::metrics::ResultLabel;
 
-pub use output::{get_secret, retire_secret, sync_secret};
+pub use output::{as_recorded, get_secret, retire_secret, sync_secret};
 
 /// Log and publish one transition as an event.
 pub async fn emit(ctx: &Context, tvc: &TrackViaConnection, t: &Transition) {

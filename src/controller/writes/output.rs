@@ -4,6 +4,8 @@
 //! rename; and [`get_secret`], the one read of a Secret, which passes also use
 //! for their source Secrets.
 
+use std::sync::Arc;
+
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
@@ -14,6 +16,7 @@ use super::emit;
 use crate::connection::{SecretOutcome, Transition};
 use crate::controller::adoption::{self, LetGo};
 use crate::controller::context::{Context, FIELD_MANAGER};
+use crate::controller::kept::KeptSecret;
 use crate::controller::managed;
 use crate::controller::plan::{self, SecretStep};
 use crate::controller::published;
@@ -75,6 +78,56 @@ async fn read_for_retirement(
     None
 }
 
+/// The output Secret `name` as its watch keeps it, and the version it reports.
+fn watched_output(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> (Option<Arc<KeptSecret>>, Option<String>) {
+    let key = kube::runtime::reflector::ObjectRef::new(name).within(ns);
+    let watched = ctx.owned.iter().find_map(|store| store.get(&key));
+    let version = watched
+        .as_ref()
+        .and_then(|kept| kept.seen_version().map(str::to_string));
+    (watched, version)
+}
+
+/// The outcome of a pass that finds the watched output Secret known to hold
+/// `hash` rendered as `fingerprint` ([`published::known_unchanged`]) and ours.
+fn known_unchanged(
+    tvc: &TrackViaConnection,
+    old: Option<&TrackViaConnectionStatus>,
+    watched: &Option<Arc<KeptSecret>>,
+    remembered: Option<&(String, u64)>,
+    hash: &str,
+    fingerprint: u64,
+) -> Option<SecretOutcome> {
+    let meta = watched.as_ref()?;
+    let version = meta.seen_version()?;
+    (published::known_unchanged(remembered, old, version, fingerprint)
+        && secret::ownership(&meta.metadata(), tvc) == Ownership::Ours)
+        .then(|| published::synced(hash, Some(version), fingerprint))
+}
+
+/// The outcome publishing would have without the credentials to hand: the
+/// output Secret holds what the status records as published (its content hash
+/// `publishedHash`, rendered for this spec and host), when the credentials are
+/// known unchanged since. `None`: publishing needs them.
+pub fn as_recorded(
+    ctx: &Context,
+    tvc: &TrackViaConnection,
+    old: Option<&TrackViaConnectionStatus>,
+    ns: &str,
+) -> Option<SecretOutcome> {
+    let hash = old?.published_hash.as_deref()?;
+    let fingerprint =
+        published::fingerprint(&secret::rendered_without_values(tvc, hash.to_string()));
+    let name = tvc.target_name();
+    let (watched, _) = watched_output(ctx, ns, &name);
+    let remembered = ctx.outputs.get(ns, &name);
+    known_unchanged(tvc, old, &watched, remembered.as_ref(), hash, fingerprint)
+}
+
 /// Publish the connection's Secret, unless a Secret the operator may not
 /// write is at its name. `old` is the freshest status known of the connection.
 pub async fn sync_secret(
@@ -89,22 +142,15 @@ pub async fn sync_secret(
     let desired = secret::desired_secret(tvc, host, creds);
     let hash = secret::hash_of(&desired).unwrap_or_default().to_string();
     let fingerprint = published::fingerprint(&desired);
-    let watched = ctx
-        .owned
-        .iter()
-        .find_map(|store| store.get(&kube::runtime::reflector::ObjectRef::new(&name).within(ns)));
-    let watched_version = watched
-        .as_ref()
-        .and_then(|kept| kept.seen_version().map(str::to_string));
+    let (watched, watched_version) = watched_output(ctx, ns, &name);
     // Known unchanged since this process (or, when it has no memory of the Secret,
     // the one that wrote the status) wrote or checked it for the same content:
     // nothing to read, nothing to write.
     let remembered = ctx.outputs.get(ns, &name);
-    if let (Some(meta), Some(version)) = (&watched, &watched_version)
-        && published::known_unchanged(remembered.as_ref(), old, version, fingerprint)
-        && secret::ownership(&meta.metadata(), tvc) == Ownership::Ours
+    if let Some(outcome) =
+        known_unchanged(tvc, old, &watched, remembered.as_ref(), &hash, fingerprint)
     {
-        return published::synced(&hash, Some(version), fingerprint);
+        return outcome;
     }
     // Not seen by the watch (absent, or not labelled as ours) and not written by this
     // process: create it, a request that fails when any Secret has the name. Only then is
