@@ -282,6 +282,56 @@ async fn edited_or_deleted_output_secrets_are_repaired() {
     h.finish().await;
 }
 
+/// The status records the version of the source Secret its credentials were read at. A
+/// restart with the Secret still there reads nothing (tests/scale/restart.rs); a rotation
+/// while no operator runs leaves the Secret at another version, so the next process reads
+/// it, checks the new token and publishes it.
+#[tokio::test]
+async fn a_rotation_while_no_operator_runs_is_published_by_the_next() {
+    let mut h = Harness::start("tvc-rotated-down", &[]).await;
+    h.connect("crm", "src", Behavior::Valid, json!({})).await;
+    h.wait_ready("crm", "True", "Verified").await;
+    let sources = h.secrets_api();
+    let version = sources.get("src").await.unwrap().resource_version();
+    wait_for(
+        &h.connections(),
+        "crm",
+        Duration::from_secs(10),
+        "status.credentialsVersion naming the source Secret's version",
+        |tvc| {
+            let recorded = tvc
+                .status
+                .as_ref()
+                .and_then(|s| s.credentials_version.as_deref());
+            version.is_some() && recorded == version.as_deref()
+        },
+    )
+    .await;
+    let calls = h.fake.total_calls();
+    let (key, token) = h.credential(Behavior::Valid);
+    let rotation = json!({"stringData": {"apiKey": key, "authToken": token}});
+    h.restart_operator_after(async {
+        sources
+            .patch("src", &PatchParams::default(), &Patch::Merge(&rotation))
+            .await
+            .expect("rotating the source Secret");
+    })
+    .await;
+    h.wait_published(
+        "crm",
+        &token,
+        Duration::from_secs(15),
+        "the rotation made while the operator was stopped published",
+    )
+    .await;
+    assert_eq!(
+        h.fake.total_calls(),
+        calls + 1,
+        "one check of the new token"
+    );
+    h.finish().await;
+}
+
 #[tokio::test]
 async fn deletion_policies_retain_or_delete_the_output_secret() {
     let mut h = Harness::start("tvc-delete", &[]).await;
