@@ -102,11 +102,13 @@ impl Seen {
     }
 }
 
-/// Which remembered answers will do for a check.
+/// Which remembered answers will do for a check at `now`: past the token's
+/// date, only those given after it.
 pub fn freshness(
     spec: &ParsedSpec,
     forced: bool,
     old: Option<&TrackViaConnectionStatus>,
+    now: Timestamp,
 ) -> Freshness {
     Freshness {
         max_age: spec.verify_interval.unwrap_or(Duration::from_secs(3600)),
@@ -114,6 +116,7 @@ pub fn freshness(
         last_verified: old
             .and_then(|o| o.last_verified_time.as_deref())
             .and_then(|t| t.parse().ok()),
+        not_before: spec.token_expires_at.filter(|at| now >= *at),
     }
 }
 

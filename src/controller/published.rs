@@ -19,9 +19,12 @@ use crate::connection::SecretOutcome;
 use crate::crd::TrackViaConnectionStatus;
 
 /// The rules a pass judges an existing output Secret by ([`super::secret::needs_apply`],
-/// [`super::plan::secret_step`], [`super::adoption::as_adopted`]), as a number in every
-/// fingerprint. Bump it when they change while the rendering does not: Secrets recorded
-/// by an earlier build are then read and judged once more.
+/// [`super::plan::secret_step`], [`super::adoption::as_adopted`]) and the rendering of its
+/// values ([`super::secret::desired_secret`]: the keys, the values' format, the content
+/// hash), as a number in every fingerprint. Bump it when either changes: Secrets recorded
+/// by an earlier build are then read and judged once more. A pass that goes by the
+/// status's record of the credentials ([`super::recorded`]) renders the Secret without
+/// its values, so only this number tells it that the values would be rendered otherwise.
 const RULES: u8 = 1;
 
 /// The fingerprint of a desired Secret: the rules it is judged by and everything

@@ -152,10 +152,10 @@ async fn observe(
 }
 
 /// What this pass finds without reading the credentials, when the status's
-/// record of them will do ([`recorded`]): the Secret's watch reports it at the
-/// recorded version (in the watches' first seconds, once it does), no check is
-/// due, and the output Secret is as recorded too. Credentials in memory go
-/// first: as current, and they leave nothing to decide.
+/// record of them will do ([`recorded`]): nothing read is in memory (a
+/// process that read them goes by what it read), no check is due, the
+/// Secret's watch reports it at the recorded version (in the watches' first
+/// seconds, once it reports), and the output Secret is as recorded too.
 async fn by_the_record(
     ctx: &Context,
     tvc: &TrackViaConnection,
@@ -165,21 +165,20 @@ async fn by_the_record(
     now: Timestamp,
 ) -> Option<Seen> {
     let generation = tvc.meta().generation;
-    let (version, fingerprint) = recorded::recorded(old, generation)?;
+    let (version, fingerprint) = recorded::record_of(old, generation)?;
     let r = &tvc.spec.credentials_secret_ref;
     let key = (ns.to_string(), r.name.to_string());
     if ctx
         .sources
         .cached(&key, &r.api_key_key, &r.auth_token_key)
         .is_some()
-        || !recorded::still_at(version, ctx.sources.reported(&key).await.as_ref())
     {
         return None;
     }
     let requested = tvc.annotations().get(VERIFY_REQUESTED_ANNOTATION);
     let requested = requested.map(String::as_str);
     let (due, _) = connection::verification_due(p, generation, old, fingerprint, requested, now);
-    if due {
+    if due || !recorded::still_at(version, ctx.sources.reported(&key).await.as_ref()) {
         return None;
     }
     Some(Seen {
@@ -215,7 +214,7 @@ fn ask(
         host: &p.host,
         account_id: tvc.spec.account_id,
         creds,
-        freshness: plan::freshness(p, forced, old),
+        freshness: plan::freshness(p, forced, old, now),
         now,
     };
     let reply = plan::reply(ctx.verifier.ask(&request), forced);

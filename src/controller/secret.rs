@@ -19,7 +19,8 @@ use crate::trackvia::Credentials;
 pub use super::credentials::{CredentialsError, credentials_from_data};
 
 /// The Secret the connection should publish. `Debug` of the result must never
-/// be printed: it holds the credentials.
+/// be printed: it holds the credentials. A change to the data rendered here
+/// (or to [`content_hash`]) needs `published::RULES` bumped.
 pub fn desired_secret(tvc: &TrackViaConnection, host: &str, creds: &Credentials) -> Secret {
     let keys = &tvc.spec.target.keys;
     let mut data: BTreeMap<String, ByteString> = BTreeMap::new();

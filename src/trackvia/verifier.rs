@@ -47,6 +47,9 @@ pub struct Freshness {
     pub force: bool,
     /// The connection's last answer: a shared transient answer must be newer.
     pub last_verified: Option<Timestamp>,
+    /// Answers given before this will not do: the token's date, once passed
+    /// (what TrackVia said before it says nothing of the token after it).
+    pub not_before: Option<Timestamp>,
 }
 
 impl Freshness {
@@ -56,6 +59,7 @@ impl Freshness {
             max_age,
             force: false,
             last_verified: None,
+            not_before: None,
         }
     }
 }
@@ -254,15 +258,17 @@ impl Verifier {
             }
         } else if let Some(answer) = state.answers.get(&key, instant) {
             let age = answer_age(req.now, answer.at);
-            let reusable = match answer.outcome {
-                VerificationOutcome::Transient { .. } => {
-                    age < TRANSIENT_SHARED_FOR.min(f.max_age)
+            let in_time = f.not_before.is_none_or(|at| answer.at >= at);
+            let reusable = in_time
+                && match answer.outcome {
+                    VerificationOutcome::Transient { .. } => {
+                        age < TRANSIENT_SHARED_FOR.min(f.max_age)
                         // Statuses keep whole seconds: a connection's own answer is not news to it.
                         && f.last_verified
                             .is_none_or(|last| answer.at.as_second() > last.as_second())
-                }
-                _ => age < f.max_age,
-            };
+                    }
+                    _ => age < f.max_age,
+                };
             if reusable {
                 return Ask::Answer(answer.clone());
             }

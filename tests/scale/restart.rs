@@ -45,9 +45,10 @@ pub async fn restart_costs_nothing(h: &mut Harness, versions: &BTreeMap<String, 
     // No Secret is read: each status records the version its credentials were read at
     // (the watches report each source Secret still there) and the version its output
     // Secret was published at.
-    let reads = counter(&h.metrics().await, "trackvia_secret_reads_total");
+    let reads = series(&h.metrics().await, "trackvia_secret_reads_total")
+        .expect("the operator's count of Secret reads");
     assert_eq!(
-        reads, 0,
+        reads, 0.0,
         "Secret reads after a restart, for {CREDENTIALS} source Secrets and {CONNECTIONS} output Secrets"
     );
     let after = resource_versions(h).await;

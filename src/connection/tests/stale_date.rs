@@ -271,9 +271,11 @@ fn an_unchanged_token_past_its_date_is_not_checked_even_when_trackvia_said_yes_b
     assert_eq!(state(&s, condition::VERIFIED), ("False", reason::EXPIRED));
 }
 
-/// Past the date, credentials rotated to ones TrackVia accepted before it (an
-/// answer remembered for another connection): Expired at once, not Verified
+/// Past the date, an answer given before it (a check asked before the date,
+/// its answer taken by the first pass after): Expired at once, not Verified
 /// for one pass and Expired on the next, which would write the status twice.
+/// (The verifier no longer hands out a remembered answer from before the date:
+/// `Freshness::not_before`.)
 #[test]
 fn an_answer_from_before_the_date_does_not_outlive_it() {
     let p = parsed();

@@ -78,3 +78,46 @@ async fn connections_sharing_a_credential_make_one_call() {
     assert_eq!(calls.lock().get("shared"), Some(&1));
     assert_eq!(verifier.calls(), 1);
 }
+
+/// Past a token's date, an answer given before it will not do: the connection's
+/// check is a call of its own, even for credentials another connection shares.
+#[tokio::test]
+async fn an_answer_from_before_a_date_does_not_answer_after_it() {
+    let calls = Calls::default();
+    let verifier = Arc::new(Verifier::new(accepting(calls.clone()), 60));
+    let start = Timestamp::now();
+    verifier.start(move || start, |_| {});
+    let mut wakeups = verifier.wakeups(None);
+    let shared = creds("shared");
+    assert!(matches!(
+        ask(&verifier, &caller(0), &shared, start),
+        Ask::Pending
+    ));
+    tokio::time::timeout(Duration::from_secs(10), wakeups.next())
+        .await
+        .expect("a wake-up within 10 s");
+    assert!(matches!(
+        ask(&verifier, &caller(1), &shared, start),
+        Ask::Answer(_)
+    ));
+    let expires = start + SignedDuration::from_secs(60);
+    let later = expires + SignedDuration::from_secs(1);
+    let past_the_date = |caller: &CallerId, not_before| {
+        verifier.ask(&VerifyRequest {
+            caller,
+            host: "trackvia.example",
+            account_id: None,
+            creds: &shared,
+            freshness: Freshness {
+                not_before,
+                ..Freshness::within(Duration::from_secs(3600))
+            },
+            now: later,
+        })
+    };
+    assert!(matches!(past_the_date(&caller(2), None), Ask::Answer(_)));
+    assert!(matches!(
+        past_the_date(&caller(3), Some(expires)),
+        Ask::Pending
+    ));
+}
