@@ -57,7 +57,6 @@ pub enum SecretOutcome {
 pub fn finish(
     mut status: TrackViaConnectionStatus,
     secret: &SecretOutcome,
-    publish: Publish,
     generation: Option<i64>,
     now: Timestamp,
 ) -> TrackViaConnectionStatus {
@@ -84,14 +83,9 @@ pub fn finish(
     };
     match secret {
         SecretOutcome::Synced { hash, published } => {
-            let still_old = publish == Publish::Verified
-                && status.verified_fingerprint.is_some()
-                && status.verified_fingerprint != status.credentials_fingerprint;
-            let message = if still_old {
-                format!("Secret {secret_name} holds the last verified credentials")
-            } else {
-                format!("Secret {secret_name} is up to date")
-            };
+            // Only credentials that may be published are written (see
+            // `should_publish`), so the Secret holds the current ones.
+            let message = format!("Secret {secret_name} is up to date");
             status.published_hash = Some(hash.into());
             status.published_version = published.clone();
             synced(&mut status, ConditionStatus::True, reason::SYNCED, &message);

@@ -120,7 +120,7 @@ fn pass(
     secret: &SecretOutcome,
 ) -> TrackViaConnectionStatus {
     let next = step(spec, old, observation, now);
-    finish(next, secret, Publish::Verified, GEN, now)
+    finish(next, secret, GEN, now)
 }
 
 fn synced(hash: &str) -> SecretOutcome {

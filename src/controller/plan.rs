@@ -184,7 +184,7 @@ pub fn status_before_publishing(
 
 /// What publishing takes, when the status allows it.
 #[derive(Debug)]
-pub enum Publish<'a> {
+pub enum PublishStep<'a> {
     /// Publish these host and credentials.
     Write(&'a str, &'a Credentials),
     /// The output Secret is known as the status records it: this outcome.
@@ -199,14 +199,14 @@ pub fn to_publish<'a>(
     parsed: &'a Parsed,
     seen: &'a Seen,
     next: &TrackViaConnectionStatus,
-) -> Publish<'a> {
+) -> PublishStep<'a> {
     if parsed.is_err() || !connection::should_publish(tvc.spec.publish, next) {
-        return Publish::Nothing;
+        return PublishStep::Nothing;
     }
     match (&seen.credentials, parsed, &seen.published) {
-        (Some(creds), Ok(p), _) => Publish::Write(p.host.as_str(), creds),
-        (None, _, Some(outcome)) => Publish::AsRecorded(outcome.clone()),
-        _ => Publish::Nothing,
+        (Some(creds), Ok(p), _) => PublishStep::Write(p.host.as_str(), creds),
+        (None, _, Some(outcome)) => PublishStep::AsRecorded(outcome.clone()),
+        _ => PublishStep::Nothing,
     }
 }
 
@@ -223,7 +223,6 @@ pub fn status_after_publishing(
     connection::finish(
         next,
         outcome,
-        tvc.spec.publish,
         tvc.metadata.generation,
         now,
     )

@@ -14,7 +14,7 @@ use tracing::debug;
 
 use super::context::{Context, Error, Result};
 use super::key::Key;
-use super::plan::{self, Publish, Seen, WakeInputs};
+use super::plan::{self, PublishStep, Seen, WakeInputs};
 use super::restart::{self, RestartStep};
 use super::secret::{self, CredentialsError};
 use super::sources::{CredentialsRead, ReadTurn, SecretKey};
@@ -58,9 +58,9 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Opti
     // Decide the status, then publish what it allows.
     let next = plan::status_before_publishing(tvc, old, &parsed, &seen, now, ctx.config.settings);
     let outcome = match plan::to_publish(tvc, &parsed, &seen, &next) {
-        Publish::Write(host, creds) => writes::sync_secret(ctx, tvc, old, &ns, host, creds).await,
-        Publish::AsRecorded(outcome) => outcome,
-        Publish::Nothing => SecretOutcome::NotPublished,
+        PublishStep::Write(host, creds) => writes::sync_secret(ctx, tvc, old, &ns, host, creds).await,
+        PublishStep::AsRecorded(outcome) => outcome,
+        PublishStep::Nothing => SecretOutcome::NotPublished,
     };
     let mut next = plan::status_after_publishing(next, &outcome, tvc, now);
     if let Some(previous) = plan::retired_name(old, &outcome, tvc) {

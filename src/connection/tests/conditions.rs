@@ -51,7 +51,7 @@ fn every_condition_carries_the_observed_generation() {
         generation: Some(7),
         ..input(&p, Some(&s1), &observation, t1)
     });
-    let next = finish(next, &synced("hash-1"), Publish::Verified, Some(7), t1);
+    let next = finish(next, &synced("hash-1"), Some(7), t1);
     assert_eq!(next.observed_generation, Some(7));
     assert_eq!(next.conditions.len(), 4);
     assert!(
@@ -77,7 +77,6 @@ fn every_condition_carries_the_observed_generation() {
     let blocked = finish(
         blocked,
         &SecretOutcome::NotPublished,
-        Publish::Verified,
         Some(8),
         t1,
     );

@@ -82,7 +82,6 @@ proptest! {
         jitter in any::<f64>(),
         verify_requested in proptest::option::of("r[123]".prop_map(CompactString::from)),
         secret in any_secret_outcome(),
-        publish in prop::sample::select(vec![Publish::Verified, Publish::Always]),
     ) {
         let spec = spec.ok();
         let old = old.as_ref();
@@ -118,11 +117,11 @@ proptest! {
         let next = desired_status(&base);
         let _ = should_publish(Publish::Verified, &next);
         let _ = should_publish(Publish::Always, &next);
-        let done = finish(next.clone(), &secret, publish, generation, now);
+        let done = finish(next.clone(), &secret, generation, now);
         let _ = next_wakeup(&done, now);
         let _ = transitions(old, &done);
         let _ = changed(old, &done);
-        let run = Run { base: &base, next: &next, done: &done, secret: &secret, publish };
+        let run = Run { base: &base, next: &next, done: &done, secret: &secret };
         generations_and_expiry_hold(&run, awaiting)?;
         let quiet = nothing_new_is_a_fixed_point(&run, &observation)?;
         an_idle_clock_writes_nothing(&run, &quiet, idle)?;
@@ -136,7 +135,6 @@ struct Run<'a> {
     next: &'a TrackViaConnectionStatus,
     done: &'a TrackViaConnectionStatus,
     secret: &'a SecretOutcome,
-    publish: Publish,
 }
 
 /// The observation of case `which`: one of the four without a check, else the
@@ -233,7 +231,6 @@ fn nothing_new_is_a_fixed_point(
             ..r.base.clone()
         }),
         r.secret,
-        r.publish,
         r.base.generation,
         r.base.now,
     );
@@ -284,7 +281,6 @@ fn an_idle_clock_writes_nothing(
             ..r.base.clone()
         }),
         r.secret,
-        r.publish,
         r.base.generation,
         later,
     );

@@ -30,7 +30,7 @@ fn a_rejected_rotation_keeps_the_last_verified_credentials_published() {
     assert!(!should_publish(Publish::Verified, &s));
     assert!(should_publish(Publish::Always, &s));
 
-    let done = finish(s, &SecretOutcome::NotPublished, Publish::Verified, GEN, now);
+    let done = finish(s, &SecretOutcome::NotPublished, GEN, now);
     assert_eq!(
         state(&done, condition::SECRET_SYNCED),
         ("False", reason::NOT_PUBLISHED)
@@ -56,7 +56,7 @@ fn a_rejected_rotation_keeps_the_last_verified_credentials_published() {
         later,
     );
     assert!(should_publish(Publish::Verified, &fixed));
-    let fixed = finish(fixed, &synced("hash-2"), Publish::Verified, GEN, later);
+    let fixed = finish(fixed, &synced("hash-2"), GEN, later);
     assert_eq!(state(&fixed, condition::READY), ("True", reason::VERIFIED));
     assert!(
         cond(&fixed, condition::SECRET_SYNCED)
@@ -97,7 +97,7 @@ fn new_credentials_start_pending_with_a_clean_slate() {
 fn publish_always_writes_whatever_the_secret_holds() {
     let (s, now) = (rotated(unauthorized()), rotated_at());
     assert!(should_publish(Publish::Always, &s));
-    let done = finish(s, &synced("hash-2"), Publish::Always, GEN, now);
+    let done = finish(s, &synced("hash-2"), GEN, now);
     assert_eq!(
         state(&done, condition::SECRET_SYNCED),
         ("True", reason::SYNCED)
@@ -121,7 +121,7 @@ fn finish_reports_the_secret() {
     let now = t0();
     let fresh = step(&p, None, checked(ok(), now), now);
 
-    let s = finish(fresh.clone(), &synced("h"), Publish::Verified, GEN, now);
+    let s = finish(fresh.clone(), &synced("h"), GEN, now);
     assert_eq!(
         state(&s, condition::SECRET_SYNCED),
         ("True", reason::SYNCED)
@@ -135,7 +135,6 @@ fn finish_reports_the_secret() {
     let s = finish(
         fresh.clone(),
         &SecretOutcome::Error("patch failed: 500".into()),
-        Publish::Verified,
         GEN,
         now,
     );
@@ -153,7 +152,6 @@ fn finish_reports_the_secret() {
     let s = finish(
         pending,
         &SecretOutcome::NotPublished,
-        Publish::Verified,
         GEN,
         now,
     );
@@ -165,16 +163,6 @@ fn finish_reports_the_secret() {
         cond(&s, condition::SECRET_SYNCED)
             .message
             .contains("is written once TrackVia accepts")
-    );
-
-    // The rotated-but-unverified Secret under publish: Verified still holds the old credentials.
-    let mut rotated = fresh.clone();
-    rotated.credentials_fingerprint = Some("fp-rotated".into());
-    let s = finish(rotated, &synced("h"), Publish::Verified, GEN, now);
-    assert!(
-        cond(&s, condition::SECRET_SYNCED)
-            .message
-            .contains("holds the last verified credentials")
     );
 }
 
@@ -188,7 +176,6 @@ fn a_target_conflict_overrides_ready_true_only() {
     let s = finish(
         step(&p, None, checked(ok(), now), now),
         &conflict,
-        Publish::Verified,
         GEN,
         now,
     );
@@ -205,7 +192,6 @@ fn a_target_conflict_overrides_ready_true_only() {
     let s = finish(
         step(&p, None, checked(unauthorized(), now), now),
         &conflict,
-        Publish::Always,
         GEN,
         now,
     );

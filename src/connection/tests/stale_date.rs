@@ -29,7 +29,7 @@ fn a_rotated_token_past_its_date_is_checked_published_and_its_date_flagged_stale
     );
     let next = step(&p, Some(&before), checked_fp("fp-rotated", ok(), now), now);
     assert!(should_publish(Publish::Verified, &next));
-    let s = finish(next, &synced("hash-2"), Publish::Verified, GEN, now);
+    let s = finish(next, &synced("hash-2"), GEN, now);
     assert_eq!(
         state(&s, condition::READY),
         ("True", reason::EXPIRY_DATE_STALE)
@@ -246,7 +246,7 @@ fn a_forced_check_past_the_date_that_trackvia_accepts_is_flagged_not_hidden() {
         verify_requested: Some("r1"),
         ..input(&p, Some(&s), &observation, now)
     });
-    let checked = finish(next, &synced("hash-1"), Publish::Verified, GEN, now);
+    let checked = finish(next, &synced("hash-1"), GEN, now);
     assert_eq!(
         state(&checked, condition::READY),
         ("True", reason::EXPIRY_DATE_STALE)
