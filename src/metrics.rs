@@ -222,8 +222,7 @@ impl Metrics {
     }
 
     /// A source watch opened (`+1`) or closed (`-1`).
-    pub fn source_watch_changed(&self, namespace_wide: bool, delta: i64) {
-        let selector = if namespace_wide { "namespace" } else { "name" };
+    pub fn source_watch_changed(&self, selector: &str, delta: i64) {
         self.source_watches
             .get_or_create(&SelectorLabel {
                 selector: selector.into(),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::chart_rbac::*;
 use common::secret_text;
@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use trackvia_testsupport::fake::{Behavior, FakeTrackVia};
+use trackvia_testsupport::kube::wait_for;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_works_with_exactly_the_charts_rbac_cluster_wide() {
@@ -29,13 +30,10 @@ async fn cluster_wide() {
     let team_b = bed.namespace("team-b").await;
     publish_ca(&bed, &release_ns, &fake, false).await;
     // Default values otherwise: one replica, cluster mode, no restarts, no leader election.
-    let release = Release::install(
-        &bed,
-        &release_ns,
-        &base_values(&fake, "configMapName"),
-        &scratch,
-    )
-    .await;
+    // At most two source watches: three source Secrets are watched with one watch of all.
+    let mut values = base_values(&fake, "configMapName");
+    values["sourceWatchTotalLimit"] = json!(2);
+    let release = Release::install(&bed, &release_ns, &values, &scratch).await;
     let sa_name = release.service_account(&bed).await;
     let sa = Identity::service_account(&bed, &release_ns, &sa_name, &scratch).await;
     sa.assert_access(&cluster_access(&release_ns, &team_a, &team_b))
@@ -64,6 +62,7 @@ async fn cluster_wide() {
     b.wait_ready("later", "True", "Verified").await;
     b.wait_event("later", "Verified", "Normal").await;
     assert!(b.secrets().get_opt("later").await.unwrap().is_some());
+    source_watches_stay_under_the_total(&pod, &a, &b, &fake, &mut credentials).await;
 
     forbidden_for_real(&sa, &release, &a).await;
     pod.assert_clean_log(&credentials);
@@ -177,6 +176,60 @@ async fn connections_reach_their_states(
     assert!(verified.message.contains("401"), "{verified:?}");
     assert!(a.secrets().get_opt("revoked").await.unwrap().is_none());
     b.wait_ready("later", "False", "CredentialsNotFound").await;
+}
+
+/// Three source Secrets over `sourceWatchTotalLimit: 2`: one watch of every Secret, through
+/// which `later-user` was seen to appear (above); with one connection gone, one watch per
+/// Secret by name. A rotation arrives either way.
+async fn source_watches_stay_under_the_total(
+    pod: &Pod,
+    a: &Place,
+    b: &Place,
+    fake: &FakeTrackVia,
+    credentials: &mut Vec<String>,
+) {
+    wait_source_watches(pod, 1.0, 0.0).await;
+    rotate_later(b, fake, credentials).await;
+    a.connections()
+        .delete("revoked", &DeleteParams::default())
+        .await
+        .expect("deleting a connection");
+    wait_source_watches(pod, 0.0, 2.0).await;
+    rotate_later(b, fake, credentials).await;
+}
+
+async fn wait_source_watches(pod: &Pod, all: f64, by_name: f64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = (
+            pod.metric(r#"trackvia_source_secret_watches{selector="all"}"#)
+                .await,
+            pod.metric(r#"trackvia_source_secret_watches{selector="name"}"#)
+                .await,
+        );
+        if seen == (all, by_name) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "source watches (all, by name) are {seen:?}, expected ({all}, {by_name})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A new valid token in `later-user`, published to `later`.
+async fn rotate_later(b: &Place, fake: &FakeTrackVia, credentials: &mut Vec<String>) {
+    let (key, token) = credential(fake, Behavior::Valid, credentials);
+    b.put_source("later-user", &key, &token).await;
+    wait_for(
+        &b.secrets(),
+        "later",
+        Duration::from_secs(30),
+        "the rotated token published",
+        |s| secret_text(s, "authToken").as_deref() == Some(token.as_str()),
+    )
+    .await;
 }
 
 /// Events through events.k8s.io, as the ServiceAccount, from the pod named by the

@@ -12,6 +12,7 @@ use jiff::SignedDuration;
 
 use super::{Error, install_crypto_provider};
 use crate::connection::{DurationError, Settings, parse_duration};
+use crate::controller::source_plan::SourceWatchLimits;
 use crate::controller::{self, Clock, Config};
 use crate::metrics::Metrics;
 use crate::trackvia::{AllowedHosts, TrackViaClient, Verifier};
@@ -106,6 +107,11 @@ pub struct RunArgs {
     /// whose connections read more Secrets gets one namespace-wide watch instead.
     #[arg(long, env = "TRACKVIA_SOURCE_WATCH_LIMIT", default_value_t = 50)]
     source_watch_limit: usize,
+    /// Source-Secret watches open at most (each is an HTTP connection to the
+    /// API server); above, one watch of every Secret in all namespaces. With
+    /// --namespaces this holds per namespace: above, one namespace-wide watch.
+    #[arg(long, env = "TRACKVIA_SOURCE_WATCH_TOTAL_LIMIT", default_value_t = 100)]
+    source_watch_total_limit: usize,
     /// Testing only: shift the operator's clock by this signed duration (e.g. `-30s`, `36h`).
     #[arg(long, env = "TRACKVIA_CLOCK_OFFSET", allow_hyphen_values = true)]
     clock_offset: Option<String>,
@@ -333,7 +339,10 @@ fn config(
         clock,
         instance,
         restart_debounce: flag("--restart-debounce", &args.restart_debounce, parse_duration)?,
-        source_watch_limit: args.source_watch_limit.max(1),
+        source_watch_limits: SourceWatchLimits {
+            per_namespace: args.source_watch_limit.max(1),
+            total: args.source_watch_total_limit.max(1),
+        },
     })
 }
 

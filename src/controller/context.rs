@@ -12,6 +12,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::checks::Checks;
 use super::kept::KeptSecret;
+use super::source_plan::SourceWatchLimits;
 use super::source_read::ReadFailures;
 use super::sources::Sources;
 use super::written::{Outputs, Written, version_of};
@@ -78,9 +79,8 @@ pub struct Config {
     pub instance: String,
     /// Quiet period before consumers restart after a change.
     pub restart_debounce: Duration,
-    /// Source Secrets of one namespace watched one by one, by name; above
-    /// this, one namespace-wide watch.
-    pub source_watch_limit: usize,
+    /// How many source-Secret watches may be open.
+    pub source_watch_limits: SourceWatchLimits,
 }
 
 /// Shared state of the reconcilers.

@@ -22,6 +22,7 @@ mod recorded;
 mod relist;
 pub mod restart;
 pub mod secret;
+pub mod source_plan;
 pub mod source_read;
 pub mod sources;
 pub mod spec_changes;
@@ -204,7 +205,7 @@ fn build_controller(
             metrics: ctx.metrics.clone(),
         },
         secrets_read,
-        ctx.config.source_watch_limit,
+        ctx.config.source_watch_limits,
     )
     .boxed();
     let store = reader.clone();

@@ -220,12 +220,7 @@ pub fn status_after_publishing(
     if let SecretOutcome::Synced { .. } = outcome {
         next.secret_name = Some(tvc.target_name().into());
     }
-    connection::finish(
-        next,
-        outcome,
-        tvc.metadata.generation,
-        now,
-    )
+    connection::finish(next, outcome, tvc.metadata.generation, now)
 }
 
 /// The Secret published under an earlier `target.name`, to let go of once the

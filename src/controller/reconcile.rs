@@ -58,7 +58,9 @@ async fn reconcile_inner(tvc: &TrackViaConnection, ctx: &Context) -> Result<Opti
     // Decide the status, then publish what it allows.
     let next = plan::status_before_publishing(tvc, old, &parsed, &seen, now, ctx.config.settings);
     let outcome = match plan::to_publish(tvc, &parsed, &seen, &next) {
-        PublishStep::Write(host, creds) => writes::sync_secret(ctx, tvc, old, &ns, host, creds).await,
+        PublishStep::Write(host, creds) => {
+            writes::sync_secret(ctx, tvc, old, &ns, host, creds).await
+        }
         PublishStep::AsRecorded(outcome) => outcome,
         PublishStep::Nothing => SecretOutcome::NotPublished,
     };

@@ -281,13 +281,13 @@ impl Sources {
         self.inner.lock().referenced.contains(key)
     }
 
-    /// Referenced Secrets of one namespace.
-    pub(super) fn referenced_in(&self, namespace: &str) -> Vec<SecretKey> {
+    /// Referenced Secrets of one namespace, or of all.
+    pub(super) fn referenced_in(&self, namespace: Option<&str>) -> Vec<SecretKey> {
         self.inner
             .lock()
             .referenced
             .iter()
-            .filter(|(ns, _)| ns == namespace)
+            .filter(|(ns, _)| namespace.is_none_or(|namespace| ns == namespace))
             .cloned()
             .collect()
     }

@@ -7,12 +7,15 @@
 //!   wrote without reading it.
 //! - Source Secrets: one watch per referenced Secret, selected by name; a
 //!   namespace that references more than `--source-watch-limit` Secrets gets
-//!   one namespace-wide watch instead, which keeps nothing of the Secrets no
-//!   connection references. Unrelated Secrets are never cached.
+//!   one namespace-wide watch instead, and a scope that would need more than
+//!   `--source-watch-total-limit` watches gets one watch of all its Secrets
+//!   (each watch is an HTTP connection of its own). Those wider watches keep
+//!   nothing of the Secrets no connection references. Unrelated Secrets are
+//!   never cached.
 //! - Connections: one watch per scope, feeding the controller's store and
 //!   queue (spec changes and verify requests only, not its own status writes).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +35,7 @@ use tracing::{debug, info};
 use super::checks::Checks;
 use super::kept::{self, KeptSecret};
 use super::relist::Relist;
+use super::source_plan::{SourceWatch, SourceWatchLimits, plan_source_watches};
 use super::sources::{SecretKey, Sources};
 use super::spec_changes::SpecChanges;
 use super::written::{Outputs, Written};
@@ -144,37 +148,6 @@ pub fn output_events(
         })
 }
 
-/// One watch of source Secrets.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SourceWatch {
-    /// One Secret, selected by name.
-    Name(String, String),
-    /// Every Secret of a namespace; only referenced ones are looked at.
-    Namespace(String),
-}
-
-/// The watches that cover `referenced`: one per Secret, or one per namespace
-/// when a namespace references more than `limit` Secrets.
-pub fn plan_source_watches(referenced: &HashSet<SecretKey>, limit: usize) -> BTreeSet<SourceWatch> {
-    let mut by_namespace: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (ns, name) in referenced {
-        by_namespace.entry(ns).or_default().push(name);
-    }
-    let mut plan = BTreeSet::new();
-    for (ns, names) in by_namespace {
-        if names.len() > limit {
-            plan.insert(SourceWatch::Namespace(ns.to_string()));
-        } else {
-            plan.extend(
-                names
-                    .into_iter()
-                    .map(|n| SourceWatch::Name(ns.to_string(), n.to_string())),
-            );
-        }
-    }
-    plan
-}
-
 /// Everything a source watch needs.
 #[derive(Clone)]
 pub struct SourceWatchContext {
@@ -199,7 +172,7 @@ pub struct SourceWatchContext {
 pub async fn run_source_watches(
     ctx: SourceWatchContext,
     mut secrets_read: watch::Receiver<SpecChanges>,
-    limit: usize,
+    limits: SourceWatchLimits,
 ) {
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut running: HashMap<SourceWatch, AbortHandle> = HashMap::new();
@@ -207,15 +180,14 @@ pub async fn run_source_watches(
         // The first plan, before the connections are listed, is empty: the
         // list's end changes the Secrets read and plans again.
         let referenced = secrets_read.borrow_and_update().read_secrets();
-        let plan = plan_source_watches(&referenced, limit.max(1));
+        let plan = plan_source_watches(&referenced, ctx.scope.as_deref(), limits);
         // Forget unreferenced Secrets first, so a new watch's first report counts.
         ctx.sources.set_referenced(ctx.scope.as_deref(), referenced);
         running.retain(|watch, handle| {
             let keep = plan.contains(watch);
             if !keep {
                 handle.abort();
-                ctx.metrics
-                    .source_watch_changed(matches!(watch, SourceWatch::Namespace(_)), -1);
+                ctx.metrics.source_watch_changed(watch.selector(), -1);
                 debug!(?watch, "source watch stopped");
             }
             keep
@@ -225,8 +197,7 @@ pub async fn run_source_watches(
                 continue;
             }
             debug!(?watch, "source watch started");
-            ctx.metrics
-                .source_watch_changed(matches!(watch, SourceWatch::Namespace(_)), 1);
+            ctx.metrics.source_watch_changed(watch.selector(), 1);
             let handle = tasks.spawn(watch_sources(ctx.clone(), watch.clone()));
             running.insert(watch, handle);
         }
@@ -245,14 +216,17 @@ pub async fn run_source_watches(
 /// One source watch: report versions of referenced Secrets and ask for the
 /// reconcile of the connections reading one that changed.
 async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
-    let (namespace, config) = match &watch {
+    let (api, config): (Api<SecretMeta>, _) = match &watch {
         SourceWatch::Name(ns, name) => (
-            ns.clone(),
+            Api::namespaced(ctx.client.clone(), ns),
             watcher::Config::default().fields(&format!("metadata.name={name}")),
         ),
-        SourceWatch::Namespace(ns) => (ns.clone(), watcher::Config::default()),
+        SourceWatch::Namespace(ns) => (
+            Api::namespaced(ctx.client.clone(), ns),
+            watcher::Config::default(),
+        ),
+        SourceWatch::All => (Api::all(ctx.client.clone()), watcher::Config::default()),
     };
-    let api: Api<SecretMeta> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut stream = watcher::watcher(api, config.any_semantic())
         .backoff(WatchBackoff::default())
         .boxed();
@@ -261,14 +235,15 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
         let event = match event {
             Ok(event) => event,
             Err(e) => {
-                debug!(namespace = %namespace, error = %e, "source Secret watch");
+                debug!(?watch, error = %e, "source Secret watch");
                 continue;
             }
         };
         if let Some(listed) = relist.follow(&event) {
             let domain = match &watch {
                 SourceWatch::Name(ns, name) => vec![(ns.clone(), name.clone())],
-                SourceWatch::Namespace(ns) => ctx.sources.referenced_in(ns),
+                SourceWatch::Namespace(ns) => ctx.sources.referenced_in(Some(ns)),
+                SourceWatch::All => ctx.sources.referenced_in(None),
             };
             for key in domain {
                 if !listed.contains(&key) {
@@ -283,7 +258,7 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
             Event::Init | Event::InitDone => continue,
         };
         ctx.metrics.secret_watch_events.inc();
-        let key = (namespace.clone(), meta.name_any());
+        let key = (meta.namespace().unwrap_or_default(), meta.name_any());
         let version = if deleted {
             None
         } else {
@@ -291,7 +266,7 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
         };
         note(&ctx, &key, version);
     }
-    info!(namespace = %namespace, "source Secret watch ended");
+    info!(?watch, "source Secret watch ended");
 }
 
 fn note(ctx: &SourceWatchContext, key: &SecretKey, version: Option<String>) {
@@ -301,38 +276,5 @@ fn note(ctx: &SourceWatchContext, key: &SecretKey, version: Option<String>) {
         for reader in readers {
             let _ = ctx.trigger.unbounded_send(reader.to_ref());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(ns: &str, name: &str) -> SecretKey {
-        (ns.to_string(), name.to_string())
-    }
-
-    #[test]
-    fn a_namespace_over_the_limit_gets_one_watch() {
-        let referenced: HashSet<SecretKey> = [
-            key("a", "one"),
-            key("a", "two"),
-            key("b", "one"),
-            key("b", "two"),
-            key("b", "three"),
-        ]
-        .into_iter()
-        .collect();
-        let plan = plan_source_watches(&referenced, 2);
-        assert_eq!(
-            plan.into_iter().collect::<Vec<_>>(),
-            vec![
-                SourceWatch::Name("a".into(), "one".into()),
-                SourceWatch::Name("a".into(), "two".into()),
-                SourceWatch::Namespace("b".into()),
-            ]
-        );
-        assert_eq!(plan_source_watches(&HashSet::new(), 2).len(), 0);
-        assert_eq!(plan_source_watches(&referenced, 3).len(), 5);
     }
 }

@@ -192,7 +192,7 @@ mod tests {
         writer.apply_watcher_event(&watcher::Event::Apply(connection()));
         metrics.set_stores(vec![reader]);
         metrics.observe_reconcile(Duration::from_millis(5), false);
-        metrics.source_watch_changed(true, 1);
+        metrics.source_watch_changed("namespace", 1);
 
         let text = scrape(&registry);
         for line in [

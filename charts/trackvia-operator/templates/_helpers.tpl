@@ -158,6 +158,7 @@ The arguments the chart passes to `trackvia-operator run`, as a YAML list.
 - --rate-limit={{ .Values.rateLimit }}
 - --concurrency={{ .Values.concurrency }}
 - --source-watch-limit={{ .Values.sourceWatchLimit }}
+- --source-watch-total-limit={{ .Values.sourceWatchTotalLimit }}
 {{- with .Values.watchNamespaces }}
 - --namespaces={{ join "," . }}
 {{- end }}

@@ -74,12 +74,7 @@ fn every_condition_carries_the_observed_generation() {
         generation: Some(8),
         ..input(&p, Some(&next), &observation, t1)
     });
-    let blocked = finish(
-        blocked,
-        &SecretOutcome::NotPublished,
-        Some(8),
-        t1,
-    );
+    let blocked = finish(blocked, &SecretOutcome::NotPublished, Some(8), t1);
     assert!(
         blocked
             .conditions

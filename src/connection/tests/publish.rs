@@ -149,12 +149,7 @@ fn finish_reports_the_secret() {
     assert_eq!(s.published_hash, None);
 
     let pending = step(&p, None, unchecked(), now);
-    let s = finish(
-        pending,
-        &SecretOutcome::NotPublished,
-        GEN,
-        now,
-    );
+    let s = finish(pending, &SecretOutcome::NotPublished, GEN, now);
     assert_eq!(
         state(&s, condition::SECRET_SYNCED),
         ("False", reason::NOT_PUBLISHED)
@@ -173,12 +168,7 @@ fn a_target_conflict_overrides_ready_true_only() {
     let conflict = SecretOutcome::Conflict(
         "Secret crm-trackvia exists and is not managed by trackvia-operator".into(),
     );
-    let s = finish(
-        step(&p, None, checked(ok(), now), now),
-        &conflict,
-        GEN,
-        now,
-    );
+    let s = finish(step(&p, None, checked(ok(), now), now), &conflict, GEN, now);
     assert_eq!(
         state(&s, condition::READY),
         ("False", reason::TARGET_CONFLICT)

@@ -20,6 +20,7 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::key::Key;
+use super::source_plan::SourceWatchLimits;
 use super::{Clock, Config, Context, reconcile};
 use crate::connection::Settings;
 use crate::crd::TrackViaConnection;
@@ -116,7 +117,10 @@ impl Bed {
             clock: Clock::default(),
             instance: "test".into(),
             restart_debounce,
-            source_watch_limit: 10,
+            source_watch_limits: SourceWatchLimits {
+                per_namespace: 10,
+                total: 100,
+            },
         };
         let mut registry = prometheus_client::registry::Registry::default();
         let metrics = Metrics::new(&mut registry);
@@ -197,7 +201,7 @@ impl Bed {
             let version = object["metadata"]["resourceVersion"]
                 .as_str()
                 .map(String::from);
-            let mut referenced = self.ctx.sources.referenced_in("ns");
+            let mut referenced = self.ctx.sources.referenced_in(Some("ns"));
             referenced.push(key.clone());
             self.ctx
                 .sources
