@@ -62,6 +62,7 @@ mod phases;
 mod repeat;
 mod report;
 mod restart;
+mod spread;
 mod table;
 mod targets;
 
@@ -155,6 +156,11 @@ struct Args {
     /// run's report, to --json, and as tab-separated values to the same path ending in .tsv.
     #[arg(long, value_delimiter = ',')]
     curve: Vec<usize>,
+    /// Instead of the above: spread the connections over this many namespaces, one source
+    /// Secret in each (and the unrelated Secrets too), and measure the source watches of an
+    /// operator on all namespaces, every Secret by name against the defaults (see spread.rs).
+    #[arg(long, default_value_t = 0)]
+    spread: usize,
     /// Keep the benchmark's namespaces afterwards.
     #[arg(long)]
     keep: bool,
@@ -354,7 +360,9 @@ async fn curve(args: Args) -> BenchResult<()> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let outcome = if args.curve.is_empty() {
+    let outcome = if args.spread > 0 {
+        spread::spread(args).await
+    } else if args.curve.is_empty() {
         single(args).await
     } else {
         curve(args).await

@@ -1,0 +1,372 @@
+//! `--spread K`: the cost of the source-Secret watches when the connections are spread over K
+//! namespaces (a tenant per namespace, one source Secret in each, all holding one credential)
+//! and the operator watches all namespaces. Two variants back to back on the same bed, each
+//! with namespaces of its own: every source Secret watched by name (a total limit above K, as
+//! before `--source-watch-total-limit` existed), then the operator's defaults. Per variant:
+//! convergence of the N connections, the open watches, the operator's sockets, RSS and CPU, the
+//! events it receives while every unrelated Secret is updated once, and a restart.
+
+use super::*;
+
+/// The figures of one variant.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct SpreadRun {
+    variant: String,
+    extra_args: Vec<String>,
+    convergence_seconds: f64,
+    source_watches_by_name: u64,
+    source_watches_namespace_wide: u64,
+    source_watches_of_all: u64,
+    operator_sockets: usize,
+    operator_peak_rss_mib: f64,
+    operator_rss_mib: f64,
+    operator_cpu_seconds_convergence: f64,
+    apiserver_rss_mib: Option<f64>,
+    unrelated_updates: usize,
+    secret_watch_events_during_updates: u64,
+    operator_cpu_seconds_updates: f64,
+    restart_initial_sync_seconds: f64,
+    restart_peak_rss_mib: f64,
+    restart_sockets: usize,
+}
+
+/// Both variants, their figures printed side by side and written to --json.
+pub(crate) async fn spread(args: Args) -> BenchResult<()> {
+    let (n, k) = (args.connections, args.spread);
+    if k == 0 || n < k {
+        return Err("need --spread K ≥ 1 and --connections ≥ K".into());
+    }
+    let client = trackvia_testsupport::kube::client().await;
+    install_crd(&client, Duration::from_secs(60)).await?;
+    // Output Secrets are owned by connections: let the garbage collector watch the type first.
+    tokio::time::sleep(Duration::from_secs(args.gc_discovery_wait)).await;
+    let fake = FakeTrackVia::start().await;
+    let (key, token) = (random_word("bench-key-", 24), random_word("bench-tok-", 24));
+    fake.set(&key, &token, Behavior::Valid);
+    let above = (k + 1).to_string();
+    let variants = [
+        (
+            "every Secret by name",
+            vec!["--source-watch-total-limit".to_string(), above],
+        ),
+        ("defaults", Vec::new()),
+    ];
+    let mut runs = Vec::new();
+    for (variant, extra) in variants {
+        eprintln!("bench: spread: {variant}: {n} connections over {k} namespaces");
+        let namespaces = create_tenants(&client, &args, &key, &token).await?;
+        let run = measure_variant(&client, &args, &fake, &namespaces, variant, extra).await;
+        let timeout = Duration::from_secs(args.timeout);
+        futures::future::join_all(
+            namespaces
+                .into_iter()
+                .map(|ns| ns.cleanup_and_wait(timeout)),
+        )
+        .await;
+        runs.push(run?);
+    }
+    print_spread(&args, &runs);
+    write_json(&args.json, &runs)?;
+    println!("results written to {}", args.json.display());
+    Ok(())
+}
+
+/// K namespaces, each with source Secret `src` and its share of the unrelated Secrets.
+async fn create_tenants(
+    client: &Client,
+    args: &Args,
+    key: &str,
+    token: &str,
+) -> BenchResult<Vec<TestNamespace>> {
+    let namespaces: Vec<TestNamespace> = stream::iter(0..args.spread)
+        .map(|_| TestNamespace::create(client, "tvspread"))
+        .buffer_unordered(args.setup_concurrency)
+        .collect()
+        .await;
+    let tenants = &namespaces;
+    for_each_bounded(args.spread, args.setup_concurrency, |i| async move {
+        let secrets: Api<Secret> = tenants[i].api();
+        secrets
+            .create(&PostParams::default(), &source_secret("src", key, token))
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("creating a source Secret: {e}"))
+    })
+    .await?;
+    for_each_bounded(
+        args.unrelated_secrets,
+        args.setup_concurrency,
+        |i| async move {
+            let secrets: Api<Secret> = tenants[i % tenants.len()].api();
+            secrets
+                .create(&PostParams::default(), &unrelated_secret(i))
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("creating unrelated Secret {i}: {e}"))
+        },
+    )
+    .await?;
+    Ok(namespaces)
+}
+
+/// Start the operator on all namespaces with `extra`, converge, update the unrelated
+/// Secrets, restart it; its figures.
+async fn measure_variant(
+    client: &Client,
+    args: &Args,
+    fake: &FakeTrackVia,
+    tenants: &[TestNamespace],
+    variant: &str,
+    extra: Vec<String>,
+) -> BenchResult<SpreadRun> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let port = free_port();
+    let mut operator = start_cluster_wide(&http, args, fake, port, &extra).await?;
+    let mut run = SpreadRun {
+        variant: variant.into(),
+        extra_args: extra.clone(),
+        ..SpreadRun::default()
+    };
+    let cpu_before = cpu_seconds(operator.pid())?;
+    let started = Instant::now();
+    for_each_bounded(args.connections, args.apply_concurrency, |i| async move {
+        let ns = &tenants[i % tenants.len()];
+        let body = connection_body(
+            &format!("conn-{i}"),
+            "src",
+            &fake.host(),
+            &args.verify_interval,
+        );
+        ns.api::<TrackViaConnection>()
+            .patch(
+                &format!("conn-{i}"),
+                &PatchParams::apply(MANAGER),
+                &Patch::Apply(body),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("applying conn-{i}: {e}"))
+    })
+    .await?;
+    wait_all_ready(client, args).await?;
+    run.convergence_seconds = secs(started.elapsed());
+    run.operator_cpu_seconds_convergence = cpu_seconds(operator.pid())? - cpu_before;
+    tokio::time::sleep(Duration::from_secs(args.settle)).await;
+    let o = scrape_operator(&http, port).await?;
+    let watches = |selector: &str| {
+        o.get(&format!(
+            r#"trackvia_source_secret_watches{{selector="{selector}"}}"#
+        ))
+    };
+    run.source_watches_by_name = watches("name");
+    run.source_watches_namespace_wide = watches("namespace");
+    run.source_watches_of_all = watches("all");
+    run.operator_sockets = sockets(operator.pid())?;
+    run.operator_peak_rss_mib = vm_mib(operator.pid(), "VmHWM")?;
+    run.operator_rss_mib = vm_mib(operator.pid(), "VmRSS")?;
+    run.apiserver_rss_mib = args.apiserver_pid.and_then(|pid| vm_mib(pid, "VmRSS").ok());
+
+    // Every unrelated Secret updated once: what reaches the operator.
+    let (events_before, cpu_before) = (
+        o.get("trackvia_secret_watch_events_total"),
+        cpu_seconds(operator.pid())?,
+    );
+    for_each_bounded(
+        args.unrelated_secrets,
+        args.setup_concurrency,
+        |i| async move {
+            let ns = &tenants[i % tenants.len()];
+            let patch = json!({"metadata": {"labels": {"bench-touched": "yes"}}});
+            ns.api::<Secret>()
+                .patch(
+                    &format!("unrelated-{i}"),
+                    &PatchParams::default(),
+                    &Patch::Merge(patch),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("updating unrelated Secret {i}: {e}"))
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(args.settle)).await;
+    let o = scrape_operator(&http, port).await?;
+    run.unrelated_updates = args.unrelated_secrets;
+    run.secret_watch_events_during_updates =
+        o.get("trackvia_secret_watch_events_total") - events_before;
+    run.operator_cpu_seconds_updates = cpu_seconds(operator.pid())? - cpu_before;
+
+    // A restart: until the new process has looked at every connection.
+    operator.stop().await;
+    let started = Instant::now();
+    let mut operator = start_cluster_wide(&http, args, fake, port, &extra).await?;
+    loop {
+        let o = scrape_operator(&http, port).await?;
+        if o.get("trackvia_initial_sync_done") == 1 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(args.timeout) {
+            return Err("the restarted operator's initial sync was not done in time".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    run.restart_initial_sync_seconds = secs(started.elapsed());
+    tokio::time::sleep(Duration::from_secs(args.settle)).await;
+    run.restart_peak_rss_mib = vm_mib(operator.pid(), "VmHWM")?;
+    run.restart_sockets = sockets(operator.pid())?;
+    operator.stop().await;
+    Ok(run)
+}
+
+/// The operator watching all namespaces, ready.
+async fn start_cluster_wide(
+    http: &reqwest::Client,
+    args: &Args,
+    fake: &FakeTrackVia,
+    port: u16,
+    extra: &[String],
+) -> BenchResult<OperatorProcess> {
+    let mut argv: Vec<String> = [
+        "run",
+        "--allowed-hosts",
+        &fake.host(),
+        "--extra-ca-file",
+        &fake.ca_file().display().to_string(),
+        "--metrics-addr",
+        &format!("127.0.0.1:{port}"),
+        "--rate-limit",
+        &args.rate_limit.to_string(),
+        "--concurrency",
+        &args.concurrency.to_string(),
+        "--log-level",
+        "info",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    argv.extend(extra.iter().cloned());
+    let mut operator = OperatorProcess::spawn(&args.operator, &argv, &[]);
+    let started = Instant::now();
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    while !http
+        .get(&url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        if !operator.is_running() || started.elapsed() > Duration::from_secs(120) {
+            return Err(format!(
+                "the operator did not get ready:\n{}",
+                log_tail(&operator, 40)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(operator)
+}
+
+/// Every connection of every namespace Ready.
+async fn wait_all_ready(client: &Client, args: &Args) -> BenchResult<()> {
+    let all: Api<TrackViaConnection> = Api::all(client.clone());
+    let started = Instant::now();
+    loop {
+        let listed = all
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let ready = listed
+            .items
+            .iter()
+            .filter(|c| {
+                c.status
+                    .as_ref()
+                    .and_then(|s| s.condition("Ready"))
+                    .is_some_and(|r| r.status == trackvia_operator::crd::ConditionStatus::True)
+            })
+            .count();
+        if ready == args.connections {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(args.timeout) {
+            return Err(format!(
+                "{ready} of {} connections Ready in time",
+                args.connections
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Open sockets of a process (its TCP connections to the API server, mostly).
+fn sockets(pid: u32) -> BenchResult<usize> {
+    let dir = format!("/proc/{pid}/fd");
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("reading {dir}: {e}"))?;
+    Ok(entries
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        .count())
+}
+
+/// A row of the table: its title, and its cell for a run.
+type Row = (&'static str, fn(&SpreadRun) -> String);
+
+fn print_spread(args: &Args, runs: &[SpreadRun]) {
+    println!(
+        "\n{} connections over {} namespaces (one source Secret each), {} unrelated Secrets, the operator on all namespaces\n",
+        args.connections, args.spread, args.unrelated_secrets
+    );
+    let rows: [Row; 12] = [
+        ("convergence", |r| format!("{:.2} s", r.convergence_seconds)),
+        ("source watches: by name / namespace / all", |r| {
+            format!(
+                "{} / {} / {}",
+                r.source_watches_by_name, r.source_watches_namespace_wide, r.source_watches_of_all
+            )
+        }),
+        ("operator sockets", |r| r.operator_sockets.to_string()),
+        ("operator peak / steady RSS", |r| {
+            format!(
+                "{:.1} / {:.1} MiB",
+                r.operator_peak_rss_mib, r.operator_rss_mib
+            )
+        }),
+        ("operator CPU in convergence", |r| {
+            format!("{:.2} s", r.operator_cpu_seconds_convergence)
+        }),
+        ("API server RSS after convergence", |r| {
+            r.apiserver_rss_mib
+                .map_or("-".into(), |v| format!("{v:.1} MiB"))
+        }),
+        ("unrelated Secrets updated", |r| {
+            r.unrelated_updates.to_string()
+        }),
+        ("Secret watch events meanwhile", |r| {
+            r.secret_watch_events_during_updates.to_string()
+        }),
+        ("operator CPU meanwhile", |r| {
+            format!("{:.2} s", r.operator_cpu_seconds_updates)
+        }),
+        ("restart: initial sync", |r| {
+            format!("{:.2} s", r.restart_initial_sync_seconds)
+        }),
+        ("restart: peak RSS", |r| {
+            format!("{:.1} MiB", r.restart_peak_rss_mib)
+        }),
+        ("restart: sockets", |r| r.restart_sockets.to_string()),
+    ];
+    print!("| measure |");
+    for r in runs {
+        print!(" {} |", r.variant);
+    }
+    println!("\n| --- |{}", " --- |".repeat(runs.len()));
+    for (name, cell) in rows {
+        print!("| {name} |");
+        for r in runs {
+            print!(" {} |", cell(r));
+        }
+        println!();
+    }
+}
