@@ -11,4 +11,5 @@ pub mod metrics;
 pub mod names;
 pub mod probe;
 pub mod supervisor;
+pub mod tables;
 pub mod trackvia;

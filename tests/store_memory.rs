@@ -7,7 +7,7 @@
 //! clone in an `Arc`), and counts the bytes and blocks they hold through a counting global
 //! allocator; then as many pending checks ([`Checks`]), remembered output Secrets
 //! ([`Outputs`]) and spec hashes with the Secret read ([`SpecChanges`]), one per connection. Each must stay
-//! within its budget. The figures hold for 64-bit targets, where a text of up to 24 bytes
+//! within its budget, and give its memory back once every connection is deleted. The figures hold for 64-bit targets, where a text of up to 24 bytes
 //! is kept inside the connection.
 //!
 //! This test has its own `main` (`harness = false` in Cargo.toml): a process of its own, so
@@ -51,6 +51,10 @@ const MAX_SPEC_BYTES: usize = 240;
 /// The same with a Secret per connection: each Secret's set of readers is a table of its own
 /// (a block of 4 slots), and the table of Secrets holds an entry per connection.
 const MAX_SPEC_BYTES_OWN_SECRET: usize = 520;
+/// Most bytes a table may still hold once every connection is deleted: the room of a few
+/// dozen entries in each table (a table of 1,000 keeps room for 1,792, over 100 KiB, unless
+/// it shrinks).
+const MAX_LEFT_BYTES: usize = 16 * 1024;
 /// Source Secrets the connections read, as `hack/bench` has them by default.
 const SHARED_SECRETS: usize = 10;
 
@@ -175,7 +179,11 @@ fn checks() -> Result<String, String> {
     if checks.len() != CONNECTIONS {
         return Err(format!("{} checks kept of {CONNECTIONS}", checks.len()));
     }
-    within("one pending check", bytes, blocks, MAX_CHECK_BYTES, 1)
+    let figure = within("one pending check", bytes, blocks, MAX_CHECK_BYTES, 1)?;
+    for i in 0..CONNECTIONS {
+        checks.forget(&Key::new(Some("tvbench-u1jici"), &format!("conn-{i}")));
+    }
+    emptied(figure, "the pending checks", checks.len(), before)
 }
 
 /// What the operator remembers of one output Secret it wrote, within its budget.
@@ -198,13 +206,18 @@ fn outputs() -> Result<String, String> {
     {
         return Err("the last output Secret is not remembered".into());
     }
-    within(
+    let figure = within(
         "one remembered output Secret",
         bytes,
         blocks,
         MAX_OUTPUT_BYTES,
         1,
-    )
+    )?;
+    for i in 0..CONNECTIONS {
+        outputs.forget("tvbench-u1jici", &format!("conn-{i}"));
+    }
+    let left = usize::from(outputs.get("tvbench-u1jici", "conn-0").is_some());
+    emptied(figure, "the remembered output Secrets", left, before)
 }
 
 /// What the connection watch remembers of one connection to tell its changes and the
@@ -226,13 +239,38 @@ fn spec_changes(secrets: usize, max_bytes: usize, max_blocks: usize) -> Result<S
             "{started} passes started for {CONNECTIONS} new connections"
         ));
     }
-    within(
+    let figure = within(
         &format!("one connection's spec hash and Secret read ({secrets} Secrets read)"),
         bytes,
         blocks,
         max_bytes,
         max_blocks,
-    )
+    )?;
+    for tvc in &delivered {
+        changes.follow(Event::Delete(tvc.clone()), drop);
+    }
+    let what = format!("the spec hashes and readers ({secrets} Secrets read)");
+    emptied(figure, &what, changes.len(), before)
+}
+
+/// `figure`, and what `what` holds once every connection is gone (`left` of them still
+/// there), within [`MAX_LEFT_BYTES`].
+fn emptied(
+    figure: String,
+    what: &str,
+    left: usize,
+    before: alloc::Counts,
+) -> Result<String, String> {
+    if left != 0 {
+        return Err(format!("{what}: {left} entries left after every deletion"));
+    }
+    let held = alloc::counts().live_bytes.saturating_sub(before.live_bytes);
+    let emptied =
+        format!("{what} hold {held} bytes once all are deleted (budget {MAX_LEFT_BYTES})");
+    if held > MAX_LEFT_BYTES {
+        return Err(format!("over budget: {emptied}"));
+    }
+    Ok(format!("{figure}; {emptied}"))
 }
 
 /// Bytes and blocks allocated since `before` and still held, per connection. Nothing

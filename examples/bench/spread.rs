@@ -109,8 +109,18 @@ async fn create_tenants(
     Ok(namespaces)
 }
 
-/// Start the operator on all namespaces with `extra`, converge, update the unrelated
-/// Secrets, restart it; its figures.
+/// One variant's run: the operator on all namespaces with `extra`.
+struct Variant<'a> {
+    client: &'a Client,
+    args: &'a Args,
+    fake: &'a FakeTrackVia,
+    tenants: &'a [TestNamespace],
+    http: reqwest::Client,
+    port: u16,
+    extra: Vec<String>,
+}
+
+/// Converge, update the unrelated Secrets, restart the operator; the figures.
 async fn measure_variant(
     client: &Client,
     args: &Args,
@@ -123,149 +133,166 @@ async fn measure_variant(
         .no_proxy()
         .build()
         .map_err(|e| e.to_string())?;
-    let port = free_port();
-    let mut operator = start_cluster_wide(&http, args, fake, port, &extra).await?;
+    let v = Variant {
+        client,
+        args,
+        fake,
+        tenants,
+        http,
+        port: free_port(),
+        extra,
+    };
     let mut run = SpreadRun {
         variant: variant.into(),
-        extra_args: extra.clone(),
+        extra_args: v.extra.clone(),
         ..SpreadRun::default()
     };
-    let cpu_before = cpu_seconds(operator.pid())?;
-    let started = Instant::now();
-    for_each_bounded(args.connections, args.apply_concurrency, |i| async move {
-        let ns = &tenants[i % tenants.len()];
-        let body = connection_body(
-            &format!("conn-{i}"),
-            "src",
-            &fake.host(),
-            &args.verify_interval,
-        );
-        ns.api::<TrackViaConnection>()
-            .patch(
-                &format!("conn-{i}"),
-                &PatchParams::apply(MANAGER),
-                &Patch::Apply(body),
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("applying conn-{i}: {e}"))
-    })
-    .await?;
-    wait_all_ready(client, args).await?;
-    run.convergence_seconds = secs(started.elapsed());
-    run.operator_cpu_seconds_convergence = cpu_seconds(operator.pid())? - cpu_before;
-    tokio::time::sleep(Duration::from_secs(args.settle)).await;
-    let o = scrape_operator(&http, port).await?;
-    let watches = |selector: &str| {
-        o.get(&format!(
-            r#"trackvia_source_secret_watches{{selector="{selector}"}}"#
-        ))
-    };
-    run.source_watches_by_name = watches("name");
-    run.source_watches_namespace_wide = watches("namespace");
-    run.source_watches_of_all = watches("all");
-    run.operator_sockets = sockets(operator.pid())?;
-    run.operator_peak_rss_mib = vm_mib(operator.pid(), "VmHWM")?;
-    run.operator_rss_mib = vm_mib(operator.pid(), "VmRSS")?;
-    run.apiserver_rss_mib = args.apiserver_pid.and_then(|pid| vm_mib(pid, "VmRSS").ok());
-
-    // Every unrelated Secret updated once: what reaches the operator.
-    let (events_before, cpu_before) = (
-        o.get("trackvia_secret_watch_events_total"),
-        cpu_seconds(operator.pid())?,
-    );
-    for_each_bounded(
-        args.unrelated_secrets,
-        args.setup_concurrency,
-        |i| async move {
-            let ns = &tenants[i % tenants.len()];
-            let patch = json!({"metadata": {"labels": {"bench-touched": "yes"}}});
-            ns.api::<Secret>()
-                .patch(
-                    &format!("unrelated-{i}"),
-                    &PatchParams::default(),
-                    &Patch::Merge(patch),
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("updating unrelated Secret {i}: {e}"))
-        },
-    )
-    .await?;
-    tokio::time::sleep(Duration::from_secs(args.settle)).await;
-    let o = scrape_operator(&http, port).await?;
-    run.unrelated_updates = args.unrelated_secrets;
-    run.secret_watch_events_during_updates =
-        o.get("trackvia_secret_watch_events_total") - events_before;
-    run.operator_cpu_seconds_updates = cpu_seconds(operator.pid())? - cpu_before;
-
-    // A restart: until the new process has looked at every connection.
+    let mut operator = v.start().await?;
+    v.converge(&operator, &mut run).await?;
+    v.update_unrelated(&operator, &mut run).await?;
     operator.stop().await;
-    let started = Instant::now();
-    let mut operator = start_cluster_wide(&http, args, fake, port, &extra).await?;
-    loop {
-        let o = scrape_operator(&http, port).await?;
-        if o.get("trackvia_initial_sync_done") == 1 {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(args.timeout) {
-            return Err("the restarted operator's initial sync was not done in time".into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    run.restart_initial_sync_seconds = secs(started.elapsed());
-    tokio::time::sleep(Duration::from_secs(args.settle)).await;
-    run.restart_peak_rss_mib = vm_mib(operator.pid(), "VmHWM")?;
-    run.restart_sockets = sockets(operator.pid())?;
+    let mut operator = v.restart(&mut run).await?;
     operator.stop().await;
     Ok(run)
 }
 
-/// The operator watching all namespaces, ready.
-async fn start_cluster_wide(
-    http: &reqwest::Client,
-    args: &Args,
-    fake: &FakeTrackVia,
-    port: u16,
-    extra: &[String],
-) -> BenchResult<OperatorProcess> {
-    let mut argv: Vec<String> = [
-        "run",
-        "--allowed-hosts",
-        &fake.host(),
-        "--extra-ca-file",
-        &fake.ca_file().display().to_string(),
-        "--metrics-addr",
-        &format!("127.0.0.1:{port}"),
-        "--rate-limit",
-        &args.rate_limit.to_string(),
-        "--concurrency",
-        &args.concurrency.to_string(),
-        "--log-level",
-        "info",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    argv.extend(extra.iter().cloned());
-    let mut operator = OperatorProcess::spawn(&args.operator, &argv, &[]);
-    let started = Instant::now();
-    let url = format!("http://127.0.0.1:{port}/readyz");
-    while !http
-        .get(&url)
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        if !operator.is_running() || started.elapsed() > Duration::from_secs(120) {
-            return Err(format!(
-                "the operator did not get ready:\n{}",
-                log_tail(&operator, 40)
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+impl Variant<'_> {
+    /// Apply the N connections, wait for all Ready; then the watches and the operator's
+    /// sockets and memory.
+    async fn converge(&self, operator: &OperatorProcess, run: &mut SpreadRun) -> BenchResult<()> {
+        let (args, fake, tenants) = (self.args, self.fake, self.tenants);
+        let cpu_before = cpu_seconds(operator.pid())?;
+        let started = Instant::now();
+        for_each_bounded(args.connections, args.apply_concurrency, |i| async move {
+            let name = format!("conn-{i}");
+            let body = connection_body(&name, "src", &fake.host(), &args.verify_interval);
+            tenants[i % tenants.len()]
+                .api::<TrackViaConnection>()
+                .patch(&name, &PatchParams::apply(MANAGER), &Patch::Apply(body))
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("applying {name}: {e}"))
+        })
+        .await?;
+        wait_all_ready(self.client, args).await?;
+        run.convergence_seconds = secs(started.elapsed());
+        run.operator_cpu_seconds_convergence = cpu_seconds(operator.pid())? - cpu_before;
+        tokio::time::sleep(Duration::from_secs(args.settle)).await;
+        let o = scrape_operator(&self.http, self.port).await?;
+        let watches = |selector: &str| {
+            o.get(&format!(
+                r#"trackvia_source_secret_watches{{selector="{selector}"}}"#
+            ))
+        };
+        run.source_watches_by_name = watches("name");
+        run.source_watches_namespace_wide = watches("namespace");
+        run.source_watches_of_all = watches("all");
+        run.operator_sockets = sockets(operator.pid())?;
+        run.operator_peak_rss_mib = vm_mib(operator.pid(), "VmHWM")?;
+        run.operator_rss_mib = vm_mib(operator.pid(), "VmRSS")?;
+        run.apiserver_rss_mib = args.apiserver_pid.and_then(|pid| vm_mib(pid, "VmRSS").ok());
+        Ok(())
     }
-    Ok(operator)
+
+    /// Every unrelated Secret updated once: what reaches the operator.
+    async fn update_unrelated(
+        &self,
+        operator: &OperatorProcess,
+        run: &mut SpreadRun,
+    ) -> BenchResult<()> {
+        let (args, tenants) = (self.args, self.tenants);
+        let events = "trackvia_secret_watch_events_total";
+        let events_before = scrape_operator(&self.http, self.port).await?.get(events);
+        let cpu_before = cpu_seconds(operator.pid())?;
+        for_each_bounded(
+            args.unrelated_secrets,
+            args.setup_concurrency,
+            |i| async move {
+                let patch = json!({"metadata": {"labels": {"bench-touched": "yes"}}});
+                tenants[i % tenants.len()]
+                    .api::<Secret>()
+                    .patch(
+                        &format!("unrelated-{i}"),
+                        &PatchParams::default(),
+                        &Patch::Merge(patch),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("updating unrelated Secret {i}: {e}"))
+            },
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_secs(args.settle)).await;
+        let o = scrape_operator(&self.http, self.port).await?;
+        run.unrelated_updates = args.unrelated_secrets;
+        run.secret_watch_events_during_updates = o.get(events) - events_before;
+        run.operator_cpu_seconds_updates = cpu_seconds(operator.pid())? - cpu_before;
+        Ok(())
+    }
+
+    /// A new process, until it has looked at every connection; it is returned running.
+    async fn restart(&self, run: &mut SpreadRun) -> BenchResult<OperatorProcess> {
+        let started = Instant::now();
+        let operator = self.start().await?;
+        loop {
+            let o = scrape_operator(&self.http, self.port).await?;
+            if o.get("trackvia_initial_sync_done") == 1 {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(self.args.timeout) {
+                return Err("the restarted operator's initial sync was not done in time".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        run.restart_initial_sync_seconds = secs(started.elapsed());
+        tokio::time::sleep(Duration::from_secs(self.args.settle)).await;
+        run.restart_peak_rss_mib = vm_mib(operator.pid(), "VmHWM")?;
+        run.restart_sockets = sockets(operator.pid())?;
+        Ok(operator)
+    }
+
+    /// The operator watching all namespaces, ready.
+    async fn start(&self) -> BenchResult<OperatorProcess> {
+        let (args, fake) = (self.args, self.fake);
+        let mut argv: Vec<String> = [
+            "run",
+            "--allowed-hosts",
+            &fake.host(),
+            "--extra-ca-file",
+            &fake.ca_file().display().to_string(),
+            "--metrics-addr",
+            &format!("127.0.0.1:{}", self.port),
+            "--rate-limit",
+            &args.rate_limit.to_string(),
+            "--concurrency",
+            &args.concurrency.to_string(),
+            "--log-level",
+            "info",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        argv.extend(self.extra.iter().cloned());
+        let mut operator = OperatorProcess::spawn(&args.operator, &argv, &[]);
+        let started = Instant::now();
+        let url = format!("http://127.0.0.1:{}/readyz", self.port);
+        while !self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            if !operator.is_running() || started.elapsed() > Duration::from_secs(120) {
+                return Err(format!(
+                    "the operator did not get ready:\n{}",
+                    log_tail(&operator, 40)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(operator)
+    }
 }
 
 /// Every connection of every namespace Ready.

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use super::key::Key;
 use crate::crd::TrackViaConnection;
+use crate::tables::GiveBack;
 
 /// The pending checks, and where due ones are sent.
 #[derive(Default)]
@@ -61,6 +62,7 @@ impl Table {
     pub fn forget(&mut self, key: &Key) {
         if let Some(before) = self.by_key.remove(key) {
             self.by_instant.remove(&(before, key.clone()));
+            self.by_key.give_back();
         }
     }
 
@@ -80,10 +82,7 @@ impl Table {
                 due.push(key);
             }
         }
-        if self.by_key.is_empty() {
-            // A table emptied after a burst gives its slots back.
-            self.by_key = HashMap::new();
-        }
+        self.by_key.give_back();
         due
     }
 

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use tokio::sync::OwnedMutexGuard;
 
 use super::credentials::CredentialsError;
+use crate::tables::GiveBack;
 use crate::trackvia::Credentials;
 
 /// A Secret by (namespace, name).
@@ -243,6 +244,7 @@ impl Sources {
                     !reads.is_empty()
                 }
             });
+            read.give_back();
             *swept_at = Some(now);
         }
         read.entry(key.clone())
@@ -263,6 +265,7 @@ impl Sources {
             reads.retain(|_, (rv, _, _)| Some(&*rv) == resource_version.as_ref());
             if reads.is_empty() {
                 inner.read.remove(key);
+                inner.read.give_back();
             }
         }
         // On the first report every reader looks again: some may have read
@@ -314,6 +317,9 @@ impl Sources {
         } = &mut *inner;
         seen.retain(|k, _| referenced.contains(k));
         read.retain(|k, _| referenced.contains(k));
+        referenced.give_back();
+        seen.give_back();
+        read.give_back();
     }
 
     /// Number of Secrets with credentials kept, for tests.

@@ -27,6 +27,7 @@ use super::key::Key;
 use super::plan::stable_hash;
 use super::sources::SecretKey;
 use crate::crd::{TrackViaConnection, VERIFY_REQUESTED_ANNOTATION};
+use crate::tables::GiveBack;
 
 /// What each connection's last event carried that a pass depends on, and the
 /// Secrets the connections read.
@@ -101,6 +102,7 @@ impl SpecChanges {
                 let key = Key::of(&tvc);
                 if let Some(before) = self.seen.remove(&key) {
                     replan = self.one_fewer(&key, &before.reads);
+                    self.seen.give_back();
                 }
                 gone(key);
                 None
@@ -185,10 +187,15 @@ impl SpecChanges {
         let Some(readers) = self.readers.get_mut(&secret) else {
             return false;
         };
-        if !readers.remove(key.name()) || !readers.is_empty() {
+        if !readers.remove(key.name()) {
+            return false;
+        }
+        if !readers.is_empty() {
+            readers.give_back();
             return false;
         }
         self.readers.remove(&secret);
+        self.readers.give_back();
         true
     }
 

@@ -14,6 +14,7 @@ use compact_str::CompactString;
 use super::kept::KeptSecret;
 use super::key::Key;
 use crate::crd::{TrackViaConnection, TrackViaConnectionStatus};
+use crate::tables::GiveBack;
 
 /// Entries kept at most; past that the memory starts afresh (entries of deleted
 /// objects are never looked up again).
@@ -47,6 +48,7 @@ impl Written {
             (Some((rv, status)), Some(cached)) if cached < *rv => Some(status.clone()),
             (Some(_), _) => {
                 written.remove(&uid);
+                written.give_back();
                 None
             }
             _ => None,
@@ -62,13 +64,16 @@ impl Written {
         let mut written = self.by_uid.lock();
         if written.get(&uid).is_some_and(|(rv, _)| cached >= *rv) {
             written.remove(&uid);
+            written.give_back();
         }
     }
 
     /// The connection is deleted: nothing written for it matters any more.
     pub fn deleted(&self, tvc: &TrackViaConnection) {
         if let Some(uid) = tvc.uid() {
-            self.by_uid.lock().remove(&uid);
+            let mut written = self.by_uid.lock();
+            written.remove(&uid);
+            written.give_back();
         }
     }
 
@@ -126,7 +131,9 @@ impl Outputs {
     /// Forget `ns/name`: its Secret is gone, so a connection publishing there
     /// again creates it rather than reading for it first.
     pub fn forget(&self, ns: &str, name: &str) {
-        self.seen.lock().remove(&Key::new(Some(ns), name));
+        let mut seen = self.seen.lock();
+        seen.remove(&Key::new(Some(ns), name));
+        seen.give_back();
     }
 
     /// The connection an output Secret was published for, unless the event is
