@@ -219,15 +219,19 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
     let (api, config): (Api<SecretMeta>, _) = match &watch {
         SourceWatch::Name(ns, name) => (
             Api::namespaced(ctx.client.clone(), ns),
-            watcher::Config::default().fields(&format!("metadata.name={name}")),
+            watcher::Config::default()
+                .fields(&format!("metadata.name={name}"))
+                .any_semantic(),
         ),
         SourceWatch::Namespace(ns) => (
             Api::namespaced(ctx.client.clone(), ns),
-            watcher::Config::default(),
+            watcher::Config::default().any_semantic(),
         ),
+        // The API server's cache would answer a list of every Secret of the cluster in
+        // one piece; pages of 500 keep what is held at a time small.
         SourceWatch::All => (Api::all(ctx.client.clone()), watcher::Config::default()),
     };
-    let mut stream = watcher::watcher(api, config.any_semantic())
+    let mut stream = watcher::watcher(api, config)
         .backoff(WatchBackoff::default())
         .boxed();
     let mut relist = Relist::default();
