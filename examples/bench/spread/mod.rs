@@ -8,27 +8,9 @@
 
 use super::*;
 
-/// The figures of one variant.
-#[derive(Debug, Default, Serialize)]
-pub(crate) struct SpreadRun {
-    variant: String,
-    extra_args: Vec<String>,
-    convergence_seconds: f64,
-    source_watches_by_name: u64,
-    source_watches_namespace_wide: u64,
-    source_watches_of_all: u64,
-    operator_sockets: usize,
-    operator_peak_rss_mib: f64,
-    operator_rss_mib: f64,
-    operator_cpu_seconds_convergence: f64,
-    apiserver_secret_watches: f64,
-    unrelated_updates: usize,
-    secret_watch_events_during_updates: u64,
-    operator_cpu_seconds_updates: f64,
-    restart_initial_sync_seconds: f64,
-    restart_peak_rss_mib: f64,
-    restart_sockets: usize,
-}
+mod table;
+
+use table::{SpreadRun, print_spread};
 
 /// Both variants, their figures printed side by side and written to --json.
 pub(crate) async fn spread(args: Args) -> BenchResult<()> {
@@ -353,64 +335,4 @@ fn sockets(pid: u32) -> BenchResult<usize> {
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter(|target| target.to_string_lossy().starts_with("socket:"))
         .count())
-}
-
-/// A row of the table: its title, and its cell for a run.
-type Row = (&'static str, fn(&SpreadRun) -> String);
-
-fn print_spread(args: &Args, runs: &[SpreadRun]) {
-    println!(
-        "\n{} connections over {} namespaces (one source Secret each), {} unrelated Secrets, the operator on all namespaces\n",
-        args.connections, args.spread, args.unrelated_secrets
-    );
-    let rows: [Row; 12] = [
-        ("convergence", |r| format!("{:.2} s", r.convergence_seconds)),
-        ("source watches: by name / namespace / all", |r| {
-            format!(
-                "{} / {} / {}",
-                r.source_watches_by_name, r.source_watches_namespace_wide, r.source_watches_of_all
-            )
-        }),
-        ("operator sockets", |r| r.operator_sockets.to_string()),
-        ("operator peak / steady RSS", |r| {
-            format!(
-                "{:.1} / {:.1} MiB",
-                r.operator_peak_rss_mib, r.operator_rss_mib
-            )
-        }),
-        ("operator CPU in convergence", |r| {
-            format!("{:.2} s", r.operator_cpu_seconds_convergence)
-        }),
-        ("API server: watches of Secrets served", |r| {
-            format!("{:.0}", r.apiserver_secret_watches)
-        }),
-        ("unrelated Secrets updated", |r| {
-            r.unrelated_updates.to_string()
-        }),
-        ("Secret watch events meanwhile", |r| {
-            r.secret_watch_events_during_updates.to_string()
-        }),
-        ("operator CPU meanwhile", |r| {
-            format!("{:.2} s", r.operator_cpu_seconds_updates)
-        }),
-        ("restart: initial sync", |r| {
-            format!("{:.2} s", r.restart_initial_sync_seconds)
-        }),
-        ("restart: peak RSS", |r| {
-            format!("{:.1} MiB", r.restart_peak_rss_mib)
-        }),
-        ("restart: sockets", |r| r.restart_sockets.to_string()),
-    ];
-    print!("| measure |");
-    for r in runs {
-        print!(" {} |", r.variant);
-    }
-    println!("\n| --- |{}", " --- |".repeat(runs.len()));
-    for (name, cell) in rows {
-        print!("| {name} |");
-        for r in runs {
-            print!(" {} |", cell(r));
-        }
-        println!();
-    }
 }
