@@ -56,7 +56,9 @@ async fn cluster_wide() {
     connections_reach_their_states(&a, &b, &fake, &mut credentials).await;
     events_come_from_the_pod(&a, &b, &pod).await;
 
-    // The Secret appears: the operator notices (cluster-wide Secret watch) and recovers.
+    // The Secret appears: the operator notices (the watch of every Secret: three Secrets
+    // read, over the limit of two) and recovers.
+    wait_source_watches(&pod, 1.0, 0.0).await;
     let (late_key, late_token) = credential(&fake, Behavior::Valid, &mut credentials);
     b.put_source("later-user", &late_key, &late_token).await;
     b.wait_ready("later", "True", "Verified").await;
@@ -179,8 +181,8 @@ async fn connections_reach_their_states(
 }
 
 /// Three source Secrets over `sourceWatchTotalLimit: 2`: one watch of every Secret, through
-/// which `later-user` was seen to appear (above); with one connection gone, one watch per
-/// Secret by name. A rotation arrives either way.
+/// which `later-user` was seen to appear (above) and a rotation arrives. Back to a watch by
+/// name once one Secret is read (half the limit), and a rotation arrives through it.
 async fn source_watches_stay_under_the_total(
     pod: &Pod,
     a: &Place,
@@ -189,13 +191,58 @@ async fn source_watches_stay_under_the_total(
     credentials: &mut Vec<String>,
 ) {
     wait_source_watches(pod, 1.0, 0.0).await;
-    rotate_later(b, fake, credentials).await;
+    rotate(b, "later-user", "later", fake, credentials).await;
+    a_first_read_is_reported(pod, a, fake, credentials).await;
+    for (place, name) in [(a, "revoked"), (a, "extra"), (b, "later")] {
+        place
+            .connections()
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("deleting a connection");
+    }
+    wait_source_watches(pod, 0.0, 1.0).await;
+    rotate(a, "api-user", "crm", fake, credentials).await;
+}
+
+/// A Secret the watch of all listed before any connection read it is reported, when a
+/// connection first reads it, by a read of its metadata: a pass more than 10 s later (when
+/// a read no watch reported is no longer used) finds the credentials in memory.
+async fn a_first_read_is_reported(
+    pod: &Pod,
+    a: &Place,
+    fake: &FakeTrackVia,
+    credentials: &mut Vec<String>,
+) {
+    let (key, token) = credential(fake, Behavior::Valid, credentials);
+    a.put_source("extra-user", &key, &token).await;
+    a.apply("extra", "extra-user", json!({})).await;
+    a.wait_ready("extra", "True", "Verified").await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let reads = pod.metric("trackvia_secret_reads_total").await;
+    let forced =
+        json!({"metadata": {"annotations": {"trackvia.io/verify-requested-at": "first-read"}}});
     a.connections()
-        .delete("revoked", &DeleteParams::default())
+        .patch("extra", &PatchParams::default(), &Patch::Merge(&forced))
         .await
-        .expect("deleting a connection");
-    wait_source_watches(pod, 0.0, 2.0).await;
-    rotate_later(b, fake, credentials).await;
+        .expect("asking for a check");
+    wait_for(
+        &a.connections(),
+        "extra",
+        Duration::from_secs(30),
+        "the forced check done",
+        |c| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.verify_requested_at.as_deref())
+                == Some("first-read")
+        },
+    )
+    .await;
+    assert_eq!(
+        pod.metric("trackvia_secret_reads_total").await,
+        reads,
+        "the pass read a Secret its watch had reported"
+    );
 }
 
 async fn wait_source_watches(pod: &Pod, all: f64, by_name: f64) {
@@ -218,13 +265,19 @@ async fn wait_source_watches(pod: &Pod, all: f64, by_name: f64) {
     }
 }
 
-/// A new valid token in `later-user`, published to `later`.
-async fn rotate_later(b: &Place, fake: &FakeTrackVia, credentials: &mut Vec<String>) {
+/// A new valid token in `source`, published to `connection`'s Secret.
+async fn rotate(
+    place: &Place,
+    source: &str,
+    connection: &str,
+    fake: &FakeTrackVia,
+    credentials: &mut Vec<String>,
+) {
     let (key, token) = credential(fake, Behavior::Valid, credentials);
-    b.put_source("later-user", &key, &token).await;
+    place.put_source(source, &key, &token).await;
     wait_for(
-        &b.secrets(),
-        "later",
+        &place.secrets(),
+        connection,
         Duration::from_secs(30),
         "the rotated token published",
         |s| secret_text(s, "authToken").as_deref() == Some(token.as_str()),

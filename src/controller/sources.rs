@@ -256,8 +256,19 @@ impl Sources {
     /// the connections reading it must look again: on the first report, and
     /// whenever the version changes.
     pub fn observe(&self, key: &SecretKey, resource_version: Option<String>) -> bool {
+        self.observe_if(key, resource_version, false)
+    }
+
+    /// [`Sources::observe`], unless a watch has reported `key` already: a
+    /// first report from a read of the Secret's metadata, for a Secret a
+    /// watch listed before any connection read it (a later report is newer).
+    pub fn observe_first(&self, key: &SecretKey, resource_version: Option<String>) -> bool {
+        self.observe_if(key, resource_version, true)
+    }
+
+    fn observe_if(&self, key: &SecretKey, resource_version: Option<String>, first: bool) -> bool {
         let mut inner = self.inner.lock();
-        if !inner.referenced.contains(key) {
+        if !inner.referenced.contains(key) || (first && inner.seen.contains_key(key)) {
             return false;
         }
         let previous = inner.seen.insert(key.clone(), resource_version.clone());

@@ -15,12 +15,12 @@
 //! - Connections: one watch per scope, feeding the controller's store and
 //!   queue (spec changes and verify requests only, not its own status writes).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedSender;
-use futures::{Stream, StreamExt, TryStreamExt, future};
+use futures::{Stream, StreamExt, TryStreamExt, future, stream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -35,7 +35,7 @@ use tracing::{debug, info};
 use super::checks::Checks;
 use super::kept::{self, KeptSecret};
 use super::relist::Relist;
-use super::source_plan::{SourceWatch, SourceWatchLimits, plan_source_watches};
+use super::source_plan::{SourceWatch, SourceWatchLimits, plan_source_watches, whole_scope};
 use super::sources::{SecretKey, Sources};
 use super::spec_changes::SpecChanges;
 use super::written::{Outputs, Written};
@@ -176,13 +176,31 @@ pub async fn run_source_watches(
 ) {
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut running: HashMap<SourceWatch, AbortHandle> = HashMap::new();
+    let mut before: HashSet<SecretKey> = HashSet::new();
     loop {
         // The first plan, before the connections are listed, is empty: the
         // list's end changes the Secrets read and plans again.
         let referenced = secrets_read.borrow_and_update().read_secrets();
-        let plan = plan_source_watches(&referenced, ctx.scope.as_deref(), limits);
+        let scope = ctx.scope.as_deref();
+        let whole_now = running.contains_key(&whole_scope(scope));
+        let plan = plan_source_watches(&referenced, scope, limits, whole_now);
+        // A wide watch that keeps running listed the Secrets read for the first
+        // time now while nobody read them, and reports them again only when they
+        // change: their first report is a read of their metadata.
+        let unreported: Vec<SecretKey> = referenced
+            .difference(&before)
+            .filter(|key| {
+                plan.iter()
+                    .any(|w| running.contains_key(w) && w.covers(key))
+            })
+            .cloned()
+            .collect();
+        before.clone_from(&referenced);
         // Forget unreferenced Secrets first, so a new watch's first report counts.
         ctx.sources.set_referenced(ctx.scope.as_deref(), referenced);
+        if !unreported.is_empty() {
+            tasks.spawn(first_reports(ctx.clone(), unreported));
+        }
         running.retain(|watch, handle| {
             let keep = plan.contains(watch);
             if !keep {
@@ -213,6 +231,9 @@ pub async fn run_source_watches(
     }
 }
 
+/// Metadata reads of first reports made at once.
+const FIRST_REPORT_READS: usize = 4;
+
 /// One source watch: report versions of referenced Secrets and ask for the
 /// reconcile of the connections reading one that changed.
 async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
@@ -235,6 +256,10 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
         .backoff(WatchBackoff::default())
         .boxed();
     let mut relist = Relist::default();
+    // What a relist judges: the Secrets read when it starts, the only ones kept of
+    // what it lists. (One first read later may have been listed before: its first
+    // report is a read, see `first_reports`.)
+    let mut judged: HashSet<SecretKey> = HashSet::new();
     while let Some(event) = stream.next().await {
         let event = match event {
             Ok(event) => event,
@@ -243,13 +268,22 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
                 continue;
             }
         };
-        if let Some(listed) = relist.follow(&event) {
-            let domain = match &watch {
-                SourceWatch::Name(ns, name) => vec![(ns.clone(), name.clone())],
-                SourceWatch::Namespace(ns) => ctx.sources.referenced_in(Some(ns)),
-                SourceWatch::All => ctx.sources.referenced_in(None),
-            };
-            for key in domain {
+        let followed = match &event {
+            Event::Init => {
+                judged = match &watch {
+                    SourceWatch::Name(ns, name) => vec![(ns.clone(), name.clone())],
+                    SourceWatch::Namespace(ns) => ctx.sources.referenced_in(Some(ns)),
+                    SourceWatch::All => ctx.sources.referenced_in(None),
+                }
+                .into_iter()
+                .collect();
+                true
+            }
+            Event::InitApply(meta) => judged.contains(&key_of(meta)),
+            _ => true,
+        };
+        if followed && let Some(listed) = relist.follow(&event) {
+            for key in judged.drain() {
                 if !listed.contains(&key) {
                     note(&ctx, &key, None);
                 }
@@ -262,7 +296,7 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
             Event::Init | Event::InitDone => continue,
         };
         ctx.metrics.secret_watch_events.inc();
-        let key = (meta.namespace().unwrap_or_default(), meta.name_any());
+        let key = key_of(&meta);
         let version = if deleted {
             None
         } else {
@@ -273,12 +307,46 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
     info!(?watch, "source Secret watch ended");
 }
 
+/// Read the metadata of `keys` and report each as its watch would, unless the
+/// watch reported it first. A failed read reports nothing: the passes read the
+/// Secret as they do before any report.
+async fn first_reports(ctx: SourceWatchContext, keys: Vec<SecretKey>) {
+    stream::iter(keys)
+        .for_each_concurrent(FIRST_REPORT_READS, |key| {
+            let ctx = ctx.clone();
+            async move {
+                let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.0);
+                ctx.metrics.secret_reads.inc();
+                match api.get_metadata_opt(&key.1).await {
+                    Ok(found) => {
+                        let version = found.and_then(|meta| meta.resource_version());
+                        if ctx.sources.observe_first(&key, version) {
+                            ask_readers(&ctx, &key);
+                        }
+                    }
+                    Err(e) => debug!(namespace = %key.0, error = %e, "source Secret metadata"),
+                }
+            }
+        })
+        .await;
+}
+
+/// A Secret's (namespace, name).
+fn key_of(meta: &SecretMeta) -> SecretKey {
+    (meta.namespace().unwrap_or_default(), meta.name_any())
+}
+
 fn note(ctx: &SourceWatchContext, key: &SecretKey, version: Option<String>) {
     if ctx.sources.observe(key, version) {
-        // Collected first: the connection watch waits while this is borrowed.
-        let readers = ctx.readers.borrow().readers_of(key);
-        for reader in readers {
-            let _ = ctx.trigger.unbounded_send(reader.to_ref());
-        }
+        ask_readers(ctx, key);
+    }
+}
+
+/// Queue a pass of every connection reading `key`.
+fn ask_readers(ctx: &SourceWatchContext, key: &SecretKey) {
+    // Collected first: the connection watch waits while this is borrowed.
+    let readers = ctx.readers.borrow().readers_of(key);
+    for reader in readers {
+        let _ = ctx.trigger.unbounded_send(reader.to_ref());
     }
 }

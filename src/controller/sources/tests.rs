@@ -85,6 +85,25 @@ fn a_read_no_watch_reports_is_dropped_once_it_can_no_longer_be_served() {
 }
 
 #[test]
+fn a_first_report_from_a_read_of_the_metadata_does_not_override_the_watch() {
+    let s = Sources::default();
+    let (a, b) = (key("a", "one"), key("a", "two"));
+    s.set_referenced(None, HashSet::from([a.clone()]));
+    // Not read by any connection: nothing recorded.
+    assert!(!s.observe_first(&b, Some("1".into())));
+    assert_eq!(s.seen_version(&b), None);
+    // Read by one, not reported yet: the first report, readers look again.
+    s.remember(&a, "apiKey", "authToken", "4".into(), Ok(creds("t")));
+    assert!(s.observe_first(&a, Some("4".into())));
+    assert_eq!(s.seen_version(&a), Some("4".into()));
+    assert!(cached(&s, &a, "apiKey", "authToken").is_some());
+    // The watch reported a newer version meanwhile: an older read does not go back.
+    assert!(s.observe(&a, Some("5".into())));
+    assert!(!s.observe_first(&a, Some("4".into())));
+    assert_eq!(s.seen_version(&a), Some("5".into()));
+}
+
+#[test]
 fn a_first_report_always_asks_readers_to_look_again() {
     let s = Sources::default();
     let (a, b, c) = (key("a", "one"), key("a", "two"), key("a", "three"));
