@@ -308,7 +308,12 @@ impl Sources {
 
     /// The Secrets referenced now in `scope` (a namespace, or all); everything
     /// known of other Secrets of that scope is dropped. Other scopes are left alone.
-    pub(super) fn set_referenced(&self, scope: Option<&str>, referenced: HashSet<SecretKey>) {
+    /// Returns the Secrets referenced now and not before.
+    pub(super) fn set_referenced(
+        &self,
+        scope: Option<&str>,
+        referenced: HashSet<SecretKey>,
+    ) -> Vec<SecretKey> {
         let mut inner = self.inner.lock();
         if !inner.planned && !referenced.is_empty() {
             // The watches start now: their first reports are waited for from here.
@@ -319,6 +324,11 @@ impl Sources {
         inner
             .referenced
             .retain(|k| !in_scope(k) || referenced.contains(k));
+        let new: Vec<SecretKey> = referenced
+            .iter()
+            .filter(|k| !inner.referenced.contains(*k))
+            .cloned()
+            .collect();
         inner.referenced.extend(referenced);
         let SourcesInner {
             seen,
@@ -331,6 +341,7 @@ impl Sources {
         referenced.give_back();
         seen.give_back();
         read.give_back();
+        new
     }
 
     /// Number of Secrets with credentials kept, for tests.

@@ -176,7 +176,6 @@ pub async fn run_source_watches(
 ) {
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut running: HashMap<SourceWatch, AbortHandle> = HashMap::new();
-    let mut before: HashSet<SecretKey> = HashSet::new();
     loop {
         // The first plan, before the connections are listed, is empty: the
         // list's end changes the Secrets read and plans again.
@@ -184,20 +183,18 @@ pub async fn run_source_watches(
         let scope = ctx.scope.as_deref();
         let whole_now = running.contains_key(&whole_scope(scope));
         let plan = plan_source_watches(&referenced, scope, limits, whole_now);
+        // Forget unreferenced Secrets first, so a new watch's first report counts.
+        let new = ctx.sources.set_referenced(scope, referenced);
         // A wide watch that keeps running listed the Secrets read for the first
         // time now while nobody read them, and reports them again only when they
         // change: their first report is a read of their metadata.
-        let unreported: Vec<SecretKey> = referenced
-            .difference(&before)
+        let unreported: Vec<SecretKey> = new
+            .into_iter()
             .filter(|key| {
                 plan.iter()
                     .any(|w| running.contains_key(w) && w.covers(key))
             })
-            .cloned()
             .collect();
-        before.clone_from(&referenced);
-        // Forget unreferenced Secrets first, so a new watch's first report counts.
-        ctx.sources.set_referenced(ctx.scope.as_deref(), referenced);
         if !unreported.is_empty() {
             tasks.spawn(first_reports(ctx.clone(), unreported));
         }

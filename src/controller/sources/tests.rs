@@ -88,7 +88,9 @@ fn a_read_no_watch_reports_is_dropped_once_it_can_no_longer_be_served() {
 fn a_first_report_from_a_read_of_the_metadata_does_not_override_the_watch() {
     let s = Sources::default();
     let (a, b) = (key("a", "one"), key("a", "two"));
-    s.set_referenced(None, HashSet::from([a.clone()]));
+    // What is read for the first time is told, once.
+    assert_eq!(s.set_referenced(None, HashSet::from([a.clone()])), vec![a.clone()]);
+    assert_eq!(s.set_referenced(None, HashSet::from([a.clone()])), vec![]);
     // Not read by any connection: nothing recorded.
     assert!(!s.observe_first(&b, Some("1".into())));
     assert_eq!(s.seen_version(&b), None);
