@@ -33,24 +33,85 @@ pub(crate) async fn spread(args: Args) -> BenchResult<()> {
         ),
         ("defaults", Vec::new()),
     ];
+    let namespaces = create_tenants(&client, &args, &key, &token).await?;
     let mut runs = Vec::new();
-    for (variant, extra) in variants {
-        eprintln!("bench: spread: {variant}: {n} connections over {k} namespaces");
-        let namespaces = create_tenants(&client, &args, &key, &token).await?;
-        let run = measure_variant(&client, &args, &fake, &namespaces, variant, extra).await;
-        let timeout = Duration::from_secs(args.timeout);
-        futures::future::join_all(
-            namespaces
-                .into_iter()
-                .map(|ns| ns.cleanup_and_wait(timeout)),
-        )
-        .await;
-        runs.push(run?);
-    }
+    let outcome = run_variants(&client, &args, &fake, &namespaces, variants, &mut runs).await;
+    // Deleting thousands of namespaces takes the namespace controller minutes: not waited for.
+    futures::future::join_all(namespaces.into_iter().map(|ns| ns.cleanup())).await;
+    outcome?;
     print_spread(&args, &runs);
-    write_json(&args.json, &runs)?;
     println!("results written to {}", args.json.display());
     Ok(())
+}
+
+/// Each variant on the same namespaces; the figures are written after each.
+async fn run_variants(
+    client: &Client,
+    args: &Args,
+    fake: &FakeTrackVia,
+    namespaces: &[TestNamespace],
+    variants: [(&str, Vec<String>); 2],
+    runs: &mut Vec<SpreadRun>,
+) -> BenchResult<()> {
+    for (variant, extra) in variants {
+        eprintln!(
+            "bench: spread: {variant}: {} connections over {} namespaces",
+            args.connections, args.spread
+        );
+        runs.push(measure_variant(client, args, fake, namespaces, variant, extra).await?);
+        write_json(&args.json, runs)?;
+        eprintln!("bench: spread: {variant} measured, removing its connections");
+        remove_connections(client, args).await?;
+    }
+    Ok(())
+}
+
+/// Delete every connection and wait until they and their output Secrets are gone, so the
+/// next variant starts from the same objects.
+async fn remove_connections(client: &Client, args: &Args) -> BenchResult<()> {
+    let all: Api<TrackViaConnection> = Api::all(client.clone());
+    let names: Vec<(String, String)> = all
+        .list_metadata(&ListParams::default())
+        .await
+        .map_err(|e| format!("listing connections: {e}"))?
+        .items
+        .iter()
+        .map(|c| (c.namespace().unwrap_or_default(), c.name_any()))
+        .collect();
+    let names = &names;
+    for_each_bounded(names.len(), args.setup_concurrency, |i| async move {
+        let (ns, name) = &names[i];
+        Api::<TrackViaConnection>::namespaced(client.clone(), ns)
+            .delete(name, &DeleteParams::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("deleting connection {ns}/{name}: {e}"))
+    })
+    .await?;
+    let outputs: Api<Secret> = Api::all(client.clone());
+    let started = Instant::now();
+    loop {
+        let one = ListParams::default().limit(1);
+        let left = all
+            .list_metadata(&one)
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .len()
+            + outputs
+                .list_metadata(&one.labels(MANAGED_SELECTOR))
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .len();
+        if left == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(args.timeout) {
+            return Err("connections or output Secrets left after deleting them".into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// K namespaces, each with source Secret `src` and its share of the unrelated Secrets.
@@ -186,11 +247,13 @@ impl Variant<'_> {
         let events = "trackvia_secret_watch_events_total";
         let events_before = scrape_operator(&self.http, self.port).await?.get(events);
         let cpu_before = cpu_seconds(operator.pid())?;
+        // A new value each time, so each variant's updates change every Secret.
+        let touched = &jiff::Timestamp::now().as_millisecond().to_string();
         for_each_bounded(
             args.unrelated_secrets,
             args.setup_concurrency,
             |i| async move {
-                let patch = json!({"metadata": {"labels": {"bench-touched": "yes"}}});
+                let patch = json!({"metadata": {"labels": {"bench-touched": touched}}});
                 tenants[i % tenants.len()]
                     .api::<Secret>()
                     .patch(

@@ -89,7 +89,10 @@ fn a_first_report_from_a_read_of_the_metadata_does_not_override_the_watch() {
     let s = Sources::default();
     let (a, b) = (key("a", "one"), key("a", "two"));
     // What is read for the first time is told, once.
-    assert_eq!(s.set_referenced(None, HashSet::from([a.clone()])), vec![a.clone()]);
+    assert_eq!(
+        s.set_referenced(None, HashSet::from([a.clone()])),
+        vec![a.clone()]
+    );
     assert_eq!(s.set_referenced(None, HashSet::from([a.clone()])), vec![]);
     // Not read by any connection: nothing recorded.
     assert!(!s.observe_first(&b, Some("1".into())));
