@@ -158,7 +158,7 @@ struct Args {
     curve: Vec<usize>,
     /// Instead of the above: spread the connections over this many namespaces, one source
     /// Secret in each (and the unrelated Secrets too), and measure the source watches of an
-    /// operator on all namespaces, every Secret by name against the defaults (see spread.rs).
+    /// operator on all namespaces, every Secret by name against the defaults (see spread/).
     #[arg(long, default_value_t = 0)]
     spread: usize,
     /// Keep the benchmark's namespaces afterwards.

@@ -151,14 +151,18 @@ pub(crate) fn sum_where(map: &BTreeMap<String, u64>, pred: impl Fn(&str) -> bool
 }
 
 pub(crate) async fn scrape_apiserver(client: &Client) -> BenchResult<ApiCounts> {
+    Ok(ApiCounts::parse(&apiserver_metrics(client).await?))
+}
+
+/// The API server's `/metrics` text.
+pub(crate) async fn apiserver_metrics(client: &Client) -> BenchResult<String> {
     let request = http::Request::get("/metrics")
         .body(Vec::new())
         .map_err(|e| e.to_string())?;
-    let text = client
+    client
         .request_text(request)
         .await
-        .map_err(|e| format!("reading the API server's /metrics: {e}"))?;
-    Ok(ApiCounts::parse(&text))
+        .map_err(|e| format!("reading the API server's /metrics: {e}"))
 }
 
 /// The operator's metrics, summed by metric name.

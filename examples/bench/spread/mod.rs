@@ -375,13 +375,7 @@ async fn wait_all_ready(client: &Client, args: &Args) -> BenchResult<()> {
 /// Watches of Secrets the API server serves (all clients: the operator's, the controller
 /// manager's), from its `apiserver_longrunning_gauge`.
 async fn secret_watches_served(client: &Client) -> BenchResult<f64> {
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .map_err(|e| e.to_string())?;
-    let text = client
-        .request_text(request)
-        .await
-        .map_err(|e| format!("reading the API server's /metrics: {e}"))?;
+    let text = apiserver_metrics(client).await?;
     let scrape = Scrape::parse(&text);
     let watches = scrape.find(
         "apiserver_longrunning_gauge",
