@@ -55,7 +55,8 @@ impl Default for Sources {
         Sources {
             inner: Mutex::new(SourcesInner {
                 seen: HashMap::new(),
-                referenced: HashSet::new(),
+                referenced: HashMap::new(),
+                plans: 0,
                 read: HashMap::new(),
                 swept_at: None,
                 since: Instant::now(),
@@ -112,8 +113,11 @@ struct SourcesInner {
     /// Referenced Secrets → the resourceVersion a watch last reported
     /// (`None` once deleted). Absent until a watch has reported it.
     seen: HashMap<SecretKey, Option<String>>,
-    /// Secrets some connection reads its credentials from.
-    referenced: HashSet<SecretKey>,
+    /// Secrets some connection reads its credentials from, each with the plan
+    /// since which it has been read without a break.
+    referenced: HashMap<SecretKey, u64>,
+    /// Plans made so far ([`Sources::set_referenced`]).
+    plans: u64,
     /// Credentials (or why there are none) per Secret, then per key pair: a
     /// watch's report touches only its Secret's reads. Never an empty map.
     read: HashMap<SecretKey, HashMap<KeyPair, Read>>,
@@ -256,19 +260,35 @@ impl Sources {
     /// the connections reading it must look again: on the first report, and
     /// whenever the version changes.
     pub fn observe(&self, key: &SecretKey, resource_version: Option<String>) -> bool {
-        self.observe_if(key, resource_version, false)
+        self.observe_if(key, resource_version, None)
     }
 
     /// [`Sources::observe`], unless a watch has reported `key` already: a
     /// first report from a read of the Secret's metadata, for a Secret a
     /// watch listed before any connection read it (a later report is newer).
-    pub fn observe_first(&self, key: &SecretKey, resource_version: Option<String>) -> bool {
-        self.observe_if(key, resource_version, true)
+    /// `since` is the plan that made it read ([`Sources::set_referenced`]): a
+    /// read made before it stopped being read and was read again may be older
+    /// than a change no watch reported meanwhile, and is dropped.
+    pub fn observe_first(
+        &self,
+        key: &SecretKey,
+        since: u64,
+        resource_version: Option<String>,
+    ) -> bool {
+        self.observe_if(key, resource_version, Some(since))
     }
 
-    fn observe_if(&self, key: &SecretKey, resource_version: Option<String>, first: bool) -> bool {
+    fn observe_if(
+        &self,
+        key: &SecretKey,
+        resource_version: Option<String>,
+        first_since: Option<u64>,
+    ) -> bool {
         let mut inner = self.inner.lock();
-        if !inner.referenced.contains(key) || (first && inner.seen.contains_key(key)) {
+        let Some(&read_since) = inner.referenced.get(key) else {
+            return false;
+        };
+        if first_since.is_some_and(|since| since != read_since || inner.seen.contains_key(key)) {
             return false;
         }
         let previous = inner.seen.insert(key.clone(), resource_version.clone());
@@ -292,7 +312,7 @@ impl Sources {
 
     /// Is `key` read by some connection?
     pub fn is_referenced(&self, key: &SecretKey) -> bool {
-        self.inner.lock().referenced.contains(key)
+        self.inner.lock().referenced.contains_key(key)
     }
 
     /// Referenced Secrets of one namespace, or of all.
@@ -300,7 +320,7 @@ impl Sources {
         self.inner
             .lock()
             .referenced
-            .iter()
+            .keys()
             .filter(|(ns, _)| namespace.is_none_or(|namespace| ns == namespace))
             .cloned()
             .collect()
@@ -308,12 +328,12 @@ impl Sources {
 
     /// The Secrets referenced now in `scope` (a namespace, or all); everything
     /// known of other Secrets of that scope is dropped. Other scopes are left alone.
-    /// Returns the Secrets referenced now and not before.
+    /// Returns the Secrets referenced now and not before, and this plan's number.
     pub(super) fn set_referenced(
         &self,
         scope: Option<&str>,
         referenced: HashSet<SecretKey>,
-    ) -> Vec<SecretKey> {
+    ) -> (Vec<SecretKey>, u64) {
         let mut inner = self.inner.lock();
         if !inner.planned && !referenced.is_empty() {
             // The watches start now: their first reports are waited for from here.
@@ -323,25 +343,28 @@ impl Sources {
         let in_scope = |k: &SecretKey| scope.is_none_or(|ns| k.0 == ns);
         inner
             .referenced
-            .retain(|k| !in_scope(k) || referenced.contains(k));
-        let new: Vec<SecretKey> = referenced
-            .iter()
-            .filter(|k| !inner.referenced.contains(*k))
-            .cloned()
-            .collect();
-        inner.referenced.extend(referenced);
+            .retain(|k, _| !in_scope(k) || referenced.contains(k));
+        inner.plans += 1;
+        let plan = inner.plans;
+        let mut new = Vec::new();
+        for key in referenced {
+            if let std::collections::hash_map::Entry::Vacant(entry) = inner.referenced.entry(key) {
+                new.push(entry.key().clone());
+                entry.insert(plan);
+            }
+        }
         let SourcesInner {
             seen,
             read,
             referenced,
             ..
         } = &mut *inner;
-        seen.retain(|k, _| referenced.contains(k));
-        read.retain(|k, _| referenced.contains(k));
+        seen.retain(|k, _| referenced.contains_key(k));
+        read.retain(|k, _| referenced.contains_key(k));
         referenced.give_back();
         seen.give_back();
         read.give_back();
-        new
+        (new, plan)
     }
 
     /// Number of Secrets with credentials kept, for tests.

@@ -28,7 +28,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info};
 
@@ -176,6 +176,8 @@ pub async fn run_source_watches(
 ) {
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut running: HashMap<SourceWatch, AbortHandle> = HashMap::new();
+    // The metadata reads of first reports, however many plans asked for them.
+    let reads = Arc::new(Semaphore::new(FIRST_REPORT_READS));
     loop {
         // The first plan, before the connections are listed, is empty: the
         // list's end changes the Secrets read and plans again.
@@ -184,7 +186,7 @@ pub async fn run_source_watches(
         let whole_now = running.contains_key(&whole_scope(scope));
         let plan = plan_source_watches(&referenced, scope, limits, whole_now);
         // Forget unreferenced Secrets first, so a new watch's first report counts.
-        let new = ctx.sources.set_referenced(scope, referenced);
+        let (new, since) = ctx.sources.set_referenced(scope, referenced);
         // A wide watch that keeps running listed the Secrets read for the first
         // time now while nobody read them, and reports them again only when they
         // change: their first report is a read of their metadata.
@@ -196,7 +198,7 @@ pub async fn run_source_watches(
             })
             .collect();
         if !unreported.is_empty() {
-            tasks.spawn(first_reports(ctx.clone(), unreported));
+            tasks.spawn(first_reports(ctx.clone(), unreported, since, reads.clone()));
         }
         running.retain(|watch, handle| {
             let keep = plan.contains(watch);
@@ -230,6 +232,14 @@ pub async fn run_source_watches(
 
 /// Metadata reads of first reports made at once.
 const FIRST_REPORT_READS: usize = 4;
+
+/// The pauses after a failed metadata read of a first report, before the next
+/// try (the last one ends the tries).
+const FIRST_REPORT_RETRIES: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::ZERO,
+];
 
 /// One source watch: report versions of referenced Secrets and ask for the
 /// reconcile of the connections reading one that changed.
@@ -304,24 +314,46 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
     info!(?watch, "source Secret watch ended");
 }
 
-/// Read the metadata of `keys` and report each as its watch would, unless the
-/// watch reported it first. A failed read reports nothing: the passes read the
-/// Secret as they do before any report.
-async fn first_reports(ctx: SourceWatchContext, keys: Vec<SecretKey>) {
+/// Read the metadata of `keys`, read since plan `since`, and report each as its
+/// watch would, unless the watch reported it first. A failed read is tried
+/// again a few times, then reports nothing: the passes read the Secret as they
+/// do before any report.
+async fn first_reports(
+    ctx: SourceWatchContext,
+    keys: Vec<SecretKey>,
+    since: u64,
+    reads: Arc<Semaphore>,
+) {
     stream::iter(keys)
-        .for_each_concurrent(FIRST_REPORT_READS, |key| {
-            let ctx = ctx.clone();
+        .for_each_concurrent(None, |key| {
+            let (ctx, reads) = (ctx.clone(), reads.clone());
             async move {
                 let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.0);
-                ctx.metrics.secret_reads.inc();
-                match api.get_metadata_opt(&key.1).await {
-                    Ok(found) => {
-                        let version = found.and_then(|meta| meta.resource_version());
-                        if ctx.sources.observe_first(&key, version) {
-                            ask_readers(&ctx, &key);
+                for retry in FIRST_REPORT_RETRIES {
+                    let found = {
+                        let Ok(_turn) = reads.acquire().await else {
+                            return;
+                        };
+                        ctx.metrics.secret_reads.inc();
+                        api.get_metadata_opt(&key.1).await
+                    };
+                    match found {
+                        Ok(found) => {
+                            let version = found.and_then(|meta| meta.resource_version());
+                            if ctx.sources.observe_first(&key, since, version) {
+                                ask_readers(&ctx, &key);
+                            }
+                            return;
+                        }
+                        Err(e) => {
+                            debug!(namespace = %key.0, error = %e, "source Secret metadata");
+                            tokio::time::sleep(retry).await;
                         }
                     }
-                    Err(e) => debug!(namespace = %key.0, error = %e, "source Secret metadata"),
+                    if !ctx.sources.is_referenced(&key) || ctx.sources.seen_version(&key).is_some()
+                    {
+                        return;
+                    }
                 }
             }
         })

@@ -1,8 +1,9 @@
 //! `--spread K`: the cost of the source-Secret watches when the connections are spread over K
 //! namespaces (a tenant per namespace, one source Secret in each, all holding one credential)
-//! and the operator watches all namespaces. Two variants back to back on the same bed, each
-//! with namespaces of its own: every source Secret watched by name (a total limit above K, as
-//! before `--source-watch-total-limit` existed), then the operator's defaults. Per variant:
+//! and the operator watches all namespaces. Two variants back to back on the same bed and
+//! namespaces (the connections deleted between them): every source Secret watched by name (a
+//! total limit above K, as before `--source-watch-total-limit` existed), then the operator's
+//! defaults. Per variant:
 //! convergence of the N connections, the open watches, the operator's sockets, RSS and CPU, the
 //! events it receives while every unrelated Secret is updated once, and a restart.
 

@@ -88,24 +88,38 @@ fn a_read_no_watch_reports_is_dropped_once_it_can_no_longer_be_served() {
 fn a_first_report_from_a_read_of_the_metadata_does_not_override_the_watch() {
     let s = Sources::default();
     let (a, b) = (key("a", "one"), key("a", "two"));
-    // What is read for the first time is told, once.
-    assert_eq!(
-        s.set_referenced(None, HashSet::from([a.clone()])),
-        vec![a.clone()]
-    );
-    assert_eq!(s.set_referenced(None, HashSet::from([a.clone()])), vec![]);
+    // What is read for the first time is told, once, with the plan that made it read.
+    let (new, since) = s.set_referenced(None, HashSet::from([a.clone()]));
+    assert_eq!(new, vec![a.clone()]);
+    assert_eq!(s.set_referenced(None, HashSet::from([a.clone()])).0, vec![]);
     // Not read by any connection: nothing recorded.
-    assert!(!s.observe_first(&b, Some("1".into())));
+    assert!(!s.observe_first(&b, since, Some("1".into())));
     assert_eq!(s.seen_version(&b), None);
     // Read by one, not reported yet: the first report, readers look again.
     s.remember(&a, "apiKey", "authToken", "4".into(), Ok(creds("t")));
-    assert!(s.observe_first(&a, Some("4".into())));
+    assert!(s.observe_first(&a, since, Some("4".into())));
     assert_eq!(s.seen_version(&a), Some("4".into()));
     assert!(cached(&s, &a, "apiKey", "authToken").is_some());
     // The watch reported a newer version meanwhile: an older read does not go back.
     assert!(s.observe(&a, Some("5".into())));
-    assert!(!s.observe_first(&a, Some("4".into())));
+    assert!(!s.observe_first(&a, since, Some("4".into())));
     assert_eq!(s.seen_version(&a), Some("5".into()));
+}
+
+#[test]
+fn a_first_report_read_before_a_break_in_the_reading_is_dropped() {
+    let s = Sources::default();
+    let a = key("a", "one");
+    let (_, first) = s.set_referenced(None, HashSet::from([a.clone()]));
+    // Nobody reads it for a while (a change then goes unreported), then again.
+    s.set_referenced(None, HashSet::new());
+    let (new, again) = s.set_referenced(None, HashSet::from([a.clone()]));
+    assert_eq!(new, vec![a.clone()]);
+    // The metadata read asked for by the first plan lands late: it may be older.
+    assert!(!s.observe_first(&a, first, Some("1".into())));
+    assert_eq!(s.seen_version(&a), None);
+    assert!(s.observe_first(&a, again, Some("2".into())));
+    assert_eq!(s.seen_version(&a), Some("2".into()));
 }
 
 #[test]
