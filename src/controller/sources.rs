@@ -5,6 +5,7 @@
 //! one Secret read it once: passes that need it while it is being read wait
 //! for that read ([`Sources::read_turn`]) instead of reading it too.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -348,7 +349,7 @@ impl Sources {
         let plan = inner.plans;
         let mut new = Vec::new();
         for key in referenced {
-            if let std::collections::hash_map::Entry::Vacant(entry) = inner.referenced.entry(key) {
+            if let Entry::Vacant(entry) = inner.referenced.entry(key) {
                 new.push(entry.key().clone());
                 entry.insert(plan);
             }

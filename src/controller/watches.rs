@@ -315,9 +315,7 @@ async fn watch_sources(ctx: SourceWatchContext, watch: SourceWatch) {
 }
 
 /// Read the metadata of `keys`, read since plan `since`, and report each as its
-/// watch would, unless the watch reported it first. A failed read is tried
-/// again a few times, then reports nothing: the passes read the Secret as they
-/// do before any report.
+/// watch would, at most `reads` at a time across plans.
 async fn first_reports(
     ctx: SourceWatchContext,
     keys: Vec<SecretKey>,
@@ -325,39 +323,38 @@ async fn first_reports(
     reads: Arc<Semaphore>,
 ) {
     stream::iter(keys)
-        .for_each_concurrent(None, |key| {
-            let (ctx, reads) = (ctx.clone(), reads.clone());
-            async move {
-                let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.0);
-                for retry in FIRST_REPORT_RETRIES {
-                    let found = {
-                        let Ok(_turn) = reads.acquire().await else {
-                            return;
-                        };
-                        ctx.metrics.secret_reads.inc();
-                        api.get_metadata_opt(&key.1).await
-                    };
-                    match found {
-                        Ok(found) => {
-                            let version = found.and_then(|meta| meta.resource_version());
-                            if ctx.sources.observe_first(&key, since, version) {
-                                ask_readers(&ctx, &key);
-                            }
-                            return;
-                        }
-                        Err(e) => {
-                            debug!(namespace = %key.0, error = %e, "source Secret metadata");
-                            tokio::time::sleep(retry).await;
-                        }
-                    }
-                    if !ctx.sources.is_referenced(&key) || ctx.sources.seen_version(&key).is_some()
-                    {
-                        return;
-                    }
-                }
-            }
-        })
+        .for_each_concurrent(None, |key| first_report(&ctx, key, since, &reads))
         .await;
+}
+
+/// The first report of `key`, unless its watch reported it first. A failed
+/// read is tried again a few times, then reports nothing: the passes read the
+/// Secret as they do before any report.
+async fn first_report(ctx: &SourceWatchContext, key: SecretKey, since: u64, reads: &Semaphore) {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.0);
+    for retry in FIRST_REPORT_RETRIES {
+        let found = {
+            let Ok(_turn) = reads.acquire().await else {
+                return;
+            };
+            ctx.metrics.secret_reads.inc();
+            api.get_metadata_opt(&key.1).await
+        };
+        match found {
+            Ok(found) => {
+                let version = found.and_then(|meta| meta.resource_version());
+                if ctx.sources.observe_first(&key, since, version) {
+                    ask_readers(ctx, &key);
+                }
+                return;
+            }
+            Err(e) => debug!(namespace = %key.0, error = %e, "source Secret metadata"),
+        }
+        tokio::time::sleep(retry).await;
+        if !ctx.sources.is_referenced(&key) || ctx.sources.seen_version(&key).is_some() {
+            return;
+        }
+    }
 }
 
 /// A Secret's (namespace, name).
